@@ -1,0 +1,83 @@
+"""Configuration: one typed object, loaded from TOML and/or command-line flags."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from maskwatch.errors import MaskwatchError
+from maskwatch.paths import demo_clip, models_dir
+
+
+@dataclass
+class SourceConfig:
+    realtime: bool = False  # files: pace to the file's fps
+    open_timeout_s: float = 10.0  # network: give up one open attempt after this
+    read_timeout_s: float = 5.0  # network: a read that blocks longer is a failure
+    stall_timeout_s: float = 5.0  # network: no new frame for this long -> reconnect
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 30.0
+    max_reconnects: int | None = None  # None = forever
+
+
+@dataclass
+class DetectorConfig:
+    mode: str = "full"  # see maskwatch.detection.DETECTOR_MODES
+    min_score: float = 0.5
+    every_n: int = 1  # run the detector every N frames (tracker predicts in between)
+
+
+@dataclass
+class TrackerConfig:
+    vote_window: int = 15  # a track's label is the majority over its last N classified frames
+    min_votes: int = 5  # frames a track needs before its label is decided (and it is counted)
+    max_age: int = 30  # frames a track survives unseen
+
+
+@dataclass
+class Config:
+    source: str = field(default_factory=lambda: str(demo_clip()))
+    model: Path = field(default_factory=lambda: models_dir() / "mask_classifier.tflite")
+    interval_s: float = 60.0
+    log: Path | None = None  # CSV of interval summaries
+    events: Path | None = None  # JSONL of events
+    snapshots: Path | None = None  # folder; off when None
+    alert_compliance_below: float = 0.8
+    sources: SourceConfig = field(default_factory=SourceConfig)
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> "Config":
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise MaskwatchError(f"config file not found: {path}") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise MaskwatchError(f"config file {path} is not valid TOML: {e}") from None
+        return cls().updated(data)
+
+    def updated(self, data: dict) -> "Config":
+        """A copy with values from a nested dict (TOML tables map to the sub-configs)."""
+        return _update(self, data, prefix="")
+
+
+def _update(obj, data: dict, prefix: str):
+    names = {f.name: f for f in dataclasses.fields(obj)}
+    changes = {}
+    for key, value in data.items():
+        if key not in names:
+            raise MaskwatchError(f"unknown config key: {prefix}{key}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise MaskwatchError(f"config key {prefix}{key} must be a table")
+            changes[key] = _update(current, value, prefix=f"{prefix}{key}.")
+        elif isinstance(current, Path) or key in ("log", "events", "snapshots", "model"):
+            changes[key] = None if value in (None, "") else Path(value)
+        else:
+            changes[key] = value
+    return dataclasses.replace(obj, **changes)

@@ -1,0 +1,88 @@
+"""``FrameResult``: what the pipeline yields for every processed frame, read by every consumer.
+
+The GUI, the headless logger, the benchmark and the evaluation all read this one stream.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from maskwatch import LABELS
+from maskwatch.faces import Faces
+from maskwatch.frames import Frame, SourceState
+
+
+@dataclass
+class Stats:
+    """Health and speed, first-class (like frigate's camera stats)."""
+
+    fps: float = 0.0  # processed frames per second (moving average)
+    stage_ms: dict[str, float] = field(default_factory=dict)  # decode, detect, classify, track (last frame)
+    dropped_frames: int = 0  # frames the live reader overwrote before we processed them (cumulative)
+    source_state: SourceState = SourceState.CONNECTING
+    reconnect_in: float | None = None  # seconds until the next reconnect attempt, when reconnecting
+    latency_ms: float = 0.0  # capture to label, this frame
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something the counter decided. ``kind`` is ``"person_seen"`` or ``"label_decided"``.
+
+    ``label`` is one of ``LABELS`` for ``label_decided``, ``None`` for ``person_seen``.
+    """
+
+    kind: str
+    track_id: int
+    timestamp: float  # frame timestamp (seconds; wall clock for live sources)
+    frame_index: int
+    label: str | None = None
+    confidence: float | None = None  # share of the track's votes for ``label``
+    box: tuple[float, float, float, float] | None = None
+
+
+@dataclass
+class Totals:
+    """Counts of unique people (tracks) since start. A person is counted once, with its decided label."""
+
+    people_seen: int = 0
+    by_label: dict[str, int] = field(default_factory=lambda: {k: 0 for k in LABELS})
+
+    @property
+    def decided(self) -> int:
+        return sum(self.by_label.values())
+
+    @property
+    def compliance_rate(self) -> float | None:
+        """with_mask / decided people, ``None`` when nobody has been decided yet."""
+        d = self.decided
+        return None if d == 0 else self.by_label["with_mask"] / d
+
+
+@dataclass
+class IntervalSummary:
+    """One CSV row: what happened between ``start`` and ``end`` (both wall-clock epoch seconds)."""
+
+    start: float
+    end: float
+    frames: int
+    faces: int  # face detections summed over frames
+    people_seen: int  # new tracks that started in this interval
+    by_label: dict[str, int]  # labels decided in this interval
+    fps: float
+    dropped_frames: int  # dropped during this interval
+    source_state: SourceState
+
+    @property
+    def compliance_rate(self) -> float | None:
+        d = sum(self.by_label.values())
+        return None if d == 0 else self.by_label["with_mask"] / d
+
+
+@dataclass
+class FrameResult:
+    frame: Frame
+    faces: Faces  # boxes, scores, probs, track ids and voted labels of this frame
+    stats: Stats
+    totals: Totals
+    events: list[Event] = field(default_factory=list)  # decided on this frame
+    summary: IntervalSummary | None = None  # set on the frame that closed an interval
