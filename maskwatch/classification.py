@@ -1,0 +1,152 @@
+"""``MaskClassifier``: the int8 TFLite mask classifier and its metadata.
+
+The model file (``models/mask_classifier.tflite``) comes with a JSON next to it
+(``mask_classifier.json``) that names the labels, input size, crop margin and version. Crops are
+cut with :func:`maskwatch.crop.crop_faces`, the same function ``train/`` uses, so training and
+serving see identical pixels.
+
+Example (needs the shipped model)::
+
+    clf = MaskClassifier()
+    probs = clf.classify_faces(frame_bgr, faces.xyxy)   # (N, 3) in clf.labels order
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from maskwatch import LABELS
+from maskwatch.crop import crop_faces
+from maskwatch.errors import MaskwatchError
+from maskwatch.paths import models_dir
+
+log = logging.getLogger("maskwatch.classification")
+
+DEFAULT_MODEL = "mask_classifier.tflite"
+
+
+def _interpreter_class():
+    """ai-edge-litert (maintained), then tflite-runtime, then TensorFlow's own interpreter."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+
+        return Interpreter, "ai-edge-litert"
+    except ImportError:
+        pass
+    try:
+        from tflite_runtime.interpreter import Interpreter  # type: ignore
+
+        return Interpreter, "tflite-runtime"
+    except ImportError:
+        pass
+    try:
+        import tensorflow as tf  # type: ignore
+
+        return tf.lite.Interpreter, "tensorflow"
+    except ImportError:
+        raise MaskwatchError(
+            "no TFLite runtime found: pip install ai-edge-litert (or tflite-runtime)"
+        ) from None
+
+
+def load_metadata(model_path: Path) -> dict:
+    """Read and check the JSON next to ``model_path``."""
+    meta_path = model_path.with_suffix(".json")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except FileNotFoundError:
+        raise MaskwatchError(f"model metadata not found: {meta_path} (it must sit next to the .tflite)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise MaskwatchError(f"model metadata {meta_path} is not valid JSON: {e}") from None
+    missing = [k for k in ("labels", "input_size", "crop_margin", "version") if k not in meta]
+    if missing:
+        raise MaskwatchError(f"model metadata {meta_path} lacks {', '.join(missing)}")
+    if list(meta["labels"]) != list(LABELS):
+        raise MaskwatchError(f"model metadata {meta_path} has labels {meta['labels']}, expected {list(LABELS)}")
+    return meta
+
+
+class MaskClassifier:
+    """Classifies face crops as with_mask / without_mask / mask_worn_incorrectly.
+
+    Accepts full-integer (uint8/int8 in and out) and float32 TFLite models; quantised tensors are
+    (de)quantised with their own scale and zero point.
+    """
+
+    def __init__(self, model_path: str | Path | None = None, num_threads: int | None = 1):
+        self.model_path = Path(model_path) if model_path else models_dir() / DEFAULT_MODEL
+        if not self.model_path.is_file():
+            raise MaskwatchError(f"model file not found: {self.model_path}")
+        self.metadata = load_metadata(self.model_path)
+        self.labels: tuple[str, ...] = tuple(self.metadata["labels"])
+        h, w = (int(v) for v in self.metadata["input_size"])
+        if h != w:
+            raise MaskwatchError(f"model input must be square, metadata says {h}x{w}")
+        self.input_size = h
+        self.margin = float(self.metadata["crop_margin"])
+        self.version = str(self.metadata["version"])
+        Interpreter, self.runtime = _interpreter_class()
+        try:
+            self._interp = Interpreter(model_path=str(self.model_path), num_threads=num_threads)
+            self._interp.allocate_tensors()
+        except (ValueError, RuntimeError) as e:
+            raise MaskwatchError(f"cannot load model {self.model_path}: {str(e).splitlines()[0]}") from None
+        inp = self._interp.get_input_details()[0]
+        out = self._interp.get_output_details()[0]
+        self._in_index, self._out_index = inp["index"], out["index"]
+        self._in_dtype, self._out_dtype = inp["dtype"], out["dtype"]
+        self._in_q, self._out_q = inp["quantization"], out["quantization"]
+        if tuple(inp["shape"][1:]) != (h, w, 3):
+            raise MaskwatchError(
+                f"model {self.model_path} takes input {tuple(inp['shape'][1:])}, metadata says {(h, w, 3)}"
+            )
+        if int(out["shape"][-1]) != len(LABELS):
+            raise MaskwatchError(f"model {self.model_path} has {out['shape'][-1]} outputs, expected {len(LABELS)}")
+        self._batch = int(inp["shape"][0])
+
+    def _quantize_input(self, crops: np.ndarray) -> np.ndarray:
+        if self._in_dtype == np.float32:
+            return crops.astype(np.float32)
+        scale, zero = self._in_q
+        if self._in_dtype == np.uint8 and scale in (0.0, 1.0) and zero == 0:
+            return crops  # the normal case: raw RGB pixels, normalisation inside the model
+        q = np.round(crops.astype(np.float32) / (scale or 1.0) + zero)
+        info = np.iinfo(self._in_dtype)
+        return np.clip(q, info.min, info.max).astype(self._in_dtype)
+
+    def _dequantize_output(self, out: np.ndarray) -> np.ndarray:
+        if self._out_dtype == np.float32:
+            return out
+        scale, zero = self._out_q
+        return (out.astype(np.float32) - zero) * scale
+
+    def classify(self, crops: np.ndarray) -> np.ndarray:
+        """RGB uint8 crops (N, S, S, 3) at ``input_size`` -> probabilities (N, 3) in ``labels`` order."""
+        crops = np.asarray(crops)
+        n = len(crops)
+        if n == 0:
+            return np.zeros((0, len(self.labels)), np.float32)
+        if crops.shape[1:] != (self.input_size, self.input_size, 3):
+            raise ValueError(f"crops must be (N, {self.input_size}, {self.input_size}, 3), got {crops.shape}")
+        if n != self._batch:
+            self._interp.resize_tensor_input(self._in_index, [n, self.input_size, self.input_size, 3])
+            self._interp.allocate_tensors()
+            self._batch = n
+        self._interp.set_tensor(self._in_index, self._quantize_input(crops))
+        self._interp.invoke()
+        probs = self._dequantize_output(self._interp.get_tensor(self._out_index)).astype(np.float32)
+        probs = np.clip(probs, 0.0, None)
+        total = probs.sum(axis=1, keepdims=True)
+        return np.divide(probs, total, out=np.full_like(probs, 1.0 / probs.shape[1]), where=total > 0)
+
+    def crop(self, image_bgr: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
+        """The model's crops of ``xyxy`` boxes in a BGR frame (RGB uint8)."""
+        return crop_faces(image_bgr, xyxy, self.input_size, self.margin, bgr=True)
+
+    def classify_faces(self, image_bgr: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
+        """Crop the boxes from a BGR frame and classify them in one batch -> (N, 3)."""
+        return self.classify(self.crop(image_bgr, xyxy))
