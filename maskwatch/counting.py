@@ -1,0 +1,220 @@
+"""``Counter``: turns tracked faces into events (each person once) and interval summaries.
+
+Events, once per track and never again:
+
+- ``person_seen`` the first time a track has been seen on ``min_hits`` frames (a one-frame false
+  detection is never counted);
+- ``label_decided`` the first time the track's voted label (``faces.track_label``) is decided. A
+  person is counted once, with this first decided label, even if the vote changes later. If a label
+  is decided before ``min_hits`` is reached, ``person_seen`` is emitted on the same frame first, so
+  every counted label belongs to a counted person.
+
+Intervals are cut by the frames' ``timestamp`` (epoch seconds): the first interval starts at the
+first frame's timestamp (or at the previous multiple of ``interval_s`` with ``align_to_clock=True``,
+e.g. whole minutes), and each interval is ``[start, start + interval_s)``.
+
+Gaps (no frames for longer than an interval, e.g. a camera reconnecting): the frame after the gap
+closes the open interval with ``end`` moved to the start of the interval that frame falls in, so
+one row covers the gap, rows stay contiguous (each row's ``end`` is the next row's ``start``) and a
+row longer than ``interval_s`` shows the outage. A pipeline that wants one row per elapsed interval
+even without frames calls :meth:`Counter.tick` while it waits.
+
+>>> import numpy as np
+>>> from maskwatch.faces import Faces
+>>> from maskwatch.results import Stats
+>>> counter = Counter(interval_s=10, min_hits=2)
+>>> for i in range(3):
+...     faces = Faces(xyxy=np.array([[0, 0, 20, 20]]), score=np.array([0.9]),
+...                   track_id=np.array([7]), track_label=np.array([-1, -1, 0][i:i + 1]))
+...     events, summary = counter.update(faces, timestamp=100.0 + i, frame_index=i, stats=Stats())
+...     print([(e.kind, e.label) for e in events])
+[]
+[('person_seen', None)]
+[('label_decided', 'with_mask')]
+>>> summary = counter.flush(timestamp=103.0, stats=Stats())
+>>> summary.frames, summary.people_seen, summary.by_label["with_mask"], counter.totals.people_seen
+(3, 1, 1, 1)
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+
+from maskwatch import LABELS
+from maskwatch.faces import Faces
+from maskwatch.frames import SourceState
+from maskwatch.results import Event, IntervalSummary, Stats, Totals
+
+
+class _Interval:
+    """What is being accumulated for the open interval."""
+
+    def __init__(self, start: float, end: float, dropped_base: int, state: SourceState):
+        self.start = start
+        self.end = end
+        self.frames = 0
+        self.faces = 0
+        self.people_seen = 0
+        self.by_label = {k: 0 for k in LABELS}
+        self.first_clock: float | None = None
+        self.last_clock: float | None = None
+        self.fps_sum = 0.0
+        self.fps_n = 0
+        self.dropped_base = dropped_base
+        self.dropped_last = dropped_base
+        self.state = state
+
+    def summary(self, end: float) -> IntervalSummary:
+        if self.frames >= 2 and self.last_clock > self.first_clock:
+            fps = (self.frames - 1) / (self.last_clock - self.first_clock)
+        else:
+            fps = self.fps_sum / self.fps_n if self.fps_n else 0.0
+        return IntervalSummary(
+            start=self.start,
+            end=end,
+            frames=self.frames,
+            faces=self.faces,
+            people_seen=self.people_seen,
+            by_label=dict(self.by_label),
+            fps=fps,
+            dropped_frames=max(self.dropped_last - self.dropped_base, 0),
+            source_state=self.state,
+        )
+
+
+class Counter:
+    """Counts each person (track) once and summarises intervals. See the module docstring.
+
+    ``clock`` measures processing time for the interval's ``fps`` (frames processed per second of
+    wall time, which for a file run faster than real time is the processing speed, not the file's
+    frame rate); it falls back to the mean of ``stats.fps`` for intervals of one frame.
+    """
+
+    def __init__(
+        self,
+        interval_s: float = 60.0,
+        min_hits: int = 3,
+        *,
+        align_to_clock: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        if not interval_s > 0:
+            raise ValueError(f"interval_s must be > 0, got {interval_s}")
+        self.interval_s = float(interval_s)
+        self.min_hits = max(int(min_hits), 1)
+        self.align_to_clock = align_to_clock
+        self.clock = clock
+        self.totals = Totals()
+        self._hits: dict[int, int] = {}  # frames each track id appeared on (until it is seen)
+        self._seen: set[int] = set()
+        self._decided: set[int] = set()
+        self._interval: _Interval | None = None
+        self._dropped = 0  # last cumulative stats.dropped_frames
+
+    def update(
+        self,
+        faces: Faces,
+        timestamp: float,
+        frame_index: int,
+        stats: Stats,
+        tracks: Iterable | None = None,
+    ) -> tuple[list[Event], IntervalSummary | None]:
+        """Count one processed frame. Returns its events and the interval it closed, if any.
+
+        ``tracks`` (optional, ``Tracker.tracks``) gives each event's ``confidence`` as the share of
+        the track's votes; without it the confidence is this frame's probability for the label.
+        """
+        closed = self._advance(timestamp, stats)
+        iv = self._interval
+        now = self.clock()
+        if iv.first_clock is None:
+            iv.first_clock = now
+        iv.last_clock = now
+        iv.frames += 1
+        iv.faces += len(faces)
+        if stats.fps > 0:
+            iv.fps_sum += stats.fps
+            iv.fps_n += 1
+        self._dropped = max(int(stats.dropped_frames), self._dropped)
+        iv.dropped_last = self._dropped
+        iv.state = stats.source_state
+
+        by_id = {t.id: t for t in tracks} if tracks is not None else {}
+        events: list[Event] = []
+        for i in range(len(faces)):
+            tid = int(faces.track_id[i])
+            if tid < 0:
+                continue
+            box = tuple(float(v) for v in faces.xyxy[i])
+            label = int(faces.track_label[i])
+            if tid not in self._seen:
+                self._hits[tid] = self._hits.get(tid, 0) + 1
+                if self._hits[tid] >= self.min_hits or label >= 0:
+                    self._seen.add(tid)
+                    del self._hits[tid]
+                    self.totals.people_seen += 1
+                    iv.people_seen += 1
+                    events.append(Event("person_seen", tid, timestamp, frame_index, box=box))
+            if label >= 0 and tid not in self._decided:
+                self._decided.add(tid)
+                name = LABELS[label]
+                self.totals.by_label[name] += 1
+                iv.by_label[name] += 1
+                events.append(Event("label_decided", tid, timestamp, frame_index, label=name,
+                                    confidence=self._confidence(faces, i, label, by_id.get(tid)), box=box))
+        return events, closed
+
+    def tick(self, timestamp: float, stats: Stats) -> IntervalSummary | None:
+        """Close the open interval if ``timestamp`` has passed its end, without counting a frame.
+
+        For a pipeline waiting on a reconnecting source: called with the wall clock, it yields one
+        (empty, state ``reconnecting``) summary per elapsed interval.
+        """
+        if self._interval is None or timestamp < self._interval.end:
+            return None
+        self._interval.state = stats.source_state
+        self._dropped = max(int(stats.dropped_frames), self._dropped)
+        self._interval.dropped_last = self._dropped
+        iv = self._interval
+        summary = iv.summary(iv.end)
+        self._interval = _Interval(iv.end, iv.end + self.interval_s, self._dropped, stats.source_state)
+        return summary
+
+    def flush(self, timestamp: float, stats: Stats) -> IntervalSummary | None:
+        """The partial interval at shutdown, ending at ``timestamp`` (``None`` if it has no frames)."""
+        iv = self._interval
+        self._interval = None
+        if iv is None or iv.frames == 0:
+            return None
+        self._dropped = max(int(stats.dropped_frames), self._dropped)
+        iv.dropped_last = self._dropped
+        end = min(max(timestamp, iv.start), iv.end)
+        return iv.summary(end)
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _advance(self, timestamp: float, stats: Stats) -> IntervalSummary | None:
+        """Open the first interval, or close the current one when ``timestamp`` passed its end."""
+        iv = self._interval
+        if iv is None:
+            start = timestamp
+            if self.align_to_clock:
+                start = math.floor(timestamp / self.interval_s) * self.interval_s
+            self._interval = _Interval(start, start + self.interval_s, self._dropped, stats.source_state)
+            return None
+        if timestamp < iv.end:
+            return None
+        k = math.floor((timestamp - iv.start) / self.interval_s)
+        new_start = iv.start + k * self.interval_s
+        summary = iv.summary(new_start)
+        self._interval = _Interval(new_start, new_start + self.interval_s, self._dropped, stats.source_state)
+        return summary
+
+    @staticmethod
+    def _confidence(faces: Faces, i: int, label: int, track) -> float | None:
+        if track is not None and getattr(track, "confidence", None) is not None:
+            return float(track.confidence)
+        p = faces.probs[i, label]
+        return None if math.isnan(p) else float(p)
