@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import math
 import time
+from datetime import datetime
 from collections.abc import Callable, Iterable
 
 from maskwatch import LABELS
@@ -200,8 +201,9 @@ class Counter:
         iv = self._interval
         if iv is None:
             start = timestamp
-            if self.align_to_clock:
-                start = math.floor(timestamp / self.interval_s) * self.interval_s
+            if self.align_to_clock:  # on the local clock: hourly rows start on the hour in +05:30 too
+                off = datetime.fromtimestamp(timestamp).astimezone().utcoffset().total_seconds()
+                start = math.floor((timestamp + off) / self.interval_s) * self.interval_s - off
             self._interval = _Interval(start, start + self.interval_s, self._dropped, stats.source_state)
             return None
         if timestamp < iv.end:

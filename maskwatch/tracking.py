@@ -96,8 +96,9 @@ class Tracker:
 
     ``iou_weight``/``distance_weight`` shape the matching cost ``(1 - IoU) + distance_weight * d``
     where ``d`` is the centre distance divided by the larger face size; a pair is allowed only if
-    IoU >= ``min_iou`` or ``d`` <= ``max_distance`` (in face sizes), and the sizes differ by less
-    than ``max_size_ratio``.
+    IoU >= ``min_iou`` or ``d`` <= ``max_distance`` (in face sizes, times the square root of the
+    frames since the track was seen, capped at 2x), and the sizes differ by less than
+    ``max_size_ratio``.
     """
 
     def __init__(
@@ -146,7 +147,6 @@ class Tracker:
         ``faces.probs`` rows that are NaN (not classified this frame) add no vote. Returns ``faces``.
         """
         self._last_frame = frame_index
-        self._expire(frame_index)
         n = len(faces)
         track_ids = np.full(n, -1, np.int64)
         track_labels = np.full(n, -1, np.int64)
@@ -166,6 +166,7 @@ class Tracker:
             track_ids[di], track_labels[di] = t.id, t.label
         for t in self._tracks:
             t.age = frame_index - t.last_frame
+        self._expire(frame_index)
         faces.track_id = track_ids
         faces.track_label = track_labels
         return faces
@@ -189,6 +190,8 @@ class Tracker:
     # -- internals -------------------------------------------------------------------------------
 
     def _expire(self, frame_index: int) -> None:
+        """Finish tracks unseen for more than ``max_age`` frames (a face missed for exactly
+        ``max_age`` frames and found on the next one keeps its id)."""
         keep = []
         for t in self._tracks:
             (keep if frame_index - t.last_frame <= self.config.max_age else self._finished).append(t)
@@ -198,15 +201,20 @@ class Tracker:
         if not self._tracks or not len(boxes):
             return [], list(range(len(boxes)))
         pred = np.stack([t.predicted_box(frame_index) for t in self._tracks])
-        cost, allowed = self._cost(pred, boxes)
+        gaps = np.array([max(frame_index - t.last_frame, 1) for t in self._tracks], np.float32)
+        cost, allowed = self._cost(pred, boxes, gaps)
         big = 1e6
         rows, cols = linear_sum_assignment(np.where(allowed, cost, big))
         matches = [(r, c) for r, c in zip(rows, cols) if allowed[r, c]]
         matched = {c for _, c in matches}
         return matches, [d for d in range(len(boxes)) if d not in matched]
 
-    def _cost(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Cost and allowed mask between predicted boxes ``a`` (T, 4) and detections ``b`` (D, 4)."""
+    def _cost(self, a: np.ndarray, b: np.ndarray, gaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Cost and allowed mask between predicted boxes ``a`` (T, 4) and detections ``b`` (D, 4).
+
+        ``gaps`` (T,) are frames since each track was last seen: the allowed centre distance grows
+        with the square root of the gap (up to 4 frames), since the prediction is less sure.
+        """
         iou = box_iou(a, b)
         ca = (a[:, :2] + a[:, 2:]) / 2
         cb = (b[:, :2] + b[:, 2:]) / 2
@@ -215,7 +223,8 @@ class Tracker:
         size = np.maximum(sa[:, None], sb[None, :])
         dist = np.linalg.norm(ca[:, None, :] - cb[None, :, :], axis=2) / size
         ratio = np.maximum(sa[:, None], sb[None, :]) / np.minimum(sa[:, None], sb[None, :])
-        allowed = ((iou >= self.min_iou) | (dist <= self.max_distance)) & (ratio <= self.max_size_ratio)
+        max_dist = self.max_distance * np.sqrt(np.minimum(gaps, 4.0))[:, None]
+        allowed = ((iou >= self.min_iou) | (dist <= max_dist)) & (ratio <= self.max_size_ratio)
         cost = (1.0 - iou) + self.distance_weight * dist
         return cost, allowed
 
