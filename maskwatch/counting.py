@@ -113,6 +113,7 @@ class Counter:
         self._decided: set[int] = set()
         self._interval: _Interval | None = None
         self._dropped = 0  # last cumulative stats.dropped_frames
+        self._updates = 0
 
     def update(
         self,
@@ -124,8 +125,11 @@ class Counter:
     ) -> tuple[list[Event], IntervalSummary | None]:
         """Count one processed frame. Returns its events and the interval it closed, if any.
 
-        ``tracks`` (optional, ``Tracker.tracks``) gives each event's ``confidence`` as the share of
-        the track's votes; without it the confidence is this frame's probability for the label.
+        ``tracks`` (optional, ``Tracker.tracks``; recommended): ``min_hits`` then counts the
+        frames a detection was matched to the track (``Track.hits``), not frames where the tracker
+        only predicted it, each event's ``confidence`` is the share of the track's votes (without
+        it: this frame's probability for the label), and ids of finished tracks are forgotten.
+        Without ``tracks`` the counter counts the frames each id appears on.
         """
         closed = self._advance(timestamp, stats)
         iv = self._interval
@@ -151,10 +155,14 @@ class Counter:
             box = tuple(float(v) for v in faces.xyxy[i])
             label = int(faces.track_label[i])
             if tid not in self._seen:
-                self._hits[tid] = self._hits.get(tid, 0) + 1
-                if self._hits[tid] >= self.min_hits or label >= 0:
+                track = by_id.get(tid)
+                if track is not None:  # detector matches: frames where the tracker only predicted don't count
+                    hits = int(track.hits)
+                else:
+                    hits = self._hits[tid] = self._hits.get(tid, 0) + 1
+                if hits >= self.min_hits or label >= 0:
                     self._seen.add(tid)
-                    del self._hits[tid]
+                    self._hits.pop(tid, None)
                     self.totals.people_seen += 1
                     iv.people_seen += 1
                     events.append(Event("person_seen", tid, timestamp, frame_index, box=box))
@@ -165,7 +173,19 @@ class Counter:
                 iv.by_label[name] += 1
                 events.append(Event("label_decided", tid, timestamp, frame_index, label=name,
                                     confidence=self._confidence(faces, i, label, by_id.get(tid)), box=box))
+        self._updates += 1
+        if tracks is not None and self._updates % self.PRUNE_EVERY == 0:
+            self._prune(by_id.keys())
         return events, closed
+
+    PRUNE_EVERY = 256
+
+    def _prune(self, live_ids) -> None:
+        """Forget ids of finished tracks (ids are never reused), so memory stays flat on long runs."""
+        live = set(live_ids)
+        self._seen &= live
+        self._decided &= live
+        self._hits = {k: v for k, v in self._hits.items() if k in live}
 
     def tick(self, timestamp: float, stats: Stats) -> IntervalSummary | None:
         """Close the open interval if ``timestamp`` has passed its end, without counting a frame.

@@ -110,6 +110,7 @@ class Tracker:
         distance_weight: float = 0.5,
         max_size_ratio: float = 2.0,
         velocity_smoothing: float = 0.5,
+        max_finished: int = 1024,
     ):
         if config.vote_window < 1 or config.min_votes < 1 or config.max_age < 0:
             raise ValueError(f"bad tracker config: {config}")
@@ -120,7 +121,7 @@ class Tracker:
         self.max_size_ratio = max_size_ratio
         self.velocity_smoothing = velocity_smoothing
         self._tracks: list[Track] = []
-        self._finished: list[Track] = []
+        self._finished: deque[Track] = deque(maxlen=max_finished)
         self._next_id = 1
         self._last_frame: int | None = None
 
@@ -130,8 +131,12 @@ class Tracker:
         return list(self._tracks)
 
     def pop_finished(self) -> list[Track]:
-        """Tracks removed (unseen for more than ``max_age`` frames) since the last call."""
-        out, self._finished = self._finished, []
+        """Tracks removed (unseen for more than ``max_age`` frames) since the last call.
+
+        Only the last ``max_finished`` are kept, so a caller that never asks leaks nothing.
+        """
+        out = list(self._finished)
+        self._finished.clear()
         return out
 
     def track(self, track_id: int) -> Track | None:

@@ -177,3 +177,38 @@ def test_tracker_and_counter_count_one_person_through_missed_detections():
         events += ev
     assert [(e.kind, e.track_id, e.label) for e in events] == [("person_seen", 1, None), ("label_decided", 1, "with_mask")]
     assert counter.totals.people_seen == 1
+
+
+def test_predicted_frames_do_not_make_a_false_positive_a_person():
+    """Detector every 3rd frame: a face detected once is predicted on 2 more frames; not counted."""
+    tracker = Tracker()
+    counter = Counter(min_hits=3)
+    events = []
+    for i in range(12):
+        if i % 3 == 0:
+            boxes = [[10, 10, 50, 50]] + ([[200, 200, 240, 240]] if i == 0 else [])  # the 2nd: one-frame false positive
+            faces = tracker.update(Faces(xyxy=np.array(boxes, np.float32), score=np.full(len(boxes), 0.9),
+                                         probs=np.full((len(boxes), 3), np.nan, np.float32)), i)
+        else:
+            faces = tracker.predict(i)
+        ev, _ = counter.update(faces, 100.0 + i, i, Stats(), tracks=tracker.tracks)
+        events += [(e.kind, e.track_id, e.frame_index) for e in ev]
+    assert events == [("person_seen", 1, 6)]  # third detector match of track 1
+
+
+def test_pruning_forgets_finished_ids_but_never_recounts_live_ones():
+    tracker = Tracker(TrackerConfig(vote_window=5, min_votes=2, max_age=2))
+    counter = Counter(min_hits=1)
+    counter.PRUNE_EVERY = 4
+    seen = []
+    for i in range(40):
+        boxes = [[10, 10, 50, 50]]  # one person present the whole time
+        if i < 3:
+            boxes.append([300, 300, 340, 340])  # another who leaves at frame 3
+        faces = tracker.update(Faces(xyxy=np.array(boxes, np.float32), score=np.full(len(boxes), 0.9),
+                                     probs=np.tile(np.array([[0.8, 0.1, 0.1]], np.float32), (len(boxes), 1))), i)
+        ev, _ = counter.update(faces, 100.0 + i, i, Stats(), tracks=tracker.tracks)
+        seen += [(e.kind, e.track_id) for e in ev]
+    assert sorted(seen) == [("label_decided", 1), ("label_decided", 2), ("person_seen", 1), ("person_seen", 2)]
+    assert counter.totals.people_seen == 2
+    assert counter._seen == {1} and counter._decided == {1}  # id 2 finished and forgotten

@@ -181,3 +181,12 @@ def test_predict_before_any_update_and_empty_frames():
 
 def test_labels_name_matches_label_order():
     assert LABELS[WITH] == "with_mask" and LABELS[WITHOUT] == "without_mask" and LABELS[INCORRECT] == "mask_worn_incorrectly"
+
+
+def test_finished_tracks_are_capped_when_nobody_pops_them():
+    tracker = Tracker(TrackerConfig(max_age=0), max_finished=10)
+    for i in range(50):  # a new face far away every frame, each finishes the next frame
+        tracker.update(faces_at([box(60 * (i % 10) + 30, 100 + 50 * (i % 2), 20)]), i * 2)
+    finished = tracker.pop_finished()
+    assert len(finished) == 10 and finished[-1].id == 49
+    assert len(tracker.tracks) == 1
