@@ -115,8 +115,8 @@ class _Detector:
         if mode not in self._dets:
             try:
                 from maskwatch.detection import FaceDetector
-            except ImportError as e:
-                raise MaskwatchError(f"re-detecting faces needs maskwatch.detection ({e}); or use --redetect none") from None
+            except ImportError:  # older checkout without maskwatch.detection: same models, Tasks API
+                FaceDetector = _TasksFaceDetector
             self._dets[mode] = FaceDetector(mode=mode, min_score=self.min_score)
         return self._dets[mode]
 
@@ -135,6 +135,34 @@ class _Detector:
         if not boxes:
             return np.zeros((0, 4), np.float32), np.zeros((0,), np.float32)
         return np.concatenate(boxes), np.concatenate(scores)
+
+
+class _TasksFaceDetector:
+    """Fallback when ``maskwatch.detection`` is absent: the app's BlazeFace models via MediaPipe Tasks."""
+
+    def __init__(self, mode: str = "short", min_score: float = 0.5):
+        from types import SimpleNamespace
+
+        from maskwatch.paths import models_dir
+
+        try:
+            import mediapipe as mp
+            from mediapipe.tasks.python import BaseOptions, vision
+        except ImportError:
+            raise MaskwatchError("re-detecting faces needs mediapipe; or use --redetect none") from None
+        name = "face_detection_short_range.tflite" if mode == "short" else "face_detection_full_range_sparse.tflite"
+        self._mp, self._ns = mp, SimpleNamespace
+        self._det = vision.FaceDetector.create_from_options(vision.FaceDetectorOptions(
+            base_options=BaseOptions(model_asset_path=str(models_dir() / name)), min_detection_confidence=min_score))
+
+    def detect(self, image_bgr):
+        mp = self._mp
+        rgb = np.ascontiguousarray(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB))
+        res = self._det.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb))
+        xyxy = [(d.bounding_box.origin_x, d.bounding_box.origin_y, d.bounding_box.origin_x + d.bounding_box.width,
+                 d.bounding_box.origin_y + d.bounding_box.height) for d in res.detections]
+        score = [d.categories[0].score if d.categories else 1.0 for d in res.detections]
+        return self._ns(xyxy=np.array(xyxy, np.float32).reshape(-1, 4), score=np.array(score, np.float32))
 
 
 def _overlap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -223,7 +251,29 @@ def _scan_voc(root: Path, source: str, detector, report: PrepareReport, progress
     return faces
 
 
-def _scan_imagefolder(root: Path, source: str, detector, report: PrepareReport, progress) -> list[Face]:
+def fit_box_inside(box, w: int, h: int, margin: float) -> tuple[float, float, float, float]:
+    """Shrink/shift a face box so its crop square (box + margin) lies inside a w x h image.
+
+    Pre-cropped face photos are tight: the serving margin would reach past their edges and
+    ``crop_face`` would fill that with replicated border stripes that only these (class-skewed)
+    sources have. Better a slightly tighter framing than a stripe shortcut.
+
+    >>> fit_box_inside((0, 0, 100, 100), 100, 100, 0.2)
+    (14.285714285714285, 14.285714285714285, 85.71428571428572, 85.71428571428572)
+    """
+    x1, y1, x2, y2 = (float(v) for v in box)
+    bw, bh = x2 - x1, y2 - y1
+    side = max(bw, bh) * (1.0 + 2.0 * margin)
+    k = min(1.0, min(w, h) / side) if side > 0 else 1.0
+    bw, bh, side = bw * k, bh * k, side * k
+    cx, cy = (x1 + x2) / 2.0, (y1 + y2) / 2.0
+    cx = min(max(cx, side / 2.0), w - side / 2.0)
+    cy = min(max(cy, side / 2.0), h - side / 2.0)
+    return (cx - bw / 2.0, cy - bh / 2.0, cx + bw / 2.0, cy + bh / 2.0)
+
+
+def _scan_imagefolder(root: Path, source: str, detector, report: PrepareReport, progress,
+                      margin: float = DEFAULT_MARGIN, drop_undetected: bool = True) -> list[Face]:
     faces = []
     class_dirs = []
     for d in sorted(p for p in root.iterdir() if p.is_dir()):
@@ -248,10 +298,18 @@ def _scan_imagefolder(root: Path, source: str, detector, report: PrepareReport, 
             elif max(h, w) > 400:  # a whole scene with no face found: nothing to crop
                 report.no_face += 1
                 continue
-        if box is None:  # a pre-cropped face: assume it is framed like a serving crop
-            side = min(h, w) / (1.0 + 2.0 * DEFAULT_MARGIN)
+        if box is None:
+            if detector is not None and drop_undetected:
+                # the app never classifies a face its detector misses; and the misses are class-skewed
+                # (masked crops), so keeping them as whole-image crops would teach a framing shortcut
+                report.no_face += 1
+                continue
+            # a pre-cropped face: assume it is framed like a serving crop
+            side = min(h, w) / (1.0 + 2.0 * margin)
             cx, cy = w / 2.0, h / 2.0
             box = (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
+        else:
+            box = fit_box_inside(box, w, h, margin)
         faces.append(Face(str(f), source, lab, box, how, scene=f"{source}/{f.parent.name}/{f.name}"))
     return faces
 
@@ -377,12 +435,14 @@ def _progress(enabled: bool):
 def prepare(inputs: list[str | Path], out: str | Path, size: int = 64, margin: float = DEFAULT_MARGIN,
             redetect: str = "all", min_face: float = 8.0, val: float = 0.15, test: float = 0.15,
             seed: int = 0, min_score: float = 0.5, drop_distance: int = 3, group_distance: int = 8,
-            write_crops: bool = True, progress: bool = True) -> PrepareReport:
+            write_crops: bool = True, drop_undetected: bool = True, progress: bool = True) -> PrepareReport:
     """Ingest ``inputs`` (ImageFolder trees and/or VOC folders), write the manifest and crop folders.
 
     ``redetect``: ``all`` re-detects faces with the app's detector everywhere (VOC boxes are replaced
     by the overlapping detection, so framing matches serving; unmatched boxes are kept), ``crops``
     only in ImageFolder images, ``none`` never (ImageFolder images are then taken as face crops).
+    ``drop_undetected``: ImageFolder images where re-detection finds no face are dropped (the app
+    never classifies such a face) instead of being kept as whole-image crops.
     """
     import json
 
@@ -403,7 +463,7 @@ def prepare(inputs: list[str | Path], out: str | Path, size: int = 64, margin: f
         if _is_voc(root):
             faces += _scan_voc(root, source, detector if redetect == "all" else None, report, bar)
         else:
-            faces += _scan_imagefolder(root, source, detector, report, bar)
+            faces += _scan_imagefolder(root, source, detector, report, bar, margin, drop_undetected)
     if report.corrupt:
         log.warning("skipped %d unreadable images, e.g. %s", len(report.corrupt), report.corrupt[0])
     if not faces:
@@ -441,7 +501,7 @@ def prepare(inputs: list[str | Path], out: str | Path, size: int = 64, margin: f
             cv2.imwrite(str(d / name), cv2.cvtColor(c, cv2.COLOR_RGB2BGR))
     (out / "prepare.json").write_text(json.dumps(
         {"inputs": [str(i) for i in inputs], "size": size, "margin": margin, "redetect": redetect,
-         "min_face": min_face, "val": val, "test": test, "seed": seed, "report": report.as_dict()}, indent=2))
+         "min_face": min_face, "drop_undetected": drop_undetected, "val": val, "test": test, "seed": seed, "report": report.as_dict()}, indent=2))
     return report
 
 
