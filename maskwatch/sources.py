@@ -411,6 +411,10 @@ class LiveSource(Source):
     the first open and raises ``MaskwatchError`` if it fails; network cameras keep trying instead,
     since a camera may come up later.
 
+    ``frame.index`` numbers every frame the reader captured (across reconnects), so a gap between
+    two frames read is the number dropped in between; ``frame.timestamp`` is ``time.time()`` and
+    ``frame.captured_at`` ``time.monotonic()`` at capture.
+
         >>> cam = LiveSource.network("rtsp://user:pw@127.0.0.1:8554/stream")  # doctest: +SKIP
         >>> frame = cam.read(timeout=5.0)   # doctest: +SKIP
         >>> cam.state, cam.reconnect_in, cam.dropped, cam.last_error   # doctest: +SKIP

@@ -41,9 +41,10 @@ class LoopingClip:
 
     def __init__(self, path: Path):
         self.pipeline = Gst.parse_launch(
-            f'filesrc location="{path}" ! decodebin ! videoconvert ! '
+            "filesrc name=file ! decodebin ! videoconvert ! "
             "video/x-raw,format=I420 ! appsink name=sink sync=false max-buffers=4"
         )
+        self.pipeline.get_by_name("file").set_property("location", str(path))
         self.sink = self.pipeline.get_by_name("sink")
         self.pipeline.set_state(Gst.State.PLAYING)
         first = self.sink.emit("pull-sample")

@@ -6,6 +6,7 @@
     def test_camera(tmp_path):
         with RtspServer(FIXTURES / "clip_320x240.mp4") as srv:
             url = srv.url                # rtsp://127.0.0.1:PORT/stream (with user:password@ if given)
+            srv.pause(); srv.resume()    # SIGSTOP / SIGCONT: a hung camera (stall)
             srv.stop()                   # SIGKILL: the camera vanishes
             srv.start()                  # back on the same port
             srv.restart(clip=other)      # same port, another clip (e.g. another frame size)
@@ -165,6 +166,16 @@ class RtspServer:
         if self.proc.stdout is not None:
             self.proc.stdout.close()
         self.proc = None
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections stay open but no frame comes, like a hung camera."""
+        if self.running:
+            self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Undo ``pause`` (SIGCONT)."""
+        if self.running:
+            self.proc.send_signal(signal.SIGCONT)
 
     def restart(self, clip: str | Path | None = None, width: int | None = None, height: int | None = None):
         """Stop, optionally switch clip or pattern size, and start again on the same port."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -409,6 +410,23 @@ def test_rtsp_reconnects_after_server_restart_with_new_frame_size():
             assert source.reconnects >= 1
             later = read_until(source, lambda f: f.index > frame.index + 5, 5.0)
             assert later is not None and later.timestamp > frame.timestamp  # frames resumed
+
+
+@requires_rtsp_server
+def test_rtsp_hung_camera_is_caught_by_the_stall_watchdog():
+    # FFmpeg's own read timeout is far away: only the watchdog can notice within seconds.
+    config = dataclasses.replace(RTSP_CONFIG, read_timeout_s=60.0, stall_timeout_s=1.5)
+    with RtspServer(FIXTURES / "clip_320x240.mp4") as server, open_source(server.url, config) as source:
+        assert source.read(timeout=10.0) is not None
+        server.pause()  # the TCP connection stays up, frames stop
+        try:
+            assert wait_for(lambda: source.state is SourceState.RECONNECTING, 1.5 + 3.0)
+            assert "stalled" in source.last_error
+        finally:
+            server.resume()
+        resumed = time.monotonic()
+        assert read_until(source, lambda f: f.captured_at > resumed, 15.0) is not None
+        assert source.state is SourceState.LIVE and source.reconnects >= 1
 
 
 @requires_rtsp_server
