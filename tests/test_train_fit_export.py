@@ -1,0 +1,75 @@
+"""fit 1 tiny epoch on the fixtures, export int8, and the app's MaskClassifier loads and classifies it."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+pytest.importorskip("imagehash")
+
+from maskwatch import LABELS  # noqa: E402
+from train import cli  # noqa: E402
+from train.data import load_split, prepare  # noqa: E402
+
+pytestmark = pytest.mark.train
+FIXTURES = Path(__file__).parent / "fixtures" / "train"
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("train_data")
+    shutil.copytree(FIXTURES / "crops", tmp / "crops")
+    shutil.copytree(FIXTURES / "voc", tmp / "voc")
+    out = tmp / "data"
+    prepare([tmp / "crops", tmp / "voc"], out, size=32, redetect="none", val=0.2, test=0.2, progress=False)
+    return out
+
+
+@pytest.mark.parametrize("backbone", ["efficientnet_lite0", "lowres_cnn"])
+def test_fit_export_classify(tmp_path, data_dir, backbone):
+    from maskwatch.classification import MaskClassifier
+
+    run = tmp_path / "run"
+    rc = cli.main(["fit", "--data", str(data_dir), "--out", str(run), "--backbone", backbone, "--size", "32",
+                   "--weights", "none", "--epochs-head", "1", "--epochs-finetune", "0", "--batch-size", "8",
+                   "--lite0-blocks", "4", "--no-progress"])
+    assert rc == 0
+    for name in ("config.json", "history.csv", "best.keras", "fit.json"):
+        assert (run / name).is_file(), name
+    assert json.loads((run / "config.json").read_text())["backbone"] == backbone
+    model_path = tmp_path / "model" / "mask_classifier.tflite"
+    rc = cli.main(["export", str(run / "best.keras"), "--data", str(data_dir), "--out", str(model_path),
+                   "--calib-size", "10", "--no-progress"])
+    assert rc == 0
+    meta = json.loads(model_path.with_suffix(".json").read_text())
+    assert meta["labels"] == list(LABELS) and meta["input_size"] == [32, 32] and meta["crop_margin"] == 0.2
+    assert meta["input_dtype"] == "uint8" and meta["version"]
+    clf = MaskClassifier(model_path)
+    assert clf.input_size == 32 and clf.margin == 0.2 and tuple(clf.labels) == LABELS
+    x, _ = load_split(data_dir, "train", 32)
+    probs = clf.classify(x[:5])
+    assert probs.shape == (5, 3) and np.allclose(probs.sum(1), 1.0, atol=0.02)
+    import cv2
+
+    scene = cv2.imread(str(FIXTURES / "voc" / "images" / "maksssksksss250.jpg"))
+    p2 = clf.classify_faces(scene, np.array([[180, 64, 222, 107], [85, 65, 118, 103]], np.float32))
+    assert p2.shape == (2, 3)
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    rc = cli.main(["prepare", str(tmp_path / "empty"), "--out", str(tmp_path / "o"), "--redetect", "none", "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.startswith("maskwatch-train: error: no labelled faces") and "\n" not in err
+    rc = cli.main(["fit", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r"), "--weights", "none"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "manifest not found" in err and "Traceback" not in err
+    rc = cli.main(["fit", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--weights", str(tmp_path / "x.h5")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.startswith("maskwatch-train: error:")
+    rc = cli.main(["export", str(tmp_path / "missing.keras"), "--data", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "Keras model not found" in err
