@@ -1,0 +1,249 @@
+"""train.evaluate: metrics by hand, buckets, low-res degradation, and the CLI on a tiny synthetic ImageFolder.
+
+The model is a lowres_cnn (input 32, weights none) trained for a few seconds on synthetic "faces"
+(skin ellipse; blue mask over nose and mouth / no mask / mask under the nose) and converted to int8
+with train.export, so .tflite runs through the app's MaskClassifier.
+"""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+pytestmark = pytest.mark.train
+
+from maskwatch import LABELS  # noqa: E402
+
+
+def synthetic_face(label: int, side: int, rng: np.random.Generator) -> np.ndarray:
+    """A crude face crop (BGR): skin ellipse, eyes, and a mask drawn per label."""
+    img = np.full((side, side, 3), rng.integers(60, 200), np.uint8)
+    c, r = side // 2, int(side * 0.36)
+    cv2.ellipse(img, (c, c), (int(r * 0.8), r), 0, 0, 360, (120, 160, 215), -1)
+    for dx in (-1, 1):
+        cv2.circle(img, (c + dx * r // 3, c - r // 4), max(1, side // 24), (40, 40, 40), -1)
+    mouth = (c - r // 3, c + r // 2, c + r // 3, c + r // 2 + max(1, side // 40))
+    if label == 0:      # with_mask: covers nose and mouth
+        cv2.rectangle(img, (c - int(r * 0.75), c - r // 10), (c + int(r * 0.75), c + int(r * 0.85)), (200, 120, 40), -1)
+    elif label == 1:    # without_mask: mouth and nose visible
+        cv2.rectangle(img, mouth[:2], mouth[2:], (40, 40, 150), -1)
+        cv2.circle(img, (c, c + r // 8), max(1, side // 30), (90, 120, 180), -1)
+    else:               # worn incorrectly: mask below the nose only
+        cv2.rectangle(img, (c - int(r * 0.75), c + r // 3), (c + int(r * 0.75), c + int(r * 0.85)), (200, 120, 40), -1)
+        cv2.circle(img, (c, c + r // 8), max(1, side // 30), (90, 120, 180), -1)
+    noise = rng.normal(0, 6, img.shape)
+    return np.clip(img + noise, 0, 255).astype(np.uint8)
+
+
+def synthetic_batch(y, size, seed=0, sides=(20, 32, 40, 90)):
+    """RGB uint8 (N, size, size, 3) synthetic faces drawn at ``sides`` px and resized like crops."""
+    rng = np.random.default_rng(seed)
+    x = [cv2.resize(cv2.cvtColor(synthetic_face(int(k), sides[i % len(sides)], rng), cv2.COLOR_BGR2RGB),
+                    (size, size), interpolation=cv2.INTER_AREA if sides[i % len(sides)] > size else cv2.INTER_LINEAR)
+         for i, k in enumerate(y)]
+    return np.stack(x), np.asarray(y)
+
+
+def write_imagefolder(root, per_class=(4, 4, 3), sides=(20, 40, 90), folders=None, seed=0):
+    """ImageFolder under ``root``; ``folders`` maps label index -> folder name (aliases allowed)."""
+    rng = np.random.default_rng(seed)
+    folders = folders or {0: "with_mask", 1: "without_mask", 2: "mask_weared_incorrect"}
+    for k, n in enumerate(per_class):
+        d = root / folders[k]
+        d.mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            cv2.imwrite(str(d / f"{k}_{i}.png"), synthetic_face(k, sides[i % len(sides)], rng))
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory):
+    """(model.keras, model.tflite + model.json): lowres_cnn 32 px trained briefly on synthetic faces."""
+    import keras
+
+    from train.export import convert_int8
+    from train.models import build_model
+
+    keras.utils.set_random_seed(0)
+    x, y = synthetic_batch(np.repeat(np.arange(3), 16), 32, seed=1)
+    model = build_model("lowres_cnn", 32, weights="none")
+    for layer in model.get_layer("backbone").layers:   # tiny data: let BatchNorm statistics settle fast
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = 0.6
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+    model.fit(x.astype(np.float32), y, epochs=8, batch_size=8, verbose=0)
+    d = tmp_path_factory.mktemp("models")
+    kpath = d / "model.keras"
+    model.save(kpath)
+    tpath = d / "model.tflite"
+    tpath.write_bytes(convert_int8(model, x[::3]))
+    tpath.with_suffix(".json").write_text(json.dumps(
+        {"labels": list(LABELS), "input_size": [32, 32], "crop_margin": 0.2, "version": "test"}))
+    return kpath, tpath
+
+
+@pytest.fixture(scope="module")
+def crops(tmp_path_factory):
+    root = write_imagefolder(tmp_path_factory.mktemp("crops") / "data")
+    other = root / "cats"                     # not a class name: ignored
+    other.mkdir()
+    cv2.imwrite(str(other / "cat.png"), np.zeros((30, 30, 3), np.uint8))
+    (root / "with_mask" / "broken.jpg").write_bytes(b"not a jpeg")   # corrupt: skipped, counted
+    return root
+
+
+def cli(argv, capsys):
+    from train.cli import main
+
+    code = main(argv)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+# ---------------------------------------------------------------- pure functions
+
+def test_classification_metrics_match_hand_counts():
+    from train.evaluate import classification_metrics
+
+    y = np.array([0, 0, 0, 1, 1, 2, 2, 2])
+    pred = np.array([0, 0, 2, 1, 0, 2, 1, 2])
+    probs = np.eye(3, dtype=np.float32)[pred] * 0.8 + 0.2 / 3
+    m = classification_metrics(y, probs)
+    assert m["n"] == 8
+    assert m["accuracy"] == pytest.approx(5 / 8)
+    assert m["confusion_matrix"]["labels"] == list(LABELS)
+    assert m["confusion_matrix"]["matrix"] == [[2, 0, 1], [1, 1, 0], [0, 1, 2]]
+    # per class: with_mask P=2/3 R=2/3; without_mask P=1/2 R=1/2; incorrect P=2/3 R=2/3
+    assert m["per_class"]["with_mask"]["precision"] == pytest.approx(2 / 3)
+    assert m["per_class"]["without_mask"]["recall"] == pytest.approx(1 / 2)
+    assert m["per_class"]["mask_worn_incorrectly"]["support"] == 3
+    assert m["incorrect_recall"] == pytest.approx(2 / 3)
+    assert m["macro_f1"] == pytest.approx((2 / 3 + 1 / 2 + 2 / 3) / 3)
+    # 2-class: the five with/without faces, decided by p(with) vs p(without): the with_mask face
+    # predicted "incorrect" has p(with) == p(without) -> mask (ties go to mask) -> 4 of 5 right
+    assert m["two_class"]["n"] == 5
+    assert m["two_class"]["accuracy"] == pytest.approx(4 / 5)
+    assert m["two_class"]["accuracy_strict"] == pytest.approx(3 / 5)
+    json.dumps(m)  # JSON-ready
+
+
+def test_face_width_buckets_split_at_16_32_64():
+    from train.evaluate import by_face_width
+
+    y = np.array([0, 1, 1, 2, 0, 0])
+    pred = np.array([0, 1, 0, 2, 0, 1])
+    w = np.array([10, 16, 31.9, 32, 64, np.nan])
+    rows = {r["bucket"]: r for r in by_face_width(y, np.eye(3)[pred], w)}
+    assert [rows[b]["n"] for b in ("<16", "16-32", "32-64", ">=64")] == [1, 2, 1, 1]
+    assert rows["16-32"]["accuracy"] == pytest.approx(0.5)
+    assert rows["<16"]["accuracy"] == 1.0 and rows[">=64"]["accuracy"] == 1.0
+
+
+def test_degrade_to_width_blurs_like_a_small_face():
+    from train.evaluate import degrade_to_width
+
+    checker = (np.indices((64, 64)).sum(0) % 2 * 255).astype(np.uint8)
+    crops = np.repeat(checker[None, :, :, None], 3, axis=3)
+    out = degrade_to_width(crops, 16, margin=0.2)          # shrunk to a 19 px crop and back
+    assert out.shape == crops.shape and out.dtype == np.uint8
+    assert out.std() < 0.2 * crops.std()                    # the 1-px pattern is gone
+    same = degrade_to_width(crops, 64, margin=0.2)          # crop side 77 >= 64: untouched
+    assert np.array_equal(same, crops)
+
+
+# ---------------------------------------------------------------- the CLI
+
+def test_evaluate_tflite_json_on_imagefolder(tiny_models, crops, capsys):
+    from maskwatch.classification import MaskClassifier
+    from train.evaluate import read_imagefolder
+
+    _, tflite = tiny_models
+    code, out, err = cli(["evaluate", "--model", str(tflite), "--data", str(crops), "--json"], capsys)
+    assert code == 0, err
+    m = json.loads(out)
+    assert m["n"] == 11 and m["skipped_unreadable"] == 1          # cats/ ignored, broken.jpg skipped
+    assert {k: v["support"] for k, v in m["per_class"].items()} == {
+        "with_mask": 4, "without_mask": 4, "mask_worn_incorrectly": 3}  # mask_weared_incorrect mapped
+    assert sum(map(sum, m["confusion_matrix"]["matrix"])) == 11
+    # the same figures straight from the app's classifier
+    clf = MaskClassifier(tflite)
+    ds = read_imagefolder(crops)
+    pred = clf.classify(ds.at_size(clf.input_size)).argmax(1)
+    assert m["accuracy"] == pytest.approx(float(np.mean(pred == ds.y)))
+    assert m["accuracy"] >= 0.5     # the briefly trained model learned the synthetic classes
+
+
+def test_evaluate_keras_report_buckets_and_float_vs_int8(tiny_models, crops, tmp_path, capsys):
+    keras_path, tflite = tiny_models
+    out_dir = tmp_path / "report"
+    code, out, err = cli(["evaluate", "--model", str(tflite), "--data", str(crops), "--float-model", str(keras_path),
+                          "--size-buckets", "--out", str(out_dir)], capsys)
+    assert code == 0, err
+    assert "confusion matrix" in out
+    m = json.loads((out_dir / "metrics.json").read_text())
+    assert sum(r["n"] for r in m["by_face_width"]) == m["n"]
+    # crops 20/40/90 px wide -> faces ~14/29/64 px
+    assert [r["n"] for r in m["by_face_width"]] == [5, 3, 0, 3]
+    assert [r["face_px"] for r in m["lowres"]] == [16, 24, 32]
+    fv = m["float_vs_int8"]
+    assert fv["n"] == 11 and 0.0 <= fv["agreement"] <= 1.0
+    assert fv["models"][1]["accuracy"] == pytest.approx(m["accuracy"])
+    png = cv2.imread(str(out_dir / "confusion_matrix.png"))
+    assert png is not None and png.std() > 10
+    report = (out_dir / "report.md").read_text()
+    assert "Float vs int8" in report and "By face width" in report
+
+    code, out, err = cli(["evaluate", "--model", str(keras_path), "--data", str(crops), "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["accuracy"] == pytest.approx(fv["models"][0]["accuracy"])
+
+
+def test_evaluate_manifest_split(tiny_models, tmp_path, capsys):
+    from train.data import load_manifest, prepare
+
+    src = write_imagefolder(tmp_path / "src", per_class=(10, 10, 10), sides=(24, 48, 96), seed=3)
+    prepare([src], tmp_path / "prep", size=32, redetect="none", progress=False, val=0.2, test=0.3)
+    n_test = sum(r["split"] == "test" for r in load_manifest(tmp_path / "prep"))
+    _, tflite = tiny_models
+    code, out, err = cli(["evaluate", "--model", str(tflite), "--manifest", str(tmp_path / "prep"), "--split", "test",
+                          "--size-buckets", "--json"], capsys)
+    assert code == 0, err
+    m = json.loads(out)
+    assert m["n"] == n_test > 0
+    assert m["face_width_source"] == "manifest"
+    assert sum(r["n"] for r in m["by_face_width"]) == n_test
+
+
+@pytest.mark.parametrize("case", ["missing_model", "no_metadata", "empty", "unknown_only", "all_corrupt", "missing_dir"])
+def test_evaluate_bad_inputs_give_one_line_error(case, tiny_models, tmp_path, capsys):
+    _, tflite = tiny_models
+    model, data = str(tflite), tmp_path / "data"
+    data.mkdir()
+    if case == "missing_model":
+        model = str(tmp_path / "nope.tflite")
+    elif case == "no_metadata":
+        bare = tmp_path / "bare.tflite"
+        bare.write_bytes(tflite.read_bytes())
+        model = str(bare)
+        write_imagefolder(data)
+    elif case == "empty":
+        (data / "with_mask").mkdir()
+    elif case == "unknown_only":
+        write_imagefolder(data, folders={0: "cats", 1: "dogs", 2: "birds"})
+    elif case == "all_corrupt":
+        (data / "without_mask").mkdir()
+        (data / "without_mask" / "a.jpg").write_bytes(b"\x00" * 10)
+    elif case == "missing_dir":
+        data = tmp_path / "absent"
+    code, out, err = cli(["evaluate", "--model", model, "--data", str(data), "--json"], capsys)
+    assert code == 2 and out == ""
+    lines = [ln for ln in err.splitlines() if ln.startswith("maskwatch-train: error:")]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    expected = {"missing_model": "not found", "no_metadata": "metadata", "empty": "no images",
+                "unknown_only": "no class folders", "all_corrupt": "unreadable", "missing_dir": "not found"}[case]
+    assert expected in lines[0]

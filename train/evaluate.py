@@ -1,0 +1,534 @@
+"""Evaluate a mask classifier (int8 ``.tflite`` or float ``.keras``) on face crops, honestly.
+
+Metrics come from scikit-learn: accuracy, macro F1, per-class precision/recall/F1/support, the
+confusion matrix (rows = true, columns = predicted, in ``maskwatch.LABELS`` order), a 2-class view
+(mask vs no mask) and ``mask_worn_incorrectly`` recall on its own. On a prepared split (a manifest
+from ``maskwatch-train prepare``) it also reports accuracy/F1 by face-width bucket, a low-res slice
+(faces shrunk to 16/24/32 px wide and upscaled back as the app does) and float vs int8 side by side.
+
+``.tflite`` models run through the app's own :class:`maskwatch.classification.MaskClassifier`, so
+the numbers are what the app gets.
+
+Examples::
+
+    maskwatch-train evaluate --model models/mask_classifier.tflite --data my_crops/ --json
+    maskwatch-train evaluate --model models/mask_classifier.tflite --manifest runs/data --split test \\
+        --float-model runs/fit/best.keras --size-buckets --out runs/eval
+
+    from train.evaluate import load_predictor, classification_metrics
+    clf = load_predictor("models/mask_classifier.tflite")
+    probs = clf.predict(crops)                         # RGB uint8 (N, S, S, 3) -> (N, 3)
+    m = classification_metrics(y_true, probs)           # dict, JSON-ready
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from maskwatch import LABELS
+from maskwatch.crop import DEFAULT_MARGIN
+from maskwatch.errors import MaskwatchError
+
+log = logging.getLogger("maskwatch.train.evaluate")
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+WIDTH_BUCKETS = ((0.0, 16.0, "<16"), (16.0, 32.0, "16-32"), (32.0, 64.0, "32-64"), (64.0, float("inf"), ">=64"))
+"""Face-width buckets in source pixels: [lo, hi)."""
+LOWRES_WIDTHS = (16, 24, 32)
+"""Face widths (px) of the low-res slice."""
+MASK, NO_MASK, INCORRECT = (LABELS.index(k) for k in ("with_mask", "without_mask", "mask_worn_incorrectly"))
+
+
+# ---------------------------------------------------------------- models
+
+@dataclass
+class Predictor:
+    """A loaded classifier: ``predict(RGB uint8 (N, S, S, 3)) -> probabilities (N, 3)`` in LABELS order."""
+
+    path: Path
+    kind: str                     # "tflite" or "keras"
+    input_size: int
+    margin: float
+    metadata: dict = field(default_factory=dict)
+    _impl: object = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.path.name} ({'int8 TFLite' if self.kind == 'tflite' else 'float Keras'})"
+
+    def predict(self, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        x = np.asarray(x)
+        if x.ndim != 4 or x.shape[1:] != (self.input_size, self.input_size, 3):
+            raise ValueError(f"expected (N, {self.input_size}, {self.input_size}, 3) crops, got {x.shape}")
+        if len(x) == 0:
+            return np.zeros((0, len(LABELS)), np.float32)
+        if self.kind == "tflite":
+            return np.concatenate([self._impl.classify(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+        out = self._impl.predict(x.astype(np.float32), batch_size=batch_size, verbose=0)
+        return np.asarray(out, np.float32)
+
+
+def load_keras_model(path: str | Path):
+    """``keras.models.load_model`` without compiling; falls back to unsafe mode for Lambda layers
+    (the ResNet50 normalisation) — only for model files you made yourself."""
+    import keras
+
+    path = Path(path)
+    if not path.is_file():
+        raise MaskwatchError(f"model file not found: {path}")
+    try:
+        return keras.models.load_model(path, compile=False)
+    except ValueError as e:
+        if "safe_mode" not in str(e) and "Lambda" not in str(e):
+            raise MaskwatchError(f"cannot load Keras model {path}: {str(e).splitlines()[0][:200]}") from None
+        log.warning("%s has a Lambda layer; loading it with safe_mode=False", path)
+        return keras.models.load_model(path, compile=False, safe_mode=False)
+    except Exception as e:  # zip/h5 errors for corrupt files
+        raise MaskwatchError(f"cannot load Keras model {path}: {type(e).__name__}: {str(e).splitlines()[0][:200]}") \
+            from None
+
+
+def _keras_metadata(path: Path) -> dict:
+    """The metadata JSON next to a ``.keras`` (same stem), or a fit run's ``config.json``; {} if none."""
+    for cand in (path.with_suffix(".json"), path.parent / "config.json"):
+        if cand.is_file():
+            try:
+                meta = json.loads(cand.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                raise MaskwatchError(f"model metadata {cand} is not valid JSON: {e}") from None
+            if "labels" in meta and list(meta["labels"]) != list(LABELS):
+                raise MaskwatchError(f"model metadata {cand} has labels {meta['labels']}, expected {list(LABELS)}")
+            if cand.name == "config.json":  # a fit run folder: {"margin": ..., "input_size": ...}
+                meta = {"crop_margin": meta.get("margin", DEFAULT_MARGIN), "backbone": meta.get("backbone")}
+            return meta
+    return {}
+
+
+def load_predictor(path: str | Path, num_threads: int | None = None) -> Predictor:
+    """Load ``.tflite`` (with the app's ``MaskClassifier``; needs the metadata JSON) or ``.keras``."""
+    path = Path(path)
+    if not path.is_file():
+        raise MaskwatchError(f"model file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".tflite":
+        from maskwatch.classification import MaskClassifier
+
+        clf = MaskClassifier(path, num_threads=num_threads)
+        return Predictor(path, "tflite", clf.input_size, clf.margin, clf.metadata, clf)
+    if suffix in (".keras", ".h5"):
+        model = load_keras_model(path)
+        shape = model.input_shape
+        if len(shape) != 4 or shape[1] != shape[2] or shape[3] != 3 or shape[1] is None:
+            raise MaskwatchError(f"model {path} takes input {shape[1:]}, expected a square RGB image")
+        if model.output_shape[-1] != len(LABELS):
+            raise MaskwatchError(f"model {path} has {model.output_shape[-1]} outputs, expected {len(LABELS)}")
+        meta = _keras_metadata(path)
+        margin = float(meta.get("crop_margin", DEFAULT_MARGIN))
+        return Predictor(path, "keras", int(shape[1]), margin, meta, model)
+    raise MaskwatchError(f"unsupported model file {path}: expected .tflite or .keras")
+
+
+# ---------------------------------------------------------------- data
+
+@dataclass
+class EvalData:
+    """Original-resolution RGB crops (a list, sizes may differ), labels, and face widths (px, NaN if unknown)."""
+
+    images: list
+    y: np.ndarray
+    face_w: np.ndarray
+    paths: list
+    source: str
+    skipped: int = 0
+
+    def at_size(self, size: int) -> np.ndarray:
+        """All crops resized to ``size`` (area when shrinking, bilinear when enlarging, as ``crop_face``)."""
+        out = np.empty((len(self.images), size, size, 3), np.uint8)
+        for i, img in enumerate(self.images):
+            out[i] = resize_crop(img, size)
+        return out
+
+
+def resize_crop(img: np.ndarray, size: int) -> np.ndarray:
+    if img.shape[:2] == (size, size):
+        return img
+    interp = cv2.INTER_AREA if max(img.shape[:2]) > size else cv2.INTER_LINEAR
+    return cv2.resize(img, (size, size), interpolation=interp)
+
+
+def label_of_folder(name: str) -> str | None:
+    """The label a class folder stands for (aliases such as ``mask_weared_incorrect`` map), else None."""
+    try:
+        from train.data import canonical_label
+    except ImportError:  # pragma: no cover - train.data is part of this package
+        key = name.strip().lower().replace("-", "_")
+        return key if key in LABELS else None
+    return canonical_label(name)
+
+
+def read_imagefolder(root: str | Path, margin: float = DEFAULT_MARGIN) -> EvalData:
+    """An ImageFolder of face crops: ``root/<label>/**/*.jpg|png``; other folder names are ignored.
+
+    Unreadable images are skipped and counted (``skipped``). The face width of a crop is estimated
+    from its width as ``width / (1 + 2 * margin)`` (crops framed like the app's crops).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise MaskwatchError(f"data folder not found: {root}")
+    subdirs = sorted(p for p in root.iterdir() if p.is_dir())
+    class_dirs = [(d, label_of_folder(d.name)) for d in subdirs]
+    class_dirs = [(d, lab) for d, lab in class_dirs if lab is not None]
+    if not class_dirs:
+        found = ", ".join(d.name for d in subdirs[:8]) or "no sub-folders"
+        raise MaskwatchError(f"no class folders under {root} (need {', '.join(LABELS)} or an alias; found: {found})")
+    images, ys, widths, paths, skipped = [], [], [], [], 0
+    for d, lab in class_dirs:
+        for f in sorted(d.rglob("*")):
+            if not f.is_file() or f.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            img = cv2.imread(str(f), cv2.IMREAD_COLOR)
+            if img is None or img.size == 0:
+                skipped += 1
+                continue
+            images.append(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+            ys.append(LABELS.index(lab))
+            widths.append(img.shape[1] / (1.0 + 2.0 * margin))
+            paths.append(str(f))
+    if not images:
+        if skipped:
+            raise MaskwatchError(f"all {skipped} images under {root} are unreadable (corrupt or not images)")
+        raise MaskwatchError(f"no images in the class folders under {root}")
+    if skipped:
+        log.warning("skipped %d unreadable images under %s", skipped, root)
+    return EvalData(images, np.array(ys, np.int64), np.array(widths, np.float32), paths, str(root), skipped)
+
+
+def read_manifest_split(manifest: str | Path, split: str, size: int, margin: float) -> EvalData:
+    """Faces of one split of a ``prepare`` manifest, cut with the app's crop function at ``size``."""
+    from train.data import face_widths, load_manifest, load_split
+
+    rows = load_manifest(manifest)
+    x, y = load_split(rows, split, size, margin)
+    if len(x) == 0:
+        raise MaskwatchError(f"split {split!r} of {manifest} has no faces")
+    w = face_widths(rows, split)
+    w = np.where(w > 0, w, np.nan).astype(np.float32)
+    paths = [r["path"] for r in rows if split == "all" or r["split"] == split]
+    return EvalData(list(x), y, w, paths, f"{manifest} [{split}]")
+
+
+# ---------------------------------------------------------------- metrics
+
+def classification_metrics(y_true: np.ndarray, probs: np.ndarray) -> dict:
+    """JSON-ready metrics of 3-class probabilities against integer labels (LABELS order).
+
+    ``two_class``: samples whose true label is with_mask or without_mask; ``accuracy`` decides by
+    p(with_mask) vs p(without_mask), ``accuracy_strict`` needs the 3-class prediction to be right.
+    """
+    from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
+
+    y_true = np.asarray(y_true, np.int64)
+    probs = np.asarray(probs, np.float32)
+    pred = probs.argmax(axis=1)
+    labels = list(range(len(LABELS)))
+    report = classification_report(y_true, pred, labels=labels, target_names=list(LABELS), output_dict=True,
+                                   zero_division=0)
+    per_class = {lab: {k: float(v) if k != "support" else int(v) for k, v in report[lab].items()} for lab in LABELS}
+    two = np.isin(y_true, [MASK, NO_MASK])
+    two_class = {"n": int(two.sum()), "accuracy": None, "accuracy_strict": None}
+    if two.any():
+        decided = np.where(probs[two, MASK] >= probs[two, NO_MASK], MASK, NO_MASK)
+        two_class["accuracy"] = float(np.mean(decided == y_true[two]))
+        two_class["accuracy_strict"] = float(np.mean(pred[two] == y_true[two]))
+    return {
+        "n": int(len(y_true)),
+        "accuracy": float(accuracy_score(y_true, pred)) if len(y_true) else None,
+        "macro_f1": float(f1_score(y_true, pred, labels=labels, average="macro", zero_division=0)),
+        "per_class": per_class,
+        "incorrect_recall": per_class["mask_worn_incorrectly"]["recall"] if per_class["mask_worn_incorrectly"]["support"] else None,
+        "two_class": two_class,
+        "confusion_matrix": {"labels": list(LABELS),
+                             "matrix": confusion_matrix(y_true, pred, labels=labels).tolist()},
+    }
+
+
+def _short(y: np.ndarray, pred: np.ndarray) -> dict:
+    from sklearn.metrics import f1_score
+
+    return {"n": int(len(y)),
+            "accuracy": float(np.mean(pred == y)) if len(y) else None,
+            "macro_f1": float(f1_score(y, pred, labels=list(range(len(LABELS))), average="macro", zero_division=0))
+            if len(y) else None}
+
+
+def by_face_width(y_true: np.ndarray, probs: np.ndarray, face_w: np.ndarray) -> list[dict]:
+    """Accuracy and macro F1 per face-width bucket (<16, 16-32, 32-64, >=64 px); unknown widths left out.
+
+    Macro F1 averages over the classes present in the bucket (labels present in truth or prediction)."""
+    from sklearn.metrics import f1_score
+
+    y_true, face_w = np.asarray(y_true), np.asarray(face_w, np.float32)
+    pred = np.asarray(probs).argmax(axis=1)
+    out = []
+    for lo, hi, name in WIDTH_BUCKETS:
+        sel = (face_w >= lo) & (face_w < hi)
+        row = {"bucket": name, "n": int(sel.sum()), "accuracy": None, "macro_f1": None}
+        if sel.any():
+            row["accuracy"] = float(np.mean(pred[sel] == y_true[sel]))
+            row["macro_f1"] = float(f1_score(y_true[sel], pred[sel], average="macro", zero_division=0))
+            row["support"] = {lab: int(np.sum(y_true[sel] == i)) for i, lab in enumerate(LABELS)}
+        out.append(row)
+    return out
+
+
+def degrade_to_width(crops: np.ndarray, face_px: int, margin: float) -> np.ndarray:
+    """Simulate a face ``face_px`` wide: shrink each crop (INTER_AREA) to the side the app would cut for
+    such a face (``face_px * (1 + 2 * margin)``) and enlarge it back (INTER_LINEAR, as ``crop_face``)."""
+    size = crops.shape[1]
+    side = max(2, int(round(face_px * (1.0 + 2.0 * margin))))
+    if side >= size:
+        return crops.copy()
+    out = np.empty_like(crops)
+    for i, c in enumerate(crops):
+        small = cv2.resize(c, (side, side), interpolation=cv2.INTER_AREA)
+        out[i] = cv2.resize(small, (size, size), interpolation=cv2.INTER_LINEAR)
+    return out
+
+
+def lowres_slice(predictor: Predictor, x: np.ndarray, y: np.ndarray, widths=LOWRES_WIDTHS) -> list[dict]:
+    """Accuracy/macro F1 with every face degraded to each width in ``widths`` (see :func:`degrade_to_width`).
+
+    Faces already smaller than the target are degraded anyway (the crop is at model size); the row
+    says so with ``crop_side``."""
+    rows = []
+    for px in widths:
+        xd = degrade_to_width(x, px, predictor.margin)
+        pred = predictor.predict(xd).argmax(axis=1)
+        rows.append({"face_px": int(px), "crop_side": int(round(px * (1 + 2 * predictor.margin))), **_short(y, pred)})
+    return rows
+
+
+def float_vs_int8(y: np.ndarray, probs_a: np.ndarray, probs_b: np.ndarray, name_a: str, name_b: str) -> dict:
+    """Two models on the same samples: accuracy and macro F1 of each, agreement of their predictions."""
+    pa, pb = np.asarray(probs_a).argmax(1), np.asarray(probs_b).argmax(1)
+    return {"n": int(len(y)), "models": [{"model": name_a, **_short(y, pa)}, {"model": name_b, **_short(y, pb)}],
+            "agreement": float(np.mean(pa == pb)) if len(y) else None,
+            "max_abs_prob_diff": float(np.max(np.abs(np.asarray(probs_a) - np.asarray(probs_b)))) if len(y) else None}
+
+
+def time_per_face(predictor: Predictor, x: np.ndarray, batch: int = 32, repeats: int = 5) -> float:
+    """Median milliseconds per face of ``predictor`` on batches of ``batch`` crops (after one warm-up)."""
+    xb = np.resize(x, (batch,) + x.shape[1:]) if len(x) < batch else x[:batch]
+    predictor.predict(xb, batch_size=batch)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        predictor.predict(xb, batch_size=batch)
+        times.append((time.perf_counter() - t) * 1000.0 / batch)
+    return float(np.median(times))
+
+
+# ---------------------------------------------------------------- the whole evaluation
+
+def evaluate(model: str | Path, data: str | Path | None = None, manifest: str | Path | None = None,
+             split: str = "test", float_model: str | Path | None = None, size_buckets: bool = False) -> dict:
+    """Evaluate ``model`` on an ImageFolder (``data``) or a manifest split; returns the metrics dict.
+
+    With ``size_buckets`` adds ``by_face_width`` and ``lowres``; with ``float_model`` adds
+    ``float_vs_int8`` (both models on the same faces)."""
+    if (data is None) == (manifest is None):
+        raise MaskwatchError("give either --data DIR or --manifest CSV")
+    predictor = load_predictor(model)
+    if manifest is not None:
+        ds = read_manifest_split(manifest, split, predictor.input_size, predictor.margin)
+    else:
+        ds = read_imagefolder(data, predictor.margin)
+    x = ds.at_size(predictor.input_size)
+    probs = predictor.predict(x)
+    result = {"model": str(predictor.path), "model_kind": predictor.kind, "input_size": predictor.input_size,
+              "data": ds.source, "skipped_unreadable": ds.skipped, **classification_metrics(ds.y, probs)}
+    if size_buckets:
+        result["face_width_source"] = "manifest" if manifest is not None else "crop width / (1 + 2 * margin)"
+        result["by_face_width"] = by_face_width(ds.y, probs, ds.face_w)
+        result["lowres"] = lowres_slice(predictor, x, ds.y)
+    if float_model is not None:
+        other = load_predictor(float_model)
+        xo = x if other.input_size == predictor.input_size else ds.at_size(other.input_size)
+        result["float_vs_int8"] = float_vs_int8(ds.y, other.predict(xo), probs, other.name, predictor.name)
+    return result
+
+
+# ---------------------------------------------------------------- reports
+
+def _fmt(v, pct=False) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{100 * v:.1f}%" if pct else f"{v:.3f}"
+    return str(v)
+
+
+def report_markdown(m: dict) -> str:
+    """A readable markdown report of :func:`evaluate`'s result."""
+    lines = [f"# Evaluation of `{Path(m['model']).name}`", "",
+             f"- model: `{m['model']}` ({m['model_kind']}, input {m['input_size']} px)",
+             f"- data: `{m['data']}` — {m['n']} faces" + (f", {m['skipped_unreadable']} unreadable skipped"
+                                                         if m.get("skipped_unreadable") else ""),
+             f"- accuracy **{_fmt(m['accuracy'])}**, macro F1 **{_fmt(m['macro_f1'])}**, "
+             f"mask_worn_incorrectly recall **{_fmt(m['incorrect_recall'])}**",
+             f"- 2-class (mask / no mask, {m['two_class']['n']} faces): accuracy {_fmt(m['two_class']['accuracy'])} "
+             f"(p(with_mask) vs p(without_mask)), strict 3-class {_fmt(m['two_class']['accuracy_strict'])}", "",
+             "## Per class", "", "| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+    for lab, r in m["per_class"].items():
+        lines.append(f"| {lab} | {_fmt(r['precision'])} | {_fmt(r['recall'])} | {_fmt(r['f1-score'])} | {r['support']} |")
+    cm = m["confusion_matrix"]
+    lines += ["", "## Confusion matrix (rows true, columns predicted)", "",
+              "| true \\ predicted | " + " | ".join(cm["labels"]) + " |", "|---" * (len(cm["labels"]) + 1) + "|"]
+    for lab, row in zip(cm["labels"], cm["matrix"]):
+        lines.append(f"| {lab} | " + " | ".join(str(v) for v in row) + " |")
+    if "by_face_width" in m:
+        lines += ["", f"## By face width (px; {m['face_width_source']})", "",
+                  "| face width | n | accuracy | macro F1 |", "|---|---|---|---|"]
+        lines += [f"| {r['bucket']} | {r['n']} | {_fmt(r['accuracy'])} | {_fmt(r['macro_f1'])} |"
+                  for r in m["by_face_width"]]
+    if "lowres" in m:
+        lines += ["", "## Low-res slice (every face shrunk to N px wide, enlarged back as the app does)", "",
+                  "| face width | crop side | accuracy | macro F1 |", "|---|---|---|---|"]
+        lines += [f"| {r['face_px']} px | {r['crop_side']} px | {_fmt(r['accuracy'])} | {_fmt(r['macro_f1'])} |"
+                  for r in m["lowres"]]
+    if "float_vs_int8" in m:
+        f = m["float_vs_int8"]
+        lines += ["", f"## Float vs int8 (same {f['n']} faces)", "", "| model | accuracy | macro F1 |", "|---|---|---|"]
+        lines += [f"| {r['model']} | {_fmt(r['accuracy'])} | {_fmt(r['macro_f1'])} |" for r in f["models"]]
+        lines += ["", f"Prediction agreement: **{_fmt(f['agreement'], pct=True)}**; "
+                      f"largest probability difference {_fmt(f['max_abs_prob_diff'])}."]
+    return "\n".join(lines) + "\n"
+
+
+def save_confusion_matrix(m: dict, path: str | Path) -> Path:
+    """Confusion-matrix PNG (counts, and row-normalised colour) with matplotlib's Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = np.array(m["confusion_matrix"]["matrix"], np.float64)
+    labels = m["confusion_matrix"]["labels"]
+    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(5.2, 4.4), dpi=120)
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax.text(j, i, f"{int(cm[i, j])}\n{100 * norm[i, j]:.0f}%", ha="center", va="center",
+                    color="white" if norm[i, j] > 0.5 else "black", fontsize=9)
+    short = [lab.replace("mask_worn_incorrectly", "incorrect").replace("_", " ") for lab in labels]
+    ax.set_xticks(range(len(labels)), short)
+    ax.set_yticks(range(len(labels)), short)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"{Path(m['model']).name}: acc {_fmt(m['accuracy'])}, macro F1 {_fmt(m['macro_f1'])}", fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def write_report(m: dict, out_dir: str | Path) -> Path:
+    """``report.md``, ``metrics.json`` and ``confusion_matrix.png`` in ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(m, indent=2))
+    save_confusion_matrix(m, out / "confusion_matrix.png")
+    (out / "report.md").write_text(report_markdown(m) + "\n![confusion matrix](confusion_matrix.png)\n")
+    return out
+
+
+def print_report(m: dict) -> None:
+    """Readable terminal report (rich tables)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console()
+    con.print(f"[bold]{Path(m['model']).name}[/] ({m['model_kind']}, {m['input_size']} px) on {m['data']}: "
+              f"{m['n']} faces" + (f", {m['skipped_unreadable']} unreadable skipped" if m.get("skipped_unreadable") else ""))
+    t = Table(title=f"accuracy {_fmt(m['accuracy'])} · macro F1 {_fmt(m['macro_f1'])} · "
+                    f"2-class accuracy {_fmt(m['two_class']['accuracy'])}")
+    for c in ("class", "precision", "recall", "F1", "support"):
+        t.add_column(c, justify="left" if c == "class" else "right")
+    for lab, r in m["per_class"].items():
+        t.add_row(lab, _fmt(r["precision"]), _fmt(r["recall"]), _fmt(r["f1-score"]), str(r["support"]))
+    con.print(t)
+    cm = m["confusion_matrix"]
+    t = Table(title="confusion matrix (rows true, columns predicted)")
+    t.add_column("true \\ pred")
+    for lab in cm["labels"]:
+        t.add_column(lab, justify="right")
+    for lab, row in zip(cm["labels"], cm["matrix"]):
+        t.add_row(lab, *map(str, row))
+    con.print(t)
+    if "by_face_width" in m:
+        t = Table(title=f"by face width ({m['face_width_source']})")
+        for c in ("face width", "n", "accuracy", "macro F1"):
+            t.add_column(c, justify="right")
+        for r in m["by_face_width"]:
+            t.add_row(r["bucket"], str(r["n"]), _fmt(r["accuracy"]), _fmt(r["macro_f1"]))
+        con.print(t)
+    if "lowres" in m:
+        t = Table(title="low-res slice (faces shrunk to N px and enlarged back)")
+        for c in ("face width", "accuracy", "macro F1"):
+            t.add_column(c, justify="right")
+        for r in m["lowres"]:
+            t.add_row(f"{r['face_px']} px", _fmt(r["accuracy"]), _fmt(r["macro_f1"]))
+        con.print(t)
+    if "float_vs_int8" in m:
+        f = m["float_vs_int8"]
+        t = Table(title=f"float vs int8: agreement {_fmt(f['agreement'], pct=True)}")
+        for c in ("model", "accuracy", "macro F1"):
+            t.add_column(c, justify="right")
+        for r in f["models"]:
+            t.add_row(r["model"], _fmt(r["accuracy"]), _fmt(r["macro_f1"]))
+        con.print(t)
+
+
+# ---------------------------------------------------------------- CLI
+
+def register(subparsers) -> None:
+    """Add ``evaluate`` to ``maskwatch-train``'s sub-commands."""
+    p = subparsers.add_parser(
+        "evaluate", help="metrics of a .tflite/.keras model on face crops (ImageFolder or prepared split)",
+        description="Evaluate a mask classifier on an ImageFolder of face crops (class folders with_mask, "
+                    "without_mask, mask_worn_incorrectly or aliases; other folders are ignored) or on a split "
+                    "of a prepare manifest.")
+    p.add_argument("--model", required=True, help="model file: .tflite (with its .json metadata) or .keras")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", help="ImageFolder of face crops")
+    src.add_argument("--manifest", help="manifest.csv (or its folder) written by maskwatch-train prepare")
+    p.add_argument("--split", default="test", help="manifest split: train, val, test or all (default test)")
+    p.add_argument("--float-model", help="the float .keras model to compare with on the same faces")
+    p.add_argument("--size-buckets", action="store_true",
+                   help="add accuracy/F1 by face width and the 16/24/32 px low-res slice")
+    p.add_argument("--json", action="store_true", help="print one metrics JSON to stdout")
+    p.add_argument("--out", help="folder for report.md, metrics.json and confusion_matrix.png")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    m = evaluate(args.model, data=args.data, manifest=args.manifest, split=args.split,
+                 float_model=args.float_model, size_buckets=args.size_buckets)
+    if args.out:
+        write_report(m, args.out)
+    if args.json:
+        print(json.dumps(m))
+    else:
+        print_report(m)
+        if args.out:
+            print(f"report written to {Path(args.out) / 'report.md'}")
+    return 0
