@@ -1,0 +1,440 @@
+"""The ``maskwatch`` command.
+
+::
+
+    maskwatch                                   # the desktop app (PyQt6)
+    maskwatch --headless [--source S] [--log counts.csv] [--events events.jsonl] [--interval 60]
+    maskwatch detect PATH... [--json]           # faces and labels of images and folders
+    maskwatch bench --source FILE [--frames N] [--json out.json]
+
+Every user error (missing file, bad URL, corrupt video, unreadable image, bad model, bad flag, bad
+TOML) is ONE line on stderr, ``maskwatch: error: ...``, and a non-zero exit, never a traceback;
+an unexpected exception is one line too and exit 1 (``--debug`` or ``MASKWATCH_DEBUG=1`` shows
+the traceback). The native libraries' console chatter (TFLite / MediaPipe INFO and WARNING lines
+written straight to file descriptor 2) is hidden unless ``--debug``.
+
+``maskwatch detect --json`` prints one line per image, exactly::
+
+    {"image": "<path>", "faces": [{"box": [x1, y1, x2, y2], "label": "with_mask", "score": 0.97,
+      "probs": {"with_mask": 0.97, "without_mask": 0.02, "mask_worn_incorrectly": 0.01}}]}
+
+``box`` is in pixels of the original image (rounded to 0.1 px); ``label`` is the classifier's
+most probable class and ``score`` the classifier's probability of that label (the face
+detector's own confidence is not part of the schema).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import traceback
+from dataclasses import replace
+from pathlib import Path
+
+from maskwatch import LABELS, __version__
+from maskwatch.errors import MaskwatchError
+
+PROG = "maskwatch"
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line: ``maskwatch: error: <what> (see --help)``."""
+
+    def error(self, message: str):  # noqa: D102 - argparse API
+        self.exit(2, f"{PROG}: error: {message} (see {self.prog} --help)\n")
+
+
+# -- argument types (each rejects a bad value with a one-line message) ---------------------------
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def _detector_modes() -> tuple[str, ...]:
+    from maskwatch.detection import DETECTOR_MODES
+
+    return DETECTOR_MODES
+
+
+def _add_pipeline_options(p: argparse.ArgumentParser, source_help: str) -> None:
+    p.add_argument("--source", help=source_help)
+    p.add_argument("--detector", choices=_detector_modes(), help="face detector mode")
+    p.add_argument("--min-score", type=_probability, metavar="F", help="minimum face detector score (0-1)")
+    p.add_argument("--detect-every", type=_positive_int, metavar="N",
+                   help="run the face detector every N frames, track in between")
+    p.add_argument("--model", type=Path, metavar="PATH", help="mask classifier .tflite (its .json next to it)")
+    p.add_argument("--config", type=Path, metavar="TOML", help="configuration file (flags override it)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks and native library logs")
+
+
+def _main_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog=PROG,
+        description="Real-time face-mask compliance monitor. Without --headless: the desktop app. "
+        "Subcommands: 'maskwatch detect PATH... [--json]', 'maskwatch bench --source FILE'.",
+    )
+    p.add_argument("--version", action="version", version=f"maskwatch {__version__}")
+    p.add_argument("--headless", action="store_true", help="run without a window: log counts to CSV/JSONL")
+    _add_pipeline_options(p, "webcam index (0), rtsp:// or http:// URL, video file or image folder "
+                             "(default: the demo clip)")
+    p.add_argument("--log", type=Path, metavar="CSV", help="append one row per interval to this CSV")
+    p.add_argument("--events", type=Path, metavar="JSONL", help="append events (person seen, label decided)")
+    p.add_argument("--interval", type=_positive_float, metavar="SECONDS", help="interval length (default 60)")
+    p.add_argument("--snapshots", type=Path, metavar="DIR",
+                   help="save a frame per person decided without_mask / mask_worn_incorrectly")
+    p.add_argument("--vote-window", type=_positive_int, metavar="N", help="frames a track's label is voted over")
+    p.add_argument("--realtime", action="store_true", help="files: pace to the file's frame rate")
+    p.add_argument("--quiet", action="store_true", help="no per-interval lines, only the final totals")
+    return p
+
+
+def _detect_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=f"{PROG} detect", description="Faces and mask labels of images (files or folders).")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
+    p.add_argument("--json", action="store_true", help="one JSON line per image")
+    p.add_argument("--detector", choices=_detector_modes(), help="face detector mode")
+    p.add_argument("--min-score", type=_probability, metavar="F", help="minimum face detector score (0-1)")
+    p.add_argument("--model", type=Path, metavar="PATH", help="mask classifier .tflite (its .json next to it)")
+    p.add_argument("--config", type=Path, metavar="TOML", help="configuration file (flags override it)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks and native library logs")
+    return p
+
+
+def _bench_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=f"{PROG} bench", description="Per-stage timings, fps, faces per frame and peak memory.")
+    _add_pipeline_options(p, "video file (default: the demo clip)")
+    p.add_argument("--frames", type=_positive_int, metavar="N", help="stop after N frames (default: whole file)")
+    p.add_argument("--warmup", type=int, default=5, metavar="N", help="frames left out of the timings (default 5)")
+    p.add_argument("--json", type=Path, metavar="OUT", help="also write the report as JSON")
+    return p
+
+
+# -- configuration --------------------------------------------------------------------------------
+
+
+def build_config(args: argparse.Namespace):
+    """TOML (``--config``) first, then the flags that were given."""
+    from maskwatch.config import Config
+
+    config = Config.from_toml(args.config) if getattr(args, "config", None) else Config()
+    get = lambda name: getattr(args, name, None)  # noqa: E731
+    if get("source") is not None:
+        config = replace(config, source=args.source)
+    if get("model") is not None:
+        config = replace(config, model=args.model)
+    for flag, field in (("log", "log"), ("events", "events"), ("snapshots", "snapshots")):
+        if get(flag) is not None:
+            config = replace(config, **{field: get(flag)})
+    if get("interval") is not None:
+        config = replace(config, interval_s=args.interval)
+    det = config.detector
+    if get("detector") is not None:
+        det = replace(det, mode=args.detector)
+    if get("min_score") is not None:
+        det = replace(det, min_score=args.min_score)
+    if get("detect_every") is not None:
+        det = replace(det, every_n=args.detect_every)
+    config = replace(config, detector=det)
+    if get("vote_window") is not None:
+        tr = config.tracker
+        config = replace(config, tracker=replace(tr, vote_window=args.vote_window,
+                                                 min_votes=min(tr.min_votes, args.vote_window)))
+    if get("realtime"):
+        config = replace(config, sources=replace(config.sources, realtime=True))
+    _check_config(config)
+    return config
+
+
+def _check_config(config) -> None:
+    """Values a TOML file could get wrong (flags are checked by argparse)."""
+    if not (isinstance(config.interval_s, (int, float)) and config.interval_s > 0):
+        raise MaskwatchError(f"interval_s must be a number > 0, got {config.interval_s!r}")
+    if not (isinstance(config.detector.every_n, int) and config.detector.every_n >= 1):
+        raise MaskwatchError(f"detector.every_n must be an integer >= 1, got {config.detector.every_n!r}")
+    if config.detector.mode not in _detector_modes():
+        raise MaskwatchError(f"unknown detector.mode {config.detector.mode!r}; choose one of {', '.join(_detector_modes())}")
+    if not (isinstance(config.detector.min_score, (int, float)) and 0 <= config.detector.min_score <= 1):
+        raise MaskwatchError(f"detector.min_score must be between 0 and 1, got {config.detector.min_score!r}")
+    tr = config.tracker
+    for name in ("vote_window", "min_votes", "max_age"):
+        value = getattr(tr, name)
+        if not (isinstance(value, int) and value >= (0 if name == "max_age" else 1)):
+            raise MaskwatchError(f"tracker.{name} must be a positive integer, got {value!r}")
+    if not isinstance(config.source, (str, int)):
+        raise MaskwatchError(f"source must be a string, got {config.source!r}")
+
+
+# -- output helpers -------------------------------------------------------------------------------
+
+
+def _redact(text: str) -> str:
+    try:
+        from maskwatch.sources import redact_url
+    except ImportError:  # pragma: no cover - sources is part of the package
+        return text
+    return redact_url(text)
+
+
+def _pct(rate) -> str:
+    return "-" if rate is None else f"{100 * rate:.0f}%"
+
+
+def format_summary(summary) -> str:
+    """One human line per interval row."""
+    from maskwatch.sinks import iso_time
+
+    state = getattr(summary.source_state, "value", str(summary.source_state))
+    labels = "  ".join(f"{k} {summary.by_label.get(k, 0)}" for k in LABELS)
+    return (f"{iso_time(summary.start)} .. {iso_time(summary.end)[11:]}  frames {summary.frames}  "
+            f"faces {summary.faces}  people {summary.people_seen}  {labels}  "
+            f"compliance {_pct(summary.compliance_rate)}  fps {summary.fps:.1f}  "
+            f"dropped {summary.dropped_frames}  {state}")
+
+
+def format_totals(totals) -> str:
+    labels = "  ".join(f"{k} {totals.by_label.get(k, 0)}" for k in LABELS)
+    return f"total: people {totals.people_seen}  {labels}  compliance {_pct(totals.compliance_rate)}"
+
+
+@contextlib.contextmanager
+def _native_stderr_hidden(enabled: bool):
+    """Point file descriptor 2 at /dev/null (TFLite/MediaPipe/absl write there directly) while
+    Python's ``sys.stderr`` keeps writing to the real stderr."""
+    if not enabled:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    real = open(saved, "w", buffering=1, encoding="utf-8", errors="replace", closefd=True)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    old = sys.stderr
+    sys.stderr = real
+    try:
+        yield
+    finally:
+        real.flush()
+        os.dup2(saved, 2)
+        sys.stderr = old
+        real.close()
+
+
+def _error(message: str) -> None:
+    line = " ".join(_redact(str(message)).split()) or "unknown error"
+    print(f"{PROG}: error: {line}", file=sys.stderr, flush=True)
+
+
+def _warn(message: str) -> None:
+    print(f"{PROG}: warning: {' '.join(_redact(str(message)).split())}", file=sys.stderr, flush=True)
+
+
+# -- commands -------------------------------------------------------------------------------------
+
+
+def _run_headless(args) -> int:
+    from maskwatch.monitor import Monitor
+
+    config = build_config(args)
+    out = sys.stdout
+    last_state = [None]
+
+    def on_summary(summary):
+        if not args.quiet:
+            print(format_summary(summary), file=out, flush=True)
+
+    def on_status(stats):
+        state = stats.source_state
+        if state != last_state[0] and not args.quiet:
+            extra = f" (next attempt in {stats.reconnect_in:.1f} s)" if stats.reconnect_in else ""
+            print(f"{PROG}: source {getattr(state, 'value', state)}{extra}", file=sys.stderr, flush=True)
+        last_state[0] = state
+
+    def on_result(result):
+        if last_state[0] is not None and last_state[0] != result.stats.source_state and not args.quiet:
+            print(f"{PROG}: source {getattr(result.stats.source_state, 'value', '')}", file=sys.stderr, flush=True)
+        last_state[0] = result.stats.source_state
+
+    monitor = Monitor(config, on_result=on_result, on_summary=on_summary, on_status=on_status)
+
+    def handle(signum, _frame):
+        monitor.stop()
+
+    previous = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        totals = monitor.run()
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+    print(format_totals(totals), file=out, flush=True)
+    return 0
+
+
+def _run_gui(args) -> int:
+    config = build_config(args)
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM")
+    ):
+        raise MaskwatchError("no display found (DISPLAY is not set); use 'maskwatch --headless' to run without a window")
+    try:
+        from maskwatch.gui import run_app
+    except ImportError as e:
+        raise MaskwatchError(f"the desktop app cannot start ({e}); use 'maskwatch --headless'") from None
+    return int(run_app(config) or 0)
+
+
+def iter_images(paths: list[str]):
+    """(path, exists) for each image file named or found (recursively, sorted) in named folders."""
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            yield from ((f, True) for f in found)
+        else:
+            yield p, p.is_file()
+
+
+def detect_record(image_path: str, faces) -> dict:
+    """The ``maskwatch detect --json`` object of one image (see the module docstring)."""
+    out = []
+    for i in range(len(faces)):
+        probs = faces.probs[i]
+        label = int(probs.argmax())
+        out.append({
+            "box": [round(float(v), 1) for v in faces.xyxy[i]],
+            "label": LABELS[label],
+            "score": round(float(probs[label]), 4),
+            "probs": {k: round(float(probs[j]), 4) for j, k in enumerate(LABELS)},
+        })
+    return {"image": image_path, "faces": out}
+
+
+def _run_detect(args) -> int:
+    import cv2
+
+    from maskwatch.classification import MaskClassifier
+    from maskwatch.detection import FaceDetector
+
+    config = build_config(args)
+    classifier = MaskClassifier(config.model)
+    detector = FaceDetector(config.detector.mode, config.detector.min_score)
+    failures = 0
+    try:
+        for path, exists in iter_images(args.paths):
+            if not exists:
+                _warn(f"no such file or folder: {path}")
+                failures += 1
+                continue
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is None:
+                _warn(f"cannot read image: {path}")
+                failures += 1
+                continue
+            faces = detector.detect(image)
+            if len(faces):
+                faces.probs = classifier.classify_faces(image, faces.xyxy)
+            record = detect_record(str(path), faces)
+            if args.json:
+                print(json.dumps(record), flush=True)
+            else:
+                h, w = image.shape[:2]
+                print(f"{path}  ({w}x{h}, {len(faces)} face{'s' if len(faces) != 1 else ''})", flush=True)
+                for f in record["faces"]:
+                    x1, y1, x2, y2 = f["box"]
+                    print(f"  [{x1:7.1f} {y1:7.1f} {x2:7.1f} {y2:7.1f}]  {f['label']:<22} {f['score']:.2f}", flush=True)
+    finally:
+        detector.close()
+    if failures:
+        _error(f"{failures} image{'s' if failures != 1 else ''} could not be read")
+        return 1
+    return 0
+
+
+def _run_bench(args) -> int:
+    from maskwatch import bench
+
+    config = build_config(args)
+    report = bench.run(config, frames=args.frames, warmup=args.warmup)
+    print(bench.format_report(report), flush=True)
+    if args.json:
+        try:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(report, indent=2) + "\n")
+        except OSError as e:
+            raise MaskwatchError(f"cannot write {args.json}: {e.strerror or e}") from None
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "detect":
+        parser, command = _detect_parser(), _run_detect
+        argv = argv[1:]
+    elif argv and argv[0] == "bench":
+        parser, command = _bench_parser(), _run_bench
+        argv = argv[1:]
+    else:
+        parser, command = _main_parser(), None
+    args = parser.parse_args(argv)
+    if command is None:
+        command = _run_headless if args.headless else _run_gui
+    debug = bool(args.debug or os.environ.get("MASKWATCH_DEBUG", "") not in ("", "0"))
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
+                        format=f"{PROG}: %(levelname)s: %(name)s: %(message)s")
+    with _native_stderr_hidden(enabled=not debug):
+        handlers = [h for h in logging.getLogger().handlers if type(h) is logging.StreamHandler]
+        streams = [h.setStream(sys.stderr) for h in handlers]  # log lines go to the real stderr
+        try:
+            return command(args)
+        except MaskwatchError as e:
+            _error(e)
+            return getattr(e, "exit_code", 2) or 2
+        except KeyboardInterrupt:
+            return 130
+        except BrokenPipeError:
+            return 0
+        except Exception as e:  # unexpected: one line, the traceback only when debugging
+            if debug:
+                traceback.print_exc(file=sys.stderr)
+            _error(f"unexpected {type(e).__name__}: {e}" + ("" if debug else " (run with --debug for the traceback)"))
+            return 1
+        finally:
+            for handler, stream in zip(handlers, streams):
+                handler.setStream(stream)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

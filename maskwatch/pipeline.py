@@ -1,0 +1,292 @@
+"""``Pipeline``: source -> detector -> classifier -> tracker -> counter, one ``FrameResult`` per frame.
+
+The pipeline composes the stages and measures them; it knows nothing about Qt, files or printing
+(the :class:`~maskwatch.monitor.Monitor` feeds the sinks, the GUI draws, ``maskwatch bench``
+aggregates the timings). Every consumer reads the same stream.
+
+Per frame:
+
+1. ``source.read`` (``stage_ms["decode"]``: for files the decode time, for live sources the wait
+   for the reader thread's newest frame; with ``--realtime`` it includes the pacing sleep);
+2. every ``detector.every_n`` processed frames the face detector runs (``"detect"``) and all its
+   faces are classified in ONE batch (``"classify"``), then the tracker matches them
+   (``"track"``); on the frames in between the tracker only predicts where its tracks are
+   (``Tracker.predict``: no detection, no classification, no new votes);
+3. the counter turns tracks into events and closes intervals.
+
+Time: a file's frames carry their media position (``index / fps``); the pipeline adds the epoch
+time at which the run started, so interval rows and events of a file run are in *media* time
+(a 10 s clip gives the same rows whether it is processed at 5 or 500 fps). Live frames already
+carry the epoch time of capture. ``stats.latency_ms`` is capture to label (monotonic clock).
+
+Live sources that deliver nothing (connecting, reconnecting after a camera dropped): ``read``
+returns ``None`` after ``idle_tick_s``; the pipeline then yields a *status update*: a
+``FrameResult`` whose ``frame`` is ``None`` and ``faces`` empty, with the current
+``stats.source_state`` / ``reconnect_in`` / ``dropped_frames``, and it closes elapsed intervals on
+the wall clock (``Counter.tick``), so a log keeps getting one row per interval, marked
+``reconnecting``, while the camera is away. Consumers that only draw frames skip results with
+``result.frame is None`` (``Monitor`` does this for its ``on_result`` callback).
+
+A live source that fails before delivering its first frame (unreachable camera, wrong URL path,
+bad credentials) raises ``MaskwatchError`` ("cannot open rtsp://...: why") instead of retrying
+silently forever; once frames have flowed, outages are retried (``sources.max_reconnects``).
+
+Example (needs the shipped model)::
+
+    from maskwatch.config import Config
+    with Pipeline(Config(source="clip.mp4", interval_s=5)) as pipeline:
+        for result in pipeline:
+            if result.summary:
+                print(result.summary)
+        last = pipeline.close()   # the partial interval
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from maskwatch.config import Config
+from maskwatch.errors import MaskwatchError
+from maskwatch.faces import Faces
+from maskwatch.frames import Frame, SourceState
+from maskwatch.results import FrameResult, IntervalSummary, Stats, Totals
+
+log = logging.getLogger("maskwatch.pipeline")
+
+STAGES: tuple[str, ...] = ("decode", "detect", "classify", "track")
+"""The timed stages, keys of ``Stats.stage_ms`` (plus ``"total"``: decode to counted)."""
+
+FPS_SMOOTHING = 0.1
+"""Weight of the newest frame in the exponential moving average of the processed fps."""
+
+
+class Pipeline:
+    """Runs the stages on a source; iterate it for ``FrameResult``\\ s.
+
+    Stages not given are built from ``config``: the classifier and the face detector first, then
+    the source, so a missing or broken model fails fast before a camera is opened. The pipeline
+    owns every stage it is given or builds: :meth:`close` closes the source and the detector.
+
+    ``stop()`` may be called from any thread (a signal handler, the GUI thread): iteration ends
+    after the frame being processed (or within ``idle_tick_s`` when a live source is silent).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        source=None,
+        detector=None,
+        classifier=None,
+        tracker=None,
+        counter=None,
+        idle_tick_s: float = 0.25,
+        require_first_connection: bool = True,
+    ):
+        self.config = config
+        self.require_first_connection = require_first_connection
+        self.idle_tick_s = float(idle_tick_s)
+        self.every_n = max(int(config.detector.every_n), 1)
+        self._stop = threading.Event()
+        self._closed = False
+        self._final: IntervalSummary | None = None
+        self.detector = None
+        self.source = None
+        if source is None:
+            precheck_source(config.source)  # a typo'd path fails before any model is loaded
+        try:
+            if classifier is None:
+                from maskwatch.classification import MaskClassifier
+
+                classifier = MaskClassifier(config.model)
+            self.classifier = classifier
+            if detector is None:
+                from maskwatch.detection import FaceDetector
+
+                detector = FaceDetector(config.detector.mode, config.detector.min_score)
+            self.detector = detector
+            if tracker is None:
+                from maskwatch.tracking import Tracker
+
+                tracker = Tracker(config.tracker)
+            self.tracker = tracker
+            if counter is None:
+                from maskwatch.counting import Counter
+
+                counter = Counter(config.interval_s)
+            self.counter = counter
+            if source is None:
+                from maskwatch.sources import open_source
+
+                source = open_source(config.source, config.sources)
+            self.source = source
+        except BaseException:
+            self._close_stages()
+            raise
+        self.run_start_epoch = time.time()  # file runs: media time 0 maps to this epoch time
+        self.stats = Stats(source_state=getattr(self.source, "state", SourceState.CONNECTING))
+        self.frames_processed = 0
+        self._last_frame: Frame | None = None
+        self._last_done: float | None = None  # perf_counter at the end of the previous frame
+
+    # -- public ------------------------------------------------------------------------------------
+
+    @property
+    def is_live(self) -> bool:
+        return bool(getattr(self.source, "is_live", False))
+
+    @property
+    def totals(self) -> Totals:
+        """A copy of the counter's totals (unique people since start)."""
+        t = self.counter.totals
+        return Totals(people_seen=t.people_seen, by_label=dict(t.by_label))
+
+    def __iter__(self) -> Iterator[FrameResult]:
+        if self._closed:
+            raise RuntimeError("pipeline is closed")
+        while not self._stop.is_set():
+            t0 = time.perf_counter()
+            frame = self.source.read(timeout=self.idle_tick_s)
+            decode_ms = (time.perf_counter() - t0) * 1000.0
+            if frame is None:
+                self._refresh_source_stats()
+                self._check_first_connection()
+                if self.stats.source_state == SourceState.ENDED:
+                    return
+                yield self._status_update()
+                continue
+            yield self._process(frame, decode_ms)
+
+    def stop(self) -> None:
+        """Ask the iteration to end after the current frame (thread-safe, signal-safe)."""
+        self._stop.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def close(self) -> IntervalSummary | None:
+        """Flush the counter's partial interval (returned; ``None`` if it saw no frame) and close
+        the source and the detector. Idempotent: later calls return the same summary."""
+        if self._closed:
+            return self._final
+        self._closed = True
+        self._stop.set()
+        try:
+            self._refresh_source_stats()
+            self._final = self.counter.flush(self._end_timestamp(), self.stats)
+        finally:
+            self._close_stages()
+        return self._final
+
+    def __enter__(self) -> "Pipeline":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- internals ---------------------------------------------------------------------------------
+
+    def _timestamp(self, frame: Frame) -> float:
+        return frame.timestamp if self.is_live else self.run_start_epoch + frame.timestamp
+
+    def _end_timestamp(self) -> float:
+        """Where the partial interval ends: now for live sources, after the last frame for files."""
+        if self.is_live or self._last_frame is None:
+            return time.time()
+        fps = float(getattr(self.source, "fps", 0.0) or 0.0)
+        return self._timestamp(self._last_frame) + (1.0 / fps if fps > 0 else 0.0)
+
+    def _refresh_source_stats(self) -> None:
+        s = self.source
+        self.stats.source_state = getattr(s, "state", self.stats.source_state)
+        self.stats.reconnect_in = getattr(s, "reconnect_in", None)
+        self.stats.dropped_frames = int(getattr(s, "dropped", 0) or 0)
+
+    def _process(self, frame: Frame, decode_ms: float) -> FrameResult:
+        ms = {"decode": decode_ms, "detect": 0.0, "classify": 0.0, "track": 0.0}
+        seq = self.frames_processed  # our own frame counter: monotonic even if a source restarts its index
+        if seq % self.every_n == 0:
+            t = time.perf_counter()
+            faces = self.detector.detect(frame.image)
+            ms["detect"] = (time.perf_counter() - t) * 1000.0
+            t = time.perf_counter()
+            if len(faces):
+                faces.probs = self.classifier.classify_faces(frame.image, faces.xyxy)
+            ms["classify"] = (time.perf_counter() - t) * 1000.0
+            t = time.perf_counter()
+            faces = self.tracker.update(faces, seq)
+            ms["track"] = (time.perf_counter() - t) * 1000.0
+        else:
+            t = time.perf_counter()
+            faces = self.tracker.predict(seq)
+            ms["track"] = (time.perf_counter() - t) * 1000.0
+        self.frames_processed += 1
+        self._last_frame = frame
+
+        now = time.perf_counter()
+        if self._last_done is not None and now > self._last_done:
+            inst = 1.0 / (now - self._last_done)
+            self.stats.fps = inst if self.stats.fps == 0 else (1 - FPS_SMOOTHING) * self.stats.fps + FPS_SMOOTHING * inst
+        self._last_done = now
+        self._refresh_source_stats()
+        ms["total"] = sum(ms[k] for k in STAGES)
+        self.stats.stage_ms = ms
+        self.stats.latency_ms = max(time.monotonic() - frame.captured_at, 0.0) * 1000.0
+        events, summary = self.counter.update(
+            faces, self._timestamp(frame), frame.index, self._stats_copy(), tracks=getattr(self.tracker, "tracks", None)
+        )
+        return FrameResult(frame=frame, faces=faces, stats=self._stats_copy(), totals=self.totals,
+                           events=events, summary=summary)
+
+    def _check_first_connection(self) -> None:
+        """A live source that failed before its first frame: the camera is unreachable or the URL
+        is wrong, so say so (one line) instead of retrying silently. After the first frame, outages
+        are retried for as long as the source's ``max_reconnects`` allows."""
+        if not self.require_first_connection or self.frames_processed or not self.is_live:
+            return
+        state = self.stats.source_state
+        if state in (SourceState.RECONNECTING, SourceState.ENDED) and getattr(self.source, "last_error", None):
+            raise MaskwatchError(f"cannot open {self.source.name}: {self.source.last_error}")
+
+    def _status_update(self) -> FrameResult:
+        """No frame this tick (a live source connecting or reconnecting): state, and elapsed intervals."""
+        summary = None
+        if self.is_live:
+            summary = self.counter.tick(time.time(), self._stats_copy())
+        self.stats.stage_ms = {}
+        return FrameResult(frame=None, faces=Faces.empty(), stats=self._stats_copy(), totals=self.totals,
+                           summary=summary)
+
+    def _stats_copy(self) -> Stats:
+        s = self.stats
+        return Stats(fps=s.fps, stage_ms=dict(s.stage_ms), dropped_frames=s.dropped_frames,
+                     source_state=s.source_state, reconnect_in=s.reconnect_in, latency_ms=s.latency_ms)
+
+    def _close_stages(self) -> None:
+        for stage in (self.source, self.detector):
+            if stage is None:
+                continue
+            try:
+                stage.close()
+            except Exception as e:  # closing must never hide the run's own outcome
+                log.warning("closing %s failed: %s", type(stage).__name__, e)
+
+
+def precheck_source(spec) -> None:
+    """Cheap checks of a source spec before models are loaded: a camera URL must parse, a path
+    must exist. Opening (and every deeper check) is ``maskwatch.sources.open_source``'s job."""
+    from maskwatch.sources import redact_url, validate_url
+
+    text = str(spec).strip()
+    if not text or text.isdigit():
+        return
+    scheme = text.split("://", 1)[0].lower() if "://" in text else None
+    if scheme is not None and scheme != "file":
+        validate_url(text)
+    elif scheme is None and not Path(text).expanduser().exists():
+        raise MaskwatchError(f"source not found: {redact_url(text)}")
