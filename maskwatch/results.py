@@ -80,7 +80,7 @@ class IntervalSummary:
 
 @dataclass
 class FrameResult:
-    frame: Frame
+    frame: Frame | None  # None: a status update from a silent live source (see maskwatch.pipeline)
     faces: Faces  # boxes, scores, probs, track ids and voted labels of this frame
     stats: Stats
     totals: Totals
