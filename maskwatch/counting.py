@@ -3,11 +3,12 @@
 Events, once per track and never again:
 
 - ``person_seen`` the first time a track has been seen on ``min_hits`` frames (a one-frame false
-  detection is never counted);
+  detection is never counted) and, with ``min_track_score``, one of its detections scored that high;
 - ``label_decided`` the first time the track's voted label (``faces.track_label``) is decided. A
   person is counted once, with this first decided label, even if the vote changes later. If a label
   is decided before ``min_hits`` is reached, ``person_seen`` is emitted on the same frame first, so
-  every counted label belongs to a counted person.
+  every counted label belongs to a counted person (a track not counted as a person never gets a
+  ``label_decided``).
 
 Intervals are cut by the frames' ``timestamp`` (epoch seconds): the first interval starts at the
 first frame's timestamp (or at the previous multiple of ``interval_s`` with ``align_to_clock=True``,
@@ -88,6 +89,10 @@ class _Interval:
 class Counter:
     """Counts each person (track) once and summarises intervals. See the module docstring.
 
+    ``min_track_score`` (off by default): a track is counted only once one of its detections
+    scored at least this (detector false positives on textured backgrounds can persist for many
+    frames at scores just above the detector's threshold).
+
     ``clock`` measures processing time for the interval's ``fps`` (frames processed per second of
     wall time, which for a file run faster than real time is the processing speed, not the file's
     frame rate); it falls back to the mean of ``stats.fps`` for intervals of one frame.
@@ -99,6 +104,7 @@ class Counter:
         min_hits: int = 3,
         *,
         align_to_clock: bool = False,
+        min_track_score: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
     ):
         if not interval_s > 0:
@@ -106,9 +112,11 @@ class Counter:
         self.interval_s = float(interval_s)
         self.min_hits = max(int(min_hits), 1)
         self.align_to_clock = align_to_clock
+        self.min_track_score = float(min_track_score)
         self.clock = clock
         self.totals = Totals()
         self._hits: dict[int, int] = {}  # frames each track id appeared on (until it is seen)
+        self._best_score: dict[int, float] = {}  # best detector score of each id (until it is seen)
         self._seen: set[int] = set()
         self._decided: set[int] = set()
         self._interval: _Interval | None = None
@@ -160,13 +168,15 @@ class Counter:
                     hits = int(track.hits)
                 else:
                     hits = self._hits[tid] = self._hits.get(tid, 0) + 1
-                if hits >= self.min_hits or label >= 0:
+                best = self._best_score[tid] = max(self._best_score.get(tid, 0.0), float(faces.score[i]))
+                if (hits >= self.min_hits or label >= 0) and best >= self.min_track_score:
                     self._seen.add(tid)
                     self._hits.pop(tid, None)
+                    self._best_score.pop(tid, None)
                     self.totals.people_seen += 1
                     iv.people_seen += 1
                     events.append(Event("person_seen", tid, timestamp, frame_index, box=box))
-            if label >= 0 and tid not in self._decided:
+            if label >= 0 and tid in self._seen and tid not in self._decided:
                 self._decided.add(tid)
                 name = LABELS[label]
                 self.totals.by_label[name] += 1
@@ -186,6 +196,7 @@ class Counter:
         self._seen &= live
         self._decided &= live
         self._hits = {k: v for k, v in self._hits.items() if k in live}
+        self._best_score = {k: v for k, v in self._best_score.items() if k in live}
 
     def tick(self, timestamp: float, stats: Stats) -> IntervalSummary | None:
         """Close the open interval if ``timestamp`` has passed its end, without counting a frame.

@@ -54,6 +54,8 @@ class Track:
     hits: int = 1
     age: int = 0
     label: int = -1
+    score_sum: float = 0.0  # detector scores summed over hits
+    max_score: float = 0.0  # best detector score over hits
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))  # box delta per frame
     _labels: deque = field(default=None, repr=False)  # per-frame argmax of the last classified frames
     _probs: deque = field(default=None, repr=False)  # the matching probability rows
@@ -69,6 +71,11 @@ class Track:
     def votes(self) -> np.ndarray:
         """Counts per class (``LABELS`` order) over the last ``vote_window`` classified frames."""
         return np.bincount(np.asarray(self._labels, np.int64), minlength=_NUM_CLASSES)[:_NUM_CLASSES]
+
+    @property
+    def score(self) -> float:
+        """Mean detector score over the frames the track was matched."""
+        return self.score_sum / self.hits if self.hits else 0.0
 
     @property
     def num_votes(self) -> int:
@@ -159,12 +166,13 @@ class Tracker:
         per_frame = faces.label
         for ti, di in matches:
             t = self._tracks[ti]
-            self._hit(t, faces.xyxy[di], frame_index)
+            self._hit(t, faces.xyxy[di], frame_index, float(faces.score[di]))
             self._vote(t, per_frame[di], faces.probs[di])
             track_ids[di], track_labels[di] = t.id, t.label
         for di in unmatched:
             t = Track(id=self._next_id, xyxy=faces.xyxy[di], first_frame=frame_index, last_frame=frame_index,
-                      vote_window=self.config.vote_window)
+                      vote_window=self.config.vote_window, score_sum=float(faces.score[di]),
+                      max_score=float(faces.score[di]))
             self._next_id += 1
             self._vote(t, per_frame[di], faces.probs[di])
             self._tracks.append(t)
@@ -233,7 +241,7 @@ class Tracker:
         cost = (1.0 - iou) + self.distance_weight * dist
         return cost, allowed
 
-    def _hit(self, t: Track, box: np.ndarray, frame_index: int) -> None:
+    def _hit(self, t: Track, box: np.ndarray, frame_index: int, score: float) -> None:
         gap = frame_index - t.last_frame
         box = np.asarray(box, np.float32)
         if gap > 0:
@@ -244,6 +252,8 @@ class Tracker:
         t.last_frame = frame_index
         t.hits += 1
         t.age = 0
+        t.score_sum += score
+        t.max_score = max(t.max_score, score)
 
     def _vote(self, t: Track, label: int, probs: np.ndarray) -> None:
         if label < 0:

@@ -212,3 +212,16 @@ def test_pruning_forgets_finished_ids_but_never_recounts_live_ones():
     assert sorted(seen) == [("label_decided", 1), ("label_decided", 2), ("person_seen", 1), ("person_seen", 2)]
     assert counter.totals.people_seen == 2
     assert counter._seen == {1} and counter._decided == {1}  # id 2 finished and forgotten
+
+
+def test_min_track_score_skips_weak_persistent_tracks():
+    counter = Counter(min_hits=2, min_track_score=0.65)
+    events = []
+    for i, (s1, s2) in enumerate([(0.55, 0.6), (0.55, 0.7), (0.58, 0.6), (0.55, 0.6)]):
+        faces = tracked((1, 0 if i >= 1 else -1), (2, 0 if i >= 1 else -1))
+        faces.score = np.array([s1, s2], np.float32)
+        ev, _ = counter.update(faces, 100.0 + i, i, Stats())
+        events += [(e.kind, e.track_id, e.frame_index) for e in ev]
+    # track 1 never reaches 0.65: neither seen nor decided; track 2 counted at its 0.7 frame
+    assert events == [("person_seen", 2, 1), ("label_decided", 2, 1)]
+    assert counter.totals.people_seen == 1 and counter.totals.decided == 1

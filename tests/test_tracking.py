@@ -190,3 +190,13 @@ def test_finished_tracks_are_capped_when_nobody_pops_them():
     finished = tracker.pop_finished()
     assert len(finished) == 10 and finished[-1].id == 49
     assert len(tracker.tracks) == 1
+
+
+def test_track_score_mean_and_max():
+    tracker = Tracker()
+    for i, s in enumerate([0.6, 0.8, 0.7]):
+        f = faces_at([box(100, 100, 40)])
+        f.score = np.array([s], np.float32)
+        tracker.update(f, i)
+    t = tracker.tracks[0]
+    assert t.hits == 3 and t.score == pytest.approx(0.7) and t.max_score == pytest.approx(0.8)
