@@ -1,0 +1,509 @@
+"""``FaceDetector``: MediaPipe BlazeFace faces as a :class:`~maskwatch.faces.Faces`.
+
+Both BlazeFace models ship in ``models/`` (see ``models/MODELS.md``). The detector has a few
+modes, all returning boxes, scores and six keypoints in pixels of the original image:
+
+``short``
+    MediaPipe Tasks ``FaceDetector`` with the short-range model (128x128 input) on the whole
+    frame. Fast, but the frame is shrunk to 128 px, so it only finds faces that fill a good part
+    of it (webcams, selfies).
+``full``
+    MediaPipe Tasks ``FaceDetector`` with the full-range model (192x192 input) on the whole frame.
+``dense``
+    The short-range network is fully convolutional: run it (through ai-edge-litert) on the whole
+    frame resized by ``scale`` (capped at ``max_pixels`` input pixels) instead of squeezed to
+    128x128, decode its anchors on that larger grid and merge with weighted NMS. One pass finds
+    faces from ~20 px (model input pixels) up, at every position. ``scale`` > 1 upsamples small
+    frames so that tiny faces reach that size.
+``tiled``
+    The full-range model (through ai-edge-litert) on the whole frame plus a grid of overlapping
+    tiles of ``tile`` px (each resized to 192x192, all tiles in one batched call), boxes merged
+    with NMS. Slow on big frames, strong on small faces.
+
+Example::
+
+    >>> import numpy as np
+    >>> with FaceDetector("short") as det:
+    ...     faces = det.detect(np.zeros((240, 320, 3), np.uint8))
+    >>> len(faces), faces.xyxy.shape, faces.keypoints.shape
+    (0, (0, 4), (0, 6, 2))
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from maskwatch.errors import MaskwatchError
+from maskwatch.faces import Faces
+from maskwatch.paths import models_dir
+
+log = logging.getLogger("maskwatch.detection")
+
+DETECTOR_MODES: tuple[str, ...] = ("short", "full", "dense", "tiled")
+
+SHORT_RANGE_MODEL = "face_detection_short_range.tflite"
+FULL_RANGE_MODEL = "face_detection_full_range_sparse.tflite"
+
+# Options each mode accepts (besides min_score / model_dir), with their defaults.
+MODE_OPTIONS: dict[str, dict] = {
+    "short": {"nms_iou": 0.3},
+    "full": {"nms_iou": 0.3},
+    "dense": {"scales": (1.0,), "max_pixels": 640 * 384, "nms_iou": 0.3, "num_threads": None},
+    "tiled": {"tile": 128, "overlap": 0.25, "max_tiles": 64, "nms_iou": 0.3, "num_threads": None, "whole": "dense"},
+}
+
+
+@dataclass(frozen=True)
+class _BlazeFaceSpec:
+    """What the raw network needs: file, input size, anchor layout (stride, anchors per cell)."""
+
+    filename: str
+    input_size: int  # the size the model was built for (square)
+    layers: tuple[tuple[int, int], ...]  # (stride, anchors per grid cell), in output order
+
+
+_SHORT = _BlazeFaceSpec(SHORT_RANGE_MODEL, 128, ((8, 2), (16, 6)))
+_FULL = _BlazeFaceSpec(FULL_RANGE_MODEL, 192, ((4, 1),))
+
+
+def _model_path(model_dir: Path | None, filename: str) -> Path:
+    path = Path(model_dir or models_dir()) / filename
+    if not path.is_file():
+        raise MaskwatchError(f"face detection model not found: {path} (ship models/{filename} or set MASKWATCH_MODELS)")
+    return path
+
+
+def _read_model(path: Path) -> bytes:
+    data = path.read_bytes()
+    # A TFLite flatbuffer carries the file identifier "TFL3" at bytes 4..8.
+    if len(data) < 8 or data[4:8] != b"TFL3":
+        raise MaskwatchError(f"face detection model {path} is not a TFLite model (corrupt or wrong file)")
+    return data
+
+
+def _default_threads() -> int:
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def _to_rgb(image: np.ndarray) -> np.ndarray:
+    """BGR / BGRA / grayscale uint8 -> contiguous RGB uint8."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise MaskwatchError(f"face detection needs a uint8 image, got {image.dtype}")
+    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
+        return np.ascontiguousarray(cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2RGB))
+    if image.ndim == 3 and image.shape[2] == 3:
+        return np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+    if image.ndim == 3 and image.shape[2] == 4:
+        return np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_BGRA2RGB))
+    raise MaskwatchError(f"face detection needs a BGR, BGRA or grayscale image, got shape {image.shape}")
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU matrix (len(a), len(b)) of xyxy boxes.
+
+    >>> box_iou(np.array([[0, 0, 10, 10]]), np.array([[5, 0, 15, 10]])).round(3).tolist()
+    [[0.333]]
+    """
+    a = np.asarray(a, np.float32).reshape(-1, 4)
+    b = np.asarray(b, np.float32).reshape(-1, 4)
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(rb - lt, 0, None).prod(axis=2)
+    area_a = (a[:, 2:] - a[:, :2]).clip(0).prod(axis=1)
+    area_b = (b[:, 2:] - b[:, :2]).clip(0).prod(axis=1)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
+
+
+def weighted_nms(xyxy: np.ndarray, score: np.ndarray, keypoints: np.ndarray, iou: float):
+    """MediaPipe-style weighted NMS: each kept face is the score-weighted mean of its cluster.
+
+    Returns (xyxy, score, keypoints) of the kept faces, best first.
+    """
+    order = np.argsort(-score)
+    xyxy, score, keypoints = xyxy[order], score[order], keypoints[order]
+    alive = np.ones(len(score), bool)
+    out_b, out_s, out_k = [], [], []
+    for i in range(len(score)):
+        if not alive[i]:
+            continue
+        members = np.flatnonzero(alive)
+        members = members[box_iou(xyxy[i], xyxy[members])[0] >= iou]
+        members = np.union1d(members, [i])
+        alive[members] = False
+        w = score[members][:, None]
+        out_b.append((xyxy[members] * w).sum(0) / w.sum())
+        out_k.append((keypoints[members] * w[:, :, None]).sum(0) / w.sum())
+        out_s.append(score[i])
+    if not out_s:
+        return xyxy[:0], score[:0], keypoints[:0]
+    return np.stack(out_b), np.asarray(out_s, np.float32), np.stack(out_k)
+
+
+def _faces(xyxy, score, keypoints, width: int, height: int) -> Faces:
+    """Faces clipped to the image, degenerate boxes dropped."""
+    if len(score) == 0:
+        return Faces(xyxy=np.zeros((0, 4), np.float32), score=np.zeros(0, np.float32), keypoints=np.zeros((0, 6, 2), np.float32))
+    xyxy = np.asarray(xyxy, np.float32).copy()
+    xyxy[:, [0, 2]] = xyxy[:, [0, 2]].clip(0, width)
+    xyxy[:, [1, 3]] = xyxy[:, [1, 3]].clip(0, height)
+    keep = (xyxy[:, 2] - xyxy[:, 0] >= 1) & (xyxy[:, 3] - xyxy[:, 1] >= 1)
+    return Faces(
+        xyxy=xyxy[keep],
+        score=np.asarray(score, np.float32)[keep].clip(0, 1),
+        keypoints=np.asarray(keypoints, np.float32).reshape(-1, 6, 2)[keep],
+    )
+
+
+class _TasksBackend:
+    """MediaPipe Tasks ``FaceDetector`` (IMAGE mode) on the whole frame."""
+
+    def __init__(self, spec: _BlazeFaceSpec, model_dir: Path | None, min_score: float, nms_iou: float):
+        path = _model_path(model_dir, spec.filename)
+        data = _read_model(path)
+        import mediapipe as mp
+        from mediapipe.tasks.python import BaseOptions, vision
+
+        self._mp = mp
+        options = vision.FaceDetectorOptions(
+            base_options=BaseOptions(model_asset_buffer=data),
+            running_mode=vision.RunningMode.IMAGE,
+            min_detection_confidence=float(min_score),
+            min_suppression_threshold=float(nms_iou),
+        )
+        try:
+            self._detector = vision.FaceDetector.create_from_options(options)
+        except Exception as e:  # mediapipe raises RuntimeError/ValueError with multi-line text
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise MaskwatchError(f"cannot load face detection model {path}: {msg}") from None
+
+    def detect(self, rgb: np.ndarray) -> Faces:
+        h, w = rgb.shape[:2]
+        result = self._detector.detect(self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb))
+        n = len(result.detections)
+        xyxy = np.zeros((n, 4), np.float32)
+        score = np.zeros(n, np.float32)
+        kps = np.zeros((n, 6, 2), np.float32)
+        for i, d in enumerate(result.detections):
+            bb = d.bounding_box
+            xyxy[i] = (bb.origin_x, bb.origin_y, bb.origin_x + bb.width, bb.origin_y + bb.height)
+            score[i] = d.categories[0].score if d.categories else 0.0
+            pts = [(k.x * w, k.y * h) for k in (d.keypoints or [])][:6]
+            if len(pts) == 6:
+                kps[i] = pts
+        return _faces(xyxy, score, kps, w, h)
+
+    def close(self) -> None:
+        if self._detector is not None:
+            self._detector.close()
+            self._detector = None
+
+
+class _BlazeFaceNet:
+    """The raw BlazeFace network through ai-edge-litert, decoded like MediaPipe's graph does.
+
+    Input is RGB scaled to [-1, 1]. The regressors are in input pixels relative to each anchor
+    centre (MediaPipe divides them by the model's input size and uses anchors of size 1), so they
+    decode on any grid the network is run on.
+    """
+
+    def __init__(self, spec: _BlazeFaceSpec, model_dir: Path | None, num_threads: int | None):
+        path = _model_path(model_dir, spec.filename)
+        data = _read_model(path)
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:  # pragma: no cover - the runtime depends on it
+            raise MaskwatchError("the dense/tiled face detector modes need ai-edge-litert: pip install ai-edge-litert") from None
+        self.spec = spec
+        self.path = path
+        try:
+            self._interp = Interpreter(model_content=data, num_threads=num_threads or _default_threads())
+            self._interp.allocate_tensors()
+        except Exception as e:
+            raise MaskwatchError(f"cannot load face detection model {path}: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from None
+        self._input = self._interp.get_input_details()[0]["index"]
+        outs = self._interp.get_output_details()
+        # regressors (.., 16) and classificators (.., 1), whatever their names
+        self._reg = next(o["index"] for o in outs if o["shape"][-1] == 16)
+        self._cls = next(o["index"] for o in outs if o["shape"][-1] == 1)
+        self._shape = tuple(self._interp.get_input_details()[0]["shape"])
+        self._anchors: dict[tuple[int, int], np.ndarray] = {}
+
+    def anchors(self, height: int, width: int) -> np.ndarray:
+        """(A, 2) anchor centres in input pixels, in the network's output order."""
+        key = (height, width)
+        if key not in self._anchors:
+            parts = []
+            for stride, per_cell in self.spec.layers:
+                gy, gx = math.ceil(height / stride), math.ceil(width / stride)
+                ys, xs = np.meshgrid((np.arange(gy) + 0.5) * stride, (np.arange(gx) + 0.5) * stride, indexing="ij")
+                centres = np.stack([xs.ravel(), ys.ravel()], axis=1)
+                parts.append(np.repeat(centres, per_cell, axis=0))
+            self._anchors[key] = np.concatenate(parts).astype(np.float32)
+        return self._anchors[key]
+
+    def run(self, batch_rgb: np.ndarray, min_score: float):
+        """``batch_rgb`` (B, H, W, 3) uint8 -> per image list of (xyxy, score, keypoints) in input pixels."""
+        b, h, w = batch_rgb.shape[:3]
+        if (b, h, w, 3) != self._shape:
+            try:
+                self._interp.resize_tensor_input(self._input, [b, h, w, 3])
+                self._interp.allocate_tensors()
+            except Exception as e:
+                raise MaskwatchError(f"face detection model {self.path} cannot run on a {w}x{h} input: {str(e).strip().splitlines()[0]}") from None
+            self._shape = (b, h, w, 3)
+        x = batch_rgb.astype(np.float32)
+        x *= 1.0 / 127.5
+        x -= 1.0
+        self._interp.set_tensor(self._input, x)
+        self._interp.invoke()
+        reg = self._interp.get_tensor(self._reg).reshape(b, -1, 16)
+        logit = self._interp.get_tensor(self._cls).reshape(b, -1)
+        anchors = self.anchors(h, w)
+        if len(anchors) != reg.shape[1]:
+            raise MaskwatchError(f"face detection model {self.path} gave {reg.shape[1]} anchors, expected {len(anchors)}")
+        min_logit = math.log(min_score / (1 - min_score)) if 0 < min_score < 1 else (-np.inf if min_score <= 0 else np.inf)
+        out = []
+        for i in range(b):
+            idx = np.flatnonzero(logit[i] >= min_logit)
+            r, a = reg[i, idx], anchors[idx]
+            score = 1.0 / (1.0 + np.exp(-np.clip(logit[i, idx], -100, 100)))
+            cx, cy = r[:, 0] + a[:, 0], r[:, 1] + a[:, 1]
+            half_w, half_h = r[:, 2] / 2, r[:, 3] / 2
+            xyxy = np.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], axis=1)
+            kps = r[:, 4:16].reshape(-1, 6, 2) + a[:, None, :]
+            out.append((xyxy, score.astype(np.float32), kps))
+        return out
+
+    def close(self) -> None:
+        self._interp = None
+
+
+def _letterbox_resize(rgb: np.ndarray, scale: float, multiple: int) -> tuple[np.ndarray, float, float]:
+    """Resize by ``scale`` and pad bottom/right to a multiple of ``multiple``; returns (img, sx, sy)."""
+    h, w = rgb.shape[:2]
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    resized = cv2.resize(rgb, (nw, nh), interpolation=interp) if (nw, nh) != (w, h) else rgb
+    ph, pw = -nh % multiple, -nw % multiple
+    if ph or pw:
+        resized = cv2.copyMakeBorder(resized, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+    return resized, nw / w, nh / h
+
+
+class _DenseBackend:
+    """Short-range BlazeFace run fully convolutionally on the whole frame at one or more scales.
+
+    ``scales`` are tried in order; a level is used while the input pixels of all levels so far stay
+    within ``max_pixels``. The first level is always used, shrunk to fit ``max_pixels`` if needed.
+    """
+
+    def __init__(self, model_dir, min_score, scales, max_pixels, nms_iou, num_threads):
+        scales = tuple(float(s) for s in (scales if isinstance(scales, (list, tuple)) else (scales,)))
+        if not scales or not all(s > 0 for s in scales) or not max_pixels > 0:
+            raise MaskwatchError("dense face detector needs scales > 0 and max_pixels > 0")
+        self._nets: dict[tuple[int, int], _BlazeFaceNet] = {}
+        self._model_dir, self._threads = model_dir, num_threads
+        self._first = self._net((_SHORT.input_size, _SHORT.input_size))  # fail early on a bad model
+        self._min_score, self._scales, self._max_pixels, self._nms = min_score, scales, float(max_pixels), nms_iou
+
+    def _net(self, shape: tuple[int, int]) -> _BlazeFaceNet:
+        """One interpreter per input shape (a video keeps its shapes; re-planning costs ms)."""
+        net = self._nets.pop(shape, None)
+        if net is None:
+            net = _BlazeFaceNet(_SHORT, self._model_dir, self._threads)
+            if len(self._nets) >= 6:
+                self._nets.pop(next(iter(self._nets))).close()
+        self._nets[shape] = net
+        return net
+
+    def input_scales(self, width: int, height: int) -> list[float]:
+        """The resize factors used for a ``width`` x ``height`` frame."""
+        area = float(width * height)
+        first = min(self._scales[0], math.sqrt(self._max_pixels / area))
+        levels, used = [first], first * first * area
+        for s in self._scales[1:]:
+            if used + s * s * area <= self._max_pixels * 1.0001:
+                levels.append(s)
+                used += s * s * area
+        return levels
+
+    def detect(self, rgb: np.ndarray) -> Faces:
+        h, w = rgb.shape[:2]
+        all_b, all_s, all_k = [], [], []
+        for s in self.input_scales(w, h):
+            img, sx, sy = _letterbox_resize(rgb, s, 16)
+            if min(img.shape[:2]) < 16:
+                continue
+            (xyxy, score, kps), = self._net(img.shape[:2]).run(img[None], self._min_score)
+            all_b.append(xyxy / np.array([sx, sy, sx, sy], np.float32))
+            all_k.append(kps / np.array([sx, sy], np.float32))
+            all_s.append(score)
+        if not all_s:
+            return _faces([], [], [], w, h)
+        xyxy, score, kps = weighted_nms(np.concatenate(all_b), np.concatenate(all_s), np.concatenate(all_k), self._nms)
+        return _faces(xyxy, score, kps, w, h)
+
+    def close(self) -> None:
+        for net in self._nets.values():
+            net.close()
+        self._nets.clear()
+
+
+def tile_grid(width: int, height: int, tile: int, overlap: float) -> list[tuple[int, int, int, int]]:
+    """Overlapping square tiles ``(x0, y0, x1, y1)`` covering the image (tiles shrink to fit small images).
+
+    >>> tile_grid(400, 300, 192, 0.25)[:2]
+    [(0, 0, 192, 192), (104, 0, 296, 192)]
+    """
+    def starts(length: int) -> list[int]:
+        if length <= tile:
+            return [0]
+        n = math.ceil((length - tile) / (tile * (1 - overlap))) + 1
+        return [round(i * (length - tile) / (n - 1)) for i in range(n)]
+
+    t_w, t_h = min(tile, width), min(tile, height)
+    return [(x, y, x + t_w, y + t_h) for y in starts(height) for x in starts(width)]
+
+
+class _TiledBackend:
+    """Full-range BlazeFace on the whole frame plus overlapping tiles, merged by NMS."""
+
+    MAX_TILE_FACE = 0.5  # tile faces wider than this fraction of the model input are left to the whole-frame pass
+
+    def __init__(self, model_dir, min_score, tile, overlap, max_tiles, nms_iou, num_threads, whole):
+        if not tile >= 16 or not 0 <= overlap < 1 or not max_tiles >= 1:
+            raise MaskwatchError("tiled face detector needs tile >= 16, 0 <= overlap < 1, max_tiles >= 1")
+        self._net = _BlazeFaceNet(_FULL, model_dir, num_threads)
+        # whole-frame pass: "dense" (short-range, fully convolutional) or "full" (full-range, letterboxed)
+        if whole not in ("dense", "full"):
+            raise MaskwatchError(f"tiled face detector option whole must be 'dense' or 'full', got {whole!r}")
+        self._dense = _DenseBackend(model_dir, min_score, (1.0, 0.5), MODE_OPTIONS["dense"]["max_pixels"], nms_iou, num_threads) if whole == "dense" else None
+        self._min_score, self._tile, self._overlap, self._max_tiles, self._nms = min_score, int(tile), float(overlap), int(max_tiles), nms_iou
+
+    def tiles(self, width: int, height: int) -> list[tuple[int, int, int, int]]:
+        """The tiles for a frame: ``tile`` px, grown until there are at most ``max_tiles``."""
+        tile = self._tile
+        while True:
+            grid = tile_grid(width, height, tile, self._overlap)
+            if len(grid) <= self._max_tiles:
+                return grid
+            tile = int(tile * 1.25) + 1
+
+    def detect(self, rgb: np.ndarray) -> Faces:
+        h, w = rgb.shape[:2]
+        size = self._net.spec.input_size
+        regions, crops = [], []
+        if self._dense is None:  # whole frame letterboxed to a square, in the same batch as the tiles
+            side = max(w, h)
+            regions.append((0, 0, side, side))
+            crops.append(cv2.copyMakeBorder(rgb, 0, side - h, 0, side - w, cv2.BORDER_CONSTANT, value=(0, 0, 0)))
+        grid = self.tiles(w, h)
+        if not (len(grid) == 1 and grid[0] == (0, 0, w, h) and w == h):
+            for x0, y0, x1, y1 in grid:
+                regions.append((x0, y0, x1, y1))
+                crops.append(rgb[y0:y1, x0:x1])
+        batch = np.stack([
+            cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA if c.shape[0] > size else cv2.INTER_LINEAR) for c in crops
+        ])
+        results = self._net.run(batch, self._min_score)
+        all_b, all_s, all_k = [], [], []
+        if self._dense is not None:
+            whole = self._dense.detect(rgb)
+            all_b.append(whole.xyxy)
+            all_s.append(whole.score)
+            all_k.append(whole.keypoints)
+        for (x0, y0, x1, y1), (xyxy, score, kps) in zip(regions, results):
+            if self._dense is not None and len(score):
+                # Tiles are for small faces: drop faces cut by an inner tile edge (another tile or the
+                # whole-frame pass sees them whole) and faces too big to be small.
+                m = 2.0
+                cut = ((xyxy[:, 0] < m) & (x0 > 0)) | ((xyxy[:, 1] < m) & (y0 > 0))
+                cut |= ((xyxy[:, 2] > size - m) & (x1 < w)) | ((xyxy[:, 3] > size - m) & (y1 < h))
+                keep = ~cut & (xyxy[:, 2] - xyxy[:, 0] <= size * self.MAX_TILE_FACE)
+                xyxy, score, kps = xyxy[keep], score[keep], kps[keep]
+            if not len(score):
+                continue
+            sx, sy = (x1 - x0) / size, (y1 - y0) / size
+            all_b.append(xyxy * [sx, sy, sx, sy] + [x0, y0, x0, y0])
+            all_k.append(kps * [sx, sy] + [x0, y0])
+            all_s.append(score)
+        if not all_s:
+            return _faces([], [], [], w, h)
+        xyxy, score, kps = weighted_nms(np.concatenate(all_b), np.concatenate(all_s), np.concatenate(all_k), self._nms)
+        return _faces(xyxy, score, kps, w, h)
+
+    def close(self) -> None:
+        self._net.close()
+        if self._dense is not None:
+            self._dense.close()
+
+
+class FaceDetector:
+    """Faces in a BGR frame, in pixels of that frame.
+
+    >>> import numpy as np
+    >>> det = FaceDetector("dense", scale=2.0)
+    >>> det.detect(np.zeros((120, 160), np.uint8)).xyxy.shape   # grayscale is fine too
+    (0, 4)
+    >>> det.close()
+
+    ``mode`` is one of :data:`DETECTOR_MODES`; ``mode_options`` are that mode's entries of
+    :data:`MODE_OPTIONS` (for example ``FaceDetector("tiled", tile=256)``).
+    """
+
+    def __init__(self, mode: str = "dense", min_score: float = 0.5, model_dir: Path | None = None, **mode_options):
+        if mode not in DETECTOR_MODES:
+            raise MaskwatchError(f"unknown face detector mode {mode!r}; choose one of {', '.join(DETECTOR_MODES)}")
+        if not 0.0 <= float(min_score) <= 1.0:
+            raise MaskwatchError(f"face detector min_score must be in [0, 1], got {min_score}")
+        unknown = sorted(set(mode_options) - set(MODE_OPTIONS[mode]))
+        if unknown:
+            raise MaskwatchError(
+                f"face detector mode {mode!r} has no option {', '.join(unknown)} (it takes {', '.join(MODE_OPTIONS[mode])})"
+            )
+        opts = {**MODE_OPTIONS[mode], **mode_options}
+        self.mode = mode
+        self.min_score = float(min_score)
+        self.options = opts
+        if mode == "short":
+            self._backend = _TasksBackend(_SHORT, model_dir, self.min_score, opts["nms_iou"])
+        elif mode == "full":
+            self._backend = _TasksBackend(_FULL, model_dir, self.min_score, opts["nms_iou"])
+        elif mode == "dense":
+            self._backend = _DenseBackend(model_dir, self.min_score, opts["scales"], opts["max_pixels"], opts["nms_iou"], opts["num_threads"])
+        else:
+            self._backend = _TiledBackend(
+                model_dir, self.min_score, opts["tile"], opts["overlap"], opts["max_tiles"], opts["nms_iou"], opts["num_threads"], opts["whole"]
+            )
+
+    def detect(self, image_bgr: np.ndarray) -> Faces:
+        """Faces in ``image_bgr`` (uint8 BGR; BGRA and grayscale are converted)."""
+        if self._backend is None:
+            raise MaskwatchError("face detector is closed")
+        rgb = _to_rgb(image_bgr)
+        if rgb.shape[0] == 0 or rgb.shape[1] == 0:
+            return _faces([], [], [], rgb.shape[1], rgb.shape[0])
+        return self._backend.detect(rgb)
+
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+
+    def __enter__(self) -> "FaceDetector":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"FaceDetector(mode={self.mode!r}, min_score={self.min_score}, {self.options})"
