@@ -1,0 +1,174 @@
+"""Alerts: when to raise one (:class:`AlertPolicy`), the banner over the video, the alert log.
+
+An alert is raised when a person is decided ``without_mask`` (or ``mask_worn_incorrectly``), and
+when compliance (with_mask / decided people) falls under ``Config.alert_compliance_below`` — once
+when the running total crosses below the threshold, and for every closed interval under it.
+
+>>> from maskwatch.results import Event, Totals
+>>> policy = AlertPolicy(compliance_below=0.8)
+>>> totals = Totals(people_seen=1, by_label={"with_mask": 0, "without_mask": 1, "mask_worn_incorrectly": 0})
+>>> [a.kind for a in policy.check([Event("label_decided", 4, 1.0, 25, "without_mask", 0.9)], totals, [])]
+['without_mask', 'compliance']
+>>> policy.check([], totals, [])   # still under: no second alert for the same crossing
+[]
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from PyQt6.QtCore import QSize, Qt, QTimer, pyqtSignal
+from PyQt6.QtGui import QColor, QFont, QIcon, QPainter, QPixmap
+from PyQt6.QtWidgets import (
+    QApplication,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QToolButton,
+    QWidget,
+)
+
+from maskwatch.overlay import DISPLAY_NAMES, color_rgb
+from maskwatch.results import Event, IntervalSummary, Totals
+
+SEVERITY_COLORS = {"without_mask": color_rgb("without_mask"), "mask_worn_incorrectly": color_rgb("mask_worn_incorrectly"),
+                   "compliance": color_rgb("without_mask")}
+
+
+@dataclass
+class Alert:
+    kind: str  # "without_mask", "mask_worn_incorrectly" or "compliance"
+    message: str
+    at: float = field(default_factory=time.time)  # wall clock
+    track_id: int | None = None
+    thumbnail: np.ndarray | None = None  # BGR crop of the person
+
+
+class AlertPolicy:
+    """Turns the events, totals and closed intervals of each delivery into alerts."""
+
+    def __init__(self, compliance_below: float, person_labels: tuple[str, ...] = ("without_mask", "mask_worn_incorrectly")):
+        self.compliance_below = float(compliance_below)
+        self.person_labels = person_labels
+        self._below = False
+
+    def check(self, events: list[Event], totals: Totals, summaries: list[IntervalSummary],
+              thumbnails: dict[int, np.ndarray] | None = None) -> list[Alert]:
+        thumbnails = thumbnails or {}
+        alerts = []
+        for e in events:
+            if e.kind == "label_decided" and e.label in self.person_labels:
+                what = "without a mask" if e.label == "without_mask" else "wearing a mask incorrectly"
+                alerts.append(Alert(e.label, f"Person #{e.track_id} {what}", track_id=e.track_id,
+                                    thumbnail=thumbnails.get(e.track_id)))
+        for s in summaries:
+            rate = s.compliance_rate
+            if rate is not None and rate < self.compliance_below:
+                alerts.append(Alert("compliance", f"Interval compliance {rate:.0%} is under {self.compliance_below:.0%}"))
+        rate = totals.compliance_rate
+        below = rate is not None and rate < self.compliance_below
+        if below and not self._below:
+            alerts.append(Alert("compliance", f"Compliance fell to {rate:.0%} (alert under {self.compliance_below:.0%})"))
+        self._below = below
+        return alerts
+
+
+class AlertBanner(QFrame):
+    """A coloured bar over the video; hides itself after ``timeout_ms`` or when dismissed."""
+
+    def __init__(self, timeout_ms: int = 10000, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("alertBanner")
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(14, 8, 8, 8)
+        self.icon = QLabel("⚠")
+        self.icon.setObjectName("alertIcon")
+        self.text = QLabel()
+        self.text.setObjectName("alertText")
+        self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        close = QToolButton()
+        close.setText("✕")
+        close.setObjectName("alertClose")
+        close.setToolTip("Dismiss")
+        close.clicked.connect(self.hide)
+        layout.addWidget(self.icon)
+        layout.addWidget(self.text, 1)
+        layout.addWidget(close)
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.timeout.connect(self.hide)
+        self._timeout_ms = timeout_ms
+        self.hide()
+
+    def show_message(self, message: str, kind: str = "compliance", sticky: bool = False) -> None:
+        r, g, b = SEVERITY_COLORS.get(kind, (90, 90, 90)) if kind != "error" else (150, 40, 40)
+        fg = "#111" if 0.299 * r + 0.587 * g + 0.114 * b > 140 else "#fff"
+        self.setStyleSheet(f"#alertBanner {{ background: rgb({r},{g},{b}); border-radius: 6px; }}"
+                           f"#alertText, #alertIcon, #alertClose {{ color: {fg}; font-weight: 600; background: transparent; border: none; }}")
+        self.text.setText(message)
+        self.show()
+        if sticky:
+            self._timer.stop()
+        else:
+            self._timer.start(self._timeout_ms)
+
+
+def thumbnail_icon(image_bgr: np.ndarray | None, color: tuple[int, int, int], size: int = 56, mark: str = "!") -> QIcon:
+    """A square icon of a person crop framed in ``color`` (or ``mark`` on ``color`` when there is none)."""
+    from maskwatch.gui.video_view import bgr_to_qimage
+
+    pix = QPixmap(size, size)
+    pix.fill(QColor(*color))
+    p = QPainter(pix)
+    if image_bgr is not None and image_bgr.size:
+        img = bgr_to_qimage(image_bgr).scaled(size - 4, size - 4, Qt.AspectRatioMode.KeepAspectRatio,
+                                              Qt.TransformationMode.SmoothTransformation)
+        p.drawImage((size - img.width()) // 2, (size - img.height()) // 2, img)
+    else:
+        font = QFont()
+        font.setPixelSize(size // 2)
+        font.setBold(True)
+        p.setFont(font)
+        p.setPen(QColor(255, 255, 255))
+        p.drawText(pix.rect(), Qt.AlignmentFlag.AlignCenter, mark)
+    p.end()
+    return QIcon(pix)
+
+
+class AlertLog(QListWidget):
+    """Newest alert first, with the person's thumbnail; emits ``alert_added(Alert)``."""
+
+    alert_added = pyqtSignal(object)
+
+    def __init__(self, max_items: int = 200, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("alertLog")
+        self.setIconSize(QSize(56, 56))
+        self.setUniformItemSizes(False)
+        self.setWordWrap(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setResizeMode(QListWidget.ResizeMode.Adjust)
+        self.max_items = max_items
+        self.alerts: list[Alert] = []
+
+    def add(self, alert: Alert) -> None:
+        self.alerts.append(alert)
+        stamp = time.strftime("%H:%M:%S", time.localtime(alert.at))
+        label = DISPLAY_NAMES.get(alert.kind, alert.kind)
+        item = QListWidgetItem(thumbnail_icon(alert.thumbnail, SEVERITY_COLORS.get(alert.kind, (120, 120, 120)),
+                                              mark="%" if alert.kind == "compliance" else "!"),
+                               f"{stamp}  {alert.message}")
+        item.setToolTip(f"{stamp} — {label}: {alert.message}")
+        self.insertItem(0, item)
+        while self.count() > self.max_items:
+            self.takeItem(self.count() - 1)
+        self.alert_added.emit(alert)
+
+
+def play_alert_sound() -> None:
+    """The system bell (works everywhere Qt runs; no audio files or QtMultimedia needed)."""
+    QApplication.beep()

@@ -1,0 +1,127 @@
+"""``ControlsDialog``: detector mode, confidence threshold, vote window, log file, snapshots folder,
+alert sound and file playback speed. Saved with :class:`~maskwatch.gui.settings.GuiSettings`;
+they apply from the next Start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PyQt6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QSpinBox,
+    QToolButton,
+    QWidget,
+)
+
+from maskwatch.config import Config
+from maskwatch.detection import DETECTOR_MODES
+from maskwatch.gui.settings import GuiSettings
+
+MODE_HELP = {
+    "short": "short range — webcams, faces close to the camera (fastest)",
+    "full": "full range — CCTV, faces a few metres away",
+    "dense": "dense — small faces anywhere in large frames",
+    "tiled": "tiled — smallest faces, slowest",
+}
+
+
+def _path_row(edit: QLineEdit, browse) -> QWidget:
+    row = QWidget()
+    layout = QHBoxLayout(row)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.addWidget(edit, 1)
+    button = QToolButton()
+    button.setText("…")
+    button.clicked.connect(browse)
+    layout.addWidget(button)
+    return row
+
+
+class ControlsDialog(QDialog):
+    def __init__(self, settings: GuiSettings, base: Config, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("maskwatch — settings")
+        self.settings = settings
+        self.base = base
+        form = QFormLayout(self)
+
+        self.mode = QComboBox()
+        for mode in DETECTOR_MODES:
+            self.mode.addItem(MODE_HELP.get(mode, mode), mode)
+        self.min_score = QDoubleSpinBox()
+        self.min_score.setRange(0.05, 0.99)
+        self.min_score.setSingleStep(0.05)
+        self.min_score.setDecimals(2)
+        self.min_score.setToolTip("Faces the detector is less sure of are ignored")
+        self.vote_window = QSpinBox()
+        self.vote_window.setRange(1, 120)
+        self.vote_window.setSuffix(" frames")
+        self.vote_window.setToolTip("A person's label is the majority over this many recent frames")
+        self.log = QLineEdit()
+        self.log.setPlaceholderText("off (the CSV of interval counts, as in --headless --log)")
+        self.snapshots = QLineEdit()
+        self.snapshots.setPlaceholderText("off (JPEGs of people without a mask)")
+        self.sound = QCheckBox("beep on alerts")
+        self.realtime = QCheckBox("play video files at their real speed")
+
+        form.addRow("Face detector", self.mode)
+        form.addRow("Confidence threshold", self.min_score)
+        form.addRow("Vote window", self.vote_window)
+        form.addRow("CSV log file", _path_row(self.log, self._browse_log))
+        form.addRow("Snapshots folder", _path_row(self.snapshots, self._browse_snapshots))
+        form.addRow("Alerts", self.sound)
+        form.addRow("Files", self.realtime)
+        note = QLabel("Changes apply from the next Start.")
+        note.setObjectName("muted")
+        form.addRow(note)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+        self.load()
+
+    def load(self) -> None:
+        cfg = self.settings.apply(self.base)
+        i = self.mode.findData(cfg.detector.mode)
+        self.mode.setCurrentIndex(max(i, 0))
+        self.min_score.setValue(cfg.detector.min_score)
+        self.vote_window.setValue(cfg.tracker.vote_window)
+        self.log.setText("" if cfg.log is None else str(cfg.log))
+        self.snapshots.setText("" if cfg.snapshots is None else str(cfg.snapshots))
+        self.sound.setChecked(self.settings.sound())
+        self.realtime.setChecked(self.settings.realtime())
+
+    def save(self) -> None:
+        self.settings.save_controls(
+            mode=str(self.mode.currentData()),
+            min_score=self.min_score.value(),
+            vote_window=self.vote_window.value(),
+            log=Path(self.log.text().strip()) if self.log.text().strip() else None,
+            snapshots=Path(self.snapshots.text().strip()) if self.snapshots.text().strip() else None,
+            sound=self.sound.isChecked(),
+            realtime=self.realtime.isChecked(),
+        )
+
+    def accept(self) -> None:
+        self.save()
+        super().accept()
+
+    def _browse_log(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "CSV log file", self.log.text() or str(Path.home() / "maskwatch.csv"),
+                                              "CSV (*.csv)", options=QFileDialog.Option.DontConfirmOverwrite)
+        if path:
+            self.log.setText(path)
+
+    def _browse_snapshots(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Snapshots folder", self.snapshots.text() or str(Path.home()))
+        if path:
+            self.snapshots.setText(path)

@@ -1,0 +1,414 @@
+"""``MainWindow``: source picker and controls on top, live video in the middle, side panel right.
+
+The pipeline runs in :class:`~maskwatch.gui.worker.MonitorWorker` (the same ``Monitor`` as
+``maskwatch --headless``, so the CSV log, JSONL events and snapshots are written exactly as
+there). The window only displays what the worker delivers.
+
+Keyboard: Space start/stop · Ctrl+O open file · Ctrl+S snapshot · F11 full-screen (Esc leaves) ·
+Ctrl+, settings · Ctrl+Q quit.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import cv2
+from PyQt6.QtCore import QSize, QStandardPaths, Qt, QTimer, pyqtSignal
+from PyQt6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
+from PyQt6.QtWidgets import (
+    QLabel,
+    QMainWindow,
+    QSplitter,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from maskwatch.config import Config
+from maskwatch.frames import SourceState
+from maskwatch.gui.alerts import AlertBanner, AlertPolicy, play_alert_sound
+from maskwatch.gui.controls import ControlsDialog
+from maskwatch.gui.settings import GuiSettings
+from maskwatch.gui.side_panel import SidePanel, elapsed_text
+from maskwatch.gui.source_picker import SourcePicker
+from maskwatch.gui.source_spec import is_network_url
+from maskwatch.gui.video_view import VideoView
+from maskwatch.gui.worker import Delivery, MonitorWorker
+from maskwatch.overlay import draw
+from maskwatch.paths import assets_dir
+from maskwatch.results import FrameResult, Totals
+from maskwatch.sources import redact_url
+
+STYLE = """
+QMainWindow, #central { background: #16181d; }
+QWidget { color: #dfe3ea; font-size: 10pt; }
+QToolBar { background: #1e2127; border: none; border-bottom: 1px solid #2c3038; padding: 6px; spacing: 8px; }
+QToolBar QToolButton { padding: 5px 10px; border-radius: 5px; }
+QToolBar QToolButton:hover { background: #2c3038; }
+QToolButton#startButton { background: #1f6f4a; color: white; font-weight: 600; min-width: 64px; }
+QToolButton#startButton:hover { background: #268a5c; }
+QToolButton#startButton[running="true"] { background: #8a2f2f; }
+QComboBox, QLineEdit, QSpinBox, QDoubleSpinBox { background: #272b33; border: 1px solid #363b45; border-radius: 5px; padding: 4px 6px; }
+QComboBox QAbstractItemView { background: #272b33; selection-background-color: #1f6f4a; }
+#sourceLabel { color: #9aa3b2; }
+#sidePanel { background: #16181d; }
+#card { background: #1e2127; border: 1px solid #2a2e36; border-radius: 8px; }
+#cardTitle { color: #8a93a3; font-size: 8pt; font-weight: 700; letter-spacing: 1px; }
+#statePill { color: white; font-weight: 700; border-radius: 9px; padding: 3px 12px; }
+#bigValue { font-size: 15pt; font-weight: 700; }
+#count { font-size: 22pt; font-weight: 700; }
+#compliance { font-size: 12pt; font-weight: 700; }
+#muted { color: #8a93a3; font-size: 9pt; }
+#inView { font-size: 10pt; }
+#alertLog { background: #1a1d22; border: none; }
+#alertLog::item { padding: 3px; border-bottom: 1px solid #262a31; }
+QStatusBar { background: #1e2127; color: #9aa3b2; }
+QToolButton::menu-button { border: none; background: transparent; width: 14px; }
+QToolButton::menu-arrow, QComboBox::down-arrow { width: 9px; height: 9px; }
+QComboBox::drop-down { border: none; width: 18px; }
+QScrollBar:vertical { background: #1a1d22; width: 8px; margin: 0; }
+QScrollBar::handle:vertical { background: #3a404b; border-radius: 4px; min-height: 24px; }
+QScrollBar::add-line:vertical, QScrollBar::sub-line:vertical { height: 0; }
+QSpinBox, QDoubleSpinBox { padding-right: 18px; }
+QSplitter::handle { background: #16181d; }
+QDialog { background: #1e2127; }
+"""
+
+
+def icon(name: str) -> QIcon:
+    path = assets_dir() / "icons" / f"{name}.svg"
+    return QIcon(str(path)) if path.is_file() else QIcon()
+
+
+class MainWindow(QMainWindow):
+    """Signals: ``delivered()`` after each delivery is shown, ``run_finished(str)`` with the final
+    state ("ended", "stopped" or "error")."""
+
+    delivered = pyqtSignal()
+    run_finished = pyqtSignal(str)
+
+    def __init__(self, config: Config, settings: GuiSettings | None = None, worker: MonitorWorker | None = None):
+        super().__init__()
+        self.base_config = config
+        self.settings = settings or GuiSettings()
+        self.worker = worker or MonitorWorker()
+        self.worker.setParent(self)
+        self.worker.result_available.connect(self._on_result_available)
+        self.worker.failed.connect(self._on_failed)
+        self.worker.finished.connect(self._on_finished)
+        self.run_config: Config | None = None  # the config of the current/last run (with password)
+        self.last_result: FrameResult | None = None
+        self.last_error: str | None = None
+        self._password = ""
+        self._stop_requested = False
+        self._started_at: float | None = None
+        self._source_name = ""
+        self.alert_policy = AlertPolicy(config.alert_compliance_below)
+        self.snapshots_saved: list[Path] = []
+        self.freeze_display = False  # True: leave results in the mailbox (screenshot in progress)
+        self.realtime_override: bool | None = None  # play files at their speed; None: the saved setting
+
+        self.setWindowTitle("maskwatch")
+        self.setWindowIcon(icon("maskwatch"))
+        self.setStyleSheet(STYLE)
+        self._build_toolbar()
+        self._build_body()
+        self._build_shortcuts()
+        self.statusBar().showMessage("Ready")
+        self.status_right = QLabel("")
+        self.statusBar().addPermanentWidget(self.status_right)
+        self._clock = QTimer(self)
+        self._clock.timeout.connect(self._tick)
+        self._clock.start(1000)
+
+        last = self.settings.last_source()
+        self.picker.set_spec(last if last else str(config.source))
+        geometry, state = self.settings.geometry()
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1280, 780)
+
+    # --- construction ------------------------------------------------------------------------------
+    def _build_toolbar(self) -> None:
+        bar = QToolBar("Source")
+        bar.setObjectName("sourceBar")
+        bar.setMovable(False)
+        bar.setIconSize(QSize(18, 18))
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.addToolBar(bar)
+        self.toolbar = bar
+        self.picker = SourcePicker(self.settings.recent_sources())
+        self.picker.activated.connect(self.start)
+        bar.addWidget(self.picker)
+
+        self.start_action = QAction(icon("start"), "Start", self)
+        self.start_action.setToolTip("Start / stop watching (Space)")
+        self.start_action.triggered.connect(self.toggle_running)
+        bar.addAction(self.start_action)
+        self.start_button = bar.widgetForAction(self.start_action)
+        self.start_button.setObjectName("startButton")
+
+        self.snapshot_action = QAction(icon("snapshot"), "Snapshot", self)
+        self.snapshot_action.setToolTip("Save the annotated frame (Ctrl+S)")
+        self.snapshot_action.setEnabled(False)
+        self.snapshot_action.triggered.connect(self.save_snapshot)
+        bar.addAction(self.snapshot_action)
+
+        self.fullscreen_action = QAction(icon("fullscreen"), "Full screen", self)
+        self.fullscreen_action.setToolTip("Video only, full screen (F11; Esc leaves)")
+        self.fullscreen_action.triggered.connect(self.toggle_fullscreen)
+        bar.addAction(self.fullscreen_action)
+
+        self.settings_action = QAction(icon("settings"), "Settings", self)
+        self.settings_action.setToolTip("Detector, thresholds, log file, snapshots (Ctrl+,)")
+        self.settings_action.triggered.connect(self.open_settings)
+        bar.addAction(self.settings_action)
+
+    def _build_body(self) -> None:
+        central = QWidget()
+        central.setObjectName("central")
+        split = QSplitter(Qt.Orientation.Horizontal)
+        left = QWidget()
+        lv = QVBoxLayout(left)
+        lv.setContentsMargins(8, 8, 0, 8)
+        lv.setSpacing(6)
+        self.banner = AlertBanner()
+        self.video = VideoView()
+        lv.addWidget(self.banner)
+        lv.addWidget(self.video, 1)
+        self.side = SidePanel(self.base_config.alert_compliance_below)
+        self.side.alert_log.alert_added.connect(self._on_alert)
+        split.addWidget(left)
+        split.addWidget(self.side)
+        split.setStretchFactor(0, 1)
+        split.setStretchFactor(1, 0)
+        split.setCollapsible(0, False)
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(split)
+        self.setCentralWidget(central)
+        self.splitter = split
+        split.setSizes([900, 360])
+
+    def _build_shortcuts(self) -> None:
+        def add(keys, slot, text):
+            action = QAction(text, self)
+            action.setShortcuts([QKeySequence(k) for k in keys])
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            action.triggered.connect(slot)
+            self.addAction(action)
+            return action
+
+        add(["Space"], self.toggle_running, "Start/stop")
+        add(["F11"], self.toggle_fullscreen, "Full screen")
+        add(["Esc"], self.leave_fullscreen, "Leave full screen")
+        add(["Ctrl+O"], self.picker.open_file, "Open file")
+        add(["Ctrl+S"], self.save_snapshot, "Snapshot")
+        add(["Ctrl+,"], self.open_settings, "Settings")
+        add(["Ctrl+Q"], self.close, "Quit")
+
+    # --- running -------------------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self.worker.running
+
+    def toggle_running(self) -> None:
+        if self.running:
+            self.stop()
+        else:
+            self.start()
+
+    def _redact(self, text: str) -> str:
+        text = redact_url(text)
+        if self._password:
+            text = text.replace(self._password, "***")
+        return text
+
+    def build_run_config(self) -> Config:
+        """The config for a run: the base config, the saved controls, the picked source."""
+        spec = self.picker.spec_for_run()
+        cfg = self.settings.apply(self.base_config)
+        realtime = self.settings.realtime() if self.realtime_override is None else self.realtime_override
+        realtime = realtime and not is_network_url(spec) and not spec.isdigit()
+        return cfg.updated({"source": spec, "sources": {"realtime": realtime}})
+
+    def start(self) -> None:
+        if self.running:
+            return
+        shown = self.picker.current_spec()
+        if not shown:
+            self.banner.show_message("Choose a source first: a webcam, a camera URL or a file (Ctrl+O)", "error")
+            return
+        self._password = self.picker.password.text()
+        self.run_config = self.build_run_config()
+        self.alert_policy = AlertPolicy(self.run_config.alert_compliance_below)
+        self.side.set_threshold(self.run_config.alert_compliance_below)
+        self.settings.add_recent(shown)
+        self.picker.set_recent(self.settings.recent_sources())
+        self.picker.set_spec(shown)
+        self._source_name = self._redact(self.picker.display_name())
+        self.setWindowTitle(f"maskwatch — {self._source_name}")
+        self.last_result = None
+        self.last_error = None
+        self._stop_requested = False
+        self._started_at = time.monotonic()
+        self.side.reset()
+        self.side.set_state(SourceState.CONNECTING.value)
+        self.video.clear()
+        self.video.set_hint(f"Opening {self._source_name} …")
+        self.banner.hide()
+        self.worker.start(self.run_config, redact=self._redact)
+        self._set_running_ui(True)
+        self.statusBar().showMessage(f"Watching {self._source_name}")
+
+    def stop(self) -> None:
+        if not self.running:
+            return
+        self._stop_requested = True
+        self.start_action.setEnabled(False)
+        self.statusBar().showMessage("Stopping…")
+        self.worker.stop()
+
+    def _set_running_ui(self, running: bool) -> None:
+        self.start_action.setText("Stop" if running else "Start")
+        self.start_action.setIcon(icon("stop" if running else "start"))
+        self.start_action.setEnabled(True)
+        self.start_button.setProperty("running", "true" if running else "false")
+        self.start_button.style().unpolish(self.start_button)
+        self.start_button.style().polish(self.start_button)
+        self.picker.setEnabled(not running)
+
+    # --- deliveries ----------------------------------------------------------------------------------
+    def _on_result_available(self) -> None:
+        if self.freeze_display:
+            return
+        delivery = self.worker.take()
+        if delivery is not None:
+            self.show_delivery(delivery)
+
+    def show_delivery(self, d: Delivery) -> None:
+        skipped = d.skipped
+        if d.result is not None:
+            self.last_result = d.result
+            self.video.set_frame(d.result.frame.image, d.result.faces, d.result.frame.index)
+            self.side.show_result(d.result, skipped)
+            self.snapshot_action.setEnabled(True)
+            totals = d.result.totals
+        else:
+            totals = self.last_result.totals if self.last_result is not None else Totals()
+        if d.status is not None:
+            self.side.show_stats(d.status, skipped)
+            if self.last_result is None and d.status.source_state == SourceState.RECONNECTING:
+                self.video.set_hint(f"Waiting for {self._source_name} …")
+        for s in d.summaries:
+            self.side.add_interval(s)
+        for alert in self.alert_policy.check(d.events, totals, d.summaries, d.thumbnails):
+            self.side.alert_log.add(alert)
+        self.delivered.emit()
+
+    def _on_alert(self, alert) -> None:
+        self.banner.show_message(alert.message, alert.kind)
+        if self.settings.sound():
+            play_alert_sound()
+
+    def _on_failed(self, message: str) -> None:
+        self.last_error = self._redact(message)
+        self.banner.show_message(self.last_error, "error", sticky=True)
+
+    def _on_finished(self, totals) -> None:
+        # results the UI has not taken yet (the last frames, the final partial interval)
+        delivery = None if self.freeze_display else self.worker.take()
+        if delivery is not None:
+            self.show_delivery(delivery)
+        self.worker.join(5.0)
+        if self.last_error is not None:
+            state = "error"
+        elif self._stop_requested:
+            state = "stopped"
+        else:
+            state = SourceState.ENDED.value
+        self.side.set_state(state)
+        if isinstance(totals, Totals):
+            self.side.show_totals(totals)
+        self._set_running_ui(False)
+        if self.last_result is None:
+            self.video.set_hint("Choose a source and press Start (Space)" if state != "error" else self.last_error)
+        message = {"ended": f"{self._source_name} ended", "stopped": "Stopped", "error": "Stopped by an error"}[state]
+        if self.run_config is not None and self.run_config.log is not None:
+            message += f" — log: {self.run_config.log}"
+        self.statusBar().showMessage(message)
+        self._started_at = None
+        self.run_finished.emit(state)
+
+    def _tick(self) -> None:
+        if self._started_at is not None:
+            self.status_right.setText(f"{self._source_name} · running {elapsed_text(time.monotonic() - self._started_at)}")
+
+    # --- actions ---------------------------------------------------------------------------------------
+    def snapshot_folder(self) -> Path:
+        cfg = self.run_config or self.settings.apply(self.base_config)
+        if cfg.snapshots is not None:
+            return Path(cfg.snapshots)
+        pictures = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.PicturesLocation)
+        return Path(pictures or Path.home()) / "maskwatch"
+
+    def save_snapshot(self) -> Path | None:
+        """Save the current frame with its boxes (the overlay the headless snapshots use) as PNG."""
+        if self.last_result is None:
+            self.statusBar().showMessage("No frame to save yet", 4000)
+            return None
+        folder = self.snapshot_folder()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / time.strftime("maskwatch_%Y%m%d_%H%M%S.png")
+            n = 1
+            while path.exists():
+                path = folder / time.strftime(f"maskwatch_%Y%m%d_%H%M%S_{n}.png")
+                n += 1
+            image = draw(self.last_result.frame.image, self.last_result.faces)
+            if not cv2.imwrite(str(path), image):
+                raise OSError("could not encode the image")
+        except OSError as e:
+            self.banner.show_message(f"Cannot save snapshot in {folder}: {e.strerror or e}", "error")
+            return None
+        self.snapshots_saved.append(path)
+        self.statusBar().showMessage(f"Snapshot saved: {path}", 6000)
+        return path
+
+    def toggle_fullscreen(self) -> None:
+        if self.isFullScreen():
+            self.leave_fullscreen()
+        else:
+            self.toolbar.hide()
+            self.side.hide()
+            self.statusBar().hide()
+            self.showFullScreen()
+
+    def leave_fullscreen(self) -> None:
+        if not self.isFullScreen():
+            return
+        self.showNormal()
+        self.toolbar.show()
+        self.side.show()
+        self.statusBar().show()
+
+    def open_settings(self) -> None:
+        dialog = ControlsDialog(self.settings, self.base_config, self)
+        dialog.exec()
+
+    # --- shutdown --------------------------------------------------------------------------------------
+    def shutdown(self, timeout: float = 10.0) -> bool:
+        """Stop the worker and wait for it: camera released, last interval written, logs closed."""
+        if self.worker.running:
+            self._stop_requested = True
+            self.worker.stop()
+        return self.worker.join(timeout)
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt name
+        self.statusBar().showMessage("Closing: stopping the monitor and flushing the log…")
+        self.shutdown()
+        self.settings.save_geometry(self.saveGeometry(), self.saveState())
+        self._clock.stop()
+        super().closeEvent(event)

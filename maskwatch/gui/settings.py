@@ -1,0 +1,136 @@
+"""``GuiSettings``: the desktop app's persisted choices (QSettings, organisation ``maskwatch``).
+
+Stored: detector mode, confidence threshold, vote window, CSV log file, snapshots folder, alert
+sound, real-time playback of files, the last source and a short list of recent sources. URLs are
+stored without their password, always (the password lives only in the password field while the
+app runs). Tests pass their own ``QSettings`` (an INI file in a temp folder).
+
+>>> import tempfile, os
+>>> from PyQt6.QtCore import QSettings
+>>> s = GuiSettings(QSettings(os.path.join(tempfile.mkdtemp(), "gui.ini"), QSettings.Format.IniFormat))
+>>> s.add_recent("rtsp://admin:secret@cam/stream")
+>>> s.recent_sources()
+['rtsp://admin@cam/stream']
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PyQt6.QtCore import QByteArray, QSettings
+
+from maskwatch.config import Config
+from maskwatch.gui.source_spec import strip_password
+
+ORGANISATION = "maskwatch"
+APPLICATION = "maskwatch"
+MAX_RECENT = 8
+
+
+def _bool(value) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+class GuiSettings:
+    """Typed access to the app's QSettings; ``apply`` turns them into a :class:`Config`."""
+
+    def __init__(self, qsettings: QSettings | None = None):
+        self.q = qsettings if qsettings is not None else QSettings(ORGANISATION, APPLICATION)
+
+    # --- pipeline controls -------------------------------------------------------------------
+    def _get(self, key: str, default, kind):
+        value = self.q.value(key, None)
+        if value is None or value == "":
+            return default
+        try:
+            return _bool(value) if kind is bool else kind(value)
+        except (TypeError, ValueError):
+            return default
+
+    def detector_mode(self, default: str) -> str:
+        return str(self._get("detector/mode", default, str))
+
+    def min_score(self, default: float) -> float:
+        return float(self._get("detector/min_score", default, float))
+
+    def vote_window(self, default: int) -> int:
+        return int(self._get("tracker/vote_window", default, int))
+
+    def log_path(self, default: Path | None) -> Path | None:
+        value = self._get("output/log", None, str)
+        return Path(value) if value else default
+
+    def snapshots_dir(self, default: Path | None) -> Path | None:
+        value = self._get("output/snapshots", None, str)
+        return Path(value) if value else default
+
+    def sound(self) -> bool:
+        return bool(self._get("alerts/sound", False, bool))
+
+    def realtime(self) -> bool:
+        return bool(self._get("playback/realtime", True, bool))
+
+    def set_value(self, key: str, value) -> None:
+        self.q.setValue(key, "" if value is None else (str(value) if isinstance(value, Path) else value))
+        self.q.sync()
+
+    def save_controls(self, *, mode: str, min_score: float, vote_window: int, log: Path | None,
+                      snapshots: Path | None, sound: bool, realtime: bool) -> None:
+        self.q.setValue("detector/mode", mode)
+        self.q.setValue("detector/min_score", float(min_score))
+        self.q.setValue("tracker/vote_window", int(vote_window))
+        self.q.setValue("output/log", "" if log is None else str(log))
+        self.q.setValue("output/snapshots", "" if snapshots is None else str(snapshots))
+        self.q.setValue("alerts/sound", bool(sound))
+        self.q.setValue("playback/realtime", bool(realtime))
+        self.q.sync()
+
+    def apply(self, config: Config) -> Config:
+        """``config`` with the persisted controls applied (values never saved keep the config's).
+
+        ``tracker.min_votes`` is capped at the vote window, so a short window still decides labels.
+        """
+        window = max(1, self.vote_window(config.tracker.vote_window))
+        return config.updated({
+            "detector": {
+                "mode": self.detector_mode(config.detector.mode),
+                "min_score": self.min_score(config.detector.min_score),
+            },
+            "tracker": {"vote_window": window, "min_votes": min(config.tracker.min_votes, window)},
+            "log": self.log_path(config.log),
+            "snapshots": self.snapshots_dir(config.snapshots),
+        })
+
+    # --- sources -------------------------------------------------------------------------------
+    def recent_sources(self) -> list[str]:
+        value = self.q.value("sources/recent", [])
+        if isinstance(value, str):
+            value = [value] if value else []
+        return [str(v) for v in (value or [])]
+
+    def add_recent(self, spec: str) -> None:
+        """Put ``spec`` first in the recent list (password removed), keeping ``MAX_RECENT``."""
+        spec = strip_password(spec)
+        items = [spec] + [s for s in self.recent_sources() if s != spec]
+        self.q.setValue("sources/recent", items[:MAX_RECENT])
+        self.q.setValue("sources/last", spec)
+        self.q.sync()
+
+    def last_source(self) -> str | None:
+        value = self.q.value("sources/last", None)
+        return str(value) if value else None
+
+    # --- window ----------------------------------------------------------------------------------
+    def save_geometry(self, geometry: QByteArray, state: QByteArray) -> None:
+        self.q.setValue("window/geometry", geometry)
+        self.q.setValue("window/state", state)
+        self.q.sync()
+
+    def geometry(self) -> tuple[QByteArray | None, QByteArray | None]:
+        return self.q.value("window/geometry", None), self.q.value("window/state", None)
+
+    def all_values(self) -> dict[str, str]:
+        """Every stored key and its value as text (tests check no password is stored)."""
+        return {k: str(self.q.value(k)) for k in self.q.allKeys()}

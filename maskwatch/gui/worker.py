@@ -1,0 +1,231 @@
+"""Run a :class:`~maskwatch.monitor.Monitor` off the UI thread and hand its results to Qt.
+
+The monitor (the same one ``maskwatch --headless`` runs: pipeline + CSV/JSONL/snapshot sinks)
+runs in a plain Python thread. Every ``FrameResult`` goes into a :class:`ResultMailbox` that keeps
+only the newest one: if the UI has not consumed the previous result yet, that frame is *dropped*
+(counted), never queued, so a slow UI can't build a backlog or lag behind the camera. Events,
+interval summaries and alert thumbnails of dropped frames are carried over to the next delivery,
+so no alert and no chart point is lost.
+
+The worker emits ``result_available`` only when the UI has taken the previous delivery, so at most
+one queued signal exists at any time.
+
+>>> from maskwatch.gui.worker import ResultMailbox
+>>> box = ResultMailbox()
+>>> box.take() is None
+True
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+from PyQt6.QtCore import QObject, pyqtSignal
+
+from maskwatch.config import Config
+from maskwatch.errors import MaskwatchError
+from maskwatch.results import Event, FrameResult, IntervalSummary, Stats
+
+log = logging.getLogger("maskwatch.gui.worker")
+
+ALERT_LABELS: tuple[str, ...] = ("without_mask", "mask_worn_incorrectly")
+"""Decided labels whose person gets a thumbnail in the alert log."""
+
+
+@dataclass
+class Delivery:
+    """What the UI receives: the newest result plus everything decided since the last delivery."""
+
+    result: FrameResult | None  # None when only a status update or a summary came
+    events: list[Event] = field(default_factory=list)  # all events since the last delivery, in order
+    summaries: list[IntervalSummary] = field(default_factory=list)  # intervals closed since then
+    thumbnails: dict[int, np.ndarray] = field(default_factory=dict)  # track id -> BGR crop (ALERT_LABELS)
+    skipped: int = 0  # results the UI never saw, since the worker started (cumulative)
+    status: Stats | None = None  # newest status while the source delivers no frames (after ``result``)
+
+
+def person_crop(image: np.ndarray, box, margin: float = 0.25) -> np.ndarray | None:
+    """A copy of ``image`` around ``box`` (xyxy pixels) grown by ``margin`` of its size; ``None`` if empty.
+
+    >>> person_crop(np.zeros((100, 100, 3), np.uint8), (40, 40, 60, 60)).shape
+    (30, 30, 3)
+    """
+    if box is None:
+        return None
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = (float(v) for v in box)
+    mx, my = (x2 - x1) * margin, (y2 - y1) * margin
+    x1, y1 = max(int(x1 - mx), 0), max(int(y1 - my), 0)
+    x2, y2 = min(int(round(x2 + mx)), w), min(int(round(y2 + my)), h)
+    if x2 <= x1 or y2 <= y1:
+        return None
+    return image[y1:y2, x1:x2].copy()
+
+
+class ResultMailbox:
+    """Latest-result mailbox between the monitor thread (``put*``) and the UI thread (``take``).
+
+    Each ``put*`` returns ``True`` when the UI should be notified (it had consumed the previous
+    delivery); a result put while an earlier one is still waiting replaces it and counts as skipped.
+    Interval summaries come through ``put_summary`` (the monitor's ``on_summary``: every CSV row,
+    including the final partial one), status-only updates through ``put_status``.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._latest: FrameResult | None = None
+        self._events: list[Event] = []
+        self._summaries: list[IntervalSummary] = []
+        self._thumbnails: dict[int, np.ndarray] = {}
+        self._status: Stats | None = None
+        self._skipped = 0
+        self._notify = True
+
+    def _armed(self) -> bool:
+        notify, self._notify = self._notify, False
+        return notify
+
+    def put(self, result: FrameResult) -> bool:
+        thumbs = {}
+        for e in result.events:  # crop now: the frame of a skipped result is gone later
+            if e.kind == "label_decided" and e.label in ALERT_LABELS:
+                crop = person_crop(result.frame.image, e.box)
+                if crop is not None:
+                    thumbs[e.track_id] = crop
+        with self._lock:
+            if self._latest is not None:
+                self._skipped += 1
+            self._latest = result
+            self._status = None
+            self._events.extend(result.events)
+            self._thumbnails.update(thumbs)
+            return self._armed()
+
+    def put_summary(self, summary: IntervalSummary) -> bool:
+        with self._lock:
+            self._summaries.append(summary)
+            return self._armed()
+
+    def put_status(self, stats: Stats) -> bool:
+        with self._lock:
+            self._status = stats
+            return self._armed()
+
+    def take(self) -> Delivery | None:
+        with self._lock:
+            self._notify = True
+            if self._latest is None and self._status is None and not self._summaries:
+                return None
+            delivery = Delivery(self._latest, self._events, self._summaries, self._thumbnails, self._skipped, self._status)
+            self._latest, self._status, self._events, self._summaries, self._thumbnails = None, None, [], [], {}
+            return delivery
+
+    @property
+    def skipped(self) -> int:
+        with self._lock:
+            return self._skipped
+
+
+def _default_monitor_factory(config: Config, mailbox_callbacks: dict[str, Callable]):
+    """The headless mode's ``Monitor``, wired to the mailbox (``on_result``, ``on_summary``, ``on_status``)."""
+    from maskwatch.monitor import Monitor
+
+    return Monitor(config, **mailbox_callbacks)
+
+
+class MonitorWorker(QObject):
+    """Owns one monitor run in a background thread.
+
+    Signals (delivered on the UI thread, queued):
+      ``result_available()`` — call :meth:`take` to get the newest :class:`Delivery`.
+      ``failed(str)`` — a one-line error (``MaskwatchError`` message, already free of passwords).
+      ``finished(object)`` — the run is over (source ended, stopped or failed); ``Totals`` or ``None``.
+    """
+
+    result_available = pyqtSignal()
+    failed = pyqtSignal(str)
+    finished = pyqtSignal(object)
+
+    def __init__(self, monitor_factory=_default_monitor_factory, parent: QObject | None = None):
+        super().__init__(parent)
+        self._factory = monitor_factory
+        self._redact: Callable[[str], str] = lambda text: text
+        self._mailbox = ResultMailbox()
+        self._thread: threading.Thread | None = None
+        self._monitor = None
+        self._lock = threading.Lock()
+        self._stop_requested = False
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def skipped(self) -> int:
+        return self._mailbox.skipped
+
+    def start(self, config: Config, redact: Callable[[str], str] | None = None) -> None:
+        """Start a run; ``redact`` cleans every message the worker emits or logs (passwords)."""
+        if self.running:
+            raise RuntimeError("the monitor is already running")
+        self._mailbox = ResultMailbox()
+        self._stop_requested = False
+        self._monitor = None
+        self._redact = redact or (lambda text: text)
+        self._thread = threading.Thread(target=self._run, args=(config,), name="maskwatch-monitor", daemon=True)
+        self._thread.start()
+
+    def take(self) -> Delivery | None:
+        return self._mailbox.take()
+
+    def stop(self) -> None:
+        """Ask the run to end (thread-safe, returns at once)."""
+        with self._lock:
+            self._stop_requested = True
+            monitor = self._monitor
+        if monitor is not None:
+            monitor.stop()
+
+    def join(self, timeout: float | None = 10.0) -> bool:
+        """Wait for the thread; ``True`` when it has ended."""
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _callbacks(self) -> dict[str, Callable]:
+        box = self._mailbox
+
+        def deliver(put):
+            def callback(item) -> None:
+                if put(item):
+                    self.result_available.emit()
+            return callback
+
+        return {"on_result": deliver(box.put), "on_summary": deliver(box.put_summary), "on_status": deliver(box.put_status)}
+
+    def _run(self, config: Config) -> None:
+        totals = None
+        try:
+            monitor = self._factory(config, self._callbacks())  # may load models: off the UI thread
+            with self._lock:
+                self._monitor = monitor
+                stop_now = self._stop_requested
+            if stop_now:
+                monitor.stop()
+            totals = monitor.run()
+        except MaskwatchError as e:
+            self.failed.emit(self._redact(str(e).splitlines()[0] if str(e) else type(e).__name__))
+        except Exception as e:  # an unexpected bug: keep the UI alive, log the traceback
+            log.error("monitor crashed:\n%s", self._redact(traceback.format_exc()))
+            first = str(e).splitlines()[0] if str(e) else ""
+            self.failed.emit(self._redact(f"internal error: {type(e).__name__}: {first}"))
+        finally:
+            with self._lock:
+                self._monitor = None
+            self.finished.emit(totals)
