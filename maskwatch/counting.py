@@ -17,8 +17,10 @@ e.g. whole minutes), and each interval is ``[start, start + interval_s)``.
 Gaps (no frames for longer than an interval, e.g. a camera reconnecting): the frame after the gap
 closes the open interval with ``end`` moved to the start of the interval that frame falls in, so
 one row covers the gap, rows stay contiguous (each row's ``end`` is the next row's ``start``) and a
-row longer than ``interval_s`` shows the outage. A pipeline that wants one row per elapsed interval
-even without frames calls :meth:`Counter.tick` while it waits.
+row longer than ``interval_s`` shows the outage. If the timestamps jump back by more than an
+interval (clock set back), the open interval is closed at its last frame and a new one starts.
+A pipeline that wants one row per elapsed interval even without frames calls
+:meth:`Counter.tick` while it waits (``maskwatch.pipeline`` does, for live sources).
 
 >>> import numpy as np
 >>> from maskwatch.faces import Faces
@@ -57,6 +59,7 @@ class _Interval:
         self.start = start
         self.end = end
         self.frames = 0
+        self.last_ts = start  # latest frame timestamp counted
         self.faces = 0
         self.people_seen = 0
         self.by_label = {k: 0 for k in LABELS}
@@ -146,6 +149,7 @@ class Counter:
             iv.first_clock = now
         iv.last_clock = now
         iv.frames += 1
+        iv.last_ts = max(iv.last_ts, timestamp)
         iv.faces += len(faces)
         if stats.fps > 0:
             iv.fps_sum += stats.fps
@@ -237,6 +241,12 @@ class Counter:
                 start = math.floor((timestamp + off) / self.interval_s) * self.interval_s - off
             self._interval = _Interval(start, start + self.interval_s, self._dropped, stats.source_state)
             return None
+        if timestamp < iv.start - self.interval_s and iv.frames:
+            # the clock went back by more than an interval (system clock set back, a source
+            # restarted its timestamps): close what we have, start again from the new time
+            summary = iv.summary(max(iv.last_ts, iv.start))
+            self._interval = _Interval(timestamp, timestamp + self.interval_s, self._dropped, stats.source_state)
+            return summary
         if timestamp < iv.end:
             return None
         k = math.floor((timestamp - iv.start) / self.interval_s)

@@ -277,8 +277,10 @@ class SnapshotSaver:
         for e in todo:
             stamp = datetime.fromtimestamp(e.timestamp).astimezone().strftime("%Y%m%dT%H%M%S%z")
             path = self.folder / f"{stamp}_track{e.track_id}_{e.label}.jpg"
-            try:
-                path.write_bytes(data.tobytes())
+            part = path.with_name(path.name + ".part")
+            try:  # a reader (the GUI's gallery) never sees half a JPEG
+                part.write_bytes(data.tobytes())
+                os.replace(part, path)
             except OSError as err:
                 raise MaskwatchError(f"cannot write snapshot {path}: {err.strerror or err}") from None
             self._saved.add(e.track_id)

@@ -35,6 +35,9 @@ from maskwatch.faces import Faces
 
 _NUM_CLASSES = len(LABELS)
 
+MAX_EXTRAPOLATION = 10
+"""Frames a track's box is moved at constant velocity while it is not seen; after that it waits."""
+
 
 @dataclass(eq=False)
 class Track:
@@ -93,9 +96,17 @@ class Track:
         return LABELS[self.label] if self.label >= 0 else None
 
     def predicted_box(self, frame_index: int) -> np.ndarray:
-        """The box extrapolated at constant velocity to ``frame_index``."""
-        gap = max(frame_index - self.last_frame, 0)
-        return self.xyxy + self.velocity * gap
+        """The box extrapolated at constant velocity to ``frame_index``.
+
+        Extrapolation stops after ``MAX_EXTRAPOLATION`` frames (someone who stopped behind a
+        pillar is looked for where they were last heading, not ever further away), and the box
+        keeps a positive size.
+        """
+        gap = min(max(frame_index - self.last_frame, 0), MAX_EXTRAPOLATION)
+        box = self.xyxy + self.velocity * gap
+        centre = (box[:2] + box[2:]) / 2
+        half = np.maximum((box[2:] - box[:2]) / 2, 1.0)
+        return np.concatenate([centre - half, centre + half]).astype(np.float32)
 
 
 class Tracker:

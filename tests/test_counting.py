@@ -225,3 +225,16 @@ def test_min_track_score_skips_weak_persistent_tracks():
     # track 1 never reaches 0.65: neither seen nor decided; track 2 counted at its 0.7 frame
     assert events == [("person_seen", 2, 1), ("label_decided", 2, 1)]
     assert counter.totals.people_seen == 1 and counter.totals.decided == 1
+
+
+def test_clock_going_back_closes_interval_and_restarts():
+    counter = Counter(interval_s=10, min_hits=1)
+    counter.update(tracked((1, -1)), 1000.0, 0, Stats())
+    counter.update(tracked((1, -1)), 1004.0, 1, Stats())
+    _, s = counter.update(tracked((1, -1)), 500.0, 2, Stats())  # clock set back
+    assert (s.start, s.end, s.frames) == (1000.0, 1004.0, 2)
+    _, s = counter.update(tracked((1, -1)), 505.0, 3, Stats())  # small steps back/forth stay in the interval
+    assert s is None
+    last = counter.flush(506.0, Stats())
+    assert (last.start, last.end, last.frames) == (500.0, 506.0, 2)
+    assert counter.totals.people_seen == 1

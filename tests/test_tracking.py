@@ -200,3 +200,14 @@ def test_track_score_mean_and_max():
         tracker.update(f, i)
     t = tracker.tracks[0]
     assert t.hits == 3 and t.score == pytest.approx(0.7) and t.max_score == pytest.approx(0.8)
+
+
+def test_prediction_is_capped_and_keeps_positive_size():
+    tracker = Tracker(TrackerConfig(max_age=100))
+    tracker.update(faces_at([[100, 100, 140, 140]]), 0)
+    tracker.update(faces_at([[110, 100, 146, 136]]), 1)  # moving right 10 px/frame and shrinking 4 px/frame
+    t = tracker.tracks[0]
+    far = t.predicted_box(1000)
+    assert far[2] > far[0] and far[3] > far[1]
+    np.testing.assert_allclose(far, t.predicted_box(1 + 10))  # no further than 10 frames ahead
+    assert (far[0] + far[2]) / 2 == pytest.approx(128 + 10 * 8)
