@@ -108,7 +108,7 @@ def grad_cam_with_probs(model, images: np.ndarray, class_index=None, layer_name:
             feat_layer = container.get_layer(layer_name)
         except ValueError:
             raise MaskwatchError(f"no layer {layer_name!r} in {container.name}") from None
-    grad_model = keras.Model(container.inputs, [feat_layer.output, container.output])
+    grad_model = keras.Model(container.inputs, [feat_layer.output, container.outputs[0]])
     if container is model:
         before, after = [], []
     else:
