@@ -67,7 +67,7 @@ FALLBACK_FPS = 25.0
 # scheme://user:password@ ... The password runs to the LAST "@" of the whitespace-free token, so a
 # raw "@" or "/" inside a password is still hidden (at worst a little more than the password is).
 _URL_CREDENTIALS = re.compile(
-    r"(?P<prefix>\b[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^\s:@/?#]*):(?P<password>\S*)@"
+    r"(?P<prefix>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^\s:@/?#]*):(?P<password>\S*)@"
 )
 _URL_SCHEME = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*)://")
 

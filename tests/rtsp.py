@@ -11,7 +11,8 @@
             srv.start()                  # back on the same port
             srv.restart(clip=other)      # same port, another clip (e.g. another frame size)
 
-The server runs under Debian's ``/usr/bin/python3`` (it needs python3-gi and gst-rtsp-server, which
+Fixture clips: ``fixtures/clip_320x240.mp4`` and ``fixtures/clip_480x360.mp4`` (ffmpeg testsrc,
+25 fps, 50 frames, H.264 baseline). The server runs under Debian's ``/usr/bin/python3`` (it needs python3-gi and gst-rtsp-server, which
 ``scripts/install_test_deps.sh`` installs). ``requires_rtsp_server`` marks a test ``rtsp`` and skips
 it, with the reason, only when that interpreter cannot import GstRtspServer.
 """
@@ -64,6 +65,19 @@ def requires_rtsp_server(test):
     if reason:
         test = pytest.mark.skip(reason=reason)(test)
     return test
+
+
+@pytest.fixture
+def rtsp_server():
+    """A started ``RtspServer`` looping ``fixtures/clip_320x240.mp4`` (25 fps, 2 s); killed after the test.
+
+    Use it by importing it into a test module: ``from rtsp import rtsp_server``.
+    """
+    reason = rtsp_server_missing()
+    if reason:
+        pytest.skip(reason)
+    with RtspServer(FIXTURES / "clip_320x240.mp4") as server:
+        yield server
 
 
 class RtspServer:

@@ -16,7 +16,7 @@ from maskwatch.config import SourceConfig
 from maskwatch.errors import MaskwatchError
 from maskwatch.frames import SourceState
 from maskwatch.sources import FileSource, ImageFolderSource, LiveSource, open_source, redact_url
-from rtsp import FIXTURES, RtspServer, requires_rtsp_server
+from rtsp import FIXTURES, RtspServer, requires_rtsp_server, rtsp_server  # noqa: F401 (fixture)
 
 # ---------------------------------------------------------------------------------------------
 # helpers
@@ -242,6 +242,8 @@ def test_missing_webcam():
         ("rtsp://admin:p@ss:w/rd@cam/live", "rtsp://admin:***@cam/live"),
         ("RTSP://Admin:x@cam", "RTSP://Admin:***@cam"),
         ("rtsp://:secret@cam/live", "rtsp://:***@cam/live"),
+        ("source_url=rtsp://u:pw@cam/live", "source_url=rtsp://u:***@cam/live"),
+        ("url_rtsp://u:pw@cam", "url_rtsp://u:***@cam"),
         ("rtsp://viewer@cam/live", "rtsp://viewer@cam/live"),
         ("rtsp://cam:554/live", "rtsp://cam:554/live"),
         ("no url here: user:pw", "no url here: user:pw"),
@@ -430,8 +432,8 @@ def test_rtsp_hung_camera_is_caught_by_the_stall_watchdog():
 
 
 @requires_rtsp_server
-def test_rtsp_slow_consumer_gets_fresh_frames_and_drops_counted():
-    with RtspServer(FIXTURES / "clip_320x240.mp4") as server, open_source(server.url, RTSP_CONFIG) as source:
+def test_rtsp_slow_consumer_gets_fresh_frames_and_drops_counted(rtsp_server):
+    with open_source(rtsp_server.url, RTSP_CONFIG) as source:
         assert source.read(timeout=10.0) is not None
         time.sleep(1.5)  # the opening burst is over; the stream runs at 25 fps
         dropped_before = source.dropped
