@@ -40,12 +40,18 @@ class Faces:
         self.score = np.asarray(self.score, np.float32).reshape(n)
         if self.keypoints is None:
             self.keypoints = _zeros((n, 0, 2), np.float32)
+        self.keypoints = np.asarray(self.keypoints, np.float32)
+        if self.keypoints.ndim != 3:
+            self.keypoints = self.keypoints.reshape(n, -1, 2) if n else _zeros((0, 0, 2), np.float32)
         if self.probs is None:
             self.probs = np.full((n, len(LABELS)), np.nan, np.float32)
+        self.probs = np.asarray(self.probs, np.float32).reshape(n, len(LABELS))
         if self.track_id is None:
             self.track_id = np.full(n, -1, np.int64)
+        self.track_id = np.asarray(self.track_id, np.int64).reshape(n)
         if self.track_label is None:
             self.track_label = np.full(n, -1, np.int64)
+        self.track_label = np.asarray(self.track_label, np.int64).reshape(n)
 
     @classmethod
     def empty(cls) -> "Faces":
