@@ -1,0 +1,271 @@
+"""The ``maskwatch`` command: headless runs, SIGTERM, appending, ``detect --json``, ``bench``, bad input.
+
+Subprocess tests run ``python -m maskwatch.cli`` exactly as a user would; the slower bad-input
+cases that need the face detector run ``main()`` in-process (same code, same stderr handling:
+``capfd`` sees what reaches file descriptors 1 and 2).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import time
+from datetime import datetime
+
+import pytest
+
+from conftest import PEOPLE, REPO, TINY_MODEL, run_cli, start_cli
+from maskwatch import LABELS
+from maskwatch.cli import main
+from maskwatch.paths import demo_clip
+from maskwatch.sinks import CSV_COLUMNS
+
+
+def assert_one_line_error(stderr: str, *fragments: str) -> None:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, f"expected one stderr line, got: {stderr!r}"
+    assert lines[0].startswith("maskwatch: error: "), lines[0]
+    assert "Traceback" not in stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def read_rows(path):
+    with open(path, newline="") as fh:
+        return list(csv.reader(fh))
+
+
+# -- headless ---------------------------------------------------------------------------------------
+
+
+def test_headless_run_writes_rows_events_and_totals(known_faces_clip, tmp_path):
+    log, events = tmp_path / "counts.csv", tmp_path / "events.jsonl"
+    r = run_cli("--headless", "--source", known_faces_clip["path"], "--model", TINY_MODEL, "--interval", "1",
+                "--log", log, "--events", events, "--snapshots", tmp_path / "snaps")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""  # native library chatter is hidden, nothing else to say
+    rows = read_rows(log)
+    assert rows[0] == list(CSV_COLUMNS)
+    body = rows[1:]
+    assert len(body) == 5  # 69 frames at 15 fps = 4.6 s of media -> 4 full rows + the partial one
+    assert sum(int(r[2]) for r in body) == known_faces_clip["frames"]
+    starts = [datetime.fromisoformat(r[0]) for r in body]
+    assert [(b - a).total_seconds() for a, b in zip(starts, starts[1:])] == [1.0] * 4
+    assert all(r[-1] == "live" for r in body)
+    people = sum(int(r[4]) for r in body)
+    assert people >= 1
+    out = r.stdout.strip().splitlines()
+    assert len(out) == 6 and out[-1].startswith(f"total: people {people} ")
+    kinds = [json.loads(line)["kind"] for line in events.read_text().splitlines()]
+    assert kinds.count("person_seen") == people
+
+
+def test_appending_to_a_log_keeps_old_rows(known_faces_clip, tmp_path, capfd):
+    log = tmp_path / "counts.csv"
+    old = "2020-01-01T00:00:00+00:00,2020-01-01T00:01:00+00:00,10,3,1,1,0,0,1.000,25.0,0,live"
+    log.write_text(",".join(CSV_COLUMNS) + "\n" + old + "\n")
+    args = ["--headless", "--quiet", "--source", str(known_faces_clip["path"]), "--model", str(TINY_MODEL),
+            "--interval", "60", "--log", str(log)]
+    assert main(args) == 0
+    assert main(args) == 0
+    rows = read_rows(log)
+    assert rows[0] == list(CSV_COLUMNS) and ",".join(rows[1]) == old
+    assert len(rows) == 4 and [int(r[2]) for r in rows[2:]] == [known_faces_clip["frames"]] * 2
+    out, err = capfd.readouterr()
+    assert err == "" and out.count("total: people") == 2
+
+
+def test_sigterm_writes_the_partial_interval_and_exits_0(tmp_path):
+    log = tmp_path / "counts.csv"
+    proc = start_cli("--headless", "--realtime", "--source", demo_clip(), "--model", TINY_MODEL,
+                     "--interval", "60", "--log", log)
+    try:
+        deadline = time.monotonic() + 60
+        while not (log.exists() and log.stat().st_size) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)  # the header is written once models and source are open
+        time.sleep(1.5)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    rows = read_rows(log)
+    assert rows[0] == list(CSV_COLUMNS) and len(rows) == 2
+    frames = int(rows[1][2])
+    assert 10 <= frames < 300  # about 1.5 s of a 30 fps clip, not the whole 10 s
+    start, end = datetime.fromisoformat(rows[1][0]), datetime.fromisoformat(rows[1][1])
+    assert 0 < (end - start).total_seconds() < 60
+    assert "total: people" in out
+    assert "Traceback" not in err
+
+
+def test_sigint_is_handled_like_sigterm(tmp_path):
+    log = tmp_path / "counts.csv"
+    proc = start_cli("--headless", "--realtime", "--quiet", "--source", demo_clip(), "--model", TINY_MODEL, "--log", log)
+    try:
+        deadline = time.monotonic() + 60
+        while not (log.exists() and log.stat().st_size) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and "Traceback" not in err
+    assert len(read_rows(log)) == 2
+
+
+# -- detect -----------------------------------------------------------------------------------------
+
+
+def test_detect_json_schema_and_unreadable_images(tmp_path, capfd):
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "a.jpg").write_bytes((PEOPLE / "with_mask.jpg").read_bytes())
+    (folder / "broken.jpg").write_bytes(b"not a jpeg at all")
+    code = main(["detect", "--json", "--model", str(TINY_MODEL), str(PEOPLE / "without_mask.jpg"), str(folder)])
+    out, err = capfd.readouterr()
+    assert code != 0  # one image could not be read...
+    records = [json.loads(line) for line in out.strip().splitlines()]
+    assert [r["image"] for r in records] == [str(PEOPLE / "without_mask.jpg"), str(folder / "sub" / "a.jpg")]  # ...the others print
+    for record in records:
+        assert set(record) == {"image", "faces"}
+        assert len(record["faces"]) == 1
+        face = record["faces"][0]
+        assert set(face) == {"box", "label", "score", "probs"}
+        assert len(face["box"]) == 4 and face["box"][0] < face["box"][2] and face["box"][1] < face["box"][3]
+        assert list(face["probs"]) == list(LABELS) and face["label"] in LABELS
+        assert face["score"] == face["probs"][face["label"]] == max(face["probs"].values())
+        assert abs(sum(face["probs"].values()) - 1) < 0.01
+    # the box is in pixels of the original photo (with_mask.jpg is 256x196, its face about 121 px wide)
+    x1, y1, x2, y2 = records[1]["faces"][0]["box"]
+    assert 90 < x2 - x1 < 160 and 0 <= x1 and x2 <= 256 and y2 <= 196
+    lines = err.strip().splitlines()
+    assert lines == [f"maskwatch: warning: cannot read image: {folder / 'broken.jpg'}",
+                     "maskwatch: error: 1 image could not be read"]
+
+
+def test_detect_table_output(capfd):
+    assert main(["detect", "--model", str(TINY_MODEL), str(PEOPLE / "with_mask.jpg")]) == 0
+    out, err = capfd.readouterr()
+    assert out.splitlines()[0] == f"{PEOPLE / 'with_mask.jpg'}  (256x196, 1 face)" and err == ""
+
+
+# -- bench ------------------------------------------------------------------------------------------
+
+
+def test_bench_prints_and_writes_json(known_faces_clip, tmp_path, capfd):
+    out_json = tmp_path / "bench.json"
+    assert main(["bench", "--source", str(known_faces_clip["path"]), "--model", str(TINY_MODEL),
+                 "--frames", "12", "--warmup", "3", "--json", str(out_json)]) == 0
+    out, err = capfd.readouterr()
+    report = json.loads(out_json.read_text())
+    assert report["frames"] == 12 and report["resolution"] == [640, 360]
+    for stage in ("decode", "detect", "classify", "track", "total"):
+        assert report["stage_ms"][stage]["mean"] >= 0 and report["stage_ms"][stage]["p95"] >= report["stage_ms"][stage]["p50"]
+    assert report["stage_ms"]["detect"]["mean"] > 0
+    assert report["fps"] > 0 and report["peak_rss_mb"] > 50
+    assert 0.5 <= report["faces_per_frame"] <= 2
+    assert "fps (end to end)" in out and "peak RSS" in out and err == ""
+
+
+# -- bad input: one line, non-zero, no traceback --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bad")
+    (d / "corrupt.mp4").write_bytes(os.urandom(20000))
+    (d / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated jpeg")
+    (d / "garbage.tflite").write_bytes(b"this is not a flatbuffer" * 10)
+    (d / "garbage.json").write_text(TINY_MODEL.with_suffix(".json").read_text())
+    (d / "nometa.tflite").write_bytes(TINY_MODEL.read_bytes())
+    (d / "bad.toml").write_text("interval_s = [1, 2\n")
+    (d / "unknown.toml").write_text("intervall_s = 5\n")
+    (d / "negative.toml").write_text("interval_s = -5\n")
+    return d
+
+
+FAST_BAD_INPUTS = {  # fail before the face detector is loaded: subprocess, about a second each
+    "missing file": (["--headless", "--source", "{d}/missing.mp4"], "source not found"),
+    "malformed URL": (["--headless", "--source", "rtsp://exa mple.com/live"], "malformed URL"),
+    "bad port": (["--headless", "--source", "rtsp://admin:hunter2@cam.local:99999/live"], "malformed URL"),
+    "unsupported scheme": (["--headless", "--source", "ftp://cam.local/live"], "unsupported URL scheme"),
+    "missing model": (["--headless", "--model", "{d}/missing.tflite"], "model file not found"),
+    "model without metadata": (["--headless", "--model", "{d}/nometa.tflite"], "model metadata not found"),
+    "corrupt model": (["--headless", "--model", "{d}/garbage.tflite"], "cannot load model"),
+    "unknown flag": (["--headless", "--frames-per-second", "3"], "unrecognized arguments"),
+    "bad interval": (["--headless", "--interval", "0"], "--interval"),
+    "bad detector": (["--headless", "--detector", "yolo"], "--detector"),
+    "bad min score": (["--headless", "--min-score", "1.5"], "--min-score"),
+    "bad TOML": (["--headless", "--config", "{d}/bad.toml"], "not valid TOML"),
+    "unknown TOML key": (["--headless", "--config", "{d}/unknown.toml"], "unknown config key"),
+    "bad TOML value": (["--headless", "--config", "{d}/negative.toml"], "interval_s"),
+    "missing TOML": (["--headless", "--config", "{d}/nope.toml"], "config file not found"),
+    "detect without paths": (["detect"], "required"),
+    "bench bad frames": (["bench", "--frames", "none"], "--frames"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FAST_BAD_INPUTS))
+def test_bad_input_is_one_line(case, bad_files):
+    args, fragment = FAST_BAD_INPUTS[case]
+    r = run_cli(*[a.format(d=bad_files) for a in args], timeout=30)
+    assert r.returncode != 0
+    assert_one_line_error(r.stderr, fragment)
+    assert "hunter2" not in r.stderr + r.stdout
+
+
+SLOW_BAD_INPUTS = {  # need the face detector loaded first: in-process
+    "corrupt video": (["--headless", "--source", "{d}/corrupt.mp4"], "cannot open video"),
+    "unreadable image": (["--headless", "--source", "{d}/broken.jpg"], "broken.jpg"),
+    "unreachable URL": (["--headless", "--source", "rtsp://admin:hunter2@127.0.0.1:9/live"], "cannot open rtsp://admin:***@127.0.0.1:9/live"),
+    "bench on a missing file": (["bench", "--source", "{d}/missing.mp4"], "source not found"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SLOW_BAD_INPUTS))
+def test_bad_input_needing_the_detector_is_one_line(case, bad_files, tmp_path, capfd):
+    args, fragment = SLOW_BAD_INPUTS[case]
+    log = tmp_path / "counts.csv"
+    code = main([a.format(d=bad_files) for a in args] + ["--model", str(TINY_MODEL)]
+                + (["--log", str(log)] if args[0] == "--headless" else []))
+    out, err = capfd.readouterr()
+    assert code != 0
+    assert_one_line_error(err, fragment)
+    assert "hunter2" not in out + err
+
+
+def test_corrupt_video_in_a_subprocess_exits_cleanly(bad_files):
+    """The whole process, interpreter shutdown included, prints the one line and nothing else."""
+    r = run_cli("--headless", "--source", bad_files / "corrupt.mp4", "--model", TINY_MODEL)
+    assert r.returncode == 2
+    assert_one_line_error(r.stderr, "cannot open video")
+
+
+def test_no_display_for_the_desktop_app(monkeypatch):
+    for key in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(key, raising=False)
+    r = run_cli("--model", TINY_MODEL)
+    assert r.returncode != 0
+    assert_one_line_error(r.stderr, "--headless")
+
+
+def test_unexpected_errors_are_one_line_and_exit_1(monkeypatch, capfd, known_faces_clip):
+    import maskwatch.monitor
+
+    def boom(self):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(maskwatch.monitor.Monitor, "run", boom)
+    code = main(["--headless", "--source", str(known_faces_clip["path"]), "--model", str(TINY_MODEL)])
+    out, err = capfd.readouterr()
+    assert code == 1
+    assert_one_line_error(err, "unexpected ZeroDivisionError", "--debug")
+    monkeypatch.setenv("MASKWATCH_DEBUG", "1")
+    assert main(["--headless", "--source", str(known_faces_clip["path"]), "--model", str(TINY_MODEL)]) == 1
+    assert "Traceback" in capfd.readouterr().err

@@ -1,0 +1,234 @@
+"""Pipeline and Monitor: stages composed, timings, media-time intervals, status updates, sinks, flushing."""
+
+from __future__ import annotations
+
+import csv
+import json
+import threading
+import time
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from conftest import SHIPPED_MODEL, TINY_MODEL, requires_shipped_model
+from maskwatch.config import Config, DetectorConfig
+from maskwatch.errors import MaskwatchError
+from maskwatch.faces import Faces
+from maskwatch.frames import Frame, SourceState
+from maskwatch.monitor import Monitor
+from maskwatch.paths import demo_clip
+from maskwatch.pipeline import STAGES, Pipeline
+
+
+def tiny_config(source, **kw) -> Config:
+    return replace(Config(source=str(source), model=TINY_MODEL), **kw)
+
+
+class FakeLiveSource:
+    """A camera that delivers ``frames`` frames, then goes silent in ``then`` state (like a dropped RTSP feed)."""
+
+    kind = "network"
+    is_live = True
+    fps = 25.0
+
+    def __init__(self, frames: int = 5, then: SourceState = SourceState.RECONNECTING, last_error=None, fail_after=None):
+        self.name = "rtsp://cam/stream"
+        self.remaining = frames
+        self.then = then
+        self.state = SourceState.CONNECTING
+        self.reconnect_in = None
+        self.dropped = 0
+        self.last_error = last_error
+        self.fail_after = fail_after
+        self.index = 0
+        self.closed = False
+
+    def read(self, timeout=None):
+        if self.fail_after is not None and self.index >= self.fail_after:
+            raise MaskwatchError("stream broke: corrupt packet")
+        if self.remaining > 0:
+            self.remaining -= 1
+            self.state = SourceState.LIVE
+            image = np.full((120, 160, 3), 80, np.uint8)
+            frame = Frame(image=image, index=self.index, timestamp=time.time(), captured_at=time.monotonic())
+            self.index += 1
+            return frame
+        self.state = self.then
+        self.reconnect_in = 1.5 if self.then == SourceState.RECONNECTING else None
+        if self.then != SourceState.ENDED and timeout:
+            time.sleep(timeout)
+        return None
+
+    def close(self):
+        self.closed = True
+        self.state = SourceState.ENDED
+
+
+class FakeDetector:
+    """One face in the middle of every frame (so tracking and counting have something to do)."""
+
+    mode = "fake"
+
+    def __init__(self):
+        self.calls = 0
+        self.closed = False
+
+    def detect(self, image):
+        self.calls += 1
+        h, w = image.shape[:2]
+        return Faces(xyxy=[[w * 0.4, h * 0.3, w * 0.6, h * 0.6]], score=[0.9])
+
+    def close(self):
+        self.closed = True
+
+
+def test_pipeline_on_a_file_yields_every_frame_with_stage_timings(known_faces_clip):
+    config = tiny_config(known_faces_clip["path"], interval_s=1.0)
+    with Pipeline(config) as pipeline:
+        results = list(pipeline)
+        final = pipeline.close()
+        assert pipeline.close() is final  # idempotent
+    assert [r.frame.index for r in results] == list(range(known_faces_clip["frames"]))
+    for r in results:
+        assert set(STAGES) <= set(r.stats.stage_ms)
+        assert r.stats.stage_ms["detect"] > 0 and r.stats.stage_ms["total"] >= r.stats.stage_ms["detect"]
+        assert r.stats.latency_ms >= 0
+        assert np.isfinite(r.faces.probs).all()  # every face classified on detector frames
+    assert results[-1].stats.fps > 0
+    faces_per_frame = [len(r.faces) for r in results]
+    assert sum(n > 0 for n in faces_per_frame) >= 0.8 * (known_faces_clip["frames"] - 9)  # 9 empty gap frames
+    assert pipeline.source.state == SourceState.ENDED
+
+    # intervals are in media time: 1 s of media per row, whatever the processing speed
+    summaries = [r.summary for r in results if r.summary] + [final]
+    start = pipeline.run_start_epoch
+    assert [round(s.start - start, 3) for s in summaries] == [float(k) for k in range(len(summaries))]
+    assert sum(s.frames for s in summaries) == known_faces_clip["frames"]
+    assert abs(summaries[-1].end - (start + known_faces_clip["frames"] / known_faces_clip["fps"])) < 1e-6
+    assert sum(s.people_seen for s in summaries) == results[-1].totals.people_seen >= 1
+
+
+def test_detect_every_n_tracks_in_between(known_faces_clip):
+    config = tiny_config(known_faces_clip["path"], detector=DetectorConfig(mode="full", every_n=3))
+    with Pipeline(config) as pipeline:
+        results = list(pipeline)
+    detected = [r.stats.stage_ms["detect"] > 0 for r in results]
+    assert detected[:6] == [True, False, False, True, False, False]
+    # a face found on frame 0 is carried (same id) by the tracker on frames 1 and 2
+    ids = [set(r.faces.track_id.tolist()) for r in results[:3]]
+    assert ids[0] and ids[0] == ids[1] == ids[2]
+
+
+def test_a_bad_model_fails_before_the_source_is_opened(tmp_path, monkeypatch):
+    import maskwatch.sources
+
+    opened = []
+    monkeypatch.setattr(maskwatch.sources, "open_source", lambda *a, **k: opened.append(a))
+    with pytest.raises(MaskwatchError, match="model file not found"):
+        Pipeline(Config(source=str(demo_clip()), model=tmp_path / "missing.tflite"))
+    with pytest.raises(MaskwatchError, match="source not found"):  # checked before any model is loaded
+        Pipeline(Config(source=str(tmp_path / "missing.mp4"), model=tmp_path / "missing.tflite"))
+    assert not opened
+
+
+def test_stop_from_another_thread_ends_iteration():
+    config = tiny_config(demo_clip(), sources=replace(Config().sources, realtime=True))
+    pipeline = Pipeline(config)
+    timer = threading.Timer(0.5, pipeline.stop)
+    t0 = time.monotonic()
+    timer.start()
+    n = sum(1 for _ in pipeline)
+    elapsed = time.monotonic() - t0
+    pipeline.close()
+    assert 0 < n < 300 and elapsed < 3.0
+
+
+def test_silent_live_source_gives_status_updates_and_wall_clock_rows():
+    source = FakeLiveSource(frames=4)
+    detector = FakeDetector()
+    config = tiny_config("unused", interval_s=0.3)
+    pipeline = Pipeline(config, source=source, detector=detector, idle_tick_s=0.05)
+    results, t0 = [], time.monotonic()
+    for r in pipeline:
+        results.append(r)
+        if time.monotonic() - t0 > 1.0:
+            pipeline.stop()
+    final = pipeline.close()
+    frames = [r for r in results if r.frame is not None]
+    status = [r for r in results if r.frame is None]
+    assert len(frames) == 4
+    assert status and all(r.stats.source_state == SourceState.RECONNECTING for r in status)
+    assert all(len(r.faces) == 0 for r in status)
+    assert status[0].stats.reconnect_in == 1.5
+    rows = [r.summary for r in results if r.summary]
+    assert len(rows) >= 2  # intervals keep closing on the wall clock while no frame comes
+    assert rows[0].frames == 4 and rows[0].source_state == SourceState.RECONNECTING
+    assert all(r.frames == 0 and r.source_state == SourceState.RECONNECTING for r in rows[1:])
+    assert all(a.end == b.start for a, b in zip(rows, rows[1:]))
+    assert final is None  # the open interval has no frames
+    assert source.closed and detector.closed
+
+
+def test_live_source_failing_before_its_first_frame_is_an_error():
+    source = FakeLiveSource(frames=0, last_error="connection refused")
+    pipeline = Pipeline(tiny_config("unused"), source=source, detector=FakeDetector(), idle_tick_s=0.01)
+    with pytest.raises(MaskwatchError, match="cannot open rtsp://cam/stream: connection refused"):
+        list(pipeline)
+    pipeline.close()
+    assert source.closed
+
+
+def test_monitor_writes_rows_events_and_the_partial_interval(tmp_path):
+    config = tiny_config("unused", interval_s=0.2, log=tmp_path / "counts.csv", events=tmp_path / "events.jsonl")
+    source = FakeLiveSource(frames=12, then=SourceState.ENDED)
+
+    class SlowDetector(FakeDetector):
+        def detect(self, image):
+            time.sleep(0.03)
+            return super().detect(image)
+
+    pipeline = Pipeline(config, source=source, detector=SlowDetector())
+    seen, rows = [], []
+    totals = Monitor(config, on_result=seen.append, pipeline=pipeline, on_summary=rows.append).run()
+    assert len(seen) == 12 and all(r.frame is not None for r in seen)
+    table = list(csv.DictReader((tmp_path / "counts.csv").open()))
+    assert len(table) == len(rows) >= 2
+    assert sum(int(r["frames"]) for r in table) == 12
+    assert sum(int(r["people_seen"]) for r in table) == totals.people_seen == 1
+    events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert events[0]["kind"] == "person_seen" and events[0]["track_id"] == 1
+
+
+def test_monitor_keeps_the_partial_interval_when_a_stage_fails(tmp_path):
+    config = tiny_config("unused", interval_s=60, log=tmp_path / "counts.csv")
+    source = FakeLiveSource(frames=100, fail_after=7)
+    pipeline = Pipeline(config, source=source, detector=FakeDetector())
+    with pytest.raises(MaskwatchError, match="stream broke"):
+        Monitor(config, pipeline=pipeline).run()
+    table = list(csv.DictReader((tmp_path / "counts.csv").open()))
+    assert len(table) == 1 and table[0]["frames"] == "7"
+    assert source.closed
+
+
+def test_monitor_stop_before_run_returns_at_once(known_faces_clip):
+    config = tiny_config(known_faces_clip["path"])
+    monitor = Monitor(config)
+    monitor.stop()
+    totals = monitor.run()
+    assert totals.people_seen == 0 and monitor.rows_written == 0
+
+
+@requires_shipped_model
+def test_known_faces_clip_counts_with_the_shipped_model(known_faces_clip):
+    config = Config(source=str(known_faces_clip["path"]), model=SHIPPED_MODEL, interval_s=60)
+    totals = Monitor(config).run()
+    assert totals.people_seen == known_faces_clip["people"] == 2
+    assert totals.by_label == known_faces_clip["by_label"]
+
+
+@requires_shipped_model
+def test_demo_clip_has_one_masked_person():
+    totals = Monitor(Config(source=str(demo_clip()), model=SHIPPED_MODEL, interval_s=60)).run()
+    assert totals.people_seen == 1
+    assert totals.by_label == {"with_mask": 1, "without_mask": 0, "mask_worn_incorrectly": 0}
