@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
+import socket
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -30,6 +33,12 @@ def write_gray_video(path: Path, n: int, fps: float, size=(64, 48)) -> Path:
         writer.write(np.full((size[1], size[0], 3), 10 * i, np.uint8))
     writer.release()
     return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def wait_for(predicate, timeout: float, step: float = 0.02) -> bool:
@@ -455,6 +464,25 @@ def test_rtsp_camera_that_comes_up_later():
         with server:
             assert read_until(source, lambda f: True, 15.0) is not None
             assert source.state is SourceState.LIVE
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed (scripts/install_test_deps.sh)")
+def test_http_mjpeg_camera():
+    port = free_port()
+    server = subprocess.Popen(
+        ["ffmpeg", "-v", "quiet", "-re", "-stream_loop", "-1", "-i", str(FIXTURES / "clip_320x240.mp4"),
+         "-c:v", "mjpeg", "-f", "mpjpeg", "-listen", "1", f"http://127.0.0.1:{port}/cam.mjpg"],
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        with open_source(f"http://viewer:pw123@127.0.0.1:{port}/cam.mjpg", RTSP_CONFIG) as source:
+            assert source.kind == "network" and source.name.startswith("http://viewer:***@")
+            frames = [read_until(source, lambda f: True, 10.0) for _ in range(3)]
+            assert all(f is not None and f.image.shape == (240, 320, 3) for f in frames)
+            assert source.state is SourceState.LIVE
+    finally:
+        server.kill()
+        server.wait(timeout=10)
 
 
 @requires_rtsp_server
