@@ -68,6 +68,7 @@ class ScreenshotTaker:
             self._grab()
 
     def _grab(self) -> None:
+        from PyQt6.QtCore import QPoint
         from PyQt6.QtWidgets import QApplication
 
         if self.done:
@@ -100,6 +101,7 @@ class ScreenshotTaker:
             "platform_plugin_dir": self.env.platform_plugin_dir,
             "removed_env": sorted(self.env.removed),
             "window_size": [w.width(), w.height()],
+            "video_origin": [w.video.mapTo(w, QPoint(0, 0)).x(), w.video.mapTo(w, QPoint(0, 0)).y()],
             "image_size": [pixmap.width(), pixmap.height()],
             "seconds_to_grab": round(time.monotonic() - self.started, 2),
             "frames_shown": w.video.frames_shown,

@@ -1,0 +1,349 @@
+"""The desktop app's behaviour, with pytest-qt on Qt's offscreen platform.
+
+Runs the real ``Monitor`` (the headless mode's pipeline and sinks) on a short clip cut from the demo
+clip (the walker, frames 95-150). Labels come from ``models/mask_classifier.tflite`` when it is
+shipped, else from the tiny fixture classifier (untrained: any label, but decided the same way).
+Settings live in a temporary INI file, never in the user's QSettings.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+
+os.environ["QT_QPA_PLATFORM"] = "offscreen"  # before any QApplication exists
+
+from pathlib import Path  # noqa: E402
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from maskwatch.gui.qt_env import prepare_qt_environment  # noqa: E402
+
+prepare_qt_environment()
+
+from PyQt6.QtCore import QSettings, Qt  # noqa: E402
+
+from maskwatch.config import Config  # noqa: E402
+from maskwatch.faces import Faces  # noqa: E402
+from maskwatch.frames import Frame, SourceState  # noqa: E402
+from maskwatch.gui.controls import ControlsDialog  # noqa: E402
+from maskwatch.gui.main_window import MainWindow  # noqa: E402
+from maskwatch.gui.settings import GuiSettings  # noqa: E402
+from maskwatch.gui.worker import Delivery, MonitorWorker, ResultMailbox  # noqa: E402
+from maskwatch.paths import demo_clip, models_dir  # noqa: E402
+from maskwatch.results import Event, FrameResult, IntervalSummary, Stats, Totals  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY_MODEL = ROOT / "tests" / "fixtures" / "tiny_classifier.tflite"
+PASSWORD = "s3cret-Pa55"
+
+
+@pytest.fixture(scope="module")
+def model() -> Path:
+    shipped = models_dir() / "mask_classifier.tflite"
+    return shipped if shipped.is_file() and shipped.with_suffix(".json").is_file() else TINY_MODEL
+
+
+@pytest.fixture(scope="module")
+def walker_clip(tmp_path_factory) -> Path:
+    """Frames 95-150 of the demo clip (the masked walker's face is large), half size, as MJPG AVI."""
+    cap = cv2.VideoCapture(str(demo_clip()))
+    path = tmp_path_factory.mktemp("clip") / "walker.avi"
+    writer = None
+    index = 0
+    while True:
+        ok, frame = cap.read()
+        if not ok or index > 150:
+            break
+        if index >= 95:
+            frame = cv2.resize(frame, (640, 360), interpolation=cv2.INTER_AREA)
+            if writer is None:
+                writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (640, 360))
+            writer.write(frame)
+        index += 1
+    cap.release()
+    writer.release()
+    return path
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path, monkeypatch):
+    """Any QSettings default goes to tmp_path: the user's real settings are never touched."""
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "qsettings"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+
+
+def make_settings(tmp_path) -> GuiSettings:
+    return GuiSettings(QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat))
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, model):
+    settings = make_settings(tmp_path)
+    settings.save_controls(mode="full", min_score=0.5, vote_window=15, log=None, snapshots=None, sound=False, realtime=False)
+    w = MainWindow(Config(model=model, interval_s=60.0), settings)
+    qtbot.addWidget(w)
+    w.show()
+    yield w
+    w.shutdown()
+
+
+def run_to_end(qtbot, w: MainWindow, timeout_ms: int = 60000) -> str:
+    with qtbot.waitSignal(w.run_finished, timeout=timeout_ms) as blocker:
+        w.start()
+    return blocker.args[0]
+
+
+def test_start_on_clip_counts_update_and_status_ends(qtbot, window, walker_clip, model):
+    window.picker.set_spec(str(walker_clip))
+    states = []
+    window.delivered.connect(lambda: states.append(window.side.state))
+    state = run_to_end(qtbot, window)
+
+    assert state == "ended", window.last_error
+    assert window.side.state == SourceState.ENDED.value
+    assert window.side.state_label.text() == "ended"
+    assert SourceState.LIVE.value in states  # "live" while frames came
+    assert window.video.frames_shown > 0
+    assert window.last_result is not None and window.last_result.frame.image.shape[:2] == (360, 640)
+    totals = window.last_result.totals
+    assert totals.people_seen >= 1
+    assert window.side.people_label.text().startswith(f"{totals.people_seen} ")
+    # labels: decided by vote, shown per class (real model: the walker wears a mask)
+    assert totals.decided >= 1
+    shown = {name: int(label.text()) for name, label in window.side.total_labels.items()}
+    assert shown == totals.by_label
+    if model.name == "mask_classifier.tflite":
+        assert totals.by_label["with_mask"] >= 1
+    assert window.side.compliance_label.text().startswith("compliance ")
+    assert "fps" in window.side.fps_label.text() and "detect" in window.side.stage_label.text()
+    assert window.side.intervals  # the final partial interval reached the chart
+    assert window.start_action.text() == "Start" and not window.running
+    assert window.windowTitle() == "maskwatch — walker.avi"
+
+
+def test_space_starts_and_stops(qtbot, window, walker_clip):
+    window.settings.save_controls(mode="full", min_score=0.5, vote_window=15, log=None, snapshots=None,
+                                  sound=False, realtime=True)
+    window.picker.set_spec(str(walker_clip))
+    window.video.setFocus()
+    qtbot.keyClick(window.video, Qt.Key.Key_Space)
+    assert window.running
+    assert window.run_config.sources.realtime  # files play at their speed when the setting says so
+    qtbot.waitUntil(lambda: window.video.frames_shown > 0, timeout=30000)
+    with qtbot.waitSignal(window.run_finished, timeout=15000) as blocker:
+        qtbot.keyClick(window.video, Qt.Key.Key_Space)
+    assert blocker.args == ["stopped"]
+    assert window.side.state == "stopped"
+
+
+def test_closing_flushes_the_log(qtbot, tmp_path, walker_clip, model):
+    log = tmp_path / "out" / "counts.csv"
+    settings = make_settings(tmp_path)
+    settings.save_controls(mode="full", min_score=0.5, vote_window=15, log=log, snapshots=None, sound=False,
+                           realtime=True)  # real speed: the clip is still playing when the window closes
+    w = MainWindow(Config(model=model, interval_s=3600.0), settings)
+    qtbot.addWidget(w)
+    w.show()
+    w.picker.set_spec(str(walker_clip))
+    w.start()
+    qtbot.waitUntil(lambda: w.video.frames_shown >= 3, timeout=30000)
+    assert w.running
+    assert not log.exists() or len(log.read_text().splitlines()) <= 1  # no interval closed yet
+    w.close()
+    assert not w.running  # worker stopped and joined: camera/file released
+    rows = list(csv.DictReader(log.open()))
+    assert len(rows) == 1  # the partial interval, written on close
+    assert int(rows[0]["frames"]) >= 3
+    assert int(rows[0]["frames"]) < 56  # stopped before the clip's end
+
+
+def test_settings_persist(qtbot, tmp_path, model):
+    settings = make_settings(tmp_path)
+    w = MainWindow(Config(model=model), settings)
+    qtbot.addWidget(w)
+    dialog = ControlsDialog(w.settings, w.base_config, w)
+    dialog.mode.setCurrentIndex(dialog.mode.findData("dense"))
+    dialog.min_score.setValue(0.65)
+    dialog.vote_window.setValue(9)
+    dialog.log.setText(str(tmp_path / "log.csv"))
+    dialog.snapshots.setText(str(tmp_path / "snaps"))
+    dialog.sound.setChecked(True)
+    dialog.realtime.setChecked(False)
+    dialog.accept()
+    del dialog, w
+
+    again = make_settings(tmp_path)  # a new QSettings on the same file: what the next app start reads
+    w2 = MainWindow(Config(model=model), again)
+    qtbot.addWidget(w2)
+    w2.picker.set_spec("tests/fixtures/clip_320x240.mp4")
+    cfg = w2.build_run_config()
+    assert cfg.detector.mode == "dense"
+    assert cfg.detector.min_score == pytest.approx(0.65)
+    assert cfg.tracker.vote_window == 9 and cfg.tracker.min_votes <= 9
+    assert cfg.log == tmp_path / "log.csv" and cfg.snapshots == tmp_path / "snaps"
+    assert cfg.sources.realtime is False and again.sound() is True
+    dialog2 = ControlsDialog(again, w2.base_config, w2)
+    assert dialog2.mode.currentData() == "dense" and dialog2.vote_window.value() == 9
+    assert "organization" not in str(again.q.fileName())  # the temp INI file, not the user's settings
+    assert Path(again.q.fileName()) == tmp_path / "gui.ini"
+
+
+def test_password_never_shown_or_stored(qtbot, window, caplog):
+    url = f"rtsp://admin:{PASSWORD}@127.0.0.1:9/stream1"
+    edit = window.picker.combo.lineEdit()
+    edit.clear()
+    qtbot.keyClicks(edit, url)  # typed into the URL field: the password moves to its own field
+    assert PASSWORD not in window.picker.combo.currentText()
+    assert window.picker.password.text() == PASSWORD
+    assert window.picker.password.echoMode() == window.picker.password.EchoMode.Password
+    assert window.picker.current_spec() == "rtsp://admin@127.0.0.1:9/stream1"
+
+    window.start()  # nothing listens on port 9: the source keeps reconnecting
+    assert PASSWORD in window.run_config.source  # only the monitor's config carries it
+    qtbot.waitUntil(lambda: window.side.state in ("connecting", "reconnecting", "error"), timeout=5000)
+    qtbot.wait(300)
+    window.stop()
+    qtbot.waitUntil(lambda: not window.running, timeout=20000)
+
+    stored = window.settings.all_values()
+    assert stored and not any(PASSWORD in k or PASSWORD in v for k, v in stored.items())
+    assert PASSWORD not in Path(window.settings.q.fileName()).read_text()
+    assert window.settings.recent_sources()[0] == "rtsp://admin@127.0.0.1:9/stream1"
+    assert PASSWORD not in window.windowTitle()
+    assert PASSWORD not in window.statusBar().currentMessage() and PASSWORD not in window.status_right.text()
+    assert PASSWORD not in window.banner.text.text() and PASSWORD not in (window.last_error or "")
+    for i in range(window.picker.combo.count()):
+        assert PASSWORD not in window.picker.combo.itemText(i) and PASSWORD not in str(window.picker.combo.itemData(i))
+    assert PASSWORD not in caplog.text
+
+
+def _result(index: int, faces: Faces | None = None, events=(), totals: Totals | None = None) -> FrameResult:
+    image = np.full((90, 160, 3), index % 255, np.uint8)
+    return FrameResult(Frame(image, index, index / 30, 0.0), faces or Faces.empty(),
+                       Stats(fps=30.0, source_state=SourceState.LIVE), totals or Totals(), list(events))
+
+
+def test_mailbox_keeps_only_the_newest_result_but_every_event():
+    box = ResultMailbox()
+    e1 = Event("label_decided", 1, 0.1, 1, "without_mask", 0.9, (10, 10, 40, 40))
+    e2 = Event("person_seen", 2, 0.2, 2)
+    assert box.put(_result(1, events=[e1])) is True  # the UI had nothing: notify
+    assert box.put(_result(2, events=[e2])) is False  # not consumed yet: no second signal
+    assert box.put(_result(3)) is False
+    d = box.take()
+    assert d.result.frame.index == 3  # the newest frame; 1 and 2 were dropped, not queued
+    assert d.skipped == 2
+    assert [e.kind for e in d.events] == ["label_decided", "person_seen"]  # no event lost
+    assert d.thumbnails[1].shape[0] > 30 and d.thumbnails[1].shape[2] == 3  # the person, cropped from frame 1
+    assert box.take() is None
+    summary = IntervalSummary(0, 1, 3, 0, 0, {"with_mask": 0, "without_mask": 1, "mask_worn_incorrectly": 0}, 30, 0,
+                              SourceState.LIVE)
+    assert box.put_summary(summary) is True  # consumed: the next item notifies again
+    assert box.put_status(Stats(source_state=SourceState.RECONNECTING, reconnect_in=2.0)) is False
+    d = box.take()
+    assert d.result is None and d.summaries == [summary] and d.status.source_state == SourceState.RECONNECTING
+
+
+class _FloodMonitor:
+    """Delivers frames as fast as it can (a camera much faster than the UI)."""
+
+    def __init__(self, config, callbacks, n=400):
+        self.on_result = callbacks["on_result"]
+        self.n = n
+        self.stopped = False
+
+    def run(self):
+        for i in range(self.n):
+            if self.stopped:
+                break
+            self.on_result(_result(i))
+        return Totals()
+
+    def stop(self):
+        self.stopped = True
+
+
+def test_worker_drops_frames_while_the_ui_is_busy(qtbot):
+    worker = MonitorWorker(monitor_factory=_FloodMonitor)
+    taken = []
+    signals = []
+
+    def on_available():
+        signals.append(1)
+        d = worker.take()
+        if d is not None:
+            taken.append(d)
+        qtbot.wait(5)  # a slow UI
+
+    worker.result_available.connect(on_available)
+    with qtbot.waitSignal(worker.finished, timeout=10000):
+        worker.start(Config())
+    qtbot.wait(50)
+    d = worker.take()
+    if d is not None:
+        taken.append(d)
+    assert worker.join(5)
+    assert taken[-1].result.frame.index == 399  # the last frame is always shown
+    indices = [d.result.frame.index for d in taken]
+    assert indices == sorted(indices)
+    assert len(taken) < 400 and worker.skipped == 400 - len(taken)  # dropped, not queued
+    assert len(signals) <= len(taken) + 1  # at most one pending signal at any time
+
+
+def test_alerts_banner_and_log_with_thumbnail(qtbot, window):
+    faces = Faces(xyxy=np.array([[40, 20, 80, 70]]), score=np.array([0.9]), probs=np.array([[0.05, 0.9, 0.05]]),
+                  track_id=np.array([7]), track_label=np.array([1]))
+    totals = Totals(people_seen=1, by_label={"with_mask": 0, "without_mask": 1, "mask_worn_incorrectly": 0})
+    event = Event("label_decided", 7, 1.0, 30, "without_mask", 0.9, (40.0, 20.0, 80.0, 70.0))
+    result = _result(30, faces, [event], totals)
+    box = ResultMailbox()
+    box.put(result)
+    window.show_delivery(box.take())
+    assert window.banner.isVisible()
+    texts = [window.side.alert_log.item(i).text() for i in range(window.side.alert_log.count())]
+    assert any("Person #7 without a mask" in t for t in texts)
+    assert any("Compliance fell to 0%" in t for t in texts)
+    person = next(a for a in window.side.alert_log.alerts if a.track_id == 7)
+    assert person.thumbnail is not None and person.thumbnail.shape[2] == 3
+    assert window.side.in_view_label.text().count("#7") == 1
+    # the live view drew the box in the without_mask colour with label, confidence and track id
+    window.video.repaint()
+    assert window.video.drawn_boxes[0]["text"] == "no mask 90% #7" and window.video.drawn_boxes[0]["decided"]
+
+
+def test_snapshot_button_saves_annotated_frame(qtbot, window, tmp_path):
+    window.settings.save_controls(mode="full", min_score=0.5, vote_window=15, log=None, snapshots=tmp_path / "snaps",
+                                  sound=False, realtime=False)
+    assert window.save_snapshot() is None  # nothing shown yet
+    faces = Faces(xyxy=np.array([[40, 20, 80, 70]]), score=np.array([0.9]), probs=np.array([[0.9, 0.05, 0.05]]),
+                  track_id=np.array([2]), track_label=np.array([0]))
+    box = ResultMailbox()
+    box.put(_result(5, faces))
+    window.show_delivery(box.take())
+    path = window.save_snapshot()
+    assert path is not None and path.parent == tmp_path / "snaps"
+    image = cv2.imread(str(path))
+    assert image.shape == (90, 160, 3)
+    assert (image != 5).any()  # the box was drawn on the frame
+
+
+def test_qt_uses_its_own_plugins_not_opencvs(monkeypatch):
+    import cv2 as cv
+
+    cv_plugins = str(Path(cv.__file__).parent / "qt" / "plugins")
+    monkeypatch.setenv("QT_QPA_PLATFORM_PLUGIN_PATH", cv_plugins)
+    monkeypatch.setenv("QT_PLUGIN_PATH", os.pathsep.join([cv_plugins, "/opt/elsewhere/plugins"]))
+    report = prepare_qt_environment()
+    assert "QT_QPA_PLATFORM_PLUGIN_PATH" not in os.environ
+    assert os.environ["QT_PLUGIN_PATH"] == "/opt/elsewhere/plugins"  # other folders are kept
+    assert "PyQt6" in report.plugins_path and "cv2" not in report.plugins_path
+    assert (Path(report.platform_plugin_dir) / "libqxcb.so").exists() or os.name != "posix"
+
+
+def test_delivery_while_reconnecting_shows_countdown(qtbot, window):
+    window.show_delivery(Delivery(result=None, status=Stats(source_state=SourceState.RECONNECTING, reconnect_in=4.0)))
+    assert window.side.state_label.text() == "reconnecting in 4 s"
