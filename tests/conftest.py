@@ -39,9 +39,10 @@ def _background(width: int, height: int) -> np.ndarray:
 
 
 def write_known_faces_clip(path: Path, fps: int = KNOWN_CLIP_FPS) -> dict:
-    """An mp4 in which person A (masked) walks across for 2 s, nobody for 0.6 s, then person B
-    (unmasked) walks across for 2 s. Their faces are 120-150 px wide, real photos
-    (``fixtures/people``). Returns what the clip contains."""
+    """An mp4 in which person A (masked) walks across, left to right, for 2 s, nobody for 1 s,
+    then person B (unmasked) walks the same way for 2 s. Their faces are 120-150 px wide, real
+    photos (``fixtures/people``). B enters far from where A left, so no tracker can take B for A.
+    Returns what the clip contains."""
     width, height = KNOWN_CLIP_SIZE
     background = _background(width, height)
     people = []
@@ -49,7 +50,7 @@ def write_known_faces_clip(path: Path, fps: int = KNOWN_CLIP_FPS) -> dict:
         photo = cv2.imread(str(PEOPLE / f"{name}.jpg"))
         scale = 240.0 / photo.shape[0]
         people.append(cv2.resize(photo, (round(photo.shape[1] * scale), 240), interpolation=cv2.INTER_AREA))
-    segment, gap = 2 * fps, int(0.6 * fps)
+    segment, gap = 2 * fps, fps
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
     if not writer.isOpened():
         raise RuntimeError("OpenCV cannot write mp4v here")
@@ -58,7 +59,7 @@ def write_known_faces_clip(path: Path, fps: int = KNOWN_CLIP_FPS) -> dict:
             h, w = photo.shape[:2]
             for i in range(segment):
                 frame = background.copy()
-                x = int(20 + (width - w - 40) * i / (segment - 1)) if who == 0 else int(width - w - 20 - (width - w - 40) * i / (segment - 1))
+                x = int(20 + (width - w - 40) * i / (segment - 1))  # both walk left to right
                 y = 60 + int(6 * np.sin(i / 3.0))  # a little bob, like walking
                 frame[y:y + h, x:x + w] = photo
                 writer.write(frame)
@@ -67,7 +68,7 @@ def write_known_faces_clip(path: Path, fps: int = KNOWN_CLIP_FPS) -> dict:
                     writer.write(background)
     finally:
         writer.release()
-    return {"path": path, "fps": fps, "frames": 2 * segment + gap, "people": 2,
+    return {"path": path, "fps": fps, "frames": 2 * segment + gap, "gap_frames": gap, "people": 2,
             "by_label": {"with_mask": 1, "without_mask": 1, "mask_worn_incorrectly": 0}}
 
 

@@ -49,13 +49,13 @@ def test_headless_run_writes_rows_events_and_totals(known_faces_clip, tmp_path):
     rows = read_rows(log)
     assert rows[0] == list(CSV_COLUMNS)
     body = rows[1:]
-    assert len(body) == 5  # 69 frames at 15 fps = 4.6 s of media -> 4 full rows + the partial one
+    assert len(body) == 5  # 75 frames at 15 fps = 5 s of media -> 5 rows of 1 s, the last one closed at the end
     assert sum(int(r[2]) for r in body) == known_faces_clip["frames"]
     starts = [datetime.fromisoformat(r[0]) for r in body]
     assert [(b - a).total_seconds() for a, b in zip(starts, starts[1:])] == [1.0] * 4
     assert all(r[-1] == "live" for r in body)
     people = sum(int(r[4]) for r in body)
-    assert people >= 1
+    assert people == known_faces_clip["people"]  # tracks do not depend on the (untrained) test classifier
     out = r.stdout.strip().splitlines()
     assert len(out) == 6 and out[-1].startswith(f"total: people {people} ")
     kinds = [json.loads(line)["kind"] for line in events.read_text().splitlines()]

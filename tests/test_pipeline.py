@@ -97,7 +97,7 @@ def test_pipeline_on_a_file_yields_every_frame_with_stage_timings(known_faces_cl
         assert np.isfinite(r.faces.probs).all()  # every face classified on detector frames
     assert results[-1].stats.fps > 0
     faces_per_frame = [len(r.faces) for r in results]
-    assert sum(n > 0 for n in faces_per_frame) >= 0.8 * (known_faces_clip["frames"] - 9)  # 9 empty gap frames
+    assert sum(n > 0 for n in faces_per_frame) >= 0.8 * (known_faces_clip["frames"] - known_faces_clip["gap_frames"])
     assert pipeline.source.state == SourceState.ENDED
 
     # intervals are in media time: 1 s of media per row, whatever the processing speed
@@ -106,7 +106,8 @@ def test_pipeline_on_a_file_yields_every_frame_with_stage_timings(known_faces_cl
     assert [round(s.start - start, 3) for s in summaries] == [float(k) for k in range(len(summaries))]
     assert sum(s.frames for s in summaries) == known_faces_clip["frames"]
     assert abs(summaries[-1].end - (start + known_faces_clip["frames"] / known_faces_clip["fps"])) < 1e-6
-    assert sum(s.people_seen for s in summaries) == results[-1].totals.people_seen >= 1
+    # two people walk through: two tracks counted, whatever labels the (untrained) test classifier gives
+    assert sum(s.people_seen for s in summaries) == results[-1].totals.people_seen == known_faces_clip["people"]
 
 
 def test_detect_every_n_tracks_in_between(known_faces_clip):
