@@ -1,0 +1,149 @@
+"""FaceDetector on a real scene (tests/fixtures/faces_scene_maksssksksss21.*) and on bad input."""
+
+from __future__ import annotations
+
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from maskwatch.detection import DETECTOR_MODES, FULL_RANGE_MODEL, SHORT_RANGE_MODEL, FaceDetector, box_iou, tile_grid
+from maskwatch.errors import MaskwatchError
+from maskwatch.faces import Faces
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SCENE = FIXTURES / "faces_scene_maksssksksss21.jpg"
+
+
+@pytest.fixture(scope="module")
+def scene():
+    image = cv2.imread(str(SCENE))
+    assert image is not None, SCENE
+    root = ET.parse(SCENE.with_suffix(".xml")).getroot()
+    boxes = [[float(o.find("bndbox").find(k).text) for k in ("xmin", "ymin", "xmax", "ymax")] for o in root.findall("object")]
+    return image, np.array(boxes, np.float32)
+
+
+@pytest.fixture(scope="module")
+def detectors():
+    dets = {mode: FaceDetector(mode) for mode in DETECTOR_MODES}
+    yield dets
+    for d in dets.values():
+        d.close()
+
+
+def _check_faces(faces: Faces, width: int, height: int) -> None:
+    n = len(faces)
+    assert faces.xyxy.shape == (n, 4) and faces.xyxy.dtype == np.float32
+    assert faces.score.shape == (n,) and faces.keypoints.shape == (n, 6, 2)
+    assert np.all((faces.score >= 0) & (faces.score <= 1))
+    assert np.all(faces.xyxy[:, [0, 2]] >= 0) and np.all(faces.xyxy[:, [0, 2]] <= width)
+    assert np.all(faces.xyxy[:, [1, 3]] >= 0) and np.all(faces.xyxy[:, [1, 3]] <= height)
+    assert np.all(faces.xyxy[:, 2] > faces.xyxy[:, 0]) and np.all(faces.xyxy[:, 3] > faces.xyxy[:, 1])
+
+
+@pytest.mark.parametrize("mode", ["dense", "tiled"])
+def test_small_face_modes_find_every_face_of_the_scene(detectors, scene, mode):
+    image, gt = scene  # five faces, 39-69 px wide, in a 400x227 street photo
+    faces = detectors[mode].detect(image)
+    _check_faces(faces, image.shape[1], image.shape[0])
+    iou = box_iou(gt, faces.xyxy)
+    assert (iou.max(axis=1) >= 0.3).all(), iou.max(axis=1)
+    assert len(faces) == len(gt)  # no extra boxes on this scene
+    # keypoints (eyes, nose, mouth, ears) lie in or near their face box
+    best = faces[iou.argmax(axis=1)]
+    cx = best.keypoints[:, :4, 0].mean(axis=1)
+    assert np.all((cx > best.xyxy[:, 0]) & (cx < best.xyxy[:, 2]))
+
+
+@pytest.mark.parametrize("mode", DETECTOR_MODES)
+def test_every_mode_runs_and_finds_a_face(detectors, scene, mode):
+    image, gt = scene
+    faces = detectors[mode].detect(image)
+    _check_faces(faces, image.shape[1], image.shape[0])
+    assert (box_iou(gt, faces.xyxy) >= 0.3).any()  # even the short-range model finds one of them
+
+
+@pytest.mark.parametrize("mode", DETECTOR_MODES)
+def test_black_and_tiny_images_give_empty_faces(detectors, mode):
+    for shape in [(240, 320, 3), (1, 1, 3), (0, 0, 3), (7, 500, 3)]:
+        faces = detectors[mode].detect(np.zeros(shape, np.uint8))
+        assert len(faces) == 0
+        assert faces.xyxy.shape == (0, 4) and faces.score.shape == (0,) and faces.keypoints.shape == (0, 6, 2)
+
+
+def test_grayscale_and_bgra_inputs(detectors, scene):
+    image, gt = scene
+    det = detectors["dense"]
+    gray = det.detect(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
+    assert (box_iou(gt, gray.xyxy).max(axis=1) >= 0.3).sum() >= 3
+    bgra = det.detect(cv2.cvtColor(image, cv2.COLOR_BGR2BGRA))
+    np.testing.assert_allclose(bgra.xyxy, det.detect(image).xyxy, atol=1e-3)
+    with pytest.raises(MaskwatchError, match="uint8"):
+        det.detect(image.astype(np.float32))
+    with pytest.raises(MaskwatchError, match="shape"):
+        det.detect(np.zeros((10, 10, 5), np.uint8))
+
+
+def test_faces_are_in_original_pixels_when_the_frame_is_big(detectors, scene):
+    image, gt = scene
+    big = cv2.resize(image, None, fx=2.5, fy=2.5, interpolation=cv2.INTER_LINEAR)  # 1000x568
+    faces = detectors["dense"].detect(big)
+    _check_faces(faces, big.shape[1], big.shape[0])
+    assert (box_iou(gt * 2.5, faces.xyxy).max(axis=1) >= 0.3).sum() >= 4
+
+
+def test_context_manager_and_closed_detector(scene):
+    with FaceDetector("dense") as det:
+        assert len(det.detect(scene[0])) > 0
+    with pytest.raises(MaskwatchError, match="closed"):
+        det.detect(scene[0])
+    det.close()  # closing twice is harmless
+
+
+def test_unknown_mode_and_options():
+    with pytest.raises(MaskwatchError, match="unknown face detector mode 'huge'"):
+        FaceDetector("huge")
+    with pytest.raises(MaskwatchError, match="no option tile"):
+        FaceDetector("dense", tile=3)
+    with pytest.raises(MaskwatchError, match="min_score"):
+        FaceDetector("short", min_score=1.5)
+
+
+@pytest.mark.parametrize("mode", DETECTOR_MODES)
+def test_missing_model_file(tmp_path, mode):
+    with pytest.raises(MaskwatchError, match="face detection model not found") as e:
+        FaceDetector(mode, model_dir=tmp_path)
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("mode", DETECTOR_MODES)
+def test_corrupt_model_file(tmp_path, mode):
+    for name in (SHORT_RANGE_MODEL, FULL_RANGE_MODEL):
+        (tmp_path / name).write_bytes(b"this is not a tflite model at all")
+    with pytest.raises(MaskwatchError, match="not a TFLite model") as e:
+        FaceDetector(mode, model_dir=tmp_path)
+    assert "\n" not in str(e.value)
+
+
+def test_truncated_model_file(tmp_path):
+    src = Path(__file__).resolve().parent.parent / "models" / SHORT_RANGE_MODEL
+    shutil.copy(src, tmp_path / SHORT_RANGE_MODEL)
+    data = (tmp_path / SHORT_RANGE_MODEL).read_bytes()
+    (tmp_path / SHORT_RANGE_MODEL).write_bytes(data[: len(data) // 3])
+    with pytest.raises(MaskwatchError) as e:
+        FaceDetector("short", model_dir=tmp_path)
+    assert "\n" not in str(e.value)
+
+
+def test_tile_grid_covers_the_image():
+    for w, h in [(400, 227), (1920, 1080), (100, 50)]:
+        tiles = tile_grid(w, h, 128, 0.25)
+        cover = np.zeros((h, w), bool)
+        for x0, y0, x1, y1 in tiles:
+            assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h
+            cover[y0:y1, x0:x1] = True
+        assert cover.all()
