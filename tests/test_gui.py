@@ -347,3 +347,21 @@ def test_qt_uses_its_own_plugins_not_opencvs(monkeypatch):
 def test_delivery_while_reconnecting_shows_countdown(qtbot, window):
     window.show_delivery(Delivery(result=None, status=Stats(source_state=SourceState.RECONNECTING, reconnect_in=4.0)))
     assert window.side.state_label.text() == "reconnecting in 4 s"
+
+
+def test_a_bad_source_shows_a_one_line_error(qtbot, window, tmp_path):
+    window.picker.set_spec(str(tmp_path / "no_such_clip.mp4"))
+    state = run_to_end(qtbot, window)
+    assert state == "error" and window.side.state == "error"
+    assert window.banner.isVisible() and "no_such_clip.mp4" in window.banner.text.text()
+    assert "\n" not in window.banner.text.text() and "Traceback" not in window.banner.text.text()
+    assert window.start_action.text() == "Start"  # ready for another try
+
+
+def test_full_screen_shows_only_the_video(qtbot, window):
+    window.toggle_fullscreen()
+    qtbot.waitUntil(lambda: window.isFullScreen(), timeout=3000)
+    assert not window.toolbar.isVisible() and not window.side.isVisible() and window.video.isVisible()
+    qtbot.keyClick(window, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: not window.isFullScreen(), timeout=3000)
+    assert window.toolbar.isVisible() and window.side.isVisible()

@@ -155,6 +155,14 @@ class AlertLog(QListWidget):
         self.max_items = max_items
         self.alerts: list[Alert] = []
 
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt name
+        super().paintEvent(event)
+        if self.count() == 0:
+            p = QPainter(self.viewport())
+            p.setPen(QColor(120, 126, 136))
+            p.drawText(self.viewport().rect(), Qt.AlignmentFlag.AlignCenter, "No alerts yet")
+            p.end()
+
     def add(self, alert: Alert) -> None:
         self.alerts.append(alert)
         stamp = time.strftime("%H:%M:%S", time.localtime(alert.at))

@@ -80,7 +80,7 @@ class ControlsDialog(QDialog):
         form.addRow("Snapshots folder", _path_row(self.snapshots, self._browse_snapshots))
         form.addRow("Alerts", self.sound)
         form.addRow("Files", self.realtime)
-        note = QLabel("Changes apply from the next Start.")
+        note = QLabel("Changes apply from the next Start. Values set in a config file or on the command line win.")
         note.setObjectName("muted")
         form.addRow(note)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)

@@ -65,13 +65,28 @@ QComboBox QAbstractItemView { background: #272b33; selection-background-color: #
 #alertLog::item { padding: 3px; border-bottom: 1px solid #262a31; }
 QStatusBar { background: #1e2127; color: #9aa3b2; }
 QToolButton::menu-button { border: none; background: transparent; width: 14px; }
-QToolButton::menu-arrow, QComboBox::down-arrow { width: 9px; height: 9px; }
+QToolButton::menu-arrow { image: url(@ICONS@/down.svg); width: 9px; height: 9px; }
 QComboBox::drop-down { border: none; width: 18px; }
 QScrollBar:vertical { background: #1a1d22; width: 8px; margin: 0; }
 QScrollBar::handle:vertical { background: #3a404b; border-radius: 4px; min-height: 24px; }
 QScrollBar::add-line:vertical, QScrollBar::sub-line:vertical { height: 0; }
 QSpinBox, QDoubleSpinBox { padding-right: 18px; }
 QSplitter::handle { background: #16181d; }
+QSpinBox::up-button, QDoubleSpinBox::up-button, QSpinBox::down-button, QDoubleSpinBox::down-button {
+    background: #30353e; border: none; width: 16px; }
+QSpinBox::up-button, QDoubleSpinBox::up-button { border-top-right-radius: 5px; }
+QSpinBox::down-button, QDoubleSpinBox::down-button { border-bottom-right-radius: 5px; }
+QSpinBox::up-arrow, QDoubleSpinBox::up-arrow { image: url(@ICONS@/up.svg); width: 9px; height: 9px; }
+QSpinBox::down-arrow, QDoubleSpinBox::down-arrow, QComboBox::down-arrow { image: url(@ICONS@/down.svg); width: 9px; height: 9px; }
+QPushButton { background: #2c3038; border: 1px solid #3a404b; border-radius: 5px; padding: 5px 16px; }
+QPushButton:hover { background: #363b45; }
+QPushButton:default { background: #1f6f4a; border-color: #268a5c; color: white; }
+QDialog QToolButton { background: #2c3038; border: 1px solid #3a404b; border-radius: 5px; padding: 3px 8px; }
+QCheckBox::indicator { width: 14px; height: 14px; border: 1px solid #4a515c; border-radius: 3px; background: #272b33; }
+QCheckBox::indicator:checked { background: #1f6f4a; border-color: #268a5c; image: url(@ICONS@/check.svg); }
+QMenu { background: #272b33; border: 1px solid #363b45; }
+QMenu::item:selected { background: #1f6f4a; }
+QToolTip { background: #272b33; color: #dfe3ea; border: 1px solid #363b45; }
 QDialog { background: #1e2127; }
 """
 
@@ -111,7 +126,7 @@ class MainWindow(QMainWindow):
 
         self.setWindowTitle("maskwatch")
         self.setWindowIcon(icon("maskwatch"))
-        self.setStyleSheet(STYLE)
+        self.setStyleSheet(STYLE.replace("@ICONS@", (assets_dir() / "icons").as_posix()))
         self._build_toolbar()
         self._build_body()
         self._build_shortcuts()
@@ -123,7 +138,8 @@ class MainWindow(QMainWindow):
         self._clock.start(1000)
 
         last = self.settings.last_source()
-        self.picker.set_spec(last if last else str(config.source))
+        given = str(config.source) != str(Config().source)  # a source named on the command line wins
+        self.picker.set_spec(str(config.source) if given or not last else last)
         geometry, state = self.settings.geometry()
         if geometry is not None:
             self.restoreGeometry(geometry)

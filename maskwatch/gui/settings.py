@@ -88,19 +88,26 @@ class GuiSettings:
         self.q.sync()
 
     def apply(self, config: Config) -> Config:
-        """``config`` with the persisted controls applied (values never saved keep the config's).
+        """``config`` with the persisted controls applied.
 
+        A value the config sets explicitly (differs from ``Config()``'s default: a TOML file or a
+        command-line flag) wins over the saved one; values never saved keep the config's.
         ``tracker.min_votes`` is capped at the vote window, so a short window still decides labels.
         """
-        window = max(1, self.vote_window(config.tracker.vote_window))
+        d = Config()
+
+        def pick(current, default, saved):
+            return current if current != default else saved(default)
+
+        window = max(1, pick(config.tracker.vote_window, d.tracker.vote_window, self.vote_window))
         return config.updated({
             "detector": {
-                "mode": self.detector_mode(config.detector.mode),
-                "min_score": self.min_score(config.detector.min_score),
+                "mode": pick(config.detector.mode, d.detector.mode, self.detector_mode),
+                "min_score": pick(config.detector.min_score, d.detector.min_score, self.min_score),
             },
             "tracker": {"vote_window": window, "min_votes": min(config.tracker.min_votes, window)},
-            "log": self.log_path(config.log),
-            "snapshots": self.snapshots_dir(config.snapshots),
+            "log": pick(config.log, d.log, self.log_path),
+            "snapshots": pick(config.snapshots, d.snapshots, self.snapshots_dir),
         })
 
     # --- sources -------------------------------------------------------------------------------

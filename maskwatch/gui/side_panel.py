@@ -129,7 +129,7 @@ class SidePanel(QWidget):
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.hideButtons()
         self.plot.setMenuEnabled(False)
-        self.plot.setYRange(-4, 106, padding=0)
+        self.plot.setYRange(-5, 112, padding=0)
         self.plot.getAxis("left").setTicks([[(0, "0"), (50, "50"), (100, "100%")]])
         self.plot.getAxis("bottom").setStyle(showValues=False)
         for ax in ("left", "bottom"):
@@ -174,11 +174,14 @@ class SidePanel(QWidget):
         self.set_state(getattr(stats.source_state, "value", str(stats.source_state)), stats.reconnect_in)
         self.fps_label.setText(f"{stats.fps:.1f} fps")
         stages = [(k, stats.stage_ms[k]) for k in STAGE_ORDER if k in stats.stage_ms]
-        stages += [(k, v) for k, v in stats.stage_ms.items() if k not in STAGE_ORDER]
-        parts = [f"{k} {v:.0f} ms" for k, v in stages]
+        stages += [(k, v) for k, v in stats.stage_ms.items() if k not in STAGE_ORDER and k != "total"]
+        line1 = " · ".join(f"{k} {v:.0f}" for k, v in stages) + (" ms" if stages else "")
+        extra = []
+        if "total" in stats.stage_ms:
+            extra.append(f"total {stats.stage_ms['total']:.0f} ms per frame")
         if stats.latency_ms:
-            parts.append(f"latency {stats.latency_ms:.0f} ms")
-        self.stage_label.setText("  ·  ".join(parts))
+            extra.append(f"latency {stats.latency_ms:.0f} ms")
+        self.stage_label.setText(line1 + ("\n" + " · ".join(extra) if extra else ""))
         self.drop_label.setText(f"dropped frames: {stats.dropped_frames} source, {ui_skipped} display")
 
     def show_result(self, result: FrameResult, ui_skipped: int) -> None:
