@@ -20,21 +20,27 @@ from maskwatch import LABELS  # noqa: E402
 
 
 def synthetic_face(label: int, side: int, rng: np.random.Generator) -> np.ndarray:
-    """A crude face crop (BGR): skin ellipse, eyes, and a mask drawn per label."""
-    img = np.full((side, side, 3), rng.integers(60, 200), np.uint8)
-    c, r = side // 2, int(side * 0.36)
-    cv2.ellipse(img, (c, c), (int(r * 0.8), r), 0, 0, 360, (120, 160, 215), -1)
+    """A crude face crop (BGR): skin ellipse, eyes, and a mask drawn per label; position, size and
+    colours vary so that near-duplicate grouping in ``prepare`` keeps the faces apart."""
+    img = np.empty((side, side, 3), np.uint8)
+    img[:] = rng.integers(40, 220, 3)
+    img = cv2.add(img, rng.integers(0, 40, (side, side, 3)).astype(np.uint8))   # background texture
+    cx, cy = (side // 2 + int(rng.integers(-side // 12, side // 12 + 1)) for _ in range(2))
+    r = int(side * rng.uniform(0.3, 0.4))
+    skin = tuple(int(v) for v in rng.integers(70, 230, 3))
+    cv2.ellipse(img, (cx, cy), (int(r * 0.8), r), 0, 0, 360, skin, -1)
     for dx in (-1, 1):
-        cv2.circle(img, (c + dx * r // 3, c - r // 4), max(1, side // 24), (40, 40, 40), -1)
-    mouth = (c - r // 3, c + r // 2, c + r // 3, c + r // 2 + max(1, side // 40))
+        cv2.circle(img, (cx + dx * r // 3, cy - r // 4), max(1, side // 24), (40, 40, 40), -1)
+    mask = tuple(int(v) for v in rng.integers(0, 255, 3) // 2 + (120, 60, 0))
+    nose = (cx, cy + r // 8)
     if label == 0:      # with_mask: covers nose and mouth
-        cv2.rectangle(img, (c - int(r * 0.75), c - r // 10), (c + int(r * 0.75), c + int(r * 0.85)), (200, 120, 40), -1)
+        cv2.rectangle(img, (cx - int(r * 0.75), cy - r // 10), (cx + int(r * 0.75), cy + int(r * 0.85)), mask, -1)
     elif label == 1:    # without_mask: mouth and nose visible
-        cv2.rectangle(img, mouth[:2], mouth[2:], (40, 40, 150), -1)
-        cv2.circle(img, (c, c + r // 8), max(1, side // 30), (90, 120, 180), -1)
+        cv2.rectangle(img, (cx - r // 3, cy + r // 2), (cx + r // 3, cy + r // 2 + max(1, side // 40)), (40, 40, 150), -1)
+        cv2.circle(img, nose, max(1, side // 30), (60, 80, 120), -1)
     else:               # worn incorrectly: mask below the nose only
-        cv2.rectangle(img, (c - int(r * 0.75), c + r // 3), (c + int(r * 0.75), c + int(r * 0.85)), (200, 120, 40), -1)
-        cv2.circle(img, (c, c + r // 8), max(1, side // 30), (90, 120, 180), -1)
+        cv2.rectangle(img, (cx - int(r * 0.75), cy + r // 3), (cx + int(r * 0.75), cy + int(r * 0.85)), mask, -1)
+        cv2.circle(img, nose, max(1, side // 30), (60, 80, 120), -1)
     noise = rng.normal(0, 6, img.shape)
     return np.clip(img + noise, 0, 255).astype(np.uint8)
 

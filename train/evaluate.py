@@ -111,8 +111,9 @@ def _keras_metadata(path: Path) -> dict:
     return {}
 
 
-def load_predictor(path: str | Path, num_threads: int | None = None) -> Predictor:
-    """Load ``.tflite`` (with the app's ``MaskClassifier``; needs the metadata JSON) or ``.keras``."""
+def load_predictor(path: str | Path, num_threads: int | None = 1) -> Predictor:
+    """Load ``.tflite`` (with the app's ``MaskClassifier``, ``num_threads`` as the app: 1; needs the
+    metadata JSON) or ``.keras``."""
     path = Path(path)
     if not path.is_file():
         raise MaskwatchError(f"model file not found: {path}")
@@ -210,12 +211,14 @@ def read_imagefolder(root: str | Path, margin: float = DEFAULT_MARGIN) -> EvalDa
     return EvalData(images, np.array(ys, np.int64), np.array(widths, np.float32), paths, str(root), skipped)
 
 
-def read_manifest_split(manifest: str | Path, split: str, size: int, margin: float) -> EvalData:
-    """Faces of one split of a ``prepare`` manifest, cut with the app's crop function at ``size``."""
+def read_manifest_split(manifest: str | Path, split: str, size: int, margin: float,
+                        cache_dir: str | Path | None = None) -> EvalData:
+    """Faces of one split of a ``prepare`` manifest, cut with the app's crop function at ``size``
+    (cached as ``.npz`` under ``cache_dir`` when given, as ``train.fit`` does)."""
     from train.data import face_widths, load_manifest, load_split
 
     rows = load_manifest(manifest)
-    x, y = load_split(rows, split, size, margin)
+    x, y = load_split(rows, split, size, margin, cache_dir=cache_dir)
     if len(x) == 0:
         raise MaskwatchError(f"split {split!r} of {manifest} has no faces")
     w = face_widths(rows, split)
@@ -338,7 +341,8 @@ def time_per_face(predictor: Predictor, x: np.ndarray, batch: int = 32, repeats:
 # ---------------------------------------------------------------- the whole evaluation
 
 def evaluate(model: str | Path, data: str | Path | None = None, manifest: str | Path | None = None,
-             split: str = "test", float_model: str | Path | None = None, size_buckets: bool = False) -> dict:
+             split: str = "test", float_model: str | Path | None = None, size_buckets: bool = False,
+             cache_dir: str | Path | None = None) -> dict:
     """Evaluate ``model`` on an ImageFolder (``data``) or a manifest split; returns the metrics dict.
 
     With ``size_buckets`` adds ``by_face_width`` and ``lowres``; with ``float_model`` adds
@@ -347,7 +351,7 @@ def evaluate(model: str | Path, data: str | Path | None = None, manifest: str | 
         raise MaskwatchError("give either --data DIR or --manifest CSV")
     predictor = load_predictor(model)
     if manifest is not None:
-        ds = read_manifest_split(manifest, split, predictor.input_size, predictor.margin)
+        ds = read_manifest_split(manifest, split, predictor.input_size, predictor.margin, cache_dir)
     else:
         ds = read_imagefolder(data, predictor.margin)
     x = ds.at_size(predictor.input_size)
