@@ -146,6 +146,9 @@ def test_face_width_buckets_split_at_16_32_64():
     rows = {r["bucket"]: r for r in by_face_width(y, np.eye(3)[pred], w)}
     assert [rows[b]["n"] for b in ("<16", "16-32", "32-64", ">=64")] == [1, 2, 1, 1]
     assert rows["16-32"]["accuracy"] == pytest.approx(0.5)
+    # only without_mask occurs in 16-32: P = 1, R = 1/2 -> F1 2/3 (absent classes are not averaged in)
+    assert rows["16-32"]["macro_f1"] == pytest.approx(2 / 3)
+    assert rows["16-32"]["recall"] == {"with_mask": None, "without_mask": 0.5, "mask_worn_incorrectly": None}
     assert rows["<16"]["accuracy"] == 1.0 and rows[">=64"]["accuracy"] == 1.0
 
 

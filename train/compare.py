@@ -298,6 +298,20 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def _command_line(args) -> str:
+    """The equivalent ``maskwatch-train compare`` command of the parsed ``args`` (for the report)."""
+    parts = ["maskwatch-train", "compare", "--manifest" if args.manifest else "--data", args.manifest or args.data,
+             "--backbones", args.backbones, "--augment", args.augment, "--seeds", args.seeds,
+             "--epochs", str(args.epochs), "--size", str(args.size), "--weights", args.weights,
+             "--batch-size", str(args.batch_size)]
+    for flag, value in (("--lite0-blocks", args.lite0_blocks), ("--max-train", args.max_train)):
+        if value is not None:
+            parts += [flag, str(value)]
+    if args.split != "test":
+        parts += ["--split", args.split]
+    return " ".join(shlex.quote(p) for p in parts + ["--out", args.out])
+
+
 def run(args) -> int:
     try:
         seeds = [int(s) for s in _parse_list(args.seeds, "seeds")]
@@ -308,7 +322,7 @@ def run(args) -> int:
                         input_size=args.size, lite0_blocks=args.lite0_blocks, weights=args.weights,
                         batch_size=args.batch_size, max_train=args.max_train,
                         patience=args.patience, split=args.split,
-                        command=" ".join(["maskwatch-train"] + [shlex.quote(a) for a in sys.argv[1:]]))
+                        command=_command_line(args))
     compare(cfg, progress=not args.no_progress)
     print((Path(args.out) / "compare.md").read_text())
     return 0

@@ -272,9 +272,11 @@ def _short(y: np.ndarray, pred: np.ndarray) -> dict:
 
 
 def by_face_width(y_true: np.ndarray, probs: np.ndarray, face_w: np.ndarray) -> list[dict]:
-    """Accuracy and macro F1 per face-width bucket (<16, 16-32, 32-64, >=64 px); unknown widths left out.
+    """Accuracy, macro F1 and per-class recall per face-width bucket (<16, 16-32, 32-64, >=64 px);
+    unknown widths (NaN) are left out.
 
-    Macro F1 averages over the classes present in the bucket (labels present in truth or prediction)."""
+    A bucket's macro F1 averages the classes that occur in it (true labels): a class absent from a
+    bucket has no recall, and counting it as F1 = 0 would say nothing about that bucket."""
     from sklearn.metrics import f1_score
 
     y_true, face_w = np.asarray(y_true), np.asarray(face_w, np.float32)
@@ -284,9 +286,13 @@ def by_face_width(y_true: np.ndarray, probs: np.ndarray, face_w: np.ndarray) -> 
         sel = (face_w >= lo) & (face_w < hi)
         row = {"bucket": name, "n": int(sel.sum()), "accuracy": None, "macro_f1": None}
         if sel.any():
-            row["accuracy"] = float(np.mean(pred[sel] == y_true[sel]))
-            row["macro_f1"] = float(f1_score(y_true[sel], pred[sel], average="macro", zero_division=0))
-            row["support"] = {lab: int(np.sum(y_true[sel] == i)) for i, lab in enumerate(LABELS)}
+            yt, yp = y_true[sel], pred[sel]
+            present = sorted(set(yt.tolist()))
+            row["accuracy"] = float(np.mean(yp == yt))
+            row["macro_f1"] = float(f1_score(yt, yp, labels=present, average="macro", zero_division=0))
+            row["support"] = {lab: int(np.sum(yt == i)) for i, lab in enumerate(LABELS)}
+            row["recall"] = {lab: float(np.mean(yp[yt == i] == i)) if np.any(yt == i) else None
+                             for i, lab in enumerate(LABELS)}
         out.append(row)
     return out
 
@@ -399,9 +405,13 @@ def report_markdown(m: dict) -> str:
         lines.append(f"| {lab} | " + " | ".join(str(v) for v in row) + " |")
     if "by_face_width" in m:
         lines += ["", f"## By face width (px; {m['face_width_source']})", "",
-                  "| face width | n | accuracy | macro F1 |", "|---|---|---|---|"]
-        lines += [f"| {r['bucket']} | {r['n']} | {_fmt(r['accuracy'])} | {_fmt(r['macro_f1'])} |"
-                  for r in m["by_face_width"]]
+                  "Macro F1 averages the classes present in the bucket; recall per class with its support.", "",
+                  "| face width | n | accuracy | macro F1 | " + " | ".join(f"recall {lab}" for lab in LABELS) + " |",
+                  "|---|---|---|---|" + "---|" * len(LABELS)]
+        for r in m["by_face_width"]:
+            rec = [f"{_fmt(r['recall'][lab])} ({r['support'][lab]})" if r.get("recall") else "–" for lab in LABELS]
+            lines.append(f"| {r['bucket']} | {r['n']} | {_fmt(r['accuracy'])} | {_fmt(r['macro_f1'])} | "
+                         + " | ".join(rec) + " |")
     if "lowres" in m:
         lines += ["", "## Low-res slice (every face shrunk to N px wide, enlarged back as the app does)", "",
                   "| face width | crop side | accuracy | macro F1 |", "|---|---|---|---|"]
