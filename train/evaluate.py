@@ -174,11 +174,12 @@ def label_of_folder(name: str) -> str | None:
     return canonical_label(name)
 
 
-def read_imagefolder(root: str | Path, margin: float = DEFAULT_MARGIN) -> EvalData:
+def read_imagefolder(root: str | Path, margin: float = DEFAULT_MARGIN, size: int | None = None) -> EvalData:
     """An ImageFolder of face crops: ``root/<label>/**/*.jpg|png``; other folder names are ignored.
 
     Unreadable images are skipped and counted (``skipped``). The face width of a crop is estimated
-    from its width as ``width / (1 + 2 * margin)`` (crops framed like the app's crops).
+    from its width as ``width / (1 + 2 * margin)`` (crops framed like the app's crops). With ``size``
+    the crops are resized while loading (keeps memory small on big folders).
     """
     root = Path(root)
     if not root.is_dir():
@@ -198,7 +199,8 @@ def read_imagefolder(root: str | Path, margin: float = DEFAULT_MARGIN) -> EvalDa
             if img is None or img.size == 0:
                 skipped += 1
                 continue
-            images.append(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+            rgb = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+            images.append(resize_crop(rgb, size) if size else rgb)
             ys.append(LABELS.index(lab))
             widths.append(img.shape[1] / (1.0 + 2.0 * margin))
             paths.append(str(f))
@@ -356,10 +358,12 @@ def evaluate(model: str | Path, data: str | Path | None = None, manifest: str | 
     if (data is None) == (manifest is None):
         raise MaskwatchError("give either --data DIR or --manifest CSV")
     predictor = load_predictor(model)
+    other = load_predictor(float_model) if float_model is not None else None
     if manifest is not None:
         ds = read_manifest_split(manifest, split, predictor.input_size, predictor.margin, cache_dir)
     else:
-        ds = read_imagefolder(data, predictor.margin)
+        same = other is None or other.input_size == predictor.input_size
+        ds = read_imagefolder(data, predictor.margin, size=predictor.input_size if same else None)
     x = ds.at_size(predictor.input_size)
     probs = predictor.predict(x)
     result = {"model": str(predictor.path), "model_kind": predictor.kind, "input_size": predictor.input_size,
@@ -368,9 +372,13 @@ def evaluate(model: str | Path, data: str | Path | None = None, manifest: str | 
         result["face_width_source"] = "manifest" if manifest is not None else "crop width / (1 + 2 * margin)"
         result["by_face_width"] = by_face_width(ds.y, probs, ds.face_w)
         result["lowres"] = lowres_slice(predictor, x, ds.y)
-    if float_model is not None:
-        other = load_predictor(float_model)
-        xo = x if other.input_size == predictor.input_size else ds.at_size(other.input_size)
+    if other is not None:
+        if other.input_size == predictor.input_size:
+            xo = x
+        elif manifest is not None:  # cut again at the other model's size, as serving would
+            xo = read_manifest_split(manifest, split, other.input_size, other.margin, cache_dir).at_size(other.input_size)
+        else:
+            xo = ds.at_size(other.input_size)
         result["float_vs_int8"] = float_vs_int8(ds.y, other.predict(xo), probs, other.name, predictor.name)
     return result
 
