@@ -177,7 +177,7 @@ def build_backbone(backbone: str, input_size: int, weights: str = "imagenet", al
         raise
     if weights not in ("imagenet", "none"):
         _load_weights(app, weights_file)
-    return keras.Model(app.inputs, app.outputs, name="backbone")
+    return keras.Model(app.input, app.output, name="backbone")
 
 
 def _load_weights(model, path: Path) -> None:
