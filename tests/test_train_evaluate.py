@@ -215,8 +215,10 @@ def test_evaluate_manifest_split(tiny_models, tmp_path, capsys):
     from train.data import load_manifest, prepare
 
     src = write_imagefolder(tmp_path / "src", per_class=(10, 10, 10), sides=(24, 48, 96), seed=3)
-    prepare([src], tmp_path / "prep", size=32, redetect="none", progress=False, val=0.2, test=0.3)
-    n_test = sum(r["split"] == "test" for r in load_manifest(tmp_path / "prep"))
+    src2 = write_imagefolder(tmp_path / "other", per_class=(6, 6, 6), sides=(30, 60), seed=4)
+    prepare([src, src2], tmp_path / "prep", size=32, redetect="none", progress=False, val=0.2, test=0.3)
+    test_rows = [r for r in load_manifest(tmp_path / "prep") if r["split"] == "test"]
+    n_test = len(test_rows)
     _, tflite = tiny_models
     code, out, err = cli(["evaluate", "--model", str(tflite), "--manifest", str(tmp_path / "prep"), "--split", "test",
                           "--size-buckets", "--json"], capsys)
@@ -225,6 +227,12 @@ def test_evaluate_manifest_split(tiny_models, tmp_path, capsys):
     assert m["n"] == n_test > 0
     assert m["face_width_source"] == "manifest"
     assert sum(r["n"] for r in m["by_face_width"]) == n_test
+    sources = {r["source"] for r in test_rows}
+    if len(sources) > 1:
+        assert {r["source"] for r in m["by_source"]} == sources
+        assert sum(r["n"] for r in m["by_source"]) == n_test
+    else:
+        assert "by_source" not in m
 
 
 @pytest.mark.parametrize("case", ["missing_model", "no_metadata", "empty", "unknown_only", "all_corrupt", "missing_dir"])

@@ -148,6 +148,7 @@ class EvalData:
     paths: list
     source: str
     skipped: int = 0
+    sources: list | None = None   # the manifest's source dataset of each face
 
     def at_size(self, size: int) -> np.ndarray:
         """All crops resized to ``size`` (area when shrinking, bilinear when enlarging, as ``crop_face``)."""
@@ -225,8 +226,9 @@ def read_manifest_split(manifest: str | Path, split: str, size: int, margin: flo
         raise MaskwatchError(f"split {split!r} of {manifest} has no faces")
     w = face_widths(rows, split)
     w = np.where(w > 0, w, np.nan).astype(np.float32)
-    paths = [r["path"] for r in rows if split == "all" or r["split"] == split]
-    return EvalData(list(x), y, w, paths, f"{manifest} [{split}]")
+    sel = [r for r in rows if split == "all" or r["split"] == split]
+    return EvalData(list(x), y, w, [r["path"] for r in sel], f"{manifest} [{split}]",
+                    sources=[r.get("source") or "" for r in sel])
 
 
 # ---------------------------------------------------------------- metrics
@@ -299,6 +301,23 @@ def by_face_width(y_true: np.ndarray, probs: np.ndarray, face_w: np.ndarray) -> 
     return out
 
 
+def by_source(y_true: np.ndarray, probs: np.ndarray, sources: list[str]) -> list[dict]:
+    """Accuracy, macro F1 (classes present) and per-class support for each source dataset: a
+    cross-dataset view (a model can be good on one source and poor on another)."""
+    from sklearn.metrics import f1_score
+
+    y_true, pred, sources = np.asarray(y_true), np.asarray(probs).argmax(axis=1), np.asarray(sources)
+    out = []
+    for src in sorted(set(sources.tolist())):
+        sel = sources == src
+        yt, yp = y_true[sel], pred[sel]
+        out.append({"source": src, "n": int(sel.sum()), "accuracy": float(np.mean(yp == yt)),
+                    "macro_f1": float(f1_score(yt, yp, labels=sorted(set(yt.tolist())), average="macro",
+                                               zero_division=0)),
+                    "support": {lab: int(np.sum(yt == i)) for i, lab in enumerate(LABELS)}})
+    return out
+
+
 def degrade_to_width(crops: np.ndarray, face_px: int, margin: float) -> np.ndarray:
     """Simulate a face ``face_px`` wide: shrink each crop (INTER_AREA) to the side the app would cut for
     such a face (``face_px * (1 + 2 * margin)``) and enlarge it back (INTER_LINEAR, as ``crop_face``)."""
@@ -368,6 +387,8 @@ def evaluate(model: str | Path, data: str | Path | None = None, manifest: str | 
     probs = predictor.predict(x)
     result = {"model": str(predictor.path), "model_kind": predictor.kind, "input_size": predictor.input_size,
               "data": ds.source, "skipped_unreadable": ds.skipped, **classification_metrics(ds.y, probs)}
+    if ds.sources is not None and len(set(ds.sources)) > 1:
+        result["by_source"] = by_source(ds.y, probs, ds.sources)
     if size_buckets:
         result["face_width_source"] = "manifest" if manifest is not None else "crop width / (1 + 2 * margin)"
         result["by_face_width"] = by_face_width(ds.y, probs, ds.face_w)
@@ -420,6 +441,11 @@ def report_markdown(m: dict) -> str:
             rec = [f"{_fmt(r['recall'][lab])} ({r['support'][lab]})" if r.get("recall") else "–" for lab in LABELS]
             lines.append(f"| {r['bucket']} | {r['n']} | {_fmt(r['accuracy'])} | {_fmt(r['macro_f1'])} | "
                          + " | ".join(rec) + " |")
+    if "by_source" in m:
+        lines += ["", "## By source dataset", "", "| source | n | accuracy | macro F1 | "
+                  + " | ".join(f"n {lab}" for lab in LABELS) + " |", "|---|---|---|---|" + "---|" * len(LABELS)]
+        lines += [f"| {r['source']} | {r['n']} | {_fmt(r['accuracy'])} | {_fmt(r['macro_f1'])} | "
+                  + " | ".join(str(r["support"][lab]) for lab in LABELS) + " |" for r in m["by_source"]]
     if "lowres" in m:
         lines += ["", "## Low-res slice (every face shrunk to N px wide, enlarged back as the app does)", "",
                   "| face width | crop side | accuracy | macro F1 |", "|---|---|---|---|"]
@@ -502,6 +528,13 @@ def print_report(m: dict) -> None:
             t.add_column(c, justify="right")
         for r in m["by_face_width"]:
             t.add_row(r["bucket"], str(r["n"]), _fmt(r["accuracy"]), _fmt(r["macro_f1"]))
+        con.print(t)
+    if "by_source" in m:
+        t = Table(title="by source dataset")
+        for c in ("source", "n", "accuracy", "macro F1"):
+            t.add_column(c, justify="right")
+        for r in m["by_source"]:
+            t.add_row(r["source"], str(r["n"]), _fmt(r["accuracy"]), _fmt(r["macro_f1"]))
         con.print(t)
     if "lowres" in m:
         t = Table(title="low-res slice (faces shrunk to N px and enlarged back)")
