@@ -271,26 +271,38 @@ def _run_headless(args) -> int:
     config = build_config(args)
     out = sys.stdout
     last_state = [None]
+    # Until the first frame, trouble with the source ends in ONE error line (unreachable camera,
+    # corrupt file), so the source's own warnings are held back; afterwards they are shown.
+    source_log = logging.getLogger("maskwatch.sources")
+    quiet_startup = not args.debug and source_log.level == logging.NOTSET
+    if quiet_startup:
+        source_log.setLevel(logging.ERROR)
 
     def on_summary(summary):
         if not args.quiet:
             print(format_summary(summary), file=out, flush=True)
 
-    def on_status(stats):
+    def show_state(stats):
         state = stats.source_state
-        if state != last_state[0] and not args.quiet:
+        if last_state[0] is not None and state != last_state[0] and not args.quiet:
             extra = f" (next attempt in {stats.reconnect_in:.1f} s)" if stats.reconnect_in else ""
             print(f"{PROG}: source {getattr(state, 'value', state)}{extra}", file=sys.stderr, flush=True)
         last_state[0] = state
 
+    def on_status(stats):
+        if last_state[0] is not None:  # state changes are news once the source has been live
+            show_state(stats)
+
     def on_result(result):
-        if last_state[0] is not None and last_state[0] != result.stats.source_state and not args.quiet:
-            print(f"{PROG}: source {getattr(result.stats.source_state, 'value', '')}", file=sys.stderr, flush=True)
-        last_state[0] = result.stats.source_state
+        if last_state[0] is None and quiet_startup:
+            source_log.setLevel(logging.NOTSET)
+        show_state(result.stats)
 
     monitor = Monitor(config, on_result=on_result, on_summary=on_summary, on_status=on_status)
 
     def handle(signum, _frame):
+        if monitor.stopped:  # a second Ctrl-C: stop waiting
+            raise KeyboardInterrupt
         monitor.stop()
 
     previous = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -299,6 +311,8 @@ def _run_headless(args) -> int:
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+        if quiet_startup:
+            source_log.setLevel(logging.NOTSET)
     print(format_totals(totals), file=out, flush=True)
     return 0
 

@@ -156,6 +156,7 @@ class Pipeline:
                 self._refresh_source_stats()
                 self._check_first_connection()
                 if self.stats.source_state == SourceState.ENDED:
+                    self._check_gave_up()
                     return
                 yield self._status_update()
                 continue
@@ -252,6 +253,12 @@ class Pipeline:
         state = self.stats.source_state
         if state in (SourceState.RECONNECTING, SourceState.ENDED) and getattr(self.source, "last_error", None):
             raise MaskwatchError(f"cannot open {self.source.name}: {self.source.last_error}")
+
+    def _check_gave_up(self) -> None:
+        """A live source that ended by itself (not by ``close``) gave up reconnecting: an error."""
+        if self.is_live and not self._stop.is_set() and getattr(self.source, "last_error", None):
+            reconnects = getattr(self.source, "reconnects", 0)
+            raise MaskwatchError(f"gave up on {self.source.name} after {reconnects} reconnects: {self.source.last_error}")
 
     def _status_update(self) -> FrameResult:
         """No frame this tick (a live source connecting or reconnecting): state, and elapsed intervals."""

@@ -180,6 +180,16 @@ def test_live_source_failing_before_its_first_frame_is_an_error():
     assert source.closed
 
 
+def test_live_source_giving_up_after_frames_is_an_error_after_its_rows(tmp_path):
+    config = tiny_config("unused", interval_s=60, log=tmp_path / "counts.csv")
+    source = FakeLiveSource(frames=6, then=SourceState.ENDED, last_error="no frame for 5 s (stalled)")
+    source.reconnects = 10
+    with pytest.raises(MaskwatchError, match="gave up on rtsp://cam/stream after 10 reconnects: no frame"):
+        Monitor(config, pipeline=Pipeline(config, source=source, detector=FakeDetector())).run()
+    table = list(csv.DictReader((tmp_path / "counts.csv").open()))
+    assert [r["frames"] for r in table] == ["6"]
+
+
 def test_monitor_writes_rows_events_and_the_partial_interval(tmp_path):
     config = tiny_config("unused", interval_s=0.2, log=tmp_path / "counts.csv", events=tmp_path / "events.jsonl")
     source = FakeLiveSource(frames=12, then=SourceState.ENDED)
