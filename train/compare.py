@@ -281,8 +281,13 @@ def register(subparsers) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--manifest", help="prepare output folder (or its manifest.csv)")
     src.add_argument("--data", help="ImageFolder of face crops (prepared once into OUT/data, faces taken as crops)")
-    p.add_argument("--backbones", default="lowres_cnn,efficientnet_lite0", help="comma-separated backbones")
-    p.add_argument("--augment", default="none,lowres", help="comma-separated augmentation presets")
+    from train.augment import PRESETS
+    from train.models import BACKBONES
+
+    p.add_argument("--backbones", default="lowres_cnn,efficientnet_lite0",
+                   help=f"comma-separated, of {', '.join(BACKBONES)} (default %(default)s)")
+    p.add_argument("--augment", default="none,lowres",
+                   help=f"comma-separated augmentation presets, of {', '.join(PRESETS)} (default %(default)s)")
     p.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
     p.add_argument("--epochs", type=int, default=6, help="epochs per run (pretrained: 1/3 head, rest fine-tune)")
     p.add_argument("--size", type=int, default=64, help="input size in px (default 64)")
