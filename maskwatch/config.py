@@ -24,7 +24,7 @@ class SourceConfig:
 
 @dataclass
 class DetectorConfig:
-    mode: str = "full"  # see maskwatch.detection.DETECTOR_MODES
+    mode: str = "dense"  # see maskwatch.detection.DETECTOR_MODES
     min_score: float = 0.5
     every_n: int = 1  # run the detector every N frames (tracker predicts in between)
 

@@ -34,9 +34,11 @@ Example::
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
 import os
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -170,6 +172,16 @@ def _faces(xyxy, score, keypoints, width: int, height: int) -> Faces:
     )
 
 
+_LIVE_TASKS: "weakref.WeakSet[_TasksBackend]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_live_tasks() -> None:
+    # mediapipe's own FaceDetector.__del__ fails noisily at interpreter shutdown; close first.
+    for backend in list(_LIVE_TASKS):
+        backend.close()
+
+
 class _TasksBackend:
     """MediaPipe Tasks ``FaceDetector`` (IMAGE mode) on the whole frame."""
 
@@ -191,6 +203,7 @@ class _TasksBackend:
         except Exception as e:  # mediapipe raises RuntimeError/ValueError with multi-line text
             msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise MaskwatchError(f"cannot load face detection model {path}: {msg}") from None
+        _LIVE_TASKS.add(self)
 
     def detect(self, bgr: np.ndarray) -> Faces:
         h, w = bgr.shape[:2]
@@ -326,9 +339,10 @@ class _DenseBackend:
         """One interpreter per input shape (a video keeps its shapes; re-planning costs ms)."""
         net = self._nets.pop(shape, None)
         if net is None:
-            net = _BlazeFaceNet(_SHORT, self._model_dir, self._threads)
-            if len(self._nets) >= 6:
-                self._nets.pop(next(iter(self._nets))).close()
+            if len(self._nets) >= 4:  # re-plan the least recently used one (cheaper than a new interpreter)
+                net = self._nets.pop(next(iter(self._nets)))
+            else:
+                net = _BlazeFaceNet(_SHORT, self._model_dir, self._threads)
         self._nets[shape] = net
         return net
 
