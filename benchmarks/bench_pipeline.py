@@ -35,6 +35,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))  # tests/rtsp.py: the RTSP test server
 
 from maskwatch import bench  # noqa: E402
+from maskwatch.cli import import_mediapipe_without_tensorflow  # noqa: E402
 from maskwatch.config import Config, DetectorConfig  # noqa: E402
 from maskwatch.monitor import Monitor  # noqa: E402
 from maskwatch.paths import demo_clip  # noqa: E402
@@ -183,6 +184,7 @@ def main() -> int:
     p.add_argument("--every", type=float, default=30.0, help="memory: seconds between RSS samples (default 30)")
     p.add_argument("--json", type=Path, help="write the figures here")
     args = p.parse_args()
+    import_mediapipe_without_tensorflow()  # as the app does: MediaPipe would otherwise load TensorFlow
     out = {}
     if args.what in ("throughput", "all"):
         out["throughput"] = throughput(args)

@@ -11,6 +11,10 @@ import cv2
 import numpy as np
 import pytest
 
+from maskwatch.cli import import_mediapipe_without_tensorflow
+
+import_mediapipe_without_tensorflow()  # as the app does (seconds of start-up saved per session)
+
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TINY_MODEL = FIXTURES / "tiny_classifier.tflite"
