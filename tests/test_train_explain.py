@@ -87,25 +87,28 @@ def test_explain_cli_writes_grid(tmp_path, capsys):
     assert grid is not None and grid.shape[0] > 200 and grid.std() > 10     # 3 class rows, not blank
     one = tmp_path / "one.png"
     assert main(["explain", "--model", str(model_path), "--images", str(data / "with_mask" / "0.png"),
-                 str(data / "without_mask"), "--out", str(one)]) == 0
+                 str(data / "without_mask"), "--class", "incorrect_mask", "--out", str(one)]) == 0
     assert cv2.imread(str(one)).std() > 10
     capsys.readouterr()
 
 
-@pytest.mark.parametrize("case", ["tflite", "missing_image", "missing_model"])
+@pytest.mark.parametrize("case", ["tflite", "missing_image", "missing_model", "bad_class"])
 def test_explain_bad_inputs(case, tmp_path, capsys):
     from train.cli import main
 
     img = tmp_path / "a.png"
     cv2.imwrite(str(img), np.zeros((32, 32, 3), np.uint8))
     model = {"tflite": tmp_path / "m.tflite", "missing_image": tmp_path / "m.keras",
-             "missing_model": tmp_path / "absent.keras"}[case]
+             "missing_model": tmp_path / "absent.keras", "bad_class": tmp_path / "m.keras"}[case]
     if case == "tflite":
         model.write_bytes(b"x")
-    if case == "missing_image":
+    if case in ("missing_image", "bad_class"):
         colour_model().save(model)
+    if case == "missing_image":
         img = tmp_path / "absent.png"
-    code = main(["explain", "--model", str(model), "--images", str(img), "--out", str(tmp_path / "g.png")])
+    extra = ["--class", "hat"] if case == "bad_class" else []
+    code = main(["explain", "--model", str(model), "--images", str(img), "--out", str(tmp_path / "g.png"), *extra])
     err = capsys.readouterr().err
     assert code == 2 and err.count("maskwatch-train: error:") == 1 and "Traceback" not in err
-    assert {"tflite": ".keras", "missing_image": "not found", "missing_model": "not found"}[case] in err
+    assert {"tflite": ".keras", "missing_image": "not found", "missing_model": "not found",
+            "bad_class": "unknown class"}[case] in err

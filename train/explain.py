@@ -167,7 +167,8 @@ def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> np.ndar
 
 def save_grid(images: np.ndarray, heats: np.ndarray, probs: np.ndarray, out: str | Path,
               rows: list[list[int]] | None = None, row_titles: list[str] | None = None,
-              true_labels: list[int | None] | None = None, names: list[str] | None = None) -> Path:
+              true_labels: list[int | None] | None = None, names: list[str] | None = None,
+              title: str | None = None) -> Path:
     """PNG grid: for each image, the crop and its heat-map overlay titled with the predicted label and p.
 
     ``rows`` lists the image indices of each row (default: one image per row)."""
@@ -198,6 +199,8 @@ def save_grid(images: np.ndarray, heats: np.ndarray, probs: np.ndarray, out: str
         if row_titles:
             axes[r, 0].text(-0.08, 0.5, row_titles[r], transform=axes[r, 0].transAxes, rotation=90,
                             ha="right", va="center", fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -233,8 +236,10 @@ def _read_images(paths: list[str | Path], size: int) -> tuple[np.ndarray, list[s
 
 
 def explain(model_path: str | Path, out: str | Path, images: list[str] | None = None, data: str | None = None,
-            per_class: int = 4, seed: int = 0, layer_name: str | None = None) -> Path:
-    """Grad-CAM grid for ``images`` (one per row) or ``per_class`` random crops of each class in ``data``."""
+            per_class: int = 4, seed: int = 0, layer_name: str | None = None, target: str | None = None) -> Path:
+    """Grad-CAM grid for ``images`` (one per row) or ``per_class`` random crops of each class in ``data``.
+
+    ``target``: explain this label (e.g. ``without_mask``) instead of each image's predicted class."""
     from train.evaluate import load_keras_model, read_imagefolder
 
     model_path = Path(model_path)
@@ -244,6 +249,14 @@ def explain(model_path: str | Path, out: str | Path, images: list[str] | None = 
         raise MaskwatchError("give either --images or --data")
     if per_class < 1:
         raise MaskwatchError("--per-class must be at least 1")
+    class_index = None
+    if target is not None:
+        from train.evaluate import label_of_folder
+
+        label = label_of_folder(target)
+        if label is None:
+            raise MaskwatchError(f"unknown class {target!r}; choose one of {', '.join(LABELS)}")
+        class_index = LABELS.index(label)
     model = load_keras_model(model_path)
     size = int(model.input_shape[1])
     if images is not None:
@@ -267,8 +280,10 @@ def explain(model_path: str | Path, out: str | Path, images: list[str] | None = 
         x = np.stack([resize_crop(ds.images[i], size) for i in picked])
         names = [ds.paths[i] for i in picked]
         truth = [int(ds.y[i]) for i in picked]
-    heats, probs = grad_cam_with_probs(model, x, layer_name=layer_name)
-    return save_grid(x, heats, probs, out, rows, titles, truth, names)
+    heats, probs = grad_cam_with_probs(model, x, class_index=class_index, layer_name=layer_name)
+    title = f"Grad-CAM of class {LABELS[class_index]}" if class_index is not None else \
+        "Grad-CAM of the predicted class"
+    return save_grid(x, heats, probs, out, rows, titles, truth, names, title=f"{model_path.name}: {title}")
 
 
 def register(subparsers) -> None:
@@ -283,12 +298,13 @@ def register(subparsers) -> None:
     p.add_argument("--per-class", type=int, default=4, help="crops per class with --data (default 4)")
     p.add_argument("--seed", type=int, default=0, help="random seed for picking crops (default 0)")
     p.add_argument("--layer", help="feature-map layer of the backbone (default: the last one at least 2x2)")
+    p.add_argument("--class", dest="target", help="explain this class for every image (default: the predicted one)")
     p.add_argument("--out", required=True, help="output PNG")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     path = explain(args.model, args.out, images=args.images, data=args.data, per_class=args.per_class,
-                   seed=args.seed, layer_name=args.layer)
+                   seed=args.seed, layer_name=args.layer, target=args.target)
     print(f"Grad-CAM grid written to {path}")
     return 0
