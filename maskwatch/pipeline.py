@@ -7,7 +7,10 @@ aggregates the timings). Every consumer reads the same stream.
 Per frame:
 
 1. ``source.read`` (``stage_ms["decode"]``: for files the decode time, for live sources the wait
-   for the reader thread's newest frame; with ``--realtime`` it includes the pacing sleep);
+   for the reader thread's newest frame; with ``--realtime`` it includes the pacing sleep). Files
+   are read ahead by a thread (:class:`ReadAhead`, a queue of ``read_ahead`` frames) so decoding
+   the next frame overlaps detecting this one; frames stay in order, every one is processed, and
+   the per-frame ``stage_ms`` then add up to more than the wall time per frame;
 2. every ``detector.every_n`` processed frames the face detector runs (``"detect"``) and all its
    faces are classified in ONE batch (``"classify"``), then the tracker matches them
    (``"track"``); on the frames in between the tracker only predicts where its tracks are
@@ -86,12 +89,16 @@ class Pipeline:
         counter=None,
         idle_tick_s: float = 0.25,
         require_first_connection: bool = True,
+        read_ahead: int = 2,
     ):
         self.config = config
         self.require_first_connection = require_first_connection
         self.idle_tick_s = float(idle_tick_s)
         self.every_n = max(int(config.detector.every_n), 1)
         self._stop = threading.Event()
+        self._read_ahead_depth = max(int(read_ahead), 0)
+        self._reader: ReadAhead | None = None
+        self._frame_state: SourceState | None = None  # the source's state when a read-ahead frame was read
         self._closed = False
         self._final: IntervalSummary | None = None
         self.detector = None
@@ -148,7 +155,16 @@ class Pipeline:
     def __iter__(self) -> Iterator[FrameResult]:
         if self._closed:
             raise RuntimeError("pipeline is closed")
+        if self._read_ahead_depth and not self.is_live and self._reader is None:
+            self._reader = ReadAhead(self.source, self._read_ahead_depth, self._stop)
         while not self._stop.is_set():
+            if self._reader is not None:
+                item = self._reader.read()
+                if item is None:
+                    return
+                frame, decode_ms, self._frame_state = item
+                yield self._process(frame, decode_ms)
+                continue
             t0 = time.perf_counter()
             frame = self.source.read(timeout=self.idle_tick_s)
             decode_ms = (time.perf_counter() - t0) * 1000.0
@@ -204,7 +220,7 @@ class Pipeline:
 
     def _refresh_source_stats(self) -> None:
         s = self.source
-        self.stats.source_state = getattr(s, "state", self.stats.source_state)
+        self.stats.source_state = self._frame_state or getattr(s, "state", self.stats.source_state)
         self.stats.reconnect_in = getattr(s, "reconnect_in", None)
         self.stats.dropped_frames = int(getattr(s, "dropped", 0) or 0)
 
@@ -275,6 +291,8 @@ class Pipeline:
                      source_state=s.source_state, reconnect_in=s.reconnect_in, latency_ms=s.latency_ms)
 
     def _close_stages(self) -> None:
+        if getattr(self, "_reader", None) is not None:
+            self._reader.close()
         for stage in (self.source, self.detector):
             if stage is None:
                 continue
@@ -297,3 +315,67 @@ def precheck_source(spec) -> None:
         validate_url(text)
     elif scheme is None and not Path(text).expanduser().exists():
         raise MaskwatchError(f"source not found: {redact_url(text)}")
+
+
+class ReadAhead:
+    """Reads a file source ahead in a thread, so decoding the next frame overlaps processing this
+    one (OpenCV releases the GIL while it decodes). A bounded queue of ``depth`` frames: memory
+    stays flat and frames stay in order; ``read`` returns ``(frame, decode_ms, state)`` or ``None``
+    at the end (or once ``stop`` is set), and re-raises an error the source raised."""
+
+    _END = object()
+
+    def __init__(self, source, depth: int, stop: threading.Event):
+        import queue
+
+        self._queue = queue.Queue(maxsize=max(int(depth), 1))
+        self._empty = queue.Empty
+        self._full = queue.Full
+        self._source = source
+        self._stop = stop
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="maskwatch-read-ahead", daemon=True)
+        self._thread.start()
+
+    def _put(self, item) -> bool:
+        while not (self._stop.is_set() or self._closed.is_set()):
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except self._full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            while not (self._stop.is_set() or self._closed.is_set()):
+                t0 = time.perf_counter()
+                frame = self._source.read()
+                decode_ms = (time.perf_counter() - t0) * 1000.0
+                if frame is None:
+                    break
+                if not self._put((frame, decode_ms, getattr(self._source, "state", None))):
+                    return
+        except BaseException as e:  # handed to the consumer, raised there
+            self._put(e)
+            return
+        self._put(self._END)
+
+    def read(self):
+        while not self._stop.is_set():
+            try:
+                item = self._queue.get(timeout=0.1)
+            except self._empty:
+                if not self._thread.is_alive() and self._queue.empty():
+                    return None
+                continue
+            if item is self._END:
+                return None
+            if isinstance(item, BaseException):
+                raise item
+            return item
+        return None
+
+    def close(self) -> None:
+        self._closed.set()
+        self._thread.join(timeout=2.0)

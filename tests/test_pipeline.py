@@ -21,7 +21,14 @@ from maskwatch.paths import demo_clip
 from maskwatch.pipeline import STAGES, Pipeline
 
 
+PLUMBING_DETECTOR = DetectorConfig(mode="full")
+"""Plumbing tests pin the detector (MediaPipe's full-range model finds each face of the known-faces
+clip once per frame), so they test the pipeline, not a detector setting. The shipped-model tests
+at the end run the app's defaults."""
+
+
 def tiny_config(source, **kw) -> Config:
+    kw.setdefault("detector", PLUMBING_DETECTOR)
     return replace(Config(source=str(source), model=TINY_MODEL), **kw)
 
 
@@ -133,6 +140,17 @@ def test_a_bad_model_fails_before_the_source_is_opened(tmp_path, monkeypatch):
     assert not opened
 
 
+def test_read_ahead_and_direct_reads_give_the_same_results(known_faces_clip):
+    config = tiny_config(known_faces_clip["path"], interval_s=1.0)
+    runs = []
+    for depth in (0, 3):
+        with Pipeline(config, read_ahead=depth) as pipeline:
+            runs.append([(r.frame.index, r.faces.xyxy.round(1).tolist(), r.faces.track_id.tolist(),
+                          r.stats.source_state) for r in pipeline])
+    assert runs[0] == runs[1]
+    assert {state for *_, state in runs[1]} == {SourceState.LIVE}
+
+
 def test_stop_from_another_thread_ends_iteration():
     config = tiny_config(demo_clip(), sources=replace(Config().sources, realtime=True))
     pipeline = Pipeline(config)
@@ -211,9 +229,11 @@ def test_monitor_writes_rows_events_and_the_partial_interval(tmp_path):
     assert events[0]["kind"] == "person_seen" and events[0]["track_id"] == 1
 
 
-def test_monitor_keeps_the_partial_interval_when_a_stage_fails(tmp_path):
+@pytest.mark.parametrize("live", [True, False], ids=["live", "file-read-ahead"])
+def test_monitor_keeps_the_partial_interval_when_a_stage_fails(tmp_path, live):
     config = tiny_config("unused", interval_s=60, log=tmp_path / "counts.csv")
     source = FakeLiveSource(frames=100, fail_after=7)
+    source.is_live = live  # a file source is read ahead in a thread: its error is raised in order
     pipeline = Pipeline(config, source=source, detector=FakeDetector())
     with pytest.raises(MaskwatchError, match="stream broke"):
         Monitor(config, pipeline=pipeline).run()
