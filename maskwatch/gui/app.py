@@ -116,6 +116,29 @@ class ScreenshotTaker:
         w.close()
 
 
+def _close_on_signals(window) -> None:
+    """Ctrl+C / SIGTERM close the window the normal way (worker stopped, log flushed).
+
+    Python runs signal handlers only between bytecodes; a 200 ms timer gives it the chance while
+    Qt's event loop (C++) is running.
+    """
+    import signal
+
+    from PyQt6.QtCore import QTimer
+
+    def handle(signum, frame):
+        QTimer.singleShot(0, window.close)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            signal.signal(sig, handle)
+        except ValueError:  # not the main thread (embedded use): leave signals alone
+            return
+    timer = QTimer(window)
+    timer.timeout.connect(lambda: None)
+    timer.start(200)
+
+
 def run_app(config: Config, *, autostart: bool = False, screenshot: str | Path | None = None,
             screenshot_timeout_s: float = 60.0, screenshot_min_frame: int = 0, settings_file: str | Path | None = None,
             realtime: bool | None = None, argv: list[str] | None = None) -> int:
@@ -145,6 +168,7 @@ def run_app(config: Config, *, autostart: bool = False, screenshot: str | Path |
     if autostart or screenshot:
         window.picker.set_spec(str(config.source))
     window.show()
+    _close_on_signals(window)
     taker = None
     if screenshot:
         taker = ScreenshotTaker(window, Path(screenshot), env, timeout_s=screenshot_timeout_s,

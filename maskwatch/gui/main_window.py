@@ -424,7 +424,9 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt name
         self.statusBar().showMessage("Closing: stopping the monitor and flushing the log…")
-        self.shutdown()
+        if self.worker.running:
+            self.hide()  # feels instant; the worker may still be loading models (can take seconds)
+        self.shutdown(timeout=60.0)
         self.settings.save_geometry(self.saveGeometry(), self.saveState())
         self._clock.stop()
         super().closeEvent(event)
