@@ -73,9 +73,12 @@ def _cmd_export(args) -> int:
 
     command = args.command_line or " ".join([PROG] + [shlex.quote(a) for a in sys.argv[1:]])
     meta = export(args.model, args.out, args.data, calib_size=args.calib_size, seed=args.seed,
-                  version=args.version, command=command, progress=not args.no_progress)
+                  version=args.version, command=command, evaluation=args.evaluation,
+                  progress=not args.no_progress)
     print(f"wrote {args.out} ({meta['size_bytes'] / 1e6:.2f} MB, input {meta['input_size'][0]} px) and its metadata JSON")
     for split, m in meta["metrics"].items():
+        if "int8" not in m:
+            continue
         f, q = m["float"], m["int8"]
         print(f"  {split}: int8 agrees with float on {m['int8_float_agreement'] * 100:.2f}%; accuracy float "
               f"{f['accuracy']:.4f} int8 {q['accuracy']:.4f} (delta {q['accuracy'] - f['accuracy']:+.4f}); "
@@ -126,13 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lite0-blocks", type=int, default=LITE0_DEFAULT_BLOCKS,
                    help="EfficientNet-Lite0 blocks kept (16 = whole network; default %(default)s)")
     p.add_argument("--augment", choices=tuple(PRESETS), default="lowres")
-    p.add_argument("--epochs-head", type=int, default=3)
-    p.add_argument("--epochs-finetune", type=int, default=10)
+    p.add_argument("--epochs-head", type=int, default=2)
+    p.add_argument("--epochs-finetune", type=int, default=12)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr-head", type=float, default=1e-3)
     p.add_argument("--lr-finetune", type=float, default=5e-4)
-    p.add_argument("--finetune-fraction", type=float, default=0.6, help="top fraction of backbone layers fine-tuned")
-    p.add_argument("--class-weight", choices=("balanced", "none"), default="balanced")
+    p.add_argument("--finetune-fraction", type=float, default=0.8, help="top fraction of backbone layers fine-tuned")
+    p.add_argument("--class-weight", choices=("sqrt", "balanced", "none"), default="sqrt",
+                   help="class weights: sqrt of balanced (default), balanced, none")
     p.add_argument("--label-smoothing", type=float, default=0.05)
     p.add_argument("--patience", type=int, default=3)
     p.add_argument("--max-train", type=int, default=None, help="cap the number of training faces")
@@ -147,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calib-size", type=int, default=300, help="training crops used to calibrate (default 300)")
     p.add_argument("--version", default=None, help="model version written to the metadata")
     p.add_argument("--command-line", default=None, help="training command recorded in the metadata")
+    p.add_argument("--evaluation", default=None, help="metrics.json from 'maskwatch-train evaluate' to copy into the metadata")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_export)

@@ -117,11 +117,14 @@ def basic_metrics(y: np.ndarray, probs: np.ndarray) -> dict:
 
 def export(model_path: str | Path, out: str | Path, data: str | Path, calib_size: int = 300, seed: int = 0,
            margin: float | None = None, version: str = __version__, command: str = "",
-           training_seconds: float | None = None, progress: bool = True) -> dict:
+           training_seconds: float | None = None, evaluation: str | Path | None = None,
+           progress: bool = True) -> dict:
     """Convert, check int8 vs float on val (and test if present), write ``out`` + ``out.json``.
 
     Returns the metadata dict (also written). ``data`` is the prepare folder whose training crops
-    calibrate the quantisation and whose val/test splits check it.
+    calibrate the quantisation and whose val/test splits check it. ``evaluation``: a ``metrics.json``
+    written by ``maskwatch-train evaluate`` for this model, copied into the metadata (re-exporting
+    with the same model, data and seed writes the same bytes, so the figures stay true).
     """
     from train.data import load_manifest, load_split
 
@@ -171,6 +174,14 @@ def export(model_path: str | Path, out: str | Path, data: str | Path, calib_size
         "metrics": {split: {"int8": c["int8"], "float": {k: c["float"][k] for k in ("accuracy", "macro_f1", "two_class_accuracy")},
                             "int8_float_agreement": c["int8_float_agreement"]} for split, c in checks.items()},
     }
+    if evaluation is not None:
+        ev_path = Path(evaluation)
+        if not ev_path.is_file():
+            raise MaskwatchError(f"evaluation metrics not found: {ev_path}")
+        ev = json.loads(ev_path.read_text())
+        keep = ("data", "n", "accuracy", "macro_f1", "per_class", "incorrect_recall", "two_class",
+                "confusion_matrix", "by_source", "by_face_width", "lowres", "float_vs_int8")
+        meta["metrics"]["evaluate"] = {k: ev[k] for k in keep if k in ev}
     prep = Path(data) / "prepare.json"
     if prep.is_file():
         meta["training"]["data"] = json.loads(prep.read_text()).get("inputs", [])
