@@ -465,7 +465,10 @@ def main(argv: list[str] | None = None) -> int:
             return getattr(e, "exit_code", 2) or 2
         except KeyboardInterrupt:
             return 130
-        except BrokenPipeError:
+        except BrokenPipeError:  # e.g. `maskwatch detect --json photos/ | head`
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # so the exit-time flush does not complain
+            os.close(devnull)
             return 0
         except Exception as e:  # unexpected: one line, the traceback only when debugging
             if debug:
