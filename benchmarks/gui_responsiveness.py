@@ -26,6 +26,10 @@ from maskwatch.gui.qt_env import prepare_qt_environment  # noqa: E402
 
 prepare_qt_environment()
 
+from maskwatch.cli import import_mediapipe_without_tensorflow  # noqa: E402
+
+import_mediapipe_without_tensorflow()  # as run_app does
+
 import numpy as np  # noqa: E402
 from PyQt6.QtCore import QElapsedTimer, QSettings, QTimer  # noqa: E402
 from PyQt6.QtWidgets import QApplication  # noqa: E402
@@ -41,7 +45,7 @@ def main() -> int:
     parser.add_argument("--source", default=str(demo_clip()))
     parser.add_argument("--model", default=str(models_dir() / "mask_classifier.tflite"))
     parser.add_argument("--realtime", choices=("on", "off"), default="on")
-    parser.add_argument("--mode", default="full", help="detector mode")
+    parser.add_argument("--mode", default=Config().detector.mode, help="detector mode (default: the app's)")
     args = parser.parse_args()
 
     app = QApplication([])
