@@ -28,10 +28,10 @@ def data_dir(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("backbone", ["efficientnet_lite0", "lowres_cnn"])
-def test_fit_export_classify(tmp_path, data_dir, backbone):
+def test_fit_export_classify(tmp_path, data_dir):
     from maskwatch.classification import MaskClassifier
 
+    backbone = "efficientnet_lite0"
     run = tmp_path / "run"
     rc = cli.main(["fit", "--data", str(data_dir), "--out", str(run), "--backbone", backbone, "--size", "32",
                    "--weights", "none", "--epochs-head", "1", "--epochs-finetune", "0", "--batch-size", "8",
@@ -57,6 +57,17 @@ def test_fit_export_classify(tmp_path, data_dir, backbone):
     scene = cv2.imread(str(FIXTURES / "voc" / "images" / "maksssksksss250.jpg"))
     p2 = clf.classify_faces(scene, np.array([[180, 64, 222, 107], [85, 65, 118, 103]], np.float32))
     assert p2.shape == (2, 3)
+
+
+def test_fit_from_scratch_lowres_cnn(tmp_path, data_dir):
+    from train.fit import FitConfig, fit
+
+    run = fit(FitConfig(data=str(data_dir), out=str(tmp_path / "run"), backbone="lowres_cnn", input_size=32,
+                        weights="none", epochs_head=1, epochs_finetune=0, batch_size=8), progress=False)
+    summary = json.loads((run / "fit.json").read_text())
+    assert summary["train_faces"] > 0 and 0.0 <= summary["val"]["accuracy"] <= 1.0
+    history = (run / "history.csv").read_text().splitlines()
+    assert history[0].startswith("epoch,phase") and history[1].startswith("1,scratch")
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
