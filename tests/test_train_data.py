@@ -107,3 +107,23 @@ def test_prepare_bad_inputs_give_one_clear_error(tmp_path, case):
 def test_missing_manifest_is_a_clear_error(tmp_path):
     with pytest.raises(MaskwatchError, match="manifest not found"):
         load_manifest(tmp_path)
+
+
+def test_prepare_redetects_faces_in_crops_with_the_app_detector(tmp_path):
+    """Pre-cropped faces are re-framed by the app's detector; crops it cannot find are dropped."""
+    pytest.importorskip("mediapipe")
+    crops, _ = make_sources(tmp_path)
+    out = tmp_path / "data"
+    report = prepare([crops], out, size=32, redetect="crops", val=0.0, test=0.0, progress=False)
+    rows = load_manifest(out)
+    assert report.images == 12 and report.faces + report.no_face == 12
+    assert report.faces >= 6, "the detector should find most of these faces"
+    assert {r["box_from"] for r in rows} == {"detector"}
+    for r in rows:  # a detected face box is smaller than the crop it came from
+        import cv2
+
+        h, w = cv2.imread(r["path"]).shape[:2]
+        assert r["face_w"] < w and r["x1"] >= 0 and r["x2"] <= w
+    kept = prepare([crops], tmp_path / "data_keep", size=32, redetect="crops", val=0.0, test=0.0,
+                   drop_undetected=False, progress=False)
+    assert kept.faces == 12 and kept.no_face == 0
