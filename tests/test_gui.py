@@ -365,3 +365,35 @@ def test_full_screen_shows_only_the_video(qtbot, window):
     qtbot.keyClick(window, Qt.Key.Key_Escape)
     qtbot.waitUntil(lambda: not window.isFullScreen(), timeout=3000)
     assert window.toolbar.isVisible() and window.side.isVisible()
+
+
+def test_source_down_after_frames_shows_a_badge_over_the_last_frame(qtbot, window):
+    box = ResultMailbox()
+    box.put(_result(1))
+    window.show_delivery(box.take())
+    window.show_delivery(Delivery(result=None, status=Stats(source_state=SourceState.RECONNECTING, reconnect_in=2.0)))
+    assert window.video._badge == "reconnecting in 2 s"
+    box.put(_result(2))
+    window.show_delivery(box.take())
+    assert window.video._badge == "" and window.side.state == "live"
+
+
+def test_rtsp_camera_with_a_separate_password(qtbot, window, tmp_path):
+    from rtsp import FIXTURES, RtspServer, rtsp_server_missing
+
+    if rtsp_server_missing():
+        pytest.skip(rtsp_server_missing())
+    password = "p@ss:w0rd/" + PASSWORD  # characters that must be percent-encoded in a URL
+    with RtspServer(FIXTURES / "clip_320x240.mp4", user="admin", password=password) as server:
+        url = f"rtsp://admin@127.0.0.1:{server.port}/stream"
+        window.picker.set_spec(url)
+        window.picker.password.setText(password)
+        window.start()
+        qtbot.waitUntil(lambda: window.video.frames_shown >= 5, timeout=30000)
+        assert window.side.state == SourceState.LIVE.value
+        assert window.last_result.frame.image.shape[:2] == (240, 320)
+        with qtbot.waitSignal(window.run_finished, timeout=20000):
+            window.stop()
+    assert window.settings.recent_sources()[0] == url
+    assert PASSWORD not in Path(window.settings.q.fileName()).read_text()
+    assert PASSWORD not in window.windowTitle() and PASSWORD not in window.statusBar().currentMessage()

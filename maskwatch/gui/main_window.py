@@ -309,6 +309,7 @@ class MainWindow(QMainWindow):
         if d.result is not None:
             self.last_result = d.result
             self.video.set_frame(d.result.frame.image, d.result.faces, d.result.frame.index)
+            self.video.set_badge("")
             self.side.show_result(d.result, skipped)
             self.snapshot_action.setEnabled(True)
             totals = d.result.totals
@@ -316,8 +317,13 @@ class MainWindow(QMainWindow):
             totals = self.last_result.totals if self.last_result is not None else Totals()
         if d.status is not None:
             self.side.show_stats(d.status, skipped)
-            if self.last_result is None and d.status.source_state == SourceState.RECONNECTING:
-                self.video.set_hint(f"Waiting for {self._source_name} …")
+            down = d.status.source_state in (SourceState.RECONNECTING, SourceState.CONNECTING)
+            text = self.side.state_label.text() if down else ""
+            if self.last_result is None:
+                if down:
+                    self.video.set_hint(f"{self._source_name}: {text}")
+            else:
+                self.video.set_badge(text)
         for s in d.summaries:
             self.side.add_interval(s)
         for alert in self.alert_policy.check(d.events, totals, d.summaries, d.thumbnails):

@@ -65,6 +65,7 @@ class VideoView(QWidget):
         self.drawn_boxes: list[dict] = []
         self.frames_shown = 0
         self.frame_index = -1  # index of the frame shown (Frame.index), -1 when none
+        self._badge = ""  # e.g. "reconnecting in 3 s", drawn over the last frame
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt name
         return QSize(960, 540)
@@ -72,6 +73,12 @@ class VideoView(QWidget):
     def set_hint(self, text: str) -> None:
         self._hint = text
         self.update()
+
+    def set_badge(self, text: str) -> None:
+        """A notice over the (frozen) last frame while the source is down; "" removes it."""
+        if text != self._badge:
+            self._badge = text
+            self.update()
 
     def set_frame(self, image_bgr: np.ndarray, faces: Faces, index: int = -1) -> None:
         self._image = bgr_to_qimage(image_bgr)
@@ -83,6 +90,7 @@ class VideoView(QWidget):
     def clear(self) -> None:
         self._image = None
         self._faces = Faces.empty()
+        self._badge = ""
         self.frame_index = -1
         self.drawn_boxes = []
         self.update()
@@ -115,6 +123,14 @@ class VideoView(QWidget):
         p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
         p.drawImage(target, self._image)
         self.drawn_boxes = self._draw_faces(p, target)
+        if self._badge:
+            p.fillRect(target, QColor(0, 0, 0, 110))
+            f = QFont(self.font())
+            f.setPointSizeF(f.pointSizeF() * 1.4)
+            f.setBold(True)
+            p.setFont(f)
+            p.setPen(QColor(255, 255, 255))
+            p.drawText(target, Qt.AlignmentFlag.AlignCenter, self._badge)
         p.end()
         self.painted.emit()
 
