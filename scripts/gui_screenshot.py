@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(Path(tempfile.gettempdir()) / "maskwatch_gui.png"))
     parser.add_argument("--source", default=str(ROOT / "assets" / "demo.mp4"))
     parser.add_argument("--model", help="classifier (default: models/mask_classifier.tflite)")
+    parser.add_argument("--detector", help="face detector mode (default: the app's)")
     parser.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for a labelled box")
     parser.add_argument("--min-frame", type=int, default=110,
                         help="grab the first labelled box from this frame on (demo clip: the walker's face "
@@ -90,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
                    "--realtime", "off", "--interval", str(args.interval), "--log", str(Path(tmp) / "counts.csv")]
             if args.model:
                 cmd += ["--model", args.model]
+            if args.detector:
+                cmd += ["--detector", args.detector]
             t0 = time.monotonic()
             with open(qt_log, "w") as log:
                 proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=args.timeout + 60)

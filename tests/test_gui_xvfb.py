@@ -49,7 +49,9 @@ def _edge_share(image: np.ndarray, x: int, y0: int, y1: int, rgb) -> float:
 
 def test_screenshot_under_xvfb_shows_a_labelled_box(tmp_path):
     out = tmp_path / "gui.png"
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--out", str(out), "--model", str(_model()), "--timeout", "90"],
+    # the full-range detector: the fastest to reach the walker's face (frame 110) on 2 CPUs
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--out", str(out), "--model", str(_model()), "--timeout", "90",
+                           "--detector", "full"],
                           cwd=ROOT, capture_output=True, text=True, timeout=200)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     report = json.loads(out.with_suffix(".png.json").read_text())

@@ -192,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("source", nargs="?", help="webcam index, camera URL, video file or image folder")
     parser.add_argument("--config", help="TOML config file")
     parser.add_argument("--model", help="classifier .tflite (default: models/mask_classifier.tflite)")
+    parser.add_argument("--detector", help="face detector mode (default: the saved setting, else the config's)")
     parser.add_argument("--interval", type=float, metavar="S", help="seconds per interval (chart point, CSV row)")
     parser.add_argument("--log", metavar="CSV", help="interval CSV log for this run (not saved)")
     parser.add_argument("--autostart", action="store_true", help="start watching at once")
@@ -211,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
             changes["source"] = args.source
         if args.model:
             changes["model"] = args.model
+        if args.detector:
+            changes["detector"] = {"mode": args.detector}
         if args.interval:
             changes["interval_s"] = args.interval
         if args.log:

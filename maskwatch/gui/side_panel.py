@@ -6,6 +6,7 @@ alerts); it computes nothing about people itself.
 
 from __future__ import annotations
 
+import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import (
@@ -208,17 +209,14 @@ class SidePanel(QWidget):
 
     def add_interval(self, summary: IntervalSummary) -> None:
         self.intervals.append(summary)
-        xs, ys = [], []
-        for i, s in enumerate(self.intervals, start=1):
-            if s.compliance_rate is not None:
-                xs.append(i)
-                ys.append(100 * s.compliance_rate)
-        self.curve.setData(xs, ys)
+        xs = np.arange(1, len(self.intervals) + 1, dtype=float)
+        ys = np.array([np.nan if s.compliance_rate is None else 100 * s.compliance_rate for s in self.intervals])
+        self.curve.setData(xs, ys, connect="finite")  # no line across intervals where nobody was decided
         n = len(self.intervals)
         self.plot.getAxis("bottom").setStyle(showValues=True)
         self.plot.getAxis("bottom").setTicks([[(i, str(i)) for i in range(1, n + 1, max(1, n // 6))]])
         self.plot.setXRange(max(0.5, n - 29.5), n + 0.5)
-        if xs:
+        if np.isfinite(ys).any():
             self.chart_hint.setVisible(False)
         else:
             self.chart_hint.setText(f"{n} interval{'s' if n != 1 else ''}, nobody decided yet")
