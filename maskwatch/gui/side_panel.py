@@ -211,7 +211,10 @@ class SidePanel(QWidget):
         self.intervals.append(summary)
         xs = np.arange(1, len(self.intervals) + 1, dtype=float)
         ys = np.array([np.nan if s.compliance_rate is None else 100 * s.compliance_rate for s in self.intervals])
-        self.curve.setData(xs, ys, connect="finite")  # no line across intervals where nobody was decided
+        if np.isfinite(ys).any():
+            self.curve.setData(xs, ys, connect="finite")  # no line across intervals where nobody was decided
+        else:
+            self.curve.setData([], [])
         n = len(self.intervals)
         self.plot.getAxis("bottom").setStyle(showValues=True)
         self.plot.getAxis("bottom").setTicks([[(i, str(i)) for i in range(1, n + 1, max(1, n // 6))]])
