@@ -60,8 +60,13 @@ def test_headless_run_writes_rows_events_and_totals(known_faces_clip, tmp_path):
     assert people == known_faces_clip["people"]  # tracks do not depend on the (untrained) test classifier
     out = r.stdout.strip().splitlines()
     assert len(out) == 6 and out[-1].startswith(f"total: people {people} ")
-    kinds = [json.loads(line)["kind"] for line in events.read_text().splitlines()]
-    assert kinds.count("person_seen") == people
+    records = [json.loads(line) for line in events.read_text().splitlines()]
+    assert [e["kind"] for e in records].count("person_seen") == people
+    # a snapshot per person decided without_mask / mask_worn_incorrectly, none for with_mask
+    flagged = [e for e in records if e["kind"] == "label_decided" and e["label"] != "with_mask"]
+    snaps = sorted(p.name for p in (tmp_path / "snaps").glob("*.jpg")) if (tmp_path / "snaps").exists() else []
+    assert len(snaps) == len(flagged)
+    assert all(f"_track{e['track_id']}_{e['label']}.jpg" in " ".join(snaps) for e in flagged)
 
 
 def test_appending_to_a_log_keeps_old_rows(known_faces_clip, tmp_path, capfd):

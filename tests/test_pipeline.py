@@ -189,6 +189,22 @@ def test_silent_live_source_gives_status_updates_and_wall_clock_rows():
     assert source.closed and detector.closed
 
 
+def test_frame_size_change_after_a_reconnect_keeps_going():
+    class ResizingSource(FakeLiveSource):
+        def read(self, timeout=None):
+            frame = super().read(timeout)
+            if frame is not None and frame.index >= 5:  # the camera came back at another resolution
+                frame.image = np.full((240, 320, 3), 80, np.uint8)
+            return frame
+
+    source = ResizingSource(frames=10, then=SourceState.ENDED)
+    with Pipeline(tiny_config("unused"), source=source, detector=FakeDetector()) as pipeline:
+        results = [r for r in pipeline if r.frame is not None]
+    assert len(results) == 10
+    assert results[-1].faces.xyxy[0].tolist() == [128.0, 72.0, 192.0, 144.0]  # boxes in the new frame's pixels
+    assert len(set(results[-1].faces.track_id.tolist())) == 1
+
+
 def test_live_source_failing_before_its_first_frame_is_an_error():
     source = FakeLiveSource(frames=0, last_error="connection refused")
     pipeline = Pipeline(tiny_config("unused"), source=source, detector=FakeDetector(), idle_tick_s=0.01)
