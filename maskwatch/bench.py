@@ -60,6 +60,9 @@ def run(config: Config, frames: int | None = None, warmup: int = 5, pipeline: Pi
     """Process ``frames`` frames (or the whole source) and return the report as a dict."""
     warmup = max(int(warmup), 0)
     pipeline = pipeline or Pipeline(config)
+    if frames is None and pipeline.is_live:
+        pipeline.close()
+        raise MaskwatchError("bench on a live source never ends by itself: give --frames N")
     times = {k: [] for k in (*STAGES, "total")}
     latency, faces, detected = [], [], []
     resolution = None
