@@ -45,7 +45,7 @@ class Alert:
     message: str
     at: float = field(default_factory=time.time)  # wall clock
     track_id: int | None = None
-    thumbnail: np.ndarray | None = None  # BGR crop of the person
+    thumbnail: np.ndarray | None = None  # RGB crop of the person's face
 
 
 class AlertPolicy:
@@ -117,15 +117,15 @@ class AlertBanner(QFrame):
             self._timer.start(self._timeout_ms)
 
 
-def thumbnail_icon(image_bgr: np.ndarray | None, color: tuple[int, int, int], size: int = 56, mark: str = "!") -> QIcon:
-    """A square icon of a person crop framed in ``color`` (or ``mark`` on ``color`` when there is none)."""
-    from maskwatch.gui.video_view import bgr_to_qimage
+def thumbnail_icon(image_rgb: np.ndarray | None, color: tuple[int, int, int], size: int = 56, mark: str = "!") -> QIcon:
+    """A square icon of a face crop (RGB) framed in ``color`` (or ``mark`` on ``color`` when there is none)."""
+    from maskwatch.gui.video_view import to_qimage
 
     pix = QPixmap(size, size)
     pix.fill(QColor(*color))
     p = QPainter(pix)
-    if image_bgr is not None and image_bgr.size:
-        img = bgr_to_qimage(image_bgr).scaled(size - 4, size - 4, Qt.AspectRatioMode.KeepAspectRatio,
+    if image_rgb is not None and image_rgb.size:
+        img = to_qimage(image_rgb, bgr=False).scaled(size - 4, size - 4, Qt.AspectRatioMode.KeepAspectRatio,
                                               Qt.TransformationMode.SmoothTransformation)
         p.drawImage((size - img.width()) // 2, (size - img.height()) // 2, img)
     else:

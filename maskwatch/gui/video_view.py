@@ -21,17 +21,18 @@ from maskwatch.faces import Faces
 from maskwatch.overlay import DISPLAY_NAMES, UNDECIDED, color_rgb, label_names
 
 
-def bgr_to_qimage(image: np.ndarray) -> QImage:
-    """A QImage that owns a copy of a BGR uint8 image.
+def to_qimage(image: np.ndarray, bgr: bool = True) -> QImage:
+    """A QImage that owns a copy of a BGR (or RGB, ``bgr=False``) or grayscale uint8 image.
 
-    >>> bgr_to_qimage(np.zeros((4, 6, 3), np.uint8)).size().width()
+    >>> to_qimage(np.zeros((4, 6, 3), np.uint8)).size().width()
     6
     """
     image = np.ascontiguousarray(image)
     h, w = image.shape[:2]
     if image.ndim == 2:
         return QImage(image.data, w, h, image.strides[0], QImage.Format.Format_Grayscale8).copy()
-    return QImage(image.data, w, h, image.strides[0], QImage.Format.Format_BGR888).copy()
+    fmt = QImage.Format.Format_BGR888 if bgr else QImage.Format.Format_RGB888
+    return QImage(image.data, w, h, image.strides[0], fmt).copy()
 
 
 def box_text(faces: Faces, i: int, name: str) -> str:
@@ -81,7 +82,7 @@ class VideoView(QWidget):
             self.update()
 
     def set_frame(self, image_bgr: np.ndarray, faces: Faces, index: int = -1) -> None:
-        self._image = bgr_to_qimage(image_bgr)
+        self._image = to_qimage(image_bgr)
         self.frame_index = index
         self._faces = faces
         self.frames_shown += 1

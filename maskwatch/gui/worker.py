@@ -28,6 +28,7 @@ import numpy as np
 from PyQt6.QtCore import QObject, pyqtSignal
 
 from maskwatch.config import Config
+from maskwatch.crop import crop_face
 from maskwatch.errors import MaskwatchError
 from maskwatch.results import Event, FrameResult, IntervalSummary, Stats
 
@@ -44,27 +45,23 @@ class Delivery:
     result: FrameResult | None  # None when only a status update or a summary came
     events: list[Event] = field(default_factory=list)  # all events since the last delivery, in order
     summaries: list[IntervalSummary] = field(default_factory=list)  # intervals closed since then
-    thumbnails: dict[int, np.ndarray] = field(default_factory=dict)  # track id -> BGR crop (ALERT_LABELS)
+    thumbnails: dict[int, np.ndarray] = field(default_factory=dict)  # track id -> RGB face crop (ALERT_LABELS)
     skipped: int = 0  # results the UI never saw, since the worker started (cumulative)
     status: Stats | None = None  # newest status while the source delivers no frames (after ``result``)
 
 
-def person_crop(image: np.ndarray, box, margin: float = 0.25) -> np.ndarray | None:
-    """A copy of ``image`` around ``box`` (xyxy pixels) grown by ``margin`` of its size; ``None`` if empty.
+THUMBNAIL_SIZE = 96
 
-    >>> person_crop(np.zeros((100, 100, 3), np.uint8), (40, 40, 60, 60)).shape
-    (30, 30, 3)
+
+def person_thumbnail(image_bgr: np.ndarray, box) -> np.ndarray | None:
+    """The person's face as an RGB (96, 96, 3) square, cut by the classifier's own crop function.
+
+    >>> person_thumbnail(np.zeros((100, 100, 3), np.uint8), (40, 40, 60, 60)).shape
+    (96, 96, 3)
     """
     if box is None:
         return None
-    h, w = image.shape[:2]
-    x1, y1, x2, y2 = (float(v) for v in box)
-    mx, my = (x2 - x1) * margin, (y2 - y1) * margin
-    x1, y1 = max(int(x1 - mx), 0), max(int(y1 - my), 0)
-    x2, y2 = min(int(round(x2 + mx)), w), min(int(round(y2 + my)), h)
-    if x2 <= x1 or y2 <= y1:
-        return None
-    return image[y1:y2, x1:x2].copy()
+    return crop_face(image_bgr, box, THUMBNAIL_SIZE, margin=0.35, bgr=True)
 
 
 class ResultMailbox:
@@ -94,7 +91,7 @@ class ResultMailbox:
         thumbs = {}
         for e in result.events:  # crop now: the frame of a skipped result is gone later
             if e.kind == "label_decided" and e.label in ALERT_LABELS:
-                crop = person_crop(result.frame.image, e.box)
+                crop = person_thumbnail(result.frame.image, e.box)
                 if crop is not None:
                     thumbs[e.track_id] = crop
         with self._lock:
