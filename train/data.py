@@ -115,8 +115,8 @@ class _Detector:
         if mode not in self._dets:
             try:
                 from maskwatch.detection import FaceDetector
-            except ImportError:  # older checkout without maskwatch.detection: same models, Tasks API
-                FaceDetector = _TasksFaceDetector
+            except ImportError as e:
+                raise MaskwatchError(f"re-detecting faces needs the app's detector ({e}); or use --redetect none") from None
             self._dets[mode] = FaceDetector(mode=mode, min_score=self.min_score)
         return self._dets[mode]
 
@@ -135,34 +135,6 @@ class _Detector:
         if not boxes:
             return np.zeros((0, 4), np.float32), np.zeros((0,), np.float32)
         return np.concatenate(boxes), np.concatenate(scores)
-
-
-class _TasksFaceDetector:
-    """Fallback when ``maskwatch.detection`` is absent: the app's BlazeFace models via MediaPipe Tasks."""
-
-    def __init__(self, mode: str = "short", min_score: float = 0.5):
-        from types import SimpleNamespace
-
-        from maskwatch.paths import models_dir
-
-        try:
-            import mediapipe as mp
-            from mediapipe.tasks.python import BaseOptions, vision
-        except ImportError:
-            raise MaskwatchError("re-detecting faces needs mediapipe; or use --redetect none") from None
-        name = "face_detection_short_range.tflite" if mode == "short" else "face_detection_full_range_sparse.tflite"
-        self._mp, self._ns = mp, SimpleNamespace
-        self._det = vision.FaceDetector.create_from_options(vision.FaceDetectorOptions(
-            base_options=BaseOptions(model_asset_path=str(models_dir() / name)), min_detection_confidence=min_score))
-
-    def detect(self, image_bgr):
-        mp = self._mp
-        rgb = np.ascontiguousarray(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB))
-        res = self._det.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb))
-        xyxy = [(d.bounding_box.origin_x, d.bounding_box.origin_y, d.bounding_box.origin_x + d.bounding_box.width,
-                 d.bounding_box.origin_y + d.bounding_box.height) for d in res.detections]
-        score = [d.categories[0].score if d.categories else 1.0 for d in res.detections]
-        return self._ns(xyxy=np.array(xyxy, np.float32).reshape(-1, 4), score=np.array(score, np.float32))
 
 
 def _overlap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
