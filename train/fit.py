@@ -126,7 +126,7 @@ def _tqdm_callback(phase: str, epochs: int, steps: int):
     return TqdmProgress()
 
 
-def _macro_f1(model, x, y, batch_size=256) -> dict:
+def _val_metrics(model, x, y, batch_size=256) -> dict:
     from sklearn.metrics import accuracy_score, f1_score, recall_score
 
     pred = model.predict(x.astype(np.float32), batch_size=batch_size, verbose=0).argmax(1)
@@ -239,7 +239,7 @@ def fit(cfg: FitConfig, progress: bool = True) -> Path:
         w.writeheader()
         w.writerows(history_rows)
     best_model = keras.models.load_model(best_path)
-    val_metrics = _macro_f1(best_model, x_va, y_va)
+    val_metrics = _val_metrics(best_model, x_va, y_va)
     summary = {"seconds_total": round(time.time() - t0, 1), "seconds_data": round(t_data, 1),
                "seconds_train": round(t_train, 1), "train_faces": int(len(x_tr)), "val_faces": int(len(x_va)),
                "class_weight": cw, "finetune_trainable_layers": n_trainable, "val": val_metrics,
