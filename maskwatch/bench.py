@@ -135,7 +135,9 @@ def format_report(report: dict) -> str:
     lines += [
         f"fps (end to end)   {report['fps']:.1f}",
         f"faces per frame    {report['faces_per_frame']:.2f}",
-        f"latency ms         mean {lat['mean']:.1f}  p95 {lat['p95']:.1f}  (capture to label)",
+        f"latency ms         mean {lat['mean']:.1f}  p95 {lat['p95']:.1f}  "
+        + ("(capture to label)" if report["source_kind"] in ("network", "webcam")
+           else "(decoded to labelled, including the read-ahead queue)"),
         f"dropped frames     {report['dropped_frames']}",
         f"peak RSS           {report['peak_rss_mb']:.1f} MiB",
     ]
