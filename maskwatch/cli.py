@@ -300,7 +300,7 @@ def _run_headless(args) -> int:
     source_log = logging.getLogger("maskwatch.sources")
     quiet_startup = not args.debug and source_log.level == logging.NOTSET
     if quiet_startup:
-        source_log.setLevel(logging.ERROR)
+        source_log.setLevel(logging.CRITICAL)
 
     def on_summary(summary):
         if not args.quiet:
