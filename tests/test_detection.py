@@ -10,7 +10,16 @@ import cv2
 import numpy as np
 import pytest
 
-from maskwatch.detection import DETECTOR_MODES, FULL_RANGE_MODEL, SHORT_RANGE_MODEL, FaceDetector, box_iou, tile_grid
+from maskwatch.detection import (
+    DETECTOR_MODES,
+    FULL_RANGE_MODEL,
+    SHORT_RANGE_MODEL,
+    FaceDetector,
+    box_iou,
+    tile_grid,
+    upright_face_shape,
+    weighted_nms,
+)
 from maskwatch.errors import MaskwatchError
 from maskwatch.faces import Faces
 
@@ -94,6 +103,34 @@ def test_faces_are_in_original_pixels_when_the_frame_is_big(detectors, scene):
     faces = detectors["dense"].detect(big)
     _check_faces(faces, big.shape[1], big.shape[0])
     assert (box_iou(gt * 2.5, faces.xyxy).max(axis=1) >= 0.3).sum() >= 4
+
+
+def test_big_close_faces_give_one_box_each(detectors, scene):
+    image, gt = scene
+    big = cv2.resize(image, None, fx=3, fy=3, interpolation=cv2.INTER_LINEAR)  # faces 117-207 px
+    faces = detectors["dense"].detect(big)
+    iou = box_iou(gt * 3, faces.xyxy)
+    assert (iou.max(axis=1) >= 0.3).all(), iou.max(axis=1)
+    assert len(faces) == len(gt)
+
+
+def test_merge_keeps_one_box_per_face():
+    kps = np.zeros((4, 6, 2), np.float32)
+    boxes = np.array([[0, 0, 100, 100], [5, 5, 105, 105], [30, 50, 80, 100], [200, 0, 260, 60]], np.float32)
+    xyxy, score, _ = weighted_nms(boxes, np.array([0.9, 0.8, 0.6, 0.7], np.float32), kps, iou=0.3)
+    assert score.tolist() == pytest.approx([0.9, 0.7])  # the box inside the big face is dropped
+    assert xyxy[0].tolist() == pytest.approx([0 + 5 * 0.8 / 1.7, 0 + 5 * 0.8 / 1.7, 100 + 5 * 0.8 / 1.7, 100 + 5 * 0.8 / 1.7])
+
+
+def test_upright_face_shape():
+    kp = np.zeros((2, 6, 2), np.float32)
+    kp[:, 0] = (30, 40)
+    kp[:, 1] = (70, 40)
+    kp[0, 3] = (50, 75)  # mouth 35 px below the eyes in a 100 px box: a face
+    kp[1, 3] = (50, 50)  # 10 px: squashed, not a face
+    faces = Faces(xyxy=np.array([[0, 0, 100, 100]] * 2, np.float32), score=np.ones(2, np.float32), keypoints=kp)
+    assert upright_face_shape(faces, 0.28).tolist() == [True, False]
+    assert upright_face_shape(faces, 0).tolist() == [True, True]
 
 
 def test_context_manager_and_closed_detector(scene):
