@@ -203,6 +203,10 @@ def test_evaluate_keras_report_buckets_and_float_vs_int8(tiny_models, crops, tmp
     assert fv["models"][1]["accuracy"] == pytest.approx(m["accuracy"])
     png = cv2.imread(str(out_dir / "confusion_matrix.png"))
     assert png is not None and png.std() > 10
+    n_wrong = m["n"] - sum(m["confusion_matrix"]["matrix"][i][i] for i in range(3))
+    assert len(m["mistakes"]) == min(24, n_wrong)
+    assert all(mk["true"] != mk["predicted"] for mk in m["mistakes"])
+    assert (out_dir / "mistakes.png").is_file() == bool(n_wrong)
     report = (out_dir / "report.md").read_text()
     assert "Float vs int8" in report and "By face width" in report
 

@@ -43,6 +43,8 @@ WIDTH_BUCKETS = ((0.0, 16.0, "<16"), (16.0, 32.0, "16-32"), (32.0, 64.0, "32-64"
 """Face-width buckets in source pixels: [lo, hi)."""
 LOWRES_WIDTHS = (16, 24, 32)
 """Face widths (px) of the low-res slice."""
+MAX_MISTAKES = 24
+"""Most confident mistakes listed in the metrics and drawn in ``mistakes.png``."""
 MASK, NO_MASK, INCORRECT = (LABELS.index(k) for k in ("with_mask", "without_mask", "mask_worn_incorrectly"))
 
 
@@ -369,7 +371,7 @@ def time_per_face(predictor: Predictor, x: np.ndarray, batch: int = 32, repeats:
 
 def evaluate(model: str | Path, data: str | Path | None = None, manifest: str | Path | None = None,
              split: str = "test", float_model: str | Path | None = None, size_buckets: bool = False,
-             cache_dir: str | Path | None = None) -> dict:
+             cache_dir: str | Path | None = None, keep_crops: bool = False) -> dict:
     """Evaluate ``model`` on an ImageFolder (``data``) or a manifest split; returns the metrics dict.
 
     With ``size_buckets`` adds ``by_face_width`` and ``lowres``; with ``float_model`` adds
@@ -387,6 +389,12 @@ def evaluate(model: str | Path, data: str | Path | None = None, manifest: str | 
     probs = predictor.predict(x)
     result = {"model": str(predictor.path), "model_kind": predictor.kind, "input_size": predictor.input_size,
               "data": ds.source, "skipped_unreadable": ds.skipped, **classification_metrics(ds.y, probs)}
+    wrong = np.flatnonzero(probs.argmax(1) != ds.y)
+    worst = wrong[np.argsort(-probs[wrong].max(axis=1))][:MAX_MISTAKES]   # most confident mistakes first
+    result["mistakes"] = [{"path": ds.paths[i], "true": LABELS[int(ds.y[i])], "predicted": LABELS[int(probs[i].argmax())],
+                           "p": float(probs[i].max())} for i in worst]
+    if keep_crops:
+        result["_mistake_crops"] = x[worst]   # for write_report; not part of the JSON
     if ds.sources is not None and len(set(ds.sources)) > 1:
         result["by_source"] = by_source(ds.y, probs, ds.sources)
     if size_buckets:
@@ -489,13 +497,49 @@ def save_confusion_matrix(m: dict, path: str | Path) -> Path:
     return path
 
 
+def public(m: dict) -> dict:
+    """The metrics without private (``_``-prefixed) entries such as crops: what goes to JSON."""
+    return {k: v for k, v in m.items() if not k.startswith("_")}
+
+
+def save_mistakes(m: dict, crops: np.ndarray, path: str | Path) -> Path:
+    """Grid of the most confident mistakes: crop, ``true -> predicted p``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(crops)
+    cols = min(8, max(1, n))
+    rows = max(1, int(np.ceil(n / cols)))
+    fig, axes = plt.subplots(rows, cols, figsize=(1.45 * cols, 1.65 * rows), dpi=110, squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    short = {lab: lab.replace("mask_worn_incorrectly", "incorrect").replace("_mask", "").replace("_", " ")
+             for lab in LABELS}
+    for ax, crop, mk in zip(axes.flat, crops, m["mistakes"]):
+        ax.imshow(crop)
+        ax.set_title(f"{short[mk['true']]}→{short[mk['predicted']]} {mk['p']:.2f}", fontsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def write_report(m: dict, out_dir: str | Path) -> Path:
-    """``report.md``, ``metrics.json`` and ``confusion_matrix.png`` in ``out_dir``."""
+    """``report.md``, ``metrics.json``, ``confusion_matrix.png`` (and ``mistakes.png``) in ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(m, indent=2))
+    (out / "metrics.json").write_text(json.dumps(public(m), indent=2))
     save_confusion_matrix(m, out / "confusion_matrix.png")
-    (out / "report.md").write_text(report_markdown(m) + "\n![confusion matrix](confusion_matrix.png)\n")
+    md = report_markdown(m) + "\n![confusion matrix](confusion_matrix.png)\n"
+    crops = m.get("_mistake_crops")
+    if m.get("mistakes") and crops is not None and len(crops):
+        save_mistakes(m, crops, out / "mistakes.png")
+        md += (f"\n## Most confident mistakes ({len(crops)} shown, true → predicted, p)\n\n"
+               "![mistakes](mistakes.png)\n")
+    (out / "report.md").write_text(md)
     return out
 
 
@@ -577,11 +621,11 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     m = evaluate(args.model, data=args.data, manifest=args.manifest, split=args.split,
-                 float_model=args.float_model, size_buckets=args.size_buckets)
+                 float_model=args.float_model, size_buckets=args.size_buckets, keep_crops=bool(args.out))
     if args.out:
         write_report(m, args.out)
     if args.json:
-        print(json.dumps(m))
+        print(json.dumps(public(m)))
     else:
         print_report(m)
         if args.out:

@@ -262,9 +262,9 @@ def explain(model_path: str | Path, out: str | Path, images: list[str] | None = 
     if images is not None:
         x, names = _read_images(images, size)
         truth = [None] * len(x)
-        rows, titles = None, None
+        rows, titles = [list(range(i, min(i + 4, len(x)))) for i in range(0, len(x), 4)], None  # 4 a row
     else:
-        ds = read_imagefolder(data)
+        ds = read_imagefolder(data, size=size)
         rng = np.random.default_rng(seed)
         picked, rows, titles = [], [], []
         for k, lab in enumerate(LABELS):
