@@ -55,6 +55,12 @@ def write_known_faces_clip(path: Path, fps: int = KNOWN_CLIP_FPS) -> dict:
         scale = 240.0 / photo.shape[0]
         people.append(cv2.resize(photo, (round(photo.shape[1] * scale), 240), interpolation=cv2.INTER_AREA))
     segment, gap = 2 * fps, fps
+    # soft photo borders: a camera never sees the hard edge of a pasted rectangle
+    feather = []
+    for photo in people:
+        h, w = photo.shape[:2]
+        ramp = lambda n: np.clip(np.minimum(np.arange(n), np.arange(n)[::-1]) / 24.0, 0, 1)  # noqa: E731
+        feather.append((ramp(h)[:, None] * ramp(w)[None, :])[:, :, None].astype(np.float32))
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
     if not writer.isOpened():
         raise RuntimeError("OpenCV cannot write mp4v here")
@@ -65,7 +71,9 @@ def write_known_faces_clip(path: Path, fps: int = KNOWN_CLIP_FPS) -> dict:
                 frame = background.copy()
                 x = int(20 + (width - w - 40) * i / (segment - 1))  # both walk left to right
                 y = 60 + int(6 * np.sin(i / 3.0))  # a little bob, like walking
-                frame[y:y + h, x:x + w] = photo
+                region = frame[y:y + h, x:x + w].astype(np.float32)
+                alpha = feather[who]
+                frame[y:y + h, x:x + w] = (alpha * photo + (1 - alpha) * region).astype(np.uint8)
                 writer.write(frame)
             if who == 0:
                 for _ in range(gap):
