@@ -62,7 +62,7 @@ FULL_RANGE_MODEL = "face_detection_full_range_sparse.tflite"
 MODE_OPTIONS: dict[str, dict] = {
     "short": {"nms_iou": 0.3},
     "full": {"nms_iou": 0.3},
-    "dense": {"scales": (1.0, 0.5), "max_pixels": 640 * 384, "nms_iou": 0.3, "num_threads": None, "min_eye_mouth": 0.28},
+    "dense": {"scales": (1.0, 0.5), "max_pixels": 640 * 384, "nms_iou": 0.3, "num_threads": None, "min_eye_mouth": 0.28, "confirm_px": 48},
     "tiled": {"tile": 128, "overlap": 0.25, "max_tiles": 24, "nms_iou": 0.3, "num_threads": None, "whole": "dense", "min_eye_mouth": 0.28},
 }
 
@@ -372,8 +372,9 @@ class _DenseBackend:
     """
 
     MAX_FACE = 80  # input px: wider faces on a level that has a coarser one are left to that one
+    CONFIRM_SCORE = 0.25  # a coarser level's box this strong confirms a finer level's face
 
-    def __init__(self, model_dir, min_score, scales, max_pixels, nms_iou, num_threads):
+    def __init__(self, model_dir, min_score, scales, max_pixels, nms_iou, num_threads, confirm_px=0.0):
         scales = tuple(float(s) for s in (scales if isinstance(scales, (list, tuple)) else (scales,)))
         if not scales or not all(s > 0 for s in scales) or not max_pixels > 0:
             raise MaskwatchError("dense face detector needs scales > 0 and max_pixels > 0")
@@ -381,6 +382,7 @@ class _DenseBackend:
         self._model_dir, self._threads = model_dir, num_threads
         self._first = self._net((_SHORT.input_size, _SHORT.input_size))  # fail early on a bad model
         self._min_score, self._scales, self._max_pixels, self._nms = min_score, scales, float(max_pixels), nms_iou
+        self._confirm_px = float(confirm_px)
 
     def _net(self, shape: tuple[int, int]) -> _BlazeFaceNet:
         """One interpreter per input shape (a video keeps its shapes; re-planning costs ms)."""
@@ -409,20 +411,31 @@ class _DenseBackend:
     def detect(self, bgr: np.ndarray) -> Faces:
         h, w = bgr.shape[:2]
         all_b, all_s, all_k = [], [], []
-        levels = self.input_scales(w, h)
+        levels = sorted(self.input_scales(w, h))  # coarsest first
+        support = np.zeros((0, 4), np.float32)  # coarser levels' boxes down to CONFIRM_SCORE
         for s in levels:
             img, sx, sy = _letterbox_resize(bgr, s, 16)
             if min(img.shape[:2]) < 16:
                 continue
-            (xyxy, score, kps), = self._net(img.shape[:2]).run(img[None], self._min_score)
-            if s > min(levels):
+            (xyxy, score, kps), = self._net(img.shape[:2]).run(img[None], min(self._min_score, self.CONFIRM_SCORE))
+            width = xyxy[:, 2] - xyxy[:, 0]
+            scale = np.array([sx, sy, sx, sy], np.float32)
+            keep = score >= self._min_score
+            if s > levels[0]:
                 # Big faces are the coarser level's job: on a finer level the network fires on
                 # parts of them (several boxes per big masked face), and those survive the NMS.
-                keep = xyxy[:, 2] - xyxy[:, 0] <= self.MAX_FACE
-                xyxy, score, kps = xyxy[keep], score[keep], kps[keep]
-            all_b.append(xyxy / np.array([sx, sy, sx, sy], np.float32))
-            all_k.append(kps / np.array([sx, sy], np.float32))
-            all_s.append(score)
+                keep &= width <= self.MAX_FACE
+                # A face big enough to be seen on the coarser level too must be seen there (even
+                # weakly): textures that fool the network at one scale rarely do at both.
+                if self._confirm_px > 0:
+                    big = keep & (width >= self._confirm_px)
+                    if big.any():
+                        seen = box_iou(xyxy[big] / scale, support).max(axis=1, initial=0) >= 0.3 if len(support) else np.zeros(big.sum(), bool)
+                        keep[np.flatnonzero(big)[~seen]] = False
+            support = np.concatenate([support, xyxy / scale])
+            all_b.append(xyxy[keep] / scale)
+            all_k.append(kps[keep] / np.array([sx, sy], np.float32))
+            all_s.append(score[keep])
         if not all_s:
             return _faces([], [], [], w, h)
         xyxy, score, kps = weighted_nms(np.concatenate(all_b), np.concatenate(all_s), np.concatenate(all_k), self._nms)
@@ -462,7 +475,7 @@ class _TiledBackend:
         # whole-frame pass: "dense" (short-range, fully convolutional) or "full" (full-range, letterboxed)
         if whole not in ("dense", "full"):
             raise MaskwatchError(f"tiled face detector option whole must be 'dense' or 'full', got {whole!r}")
-        self._dense = _DenseBackend(model_dir, min_score, (1.0, 0.5), MODE_OPTIONS["dense"]["max_pixels"], nms_iou, num_threads) if whole == "dense" else None
+        self._dense = _DenseBackend(model_dir, min_score, (1.0, 0.5), MODE_OPTIONS["dense"]["max_pixels"], nms_iou, num_threads, MODE_OPTIONS["dense"]["confirm_px"]) if whole == "dense" else None
         self._min_score, self._tile, self._overlap, self._max_tiles, self._nms = min_score, int(tile), float(overlap), int(max_tiles), nms_iou
 
     def tiles(self, width: int, height: int) -> list[tuple[int, int, int, int]]:
@@ -555,7 +568,9 @@ class FaceDetector:
         elif mode == "full":
             self._backend = _TasksBackend(_FULL, model_dir, self.min_score, opts["nms_iou"])
         elif mode == "dense":
-            self._backend = _DenseBackend(model_dir, self.min_score, opts["scales"], opts["max_pixels"], opts["nms_iou"], opts["num_threads"])
+            self._backend = _DenseBackend(
+                model_dir, self.min_score, opts["scales"], opts["max_pixels"], opts["nms_iou"], opts["num_threads"], opts["confirm_px"]
+            )
         else:
             self._backend = _TiledBackend(
                 model_dir, self.min_score, opts["tile"], opts["overlap"], opts["max_tiles"], opts["nms_iou"], opts["num_threads"], opts["whole"]
