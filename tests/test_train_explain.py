@@ -47,7 +47,7 @@ def test_grad_cam_localises_through_nested_backbone():
     assert heat.shape == (1, 32, 32)
 
 
-@pytest.mark.parametrize("backbone", ["lowres_cnn", "efficientnet_lite0"])
+@pytest.mark.parametrize("backbone", ["lowres_cnn", "efficientnet_lite0", "mobilenet_v2"])
 def test_grad_cam_on_build_model(backbone):
     from train.explain import find_feature_layer, grad_cam
     from train.models import build_model
