@@ -16,7 +16,9 @@ modes, all returning boxes, scores and six keypoints in pixels of the original i
     graph does. Each level finds faces of ~20-100 px (input pixels) anywhere in the frame. The
     first level is kept within ``max_pixels`` (default 640x384, ~10 ms on 2 cores) and the others
     keep their ratio to it: a 1080p frame runs at 1/3 and 1/6 (faces from ~50 px), a 400x300 photo
-    at full and half size. The default.
+    at full and half size. A fine level leaves faces over 80 input px to the coarse one, and its
+    faces of ``confirm_px`` or more must show on the coarse level too; boxes inside a better box
+    and boxes whose keypoints are not face-shaped (``min_eye_mouth``) are dropped. The default.
 ``tiled``
     ``dense`` on the whole frame plus the full-range model (through ai-edge-litert) on a grid of
     overlapping ``tile`` px tiles (default 128, grown until there are at most ``max_tiles``), each
