@@ -109,7 +109,7 @@ def _to_bgr(image: np.ndarray) -> np.ndarray:
     if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
         return cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2BGR)
     if image.ndim == 3 and image.shape[2] == 3:
-        return image
+        return image if image.flags.c_contiguous else np.ascontiguousarray(image)  # e.g. a flipped view
     if image.ndim == 3 and image.shape[2] == 4:
         return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
     raise MaskwatchError(f"face detection needs a BGR, BGRA or grayscale image, got shape {image.shape}")

@@ -91,6 +91,8 @@ def test_grayscale_and_bgra_inputs(detectors, scene):
     assert (box_iou(gt, gray.xyxy).max(axis=1) >= 0.3).sum() >= 3
     bgra = det.detect(cv2.cvtColor(image, cv2.COLOR_BGR2BGRA))
     np.testing.assert_allclose(bgra.xyxy, det.detect(image).xyxy, atol=1e-3)
+    flipped = det.detect(image[:, ::-1])  # a non-contiguous view (mirrored webcam)
+    assert (box_iou(gt[:, [2, 1, 0, 3]] * [-1, 1, -1, 1] + [image.shape[1], 0, image.shape[1], 0], flipped.xyxy).max(axis=1) >= 0.3).sum() >= 4
     with pytest.raises(MaskwatchError, match="uint8"):
         det.detect(image.astype(np.float32))
     with pytest.raises(MaskwatchError, match="shape"):
