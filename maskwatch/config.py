@@ -35,7 +35,10 @@ class DetectorConfig:
 @dataclass
 class TrackerConfig:
     vote_window: int = 15  # a track's label is the majority over its last N classified frames
-    min_votes: int = 5  # frames a track needs before its label is decided (and it is counted)
+    min_votes: int = 5  # classified frames a track needs before its label is decided
+    # detector matches a track needs before it counts as a person: short-lived false faces (a
+    # scribble in a photo's background, wall texture) last a few frames, people much longer
+    min_hits: int = 10
     max_age: int = 30  # frames a track survives unseen
 
 

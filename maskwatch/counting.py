@@ -5,10 +5,10 @@ Events, once per track and never again:
 - ``person_seen`` the first time a track has been seen on ``min_hits`` frames (a one-frame false
   detection is never counted) and, with ``min_track_score``, one of its detections scored that high;
 - ``label_decided`` the first time the track's voted label (``faces.track_label``) is decided. A
-  person is counted once, with this first decided label, even if the vote changes later. If a label
-  is decided before ``min_hits`` is reached, ``person_seen`` is emitted on the same frame first, so
-  every counted label belongs to a counted person (a track not counted as a person never gets a
-  ``label_decided``).
+  person is counted once, with this first decided label, even if the vote changes later. A label
+  decided before ``min_hits`` is reached waits: ``label_decided`` follows ``person_seen`` on the
+  frame the track is counted, so every counted label belongs to a counted person (a track not
+  counted as a person never gets a ``label_decided``).
 
 Intervals are cut by the frames' ``timestamp`` (epoch seconds): the first interval starts at the
 first frame's timestamp (or at the previous multiple of ``interval_s`` with ``align_to_clock=True``,
@@ -173,7 +173,7 @@ class Counter:
                 else:
                     hits = self._hits[tid] = self._hits.get(tid, 0) + 1
                 best = self._best_score[tid] = max(self._best_score.get(tid, 0.0), float(faces.score[i]))
-                if (hits >= self.min_hits or label >= 0) and best >= self.min_track_score:
+                if hits >= self.min_hits and best >= self.min_track_score:
                     self._seen.add(tid)
                     self._hits.pop(tid, None)
                     self._best_score.pop(tid, None)

@@ -124,7 +124,7 @@ class Pipeline:
             if counter is None:
                 from maskwatch.counting import Counter
 
-                counter = Counter(config.interval_s)
+                counter = Counter(config.interval_s, min_hits=config.tracker.min_hits)
             self.counter = counter
             if source is None:
                 from maskwatch.sources import open_source

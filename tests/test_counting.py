@@ -38,7 +38,8 @@ def test_events_once_per_track():
     kinds = []
     # track 1: seen 5 frames, decided with_mask on frame 3, later flips to without_mask (not re-counted)
     # track 2: one-frame false positive, never counted
-    # track 3: label decided on its first frame -> person_seen and label_decided together
+    # track 3: label decided on its first frame, but a label waits for min_hits: on its third frame
+    #          person_seen and label_decided come together
     frames = [
         [(1, -1), (2, -1)],
         [(1, -1)],
@@ -54,9 +55,9 @@ def test_events_once_per_track():
     assert kinds == [
         [],
         [],
-        [("person_seen", 1, None), ("person_seen", 3, None), ("label_decided", 3, "mask_worn_incorrectly")],
+        [("person_seen", 1, None)],
         [("label_decided", 1, "with_mask")],
-        [],
+        [("person_seen", 3, None), ("label_decided", 3, "mask_worn_incorrectly")],
         [],
     ]
     t = counter.totals
