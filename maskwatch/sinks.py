@@ -71,7 +71,27 @@ def _flush(fh) -> None:
         pass
 
 
-class IntervalCsvLog:
+class _AppendedFile:
+    """Shared by the append-only logs: an idempotent ``close`` and context-manager use."""
+
+    _fh = None
+
+    def close(self) -> None:
+        fh, self._fh = self._fh, None
+        if fh is not None:
+            try:
+                fh.close()
+            except OSError:
+                pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class IntervalCsvLog(_AppendedFile):
     """The per-interval CSV log (one row per :class:`~maskwatch.results.IntervalSummary`).
 
     Opens in append mode: a new or empty file gets the header; an existing file must have exactly
@@ -153,19 +173,6 @@ class IntervalCsvLog:
         else:
             self._fh.flush()
 
-    def close(self) -> None:
-        fh, self._fh = getattr(self, "_fh", None), None
-        if fh is not None:
-            try:
-                fh.close()
-            except OSError:
-                pass
-
-    def __enter__(self) -> "IntervalCsvLog":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def event_record(event: Event) -> dict:
@@ -187,7 +194,7 @@ def event_record(event: Event) -> dict:
     }
 
 
-class EventJsonl:
+class EventJsonl(_AppendedFile):
     """One JSON object per event line (see :func:`event_record`), appended and flushed per line."""
 
     def __init__(self, path: str | Path, fsync: bool = False):
@@ -226,19 +233,6 @@ class EventJsonl:
         except OSError as e:
             raise MaskwatchError(f"cannot write events {self.path}: {e.strerror or e}") from None
 
-    def close(self) -> None:
-        fh, self._fh = getattr(self, "_fh", None), None
-        if fh is not None:
-            try:
-                fh.close()
-            except OSError:
-                pass
-
-    def __enter__(self) -> "EventJsonl":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 class SnapshotSaver:
