@@ -226,6 +226,7 @@ class Counter:
             return None
         self._dropped = max(int(stats.dropped_frames), self._dropped)
         iv.dropped_last = self._dropped
+        iv.state = stats.source_state  # the state at shutdown: "ended" for a finished file
         end = min(max(timestamp, iv.start), iv.end)
         return iv.summary(end)
 

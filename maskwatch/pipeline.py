@@ -194,6 +194,7 @@ class Pipeline:
         self._closed = True
         self._stop.set()
         try:
+            self._frame_state = None  # the last row reports the source's state now (ended, for a finished file)
             self._refresh_source_stats()
             self._final = self.counter.flush(self._end_timestamp(), self.stats)
         finally:

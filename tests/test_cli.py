@@ -55,7 +55,7 @@ def test_headless_run_writes_rows_events_and_totals(known_faces_clip, tmp_path):
     assert sum(int(r[2]) for r in body) == known_faces_clip["frames"]
     starts = [datetime.fromisoformat(r[0]) for r in body]
     assert [(b - a).total_seconds() for a, b in zip(starts, starts[1:])] == [1.0] * 4
-    assert all(r[-1] == "live" for r in body)
+    assert [r[-1] for r in body] == ["live"] * 4 + ["ended"]  # the row written at the end of the file
     people = sum(int(r[4]) for r in body)
     assert people == known_faces_clip["people"]  # tracks do not depend on the (untrained) test classifier
     out = r.stdout.strip().splitlines()
