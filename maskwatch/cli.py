@@ -189,7 +189,9 @@ def _check_config(config) -> None:
     if not (isinstance(config.detector.min_score, (int, float)) and 0 <= config.detector.min_score <= 1):
         raise MaskwatchError(f"detector.min_score must be between 0 and 1, got {config.detector.min_score!r}")
     tr = config.tracker
-    for name in ("vote_window", "min_votes", "max_age"):
+    for name in ("vote_window", "min_votes", "max_age", "min_hits"):
+        if not hasattr(tr, name):
+            continue
         value = getattr(tr, name)
         if not (isinstance(value, int) and value >= (0 if name == "max_age" else 1)):
             raise MaskwatchError(f"tracker.{name} must be a positive integer, got {value!r}")
