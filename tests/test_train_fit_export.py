@@ -84,3 +84,27 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     rc = cli.main(["export", str(tmp_path / "missing.keras"), "--data", str(tmp_path)])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "Keras model not found" in err
+
+
+def test_lowres_heavy_augmentation_option(tmp_path, data_dir):
+    """The ``lowres_heavy`` preset (JPEG at the small size, down to 8 px) degrades more and trains via the CLI."""
+    from train.augment import AugmentPreset, Augmenter
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (48, 64, 64, 3), dtype=np.uint8)
+
+    def detail(batch):  # mean absolute difference of horizontal neighbours: high-frequency content left
+        return float(np.abs(np.diff(batch.astype(np.int16), axis=2)).mean())
+
+    assert detail(Augmenter("lowres_heavy", 0)(x)) < 0.8 * detail(Augmenter("lowres", 0)(x))
+    round_trip = dict(lowres=1.0, lowres_px=(16, 16), jpeg_q=(10, 11))
+    plain = Augmenter(AugmentPreset(**round_trip), 0)(x[:4])
+    small_jpeg = Augmenter(AugmentPreset(**round_trip, lowres_jpeg=1.0), 0)(x[:4])
+    assert plain.shape == small_jpeg.shape == x[:4].shape and not np.array_equal(plain, small_jpeg)
+
+    run = tmp_path / "run"
+    rc = cli.main(["fit", "--data", str(data_dir), "--out", str(run), "--backbone", "lowres_cnn", "--size", "32",
+                   "--weights", "none", "--epochs-head", "1", "--epochs-finetune", "0", "--batch-size", "8",
+                   "--augment", "lowres_heavy", "--no-progress"])
+    assert rc == 0 and json.loads((run / "config.json").read_text())["augment"] == "lowres_heavy"
+    assert (run / "best.keras").is_file()
