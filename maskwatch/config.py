@@ -35,7 +35,9 @@ class DetectorConfig:
 @dataclass
 class TrackerConfig:
     vote_window: int = 15  # a track's label is the majority over its last N classified frames
-    min_votes: int = 5  # classified frames a track needs before its label is decided
+    # classified frames before a track's label is decided: 10 (not 5) so that a few bad early crops
+    # (a torso boxed as a face while the person is far away) cannot decide the label alone
+    min_votes: int = 10
     # detector matches a track needs before it counts as a person: short-lived false faces (a
     # scribble in a photo's background, wall texture) last a few frames, people much longer
     min_hits: int = 10
