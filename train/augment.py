@@ -6,16 +6,15 @@ Presets:
 - ``basic``    — horizontal flip, small rotation / scale / shift (detector box jitter), lighting.
 - ``lowres``   — ``basic`` plus low-resolution degradation: downscale to 12–40 px and back up
                  (bilinear, as ``maskwatch.crop`` enlarges small faces), blur, JPEG, sensor noise.
-                 The default: the app sees many 16–32 px CCTV faces.
+                 The first shipped recipe (the app sees many 16–32 px CCTV faces).
 - ``lowres_heavy`` — ``lowres`` made closer to real small faces in street/CCTV frames: degradation in
                  80% of faces and down to 8 px, the JPEG applied *at the small size* (as a tiny face
                  in a compressed frame is) before the bilinear enlargement, stronger blur / JPEG /
                  noise, more box jitter (annotation vs detector framing) and more grayscale.
                  Trained without facemask-scenes and tested on its 2,556 real faces it raised macro F1
                  from 0.638 (``lowres``, seed 0) to 0.686 / 0.690 (seeds 0 / 1) and without_mask recall
-                 from 0.659 to 0.740 / 0.709. The shipped model is trained with it
-                 (``--augment lowres_heavy``; in-split test macro F1 0.966 vs 0.975); it is not the
-                 ``fit`` default, which stays ``lowres`` so earlier runs reproduce byte for byte.
+                 from 0.659 to 0.740 / 0.709. The ``fit`` default and the shipped model's recipe
+                 (in-split test macro F1 0.966 vs 0.975 for ``lowres``).
                  (Its first votes on the demo clip come from false torso detections labelled
                  ``mask_worn_incorrectly``; the app decides a label after 10 votes, which fixes that.)
 

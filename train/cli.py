@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alpha", type=float, default=1.0, help="MobileNetV2 width multiplier")
     p.add_argument("--lite0-blocks", type=int, default=LITE0_DEFAULT_BLOCKS,
                    help="EfficientNet-Lite0 blocks kept (16 = whole network; default %(default)s)")
-    p.add_argument("--augment", choices=tuple(PRESETS), default="lowres")
+    p.add_argument("--augment", choices=tuple(PRESETS), default="lowres_heavy")
     p.add_argument("--epochs-head", type=int, default=2)
     p.add_argument("--epochs-finetune", type=int, default=12)
     p.add_argument("--batch-size", type=int, default=64)

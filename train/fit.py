@@ -36,7 +36,7 @@ class FitConfig:
     weights: str = "imagenet"               # imagenet | none | path to a backbone .weights.h5
     alpha: float = 1.0                      # MobileNetV2 width multiplier
     lite0_blocks: int | None = 11           # EfficientNet-Lite0 blocks kept (16 = all)
-    augment: str = "lowres"
+    augment: str = "lowres_heavy"  # the shipped recipe (models/MODEL_CARD.md)
     epochs_head: int = 2
     epochs_finetune: int = 12
     batch_size: int = 64
