@@ -78,6 +78,19 @@ def _scale(image: np.ndarray) -> tuple[int, float]:
     return thickness, font
 
 
+def label_text(faces: Faces, i: int, name: str, labels=LABELS, show_track_id: bool = True) -> str:
+    """The text shown next to face ``i`` drawn as ``name`` (a label or ``UNDECIDED``):
+    ``"<label> <conf>% #<id>"``, the confidence being this frame's probability for ``name``."""
+    text = DISPLAY_NAMES.get(name, name)
+    if name != UNDECIDED and name in labels:
+        p = float(faces.probs[i, labels.index(name)])
+        if not math.isnan(p):
+            text += f" {p:.0%}"
+    if show_track_id and int(faces.track_id[i]) >= 0:
+        text += f" #{int(faces.track_id[i])}"
+    return text
+
+
 def draw(image_bgr: np.ndarray, faces: Faces, labels=LABELS, show_track_ids: bool = True, copy: bool = True) -> np.ndarray:
     """Boxes coloured by class with ``"<label> <conf>% #<id>"`` above (or inside, at the top edge).
 
@@ -101,13 +114,7 @@ def draw(image_bgr: np.ndarray, faces: Faces, labels=LABELS, show_track_ids: boo
             continue
         cv2.rectangle(out, (x1, y1), (x2, y2), color, thickness, cv2.LINE_AA if thickness > 1 else cv2.LINE_8)
 
-        text = DISPLAY_NAMES.get(name, name)
-        if name != UNDECIDED and name in labels:
-            p = float(faces.probs[i, labels.index(name)])
-            if not math.isnan(p):
-                text += f" {p:.0%}"
-        if show_track_ids and int(faces.track_id[i]) >= 0:
-            text += f" #{int(faces.track_id[i])}"
+        text = label_text(faces, i, name, labels, show_track_ids)
         (tw, th), base = cv2.getTextSize(text, font, font_scale, 1)
         pad = max(1, thickness)
         ty = y1 - pad - base  # baseline of the text above the box

@@ -9,8 +9,6 @@ gets ``"<label> <confidence>% #<track id>"``; undecided tracks are grey and dash
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from PyQt6.QtCore import QRectF, QSize, Qt, pyqtSignal
 from PyQt6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPen
@@ -18,7 +16,7 @@ from PyQt6.QtWidgets import QSizePolicy, QWidget
 
 from maskwatch import LABELS
 from maskwatch.faces import Faces
-from maskwatch.overlay import DISPLAY_NAMES, UNDECIDED, color_rgb, label_names
+from maskwatch.overlay import UNDECIDED, color_rgb, label_names, label_text
 
 
 def to_qimage(image: np.ndarray, bgr: bool = True) -> QImage:
@@ -33,18 +31,6 @@ def to_qimage(image: np.ndarray, bgr: bool = True) -> QImage:
         return QImage(image.data, w, h, image.strides[0], QImage.Format.Format_Grayscale8).copy()
     fmt = QImage.Format.Format_BGR888 if bgr else QImage.Format.Format_RGB888
     return QImage(image.data, w, h, image.strides[0], fmt).copy()
-
-
-def box_text(faces: Faces, i: int, name: str) -> str:
-    """The text drawn next to face ``i`` drawn as ``name`` (a label or ``"undecided"``)."""
-    text = DISPLAY_NAMES.get(name, name)
-    if name in LABELS:
-        p = float(faces.probs[i, LABELS.index(name)])
-        if not math.isnan(p):
-            text += f" {p:.0%}"
-    if int(faces.track_id[i]) >= 0:
-        text += f" #{int(faces.track_id[i])}"
-    return text
 
 
 class VideoView(QWidget):
@@ -162,7 +148,7 @@ class VideoView(QWidget):
             p.setPen(pen)
             p.setBrush(Qt.BrushStyle.NoBrush)
             p.drawRect(rect)
-            text = box_text(faces, i, name)
+            text = label_text(faces, i, name)
             tw, th = fm.horizontalAdvance(text) + 8, fm.height() + 2
             ty = rect.top() - th if rect.top() - th >= target.top() else rect.top()
             tx = min(rect.left(), target.right() - tw)
