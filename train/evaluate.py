@@ -549,52 +549,39 @@ def print_report(m: dict) -> None:
     from rich.table import Table
 
     con = Console()
+
+    def table(title: str, columns, rows, left_first: bool = False) -> None:
+        t = Table(title=title)
+        for k, c in enumerate(columns):
+            t.add_column(c, justify="left" if left_first and k == 0 else "right")
+        for row in rows:
+            t.add_row(*row)
+        con.print(t)
+
     con.print(f"[bold]{Path(m['model']).name}[/] ({m['model_kind']}, {m['input_size']} px) on {m['data']}: "
               f"{m['n']} faces" + (f", {m['skipped_unreadable']} unreadable skipped" if m.get("skipped_unreadable") else ""))
-    t = Table(title=f"accuracy {_fmt(m['accuracy'])} · macro F1 {_fmt(m['macro_f1'])} · "
-                    f"2-class accuracy {_fmt(m['two_class']['accuracy'])}")
-    for c in ("class", "precision", "recall", "F1", "support"):
-        t.add_column(c, justify="left" if c == "class" else "right")
-    for lab, r in m["per_class"].items():
-        t.add_row(lab, _fmt(r["precision"]), _fmt(r["recall"]), _fmt(r["f1-score"]), str(r["support"]))
-    con.print(t)
+    table(f"accuracy {_fmt(m['accuracy'])} · macro F1 {_fmt(m['macro_f1'])} · "
+          f"2-class accuracy {_fmt(m['two_class']['accuracy'])}",
+          ("class", "precision", "recall", "F1", "support"),
+          ((lab, _fmt(r["precision"]), _fmt(r["recall"]), _fmt(r["f1-score"]), str(r["support"]))
+           for lab, r in m["per_class"].items()),
+          left_first=True)
     cm = m["confusion_matrix"]
-    t = Table(title="confusion matrix (rows true, columns predicted)")
-    t.add_column("true \\ pred")
-    for lab in cm["labels"]:
-        t.add_column(lab, justify="right")
-    for lab, row in zip(cm["labels"], cm["matrix"]):
-        t.add_row(lab, *map(str, row))
-    con.print(t)
+    table("confusion matrix (rows true, columns predicted)", ("true \\ pred", *cm["labels"]),
+          ((lab, *map(str, row)) for lab, row in zip(cm["labels"], cm["matrix"])), left_first=True)
     if "by_face_width" in m:
-        t = Table(title=f"by face width ({m['face_width_source']})")
-        for c in ("face width", "n", "accuracy", "macro F1"):
-            t.add_column(c, justify="right")
-        for r in m["by_face_width"]:
-            t.add_row(r["bucket"], str(r["n"]), _fmt(r["accuracy"]), _fmt(r["macro_f1"]))
-        con.print(t)
+        table(f"by face width ({m['face_width_source']})", ("face width", "n", "accuracy", "macro F1"),
+              ((r["bucket"], str(r["n"]), _fmt(r["accuracy"]), _fmt(r["macro_f1"])) for r in m["by_face_width"]))
     if "by_source" in m:
-        t = Table(title="by source dataset")
-        for c in ("source", "n", "accuracy", "macro F1"):
-            t.add_column(c, justify="right")
-        for r in m["by_source"]:
-            t.add_row(r["source"], str(r["n"]), _fmt(r["accuracy"]), _fmt(r["macro_f1"]))
-        con.print(t)
+        table("by source dataset", ("source", "n", "accuracy", "macro F1"),
+              ((r["source"], str(r["n"]), _fmt(r["accuracy"]), _fmt(r["macro_f1"])) for r in m["by_source"]))
     if "lowres" in m:
-        t = Table(title="low-res slice (faces shrunk to N px and enlarged back)")
-        for c in ("face width", "accuracy", "macro F1"):
-            t.add_column(c, justify="right")
-        for r in m["lowres"]:
-            t.add_row(f"{r['face_px']} px", _fmt(r["accuracy"]), _fmt(r["macro_f1"]))
-        con.print(t)
+        table("low-res slice (faces shrunk to N px and enlarged back)", ("face width", "accuracy", "macro F1"),
+              ((f"{r['face_px']} px", _fmt(r["accuracy"]), _fmt(r["macro_f1"])) for r in m["lowres"]))
     if "float_vs_int8" in m:
         f = m["float_vs_int8"]
-        t = Table(title=f"float vs int8: agreement {_fmt(f['agreement'], pct=True)}")
-        for c in ("model", "accuracy", "macro F1"):
-            t.add_column(c, justify="right")
-        for r in f["models"]:
-            t.add_row(r["model"], _fmt(r["accuracy"]), _fmt(r["macro_f1"]))
-        con.print(t)
+        table(f"float vs int8: agreement {_fmt(f['agreement'], pct=True)}", ("model", "accuracy", "macro F1"),
+              ((r["model"], _fmt(r["accuracy"]), _fmt(r["macro_f1"])) for r in f["models"]))
 
 
 # ---------------------------------------------------------------- CLI
