@@ -24,11 +24,11 @@ class SourceConfig:
 
 @dataclass
 class DetectorConfig:
-    mode: str = "dense"  # see maskwatch.detection.DETECTOR_MODES
-    # 0.6, not 0.5: at 0.5 `dense` puts 0.50-0.65 boxes on background textures that the tracker
-    # then counts as people (demo clip: 8 people for 1 walker at 0.5, 1 at 0.6); on the shared
-    # scenes 0.6 costs 0.057 recall for 62% fewer false boxes (benchmarks/results/face_recall.md).
-    min_score: float = 0.6
+    mode: str = "retina"  # see maskwatch.detection.DETECTOR_MODES
+    # 0.7: on the shared scenes `retina` keeps recall 0.826 (0.879 for 16-32 px faces) with 0.33
+    # unmatched boxes per image, against 0.870 / 0.62 at 0.5 (benchmarks/results/face_recall.md);
+    # the tracker's min_hits removes most of the remaining short-lived false faces from the counts.
+    min_score: float = 0.7
     every_n: int = 1  # run the detector every N frames (tracker predicts in between)
 
 

@@ -13,6 +13,7 @@ import pytest
 from maskwatch.detection import (
     DETECTOR_MODES,
     FULL_RANGE_MODEL,
+    RETINA_MODEL,
     SHORT_RANGE_MODEL,
     FaceDetector,
     box_iou,
@@ -47,14 +48,15 @@ def detectors():
 def _check_faces(faces: Faces, width: int, height: int) -> None:
     n = len(faces)
     assert faces.xyxy.shape == (n, 4) and faces.xyxy.dtype == np.float32
-    assert faces.score.shape == (n,) and faces.keypoints.shape == (n, 6, 2)
+    # BlazeFace: eyes, nose, mouth, ears; RetinaFace: eyes, nose, mouth corners
+    assert faces.score.shape == (n,) and faces.keypoints.shape[0] == n and faces.keypoints.shape[1:] in ((6, 2), (5, 2))
     assert np.all((faces.score >= 0) & (faces.score <= 1))
     assert np.all(faces.xyxy[:, [0, 2]] >= 0) and np.all(faces.xyxy[:, [0, 2]] <= width)
     assert np.all(faces.xyxy[:, [1, 3]] >= 0) and np.all(faces.xyxy[:, [1, 3]] <= height)
     assert np.all(faces.xyxy[:, 2] > faces.xyxy[:, 0]) and np.all(faces.xyxy[:, 3] > faces.xyxy[:, 1])
 
 
-@pytest.mark.parametrize("mode", ["dense", "tiled"])
+@pytest.mark.parametrize("mode", ["retina", "dense", "tiled"])
 def test_small_face_modes_find_every_face_of_the_scene(detectors, scene, mode):
     image, gt = scene  # five faces, 39-69 px wide, in a 400x227 street photo
     faces = detectors[mode].detect(image)
@@ -64,7 +66,7 @@ def test_small_face_modes_find_every_face_of_the_scene(detectors, scene, mode):
     assert len(faces) == len(gt)  # no extra boxes on this scene
     # keypoints (eyes, nose, mouth, ears) lie in or near their face box
     best = faces[iou.argmax(axis=1)]
-    cx = best.keypoints[:, :4, 0].mean(axis=1)
+    cx = best.keypoints[:, :5, 0].mean(axis=1)
     assert np.all((cx > best.xyxy[:, 0]) & (cx < best.xyxy[:, 2]))
 
 
@@ -81,7 +83,7 @@ def test_black_and_tiny_images_give_empty_faces(detectors, mode):
     for shape in [(240, 320, 3), (1, 1, 3), (0, 0, 3), (7, 500, 3)]:
         faces = detectors[mode].detect(np.zeros(shape, np.uint8))
         assert len(faces) == 0
-        assert faces.xyxy.shape == (0, 4) and faces.score.shape == (0,) and faces.keypoints.shape == (0, 6, 2)
+        assert faces.xyxy.shape == (0, 4) and faces.score.shape == (0,) and faces.keypoints.shape[0] == 0
 
 
 def test_grayscale_and_bgra_inputs(detectors, scene):
@@ -114,6 +116,59 @@ def test_big_close_faces_give_one_box_each(detectors, scene):
     iou = box_iou(gt * 3, faces.xyxy)
     assert (iou.max(axis=1) >= 0.3).all(), iou.max(axis=1)
     assert len(faces) == len(gt)
+
+
+def _scene_in_a_big_frame(scene, factor: float):
+    """The scene shrunk by ``factor`` and pasted into a plain 960x540 frame; (frame, gt boxes)."""
+    image, gt = scene
+    small = cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+    frame = np.full((540, 960, 3), 90, np.uint8)
+    y0, x0 = 200, 300
+    frame[y0 : y0 + small.shape[0], x0 : x0 + small.shape[1]] = small
+    return frame, gt * factor + [x0, y0, x0, y0]
+
+
+def test_retina_finds_16_to_28_px_faces_in_a_big_frame(scene):
+    frame, gt = _scene_in_a_big_frame(scene, 0.4)  # faces 16-28 px wide in 960x540
+    with FaceDetector("retina", min_score=0.7) as det:  # the app's default mode and score
+        faces = det.detect(frame)
+    _check_faces(faces, 960, 540)
+    found = box_iou(gt, faces.xyxy).max(axis=1, initial=0) >= 0.3
+    assert found.sum() >= 3, found  # the BlazeFace `dense` mode finds none of them
+    assert len(faces) == found.sum()  # and nothing on the plain background
+
+
+def test_retina_upscales_small_images(scene):
+    image, gt = scene
+    small = cv2.resize(image, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)  # 200x114, faces 20-35 px
+    with FaceDetector("retina", min_score=0.7) as det:
+        assert det._backend.input_size(200, 114)[2] == 3.0  # capped by max_upscale
+        faces = det.detect(small)
+    _check_faces(faces, small.shape[1], small.shape[0])
+    assert (box_iou(gt * 0.5, faces.xyxy).max(axis=1) >= 0.3).sum() >= 4
+
+
+def test_retina_opencv_fallback_gives_the_same_faces(scene, monkeypatch):
+    image, _ = scene
+    with FaceDetector("retina") as det:
+        assert det._backend._session is not None  # onnxruntime is a dependency
+        expected = det.detect(image)
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_onnxruntime(name, *args, **kwargs):
+        if name == "onnxruntime":
+            raise ImportError("no onnxruntime here")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_onnxruntime)
+    with FaceDetector("retina") as det:
+        assert det._backend._session is None and det._backend._net is not None
+        got = det.detect(image)
+    assert len(got) == len(expected) == 5
+    np.testing.assert_allclose(got.xyxy, expected.xyxy, atol=0.5)
+    np.testing.assert_allclose(got.score, expected.score, atol=1e-3)
 
 
 def test_merge_keeps_one_box_per_face():
@@ -161,20 +216,22 @@ def test_missing_model_file(tmp_path, mode):
 
 @pytest.mark.parametrize("mode", DETECTOR_MODES)
 def test_corrupt_model_file(tmp_path, mode):
-    for name in (SHORT_RANGE_MODEL, FULL_RANGE_MODEL):
+    for name in (SHORT_RANGE_MODEL, FULL_RANGE_MODEL, RETINA_MODEL):
         (tmp_path / name).write_bytes(b"this is not a tflite model at all")
-    with pytest.raises(MaskwatchError, match="not a TFLite model") as e:
+    expected = "cannot load face detection model" if mode == "retina" else "not a TFLite model"
+    with pytest.raises(MaskwatchError, match=expected) as e:
         FaceDetector(mode, model_dir=tmp_path)
     assert "\n" not in str(e.value)
 
 
-def test_truncated_model_file(tmp_path):
-    src = Path(__file__).resolve().parent.parent / "models" / SHORT_RANGE_MODEL
-    shutil.copy(src, tmp_path / SHORT_RANGE_MODEL)
-    data = (tmp_path / SHORT_RANGE_MODEL).read_bytes()
-    (tmp_path / SHORT_RANGE_MODEL).write_bytes(data[: len(data) // 3])
+@pytest.mark.parametrize(("mode", "name"), [("short", SHORT_RANGE_MODEL), ("retina", RETINA_MODEL)])
+def test_truncated_model_file(tmp_path, mode, name):
+    src = Path(__file__).resolve().parent.parent / "models" / name
+    shutil.copy(src, tmp_path / name)
+    data = (tmp_path / name).read_bytes()
+    (tmp_path / name).write_bytes(data[: len(data) // 3])
     with pytest.raises(MaskwatchError) as e:
-        FaceDetector("short", model_dir=tmp_path)
+        FaceDetector(mode, model_dir=tmp_path)
     assert "\n" not in str(e.value)
 
 

@@ -27,6 +27,7 @@ from maskwatch.detection import DETECTOR_MODES
 from maskwatch.gui.settings import GuiSettings
 
 MODE_HELP = {
+    "retina": "RetinaFace — small faces in CCTV and crowds (default)",
     "short": "short range — webcams, faces close to the camera (fastest)",
     "full": "full range — CCTV, faces a few metres away",
     "dense": "dense — small faces anywhere in large frames",
