@@ -119,7 +119,9 @@ class Pipeline:
             if tracker is None:
                 from maskwatch.tracking import Tracker
 
-                tracker = Tracker(config.tracker)
+                # nothing here reads finished tracks: keep none (each holds its vote history, and
+                # a long run on a busy camera finishes thousands)
+                tracker = Tracker(config.tracker, max_finished=0)
             self.tracker = tracker
             if counter is None:
                 from maskwatch.counting import Counter
