@@ -3,6 +3,7 @@
     python benchmarks/face_recall.py --data ../shared/data/facemask-scenes --modes short,full,dense,tiled
     python benchmarks/face_recall.py --data ../shared/data/facemask-scenes --modes "dense:scale=2.5" --limit 100
     python benchmarks/face_recall.py --video ../shared/data/videos/corridor_cctv_1080p.mp4 --modes short,dense
+    python benchmarks/face_recall.py --data ../shared/data/facemask-scenes --modes retina --min-score 0.7 --fp-montage /tmp/fp.png
 
 A mode is ``NAME`` or ``NAME:key=value,key=value`` with the options of
 ``maskwatch.detection.MODE_OPTIONS``; a tuple value is written ``a|b`` (``dense:scales=1|2.5``).
@@ -10,6 +11,9 @@ A detection matches a ground-truth face when their IoU is >= ``--iou`` (0.3), on
 (Hungarian assignment on IoU). Recall is reported overall, by ground-truth face width (<16,
 16-32, 32-64, >=64 px) and by class; precision is matched detections / all detections and
 FP/img the unmatched detections per image. ``ms/img`` times ``FaceDetector.detect`` only.
+``--fp-montage`` writes a grid of the first mode's unmatched detections (score and width printed
+on each), to see by eye what they are: non-faces, or faces the annotations leave out. Keep that
+image out of the repository (it is made of the dataset's pixels).
 """
 
 from __future__ import annotations
@@ -110,18 +114,25 @@ def match(gt: np.ndarray, det: np.ndarray, iou_min: float) -> tuple[np.ndarray, 
     return matched, int(ok.sum())
 
 
-def evaluate(label: str, mode: str, opts: dict, items, iou_min: float, min_score: float, sweep: list[float] = ()) -> list[dict]:
-    """One row of figures for ``mode`` at ``min_score`` (plus one per ``sweep`` score, filtered post hoc)."""
+def evaluate(label: str, mode: str, opts: dict, items, iou_min: float, min_score: float, sweep: list[float] = (),
+             montage: list | None = None) -> list[dict]:
+    """One row of figures for ``mode`` at ``min_score`` (plus one per ``sweep`` score, filtered post hoc).
+
+    ``montage``: a list to append 96x96 crops of unmatched detections to.
+    """
     det = FaceDetector(mode, min_score=min_score, **opts)
     found, times = [], []
     try:
         det.detect(cv2.imread(str(items[0][0])))  # warm-up (allocation, first-call costs)
-        for path, _gt, _names in items:
+        for path, gt, _names in items:
             image = cv2.imread(str(path))
             t0 = time.perf_counter()
             faces = det.detect(image)
             times.append((time.perf_counter() - t0) * 1000)
             found.append((faces.xyxy, faces.score))
+            if montage is not None and len(faces):
+                unmatched = box_iou(faces.xyxy, gt).max(axis=1, initial=0) < iou_min if len(gt) else np.ones(len(faces), bool)
+                montage.extend(_crop_tile(image, b, sc) for b, sc in zip(faces.xyxy[unmatched], faces.score[unmatched]))
     finally:
         det.close()
     rows = []
@@ -131,6 +142,25 @@ def evaluate(label: str, mode: str, opts: dict, items, iou_min: float, min_score
                    ms_per_image=statistics.mean(times), ms_per_image_p50=statistics.median(times))
         rows.append(row)
     return rows
+
+
+def _crop_tile(image: np.ndarray, box: np.ndarray, score: float, size: int = 96) -> np.ndarray:
+    x1, y1, x2, y2 = box
+    m = 0.6 * (x2 - x1)
+    crop = image[max(0, int(y1 - m)) : int(y2 + m) + 1, max(0, int(x1 - m)) : int(x2 + m) + 1]
+    tile = cv2.resize(crop, (size, size)) if crop.size else np.zeros((size, size, 3), np.uint8)
+    cv2.putText(tile, f"{score:.2f} {int(x2 - x1)}px", (2, size - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.33, (0, 255, 255), 1)
+    return tile
+
+
+def write_montage(path: Path, tiles: list[np.ndarray], columns: int = 12, max_tiles: int = 144) -> None:
+    """Every k-th tile (k so that at most ``max_tiles`` are shown) in a grid."""
+    step = max(1, -(-len(tiles) // max_tiles))
+    tiles = tiles[::step] or [np.zeros((96, 96, 3), np.uint8)]
+    blank = np.zeros_like(tiles[0])
+    rows = [np.hstack((tiles[i : i + columns] + [blank] * columns)[:columns]) for i in range(0, len(tiles), columns)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), np.vstack(rows))
 
 
 def _figures(items, boxes: list[np.ndarray], iou_min: float) -> dict:
@@ -252,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="also report detections filtered at these higher scores (e.g. 0.6,0.7; exploration only)")
     ap.add_argument("--video", type=Path, help="also time each mode on this video (ms per frame)")
     ap.add_argument("--video-frames", type=int, default=None, help="only the first N frames of --video")
+    ap.add_argument("--fp-montage", type=Path, help="write a grid of the first mode's unmatched detections here (PNG)")
     ap.add_argument("--json", type=Path, help="write all figures as JSON here")
     ap.add_argument("--md", type=Path, help="write the tables as Markdown here")
     args = ap.parse_args(argv)
@@ -264,10 +295,14 @@ def main(argv: list[str] | None = None) -> int:
         items = load_voc(args.data, args.limit)
         if not items:
             raise SystemExit(f"no annotated images under {args.data}")
-        for label, mode, opts in modes:
-            rows.extend(evaluate(label, mode, opts, items, args.iou, args.min_score, args.score_sweep))
+        tiles: list | None = [] if args.fp_montage else None
+        for k, (label, mode, opts) in enumerate(modes):
+            rows.extend(evaluate(label, mode, opts, items, args.iou, args.min_score, args.score_sweep, tiles if k == 0 else None))
             print(f"done {label}: recall {rows[-1]['recall']:.3f}", file=sys.stderr, flush=True)
         print(recall_table(rows))
+        if tiles is not None:
+            write_montage(args.fp_montage, tiles)
+            print(f"\n{len(tiles)} unmatched detections of {modes[0][0]}; a sample of them in {args.fp_montage}")
     if args.video:
         for label, mode, opts in modes:
             vrows.append(video_speed(label, mode, opts, args.video, args.video_frames, args.min_score))

@@ -188,6 +188,14 @@ def _check_config(config) -> None:
         raise MaskwatchError(f"unknown detector.mode {config.detector.mode!r}; choose one of {', '.join(_detector_modes())}")
     if not (isinstance(config.detector.min_score, (int, float)) and 0 <= config.detector.min_score <= 1):
         raise MaskwatchError(f"detector.min_score must be between 0 and 1, got {config.detector.min_score!r}")
+    if not isinstance(config.detector.options, dict):
+        raise MaskwatchError(f"detector.options must be a table, got {config.detector.options!r}")
+    from maskwatch.detection import MODE_OPTIONS
+
+    unknown = sorted(set(config.detector.options) - set(MODE_OPTIONS.get(config.detector.mode, {})))
+    if unknown:
+        raise MaskwatchError(f"detector.options: mode {config.detector.mode!r} has no option {', '.join(unknown)} "
+                             f"(it takes {', '.join(MODE_OPTIONS[config.detector.mode])})")
     tr = config.tracker
     for name in ("vote_window", "min_votes", "max_age", "min_hits"):
         if not hasattr(tr, name):
@@ -392,7 +400,7 @@ def _run_detect(args) -> int:
     config = build_config(args)
     import_mediapipe_without_tensorflow()
     classifier = MaskClassifier(config.model)
-    detector = FaceDetector(config.detector.mode, config.detector.min_score)
+    detector = FaceDetector(config.detector.mode, config.detector.min_score, **config.detector.options)
     failures = 0
     try:
         for path, exists in iter_images(args.paths):

@@ -30,6 +30,9 @@ class DetectorConfig:
     # the tracker's min_hits removes most of the remaining short-lived false faces from the counts.
     min_score: float = 0.7
     every_n: int = 1  # run the detector every N frames (tracker predicts in between)
+    # the mode's options (maskwatch.detection.MODE_OPTIONS), e.g. {"max_pixels": 1280 * 736} for
+    # `retina` on a 4K camera with tiny faces; TOML: a [detector.options] table
+    options: dict = field(default_factory=dict)
 
 
 @dataclass

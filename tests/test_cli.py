@@ -195,6 +195,7 @@ def bad_files(tmp_path_factory):
     (d / "bad.toml").write_text("interval_s = [1, 2\n")
     (d / "unknown.toml").write_text("intervall_s = 5\n")
     (d / "negative.toml").write_text("interval_s = -5\n")
+    (d / "badoption.toml").write_text('[detector]\nmode = "retina"\n[detector.options]\ntile = 96\n')
     return d
 
 
@@ -214,9 +215,23 @@ FAST_BAD_INPUTS = {  # fail before the face detector is loaded: subprocess, abou
     "unknown TOML key": (["--headless", "--config", "{d}/unknown.toml"], "unknown config key"),
     "bad TOML value": (["--headless", "--config", "{d}/negative.toml"], "interval_s"),
     "missing TOML": (["--headless", "--config", "{d}/nope.toml"], "config file not found"),
+    "unknown detector option": (["--headless", "--config", "{d}/badoption.toml"], "mode 'retina' has no option tile"),
     "detect without paths": (["detect"], "required"),
     "bench bad frames": (["bench", "--frames", "none"], "--frames"),
 }
+
+
+def test_toml_detector_options_reach_the_detector(tmp_path):
+    from maskwatch.cli import _main_parser, build_config
+    from maskwatch.pipeline import Pipeline
+
+    toml = tmp_path / "cam.toml"
+    toml.write_text('[detector]\nmode = "retina"\nmin_score = 0.6\n[detector.options]\nmax_pixels = 942080\n')
+    config = build_config(_main_parser().parse_args(["--headless", "--config", str(toml), "--model", str(TINY_MODEL)]))
+    assert config.detector.options == {"max_pixels": 942080}
+    with Pipeline(config) as pipeline:  # the demo clip
+        assert pipeline.detector.options["max_pixels"] == 942080 and pipeline.detector.min_score == 0.6
+        assert pipeline.detector._backend.input_size(1920, 1080)[:2] == (1294, 728)
 
 
 @pytest.mark.parametrize("case", sorted(FAST_BAD_INPUTS))
