@@ -162,7 +162,7 @@ def build_config(args: argparse.Namespace):
         config = replace(config, interval_s=args.interval)
     det = config.detector
     if get("detector") is not None:
-        det = replace(det, mode=args.detector)
+        det = det.with_mode(args.detector)  # the mode's own default score, unless --min-score follows
     if get("min_score") is not None:
         det = replace(det, min_score=args.min_score)
     if get("detect_every") is not None:

@@ -22,6 +22,11 @@ class SourceConfig:
     max_reconnects: int | None = None  # None = forever
 
 
+MODE_MIN_SCORE: dict[str, float] = {"retina": 0.7, "short": 0.5, "full": 0.5, "dense": 0.6, "tiled": 0.6}
+"""Each detector mode's default ``min_score`` (benchmarks/results/face_recall.md): choosing a mode
+without a score (``--detector dense``, ``mode = "dense"`` in TOML, the GUI's mode list) gets it."""
+
+
 @dataclass
 class DetectorConfig:
     mode: str = "retina"  # see maskwatch.detection.DETECTOR_MODES
@@ -33,6 +38,16 @@ class DetectorConfig:
     # the mode's options (maskwatch.detection.MODE_OPTIONS), e.g. {"max_pixels": 1280 * 736} for
     # `retina` on a 4K camera with tiny faces; TOML: a [detector.options] table
     options: dict = field(default_factory=dict)
+
+    def with_mode(self, mode: str) -> "DetectorConfig":
+        """This config for ``mode``, with that mode's default ``min_score`` if it has another mode.
+
+        >>> DetectorConfig().with_mode("dense").min_score, DetectorConfig(min_score=0.4).with_mode("retina").min_score
+        (0.6, 0.4)
+        """
+        if mode == self.mode:
+            return self
+        return dataclasses.replace(self, mode=mode, min_score=MODE_MIN_SCORE.get(mode, self.min_score))
 
 
 @dataclass
@@ -86,6 +101,8 @@ def _update(obj, data: dict, prefix: str):
         if dataclasses.is_dataclass(current):
             if not isinstance(value, dict):
                 raise MaskwatchError(f"config key {prefix}{key} must be a table")
+            if isinstance(current, DetectorConfig) and isinstance(value.get("mode"), str):
+                current = current.with_mode(value["mode"])  # a min_score given next to it still wins
             changes[key] = _update(current, value, prefix=f"{prefix}{key}.")
         elif isinstance(current, Path) or key in ("log", "events", "snapshots", "model"):
             changes[key] = None if value in (None, "") else Path(value)

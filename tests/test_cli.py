@@ -221,6 +221,29 @@ FAST_BAD_INPUTS = {  # fail before the face detector is loaded: subprocess, abou
 }
 
 
+def test_each_detector_mode_gets_its_own_default_score(tmp_path):
+    from maskwatch.cli import _main_parser, build_config
+    from maskwatch.config import MODE_MIN_SCORE
+    from maskwatch.detection import DETECTOR_MODES
+
+    assert set(MODE_MIN_SCORE) == set(DETECTOR_MODES)
+
+    def config(*flags, toml=None):
+        if toml is not None:
+            (tmp_path / "c.toml").write_text(toml)
+            flags = ("--config", str(tmp_path / "c.toml"), *flags)
+        return build_config(_main_parser().parse_args(["--headless", *flags])).detector
+
+    assert (config().mode, config().min_score) == ("retina", 0.7)
+    assert config("--detector", "dense").min_score == 0.6
+    assert config("--detector", "dense", "--min-score", "0.4").min_score == 0.4
+    assert config(toml='[detector]\nmode = "dense"\n').min_score == 0.6
+    assert config(toml='[detector]\nmode = "dense"\nmin_score = 0.5\n').min_score == 0.5
+    assert config("--detector", "dense", toml='[detector]\nmode = "dense"\nmin_score = 0.5\n').min_score == 0.5
+    assert config("--detector", "retina", toml='[detector]\nmode = "dense"\nmin_score = 0.5\n').min_score == 0.7  # the score was for dense
+    assert config("--detector", "retina", toml='[detector]\nmode = "dense"\n').min_score == 0.7
+
+
 def test_toml_detector_options_reach_the_detector(tmp_path):
     from maskwatch.cli import _main_parser, build_config
     from maskwatch.pipeline import Pipeline

@@ -161,6 +161,17 @@ def test_closing_flushes_the_log(qtbot, tmp_path, walker_clip, model):
     assert int(rows[0]["frames"]) < 56  # stopped before the clip's end
 
 
+def test_picking_a_detector_mode_puts_its_default_score(qtbot, tmp_path, model):
+    w = MainWindow(Config(model=model), make_settings(tmp_path))
+    qtbot.addWidget(w)
+    dialog = ControlsDialog(w.settings, w.base_config, w)
+    assert dialog.mode.currentData() == "retina" and dialog.min_score.value() == pytest.approx(0.7)
+    dialog.mode.activated.emit(dialog.mode.findData("dense"))  # what a user's click sends
+    assert dialog.min_score.value() == pytest.approx(0.6)
+    dialog.min_score.setValue(0.45)  # and the box stays editable
+    assert dialog.min_score.value() == pytest.approx(0.45)
+
+
 def test_settings_persist(qtbot, tmp_path, model):
     settings = make_settings(tmp_path)
     w = MainWindow(Config(model=model), settings)

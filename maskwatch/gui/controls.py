@@ -22,7 +22,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from maskwatch.config import Config
+from maskwatch.config import MODE_MIN_SCORE, Config
 from maskwatch.detection import DETECTOR_MODES
 from maskwatch.gui.settings import GuiSettings
 
@@ -74,6 +74,8 @@ class ControlsDialog(QDialog):
         self.sound = QCheckBox("beep on alerts")
         self.realtime = QCheckBox("play video files at their real speed")
 
+        # picking another mode puts its own default threshold in the box (still editable)
+        self.mode.activated.connect(self._mode_picked)
         form.addRow("Face detector", self.mode)
         form.addRow("Confidence threshold", self.min_score)
         form.addRow("Vote window", self.vote_window)
@@ -89,6 +91,11 @@ class ControlsDialog(QDialog):
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
         self.load()
+
+    def _mode_picked(self, index: int) -> None:
+        mode = self.mode.itemData(index)
+        if mode in MODE_MIN_SCORE:
+            self.min_score.setValue(MODE_MIN_SCORE[mode])
 
     def load(self) -> None:
         cfg = self.settings.apply(self.base)
