@@ -190,12 +190,9 @@ def _check_config(config) -> None:
         raise MaskwatchError(f"detector.min_score must be between 0 and 1, got {config.detector.min_score!r}")
     if not isinstance(config.detector.options, dict):
         raise MaskwatchError(f"detector.options must be a table, got {config.detector.options!r}")
-    from maskwatch.detection import MODE_OPTIONS
+    from maskwatch.detection import check_mode_options
 
-    unknown = sorted(set(config.detector.options) - set(MODE_OPTIONS.get(config.detector.mode, {})))
-    if unknown:
-        raise MaskwatchError(f"detector.options: mode {config.detector.mode!r} has no option {', '.join(unknown)} "
-                             f"(it takes {', '.join(MODE_OPTIONS[config.detector.mode])})")
+    check_mode_options(config.detector.mode, config.detector.options)  # before any model is loaded
     tr = config.tracker
     for name in ("vote_window", "min_votes", "max_age", "min_hits"):
         if not hasattr(tr, name):
@@ -400,7 +397,7 @@ def _run_detect(args) -> int:
     config = build_config(args)
     import_mediapipe_without_tensorflow()
     classifier = MaskClassifier(config.model)
-    detector = FaceDetector(config.detector.mode, config.detector.min_score, **config.detector.options)
+    detector = FaceDetector.from_config(config.detector)
     failures = 0
     try:
         for path, exists in iter_images(args.paths):

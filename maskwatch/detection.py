@@ -696,6 +696,22 @@ class _TiledBackend:
             self._dense.close()
 
 
+def check_mode_options(mode: str, options) -> None:
+    """Raise a one-line :class:`MaskwatchError` for options that ``mode`` (a known mode) does not take.
+
+    >>> check_mode_options("retina", {"max_pixels": 100})
+    >>> check_mode_options("retina", {"tile": 96})
+    Traceback (most recent call last):
+    ...
+    maskwatch.errors.MaskwatchError: face detector mode 'retina' has no option tile (it takes max_pixels, max_upscale, nms_iou, num_threads, calibrate)
+    """
+    unknown = sorted(set(options) - set(MODE_OPTIONS[mode]))
+    if unknown:
+        raise MaskwatchError(
+            f"face detector mode {mode!r} has no option {', '.join(unknown)} (it takes {', '.join(MODE_OPTIONS[mode])})"
+        )
+
+
 class FaceDetector:
     """Faces in a BGR frame, in pixels of that frame.
 
@@ -714,11 +730,7 @@ class FaceDetector:
             raise MaskwatchError(f"unknown face detector mode {mode!r}; choose one of {', '.join(DETECTOR_MODES)}")
         if not 0.0 <= float(min_score) <= 1.0:
             raise MaskwatchError(f"face detector min_score must be in [0, 1], got {min_score}")
-        unknown = sorted(set(mode_options) - set(MODE_OPTIONS[mode]))
-        if unknown:
-            raise MaskwatchError(
-                f"face detector mode {mode!r} has no option {', '.join(unknown)} (it takes {', '.join(MODE_OPTIONS[mode])})"
-            )
+        check_mode_options(mode, mode_options)
         opts = {**MODE_OPTIONS[mode], **mode_options}
         self.mode = mode
         self.min_score = float(min_score)
@@ -739,6 +751,11 @@ class FaceDetector:
             self._backend = _TiledBackend(
                 model_dir, self.min_score, opts["tile"], opts["overlap"], opts["max_tiles"], opts["nms_iou"], opts["num_threads"], opts["whole"]
             )
+
+    @classmethod
+    def from_config(cls, config) -> "FaceDetector":
+        """The detector a :class:`~maskwatch.config.DetectorConfig` describes (mode, min_score, options)."""
+        return cls(config.mode, config.min_score, **config.options)
 
     def detect(self, image_bgr: np.ndarray) -> Faces:
         """Faces in ``image_bgr`` (uint8 BGR; BGRA and grayscale are converted)."""

@@ -114,7 +114,7 @@ class Pipeline:
             if detector is None:
                 from maskwatch.detection import FaceDetector
 
-                detector = FaceDetector(config.detector.mode, config.detector.min_score, **config.detector.options)
+                detector = FaceDetector.from_config(config.detector)
             self.detector = detector
             if tracker is None:
                 from maskwatch.tracking import Tracker
