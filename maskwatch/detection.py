@@ -509,7 +509,7 @@ class _RetinaBackend:
         path = _model_path(model_dir, RETINA_MODEL)
         data = path.read_bytes()
         self.path = path
-        self._min_score, self._max_pixels, self._max_upscale, self._nms = min_score, float(max_pixels), float(max_upscale), nms_iou
+        self._min_score, self._max_pixels, self._max_upscale, self._nms = min_score, max_pixels, max_upscale, nms_iou
         self._calibration = self.CALIBRATION if calibrate else (0.0, 0.0, 1.0, 1.0)
         self._anchors: dict[tuple[int, int], np.ndarray] = {}
         self._session = self._net = None
@@ -532,8 +532,6 @@ class _RetinaBackend:
                     raise ValueError(f"inputs/outputs are not RetinaFace's (outputs {sorted(names)})")
             else:
                 self._net = cv2.dnn.readNetFromONNX(np.frombuffer(data, np.uint8))
-        except MaskwatchError:
-            raise
         except Exception as e:
             msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise MaskwatchError(f"cannot load face detection model {path}: {msg[:200]}") from None
