@@ -35,6 +35,7 @@ from scipy.optimize import linear_sum_assignment
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from maskwatch.crop import crop_face  # noqa: E402
 from maskwatch.detection import FaceDetector, box_iou  # noqa: E402
 
 BUCKETS = (("<16", 0, 16), ("16-32", 16, 32), ("32-64", 32, 64), (">=64", 64, float("inf")))
@@ -145,11 +146,9 @@ def evaluate(label: str, mode: str, opts: dict, items, iou_min: float, min_score
 
 
 def _crop_tile(image: np.ndarray, box: np.ndarray, score: float, size: int = 96) -> np.ndarray:
-    x1, y1, x2, y2 = box
-    m = 0.6 * (x2 - x1)
-    crop = image[max(0, int(y1 - m)) : int(y2 + m) + 1, max(0, int(x1 - m)) : int(x2 + m) + 1]
-    tile = cv2.resize(crop, (size, size)) if crop.size else np.zeros((size, size, 3), np.uint8)
-    cv2.putText(tile, f"{score:.2f} {int(x2 - x1)}px", (2, size - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.33, (0, 255, 255), 1)
+    """The app's square face crop with a wide margin (context), BGR kept, score and width written on it."""
+    tile = np.ascontiguousarray(crop_face(image, box, size, margin=0.6, bgr=False))  # bgr=False: no channel swap
+    cv2.putText(tile, f"{score:.2f} {int(box[2] - box[0])}px", (2, size - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.33, (0, 255, 255), 1)
     return tile
 
 
