@@ -34,6 +34,20 @@ def assert_one_line_error(stderr: str, *fragments: str) -> None:
         assert fragment in lines[0]
 
 
+def signal_once_logging(proc, log, sig, after_s: float) -> tuple[str, str]:
+    """Send ``sig`` ``after_s`` seconds after the CSV header is written; (stdout, stderr) at exit."""
+    try:
+        deadline = time.monotonic() + 60
+        while not (log.exists() and log.stat().st_size) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)  # the header is written once models and source are open
+        time.sleep(after_s)
+        proc.send_signal(sig)
+        return proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 def read_rows(path):
     with open(path, newline="") as fh:
         return list(csv.reader(fh))
@@ -88,16 +102,7 @@ def test_sigterm_writes_the_partial_interval_and_exits_0(tmp_path):
     log = tmp_path / "counts.csv"
     proc = start_cli("--headless", "--realtime", "--source", demo_clip(), "--model", TINY_MODEL, "--detector", "full",
                      "--interval", "60", "--log", log)
-    try:
-        deadline = time.monotonic() + 60
-        while not (log.exists() and log.stat().st_size) and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)  # the header is written once models and source are open
-        time.sleep(1.5)
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    out, err = signal_once_logging(proc, log, signal.SIGTERM, after_s=1.5)
     assert proc.returncode == 0, err
     rows = read_rows(log)
     assert rows[0] == list(CSV_COLUMNS) and len(rows) == 2
@@ -113,16 +118,7 @@ def test_sigint_is_handled_like_sigterm(tmp_path):
     log = tmp_path / "counts.csv"
     proc = start_cli("--headless", "--realtime", "--quiet", "--source", demo_clip(), "--model", TINY_MODEL,
                      "--detector", "full", "--log", log)
-    try:
-        deadline = time.monotonic() + 60
-        while not (log.exists() and log.stat().st_size) and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        time.sleep(0.5)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    out, err = signal_once_logging(proc, log, signal.SIGINT, after_s=0.5)
     assert proc.returncode == 0 and "Traceback" not in err
     assert len(read_rows(log)) == 2
 
