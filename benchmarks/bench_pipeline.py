@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))  # tests/rtsp.py: the RTSP test server
 
 from maskwatch import bench  # noqa: E402
-from maskwatch.cli import import_mediapipe_without_tensorflow  # noqa: E402
+from maskwatch.mediapipe_import import import_mediapipe_without_tensorflow  # noqa: E402
 from maskwatch.config import Config, DetectorConfig  # noqa: E402
 from maskwatch.monitor import Monitor  # noqa: E402
 from maskwatch.paths import demo_clip  # noqa: E402

@@ -26,7 +26,7 @@ from maskwatch.gui.qt_env import prepare_qt_environment  # noqa: E402
 
 prepare_qt_environment()
 
-from maskwatch.cli import import_mediapipe_without_tensorflow  # noqa: E402
+from maskwatch.mediapipe_import import import_mediapipe_without_tensorflow  # noqa: E402
 
 import_mediapipe_without_tensorflow()  # as run_app does
 

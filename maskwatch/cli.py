@@ -38,6 +38,7 @@ from pathlib import Path
 
 from maskwatch import LABELS, __version__
 from maskwatch.errors import MaskwatchError
+from maskwatch.mediapipe_import import import_mediapipe_without_tensorflow  # noqa: F401 - also used by benchmarks
 
 PROG = "maskwatch"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -258,29 +259,6 @@ def _native_stderr_hidden(enabled: bool):
         os.dup2(saved, 2)
         sys.stderr = old
         real.close()
-
-
-def import_mediapipe_without_tensorflow() -> None:
-    """Import MediaPipe without letting it import TensorFlow.
-
-    ``mediapipe.tasks.python.core.optional_dependencies`` imports ``tensorflow.tools.docs`` only for
-    its API-doc generator and falls back to a no-op when TensorFlow is missing. With the ``train``
-    extra installed, that import loads all of TensorFlow into the app: measured here, ``import
-    mediapipe`` took 12.4 s instead of 0.9 s and peak RSS was 780 MiB instead of 159 MiB. Blocking
-    the module for the duration of the import takes the no-op path; TensorFlow stays importable
-    afterwards. A no-op when MediaPipe or TensorFlow is already imported.
-    """
-    if "mediapipe" in sys.modules or "tensorflow" in sys.modules:
-        return
-    sys.modules["tensorflow"] = None  # import raises ModuleNotFoundError, which MediaPipe expects
-    try:
-        import mediapipe  # noqa: F401
-        from mediapipe.tasks.python import vision  # noqa: F401
-    except ImportError:
-        pass  # FaceDetector reports a missing MediaPipe itself
-    finally:
-        if sys.modules.get("tensorflow", 0) is None:
-            del sys.modules["tensorflow"]
 
 
 def _error(message: str) -> None:

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from maskwatch.cli import import_mediapipe_without_tensorflow
+from maskwatch.mediapipe_import import import_mediapipe_without_tensorflow
 
 import_mediapipe_without_tensorflow()  # as the app does (seconds of start-up saved per session)
 

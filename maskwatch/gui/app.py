@@ -150,7 +150,7 @@ def run_app(config: Config, *, autostart: bool = False, screenshot: str | Path |
     ``realtime``: play files at their speed (``None``: the saved setting), not saved.
     """
     env = prepare_qt_environment()  # before any QApplication: PyQt6's own plugins, not cv2's
-    from maskwatch.cli import import_mediapipe_without_tensorflow
+    from maskwatch.mediapipe_import import import_mediapipe_without_tensorflow
 
     import_mediapipe_without_tensorflow()  # seconds of start-up and hundreds of MiB saved; no-op if done
     from PyQt6.QtCore import QSettings
