@@ -337,7 +337,8 @@ def _run_gui(args) -> int:
         from maskwatch.gui import run_app
     except ImportError as e:
         raise MaskwatchError(f"the desktop app cannot start ({e}); use 'maskwatch --headless'") from None
-    return int(run_app(config) or 0)
+    # a source named on the command line is what the user wants watched: start at once
+    return int(run_app(config, autostart=args.source is not None) or 0)
 
 
 def iter_images(paths: list[str]):

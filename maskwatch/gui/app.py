@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from maskwatch.config import Config
-from maskwatch.gui.qt_env import QtEnvironmentReport, prepare_qt_environment
+from maskwatch.gui.qt_env import QtEnvironmentReport, check_platform_libraries, prepare_qt_environment
 
 
 class ScreenshotTaker:
@@ -150,6 +150,7 @@ def run_app(config: Config, *, autostart: bool = False, screenshot: str | Path |
     ``realtime``: play files at their speed (``None``: the saved setting), not saved.
     """
     env = prepare_qt_environment()  # before any QApplication: PyQt6's own plugins, not cv2's
+    check_platform_libraries()  # one line naming the packages, not Qt's abort and core dump
     from maskwatch.mediapipe_import import import_mediapipe_without_tensorflow
 
     import_mediapipe_without_tensorflow()  # seconds of start-up and hundreds of MiB saved; no-op if done

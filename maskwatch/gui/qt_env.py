@@ -76,3 +76,131 @@ def prepare_qt_environment() -> QtEnvironmentReport:
     if cv2_dir is not None and _inside(report.plugins_path, cv2_dir):  # pragma: no cover - would be a broken install
         raise RuntimeError(f"Qt6 plugin path {report.plugins_path} points into OpenCV's bundled Qt; reinstall PyQt6")
     return report
+
+
+# Libraries Qt's xcb platform plugin links against, and the Debian/Ubuntu packages that ship them.
+# Without one, Qt prints "Could not load the Qt platform plugin xcb" and aborts with a core dump.
+XCB_LIBRARY_PACKAGES: dict[str, str] = {
+    "libxcb-cursor.so.0": "libxcb-cursor0",
+    "libxkbcommon-x11.so.0": "libxkbcommon-x11-0",
+    "libxkbcommon.so.0": "libxkbcommon0",
+    "libxcb-icccm.so.4": "libxcb-icccm4",
+    "libxcb-image.so.0": "libxcb-image0",
+    "libxcb-keysyms.so.1": "libxcb-keysyms1",
+    "libxcb-randr.so.0": "libxcb-randr0",
+    "libxcb-render-util.so.0": "libxcb-render-util0",
+    "libxcb-shape.so.0": "libxcb-shape0",
+    "libxcb-xinerama.so.0": "libxcb-xinerama0",
+    "libxcb-xkb.so.1": "libxcb-xkb1",
+    "libxcb-util.so.1": "libxcb-util1",
+    "libxcb-shm.so.0": "libxcb-shm0",
+    "libxcb-sync.so.1": "libxcb-sync1",
+    "libxcb-xfixes.so.0": "libxcb-xfixes0",
+    "libxcb-render.so.0": "libxcb-render0",
+    "libxcb.so.1": "libxcb1",
+    "libX11-xcb.so.1": "libx11-xcb1",
+    "libX11.so.6": "libx11-6",
+    "libGL.so.1": "libgl1",
+    "libEGL.so.1": "libegl1",
+    "libfontconfig.so.1": "libfontconfig1",
+    "libfreetype.so.6": "libfreetype6",
+    "libglib-2.0.so.0": "libglib2.0-0",
+    "libgthread-2.0.so.0": "libglib2.0-0",
+    "libdbus-1.so.3": "libdbus-1-3",
+}
+
+
+def parse_ldd_missing(ldd_output: str) -> list[str]:
+    """The sonames ``ldd`` reports as ``not found``, in order, once each.
+
+    >>> parse_ldd_missing('''\\tlibxcb-cursor.so.0 => not found
+    ...     libGL.so.1 => /lib/x86_64-linux-gnu/libGL.so.1 (0x00007f)
+    ...     libxcb-icccm.so.4 => not found''')
+    ['libxcb-cursor.so.0', 'libxcb-icccm.so.4']
+    """
+    missing: list[str] = []
+    for line in ldd_output.splitlines():
+        name, sep, target = line.strip().partition("=>")
+        if sep and target.strip().startswith("not found") and name.strip() not in missing:
+            missing.append(name.strip())
+    return missing
+
+
+def qt_platform_name(environ=None) -> str:
+    """The platform plugin Qt will load: ``QT_QPA_PLATFORM``, else ``wayland`` or ``xcb``.
+
+    >>> qt_platform_name({"QT_QPA_PLATFORM": "offscreen"}), qt_platform_name({"DISPLAY": ":0"})
+    ('offscreen', 'xcb')
+    """
+    environ = os.environ if environ is None else environ
+    explicit = environ.get("QT_QPA_PLATFORM", "").split(";")[0].split(":")[0].strip()
+    if explicit:
+        return explicit
+    if environ.get("WAYLAND_DISPLAY") and not environ.get("DISPLAY"):
+        return "wayland"
+    return "xcb"
+
+
+def missing_platform_libraries(platform: str | None = None, plugin_dir: str | Path | None = None) -> list[str]:
+    """Sonames the Qt platform plugin (default: the one Qt will load) needs but this system lacks.
+
+    ``plugin_dir``: where Qt loads platform plugins from (default: ``QT_QPA_PLATFORM_PLUGIN_PATH``,
+    then ``QT_PLUGIN_PATH``'s ``platforms`` folders, then Qt's own; call
+    :func:`prepare_qt_environment` first, which drops the paths OpenCV sets). Asks ``ldd``
+    about the plugin; an empty list when nothing is missing or it cannot be told (no ``ldd``, not
+    Linux, no such plugin).
+    """
+    import shutil
+    import subprocess
+    import sys
+
+    platform = platform or qt_platform_name()
+    if not sys.platform.startswith("linux") or shutil.which("ldd") is None:
+        return []
+    try:
+        from PyQt6.QtCore import QLibraryInfo
+    except ImportError:
+        return []
+    # the order Qt searches: the platform plugin path, then QT_PLUGIN_PATH's folders, then its own
+    dirs = [Path(d) for d in str(plugin_dir or os.environ.get("QT_QPA_PLATFORM_PLUGIN_PATH", "")).split(os.pathsep) if d]
+    dirs += [Path(d) / "platforms" for d in os.environ.get("QT_PLUGIN_PATH", "").split(os.pathsep) if d]
+    dirs.append(Path(QLibraryInfo.path(QLibraryInfo.LibraryPath.PluginsPath)) / "platforms")
+    plugin = next((d / f"libq{platform}.so" for d in dirs if (d / f"libq{platform}.so").is_file()), None)
+    if plugin is None:
+        return []
+    try:
+        out = subprocess.run(["ldd", str(plugin)], capture_output=True, text=True, timeout=20, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return parse_ldd_missing(out)
+
+
+def check_platform_libraries() -> None:
+    """Raise a one-line ``MaskwatchError`` when the Qt platform plugin in use cannot load.
+
+    Call after :func:`prepare_qt_environment` and before the ``QApplication`` exists (Qt aborts
+    the process, core dump and all, when its platform plugin's libraries are missing).
+    """
+    platform = qt_platform_name()
+    if platform in ("offscreen", "minimal"):
+        return
+    missing = missing_platform_libraries(platform)
+    if missing:
+        from maskwatch.errors import MaskwatchError
+
+        raise MaskwatchError(platform_libraries_error(missing, platform))
+
+
+def platform_libraries_error(missing: list[str], platform: str = "xcb") -> str:
+    """The one line shown when the platform plugin cannot load, naming the packages to install.
+
+    >>> platform_libraries_error(["libxcb-cursor.so.0", "libfoo.so.1"])
+    "the desktop app cannot start: Qt's xcb platform plugin needs libxcb-cursor.so.0, libfoo.so.1, which this system lacks; install them (Debian/Ubuntu: apt-get install libxcb-cursor0; and the package that has libfoo.so.1) or use 'maskwatch --headless'"
+    """
+    packages = sorted({XCB_LIBRARY_PACKAGES[m] for m in missing if m in XCB_LIBRARY_PACKAGES})
+    unknown = [m for m in missing if m not in XCB_LIBRARY_PACKAGES]
+    hint = f"apt-get install {' '.join(packages)}" if packages else ""
+    if unknown:
+        hint += ("; and " if hint else "") + f"the package{'s' if len(unknown) > 1 else ''} that {'have' if len(unknown) > 1 else 'has'} {', '.join(unknown)}"
+    return (f"the desktop app cannot start: Qt's {platform} platform plugin needs {', '.join(missing)}, which this "
+            f"system lacks; install them (Debian/Ubuntu: {hint}) or use 'maskwatch --headless'")
