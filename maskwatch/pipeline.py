@@ -50,7 +50,6 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 from maskwatch.config import Config
 from maskwatch.errors import MaskwatchError
@@ -307,17 +306,11 @@ class Pipeline:
 
 def precheck_source(spec) -> None:
     """Cheap checks of a source spec before models are loaded: a camera URL must parse, a path
-    must exist. Opening (and every deeper check) is ``maskwatch.sources.open_source``'s job."""
-    from maskwatch.sources import redact_url, validate_url
+    must exist (:meth:`SourceSpec.check`). Opening (and every deeper check) is
+    ``maskwatch.sources.open_source``'s job."""
+    from maskwatch.sources.spec import parse
 
-    text = str(spec).strip()
-    if not text or text.isdigit():
-        return
-    scheme = text.split("://", 1)[0].lower() if "://" in text else None
-    if scheme is not None and scheme != "file":
-        validate_url(text)
-    elif scheme is None and not Path(text).expanduser().exists():
-        raise MaskwatchError(f"source not found: {redact_url(text)}")
+    parse(spec).check()
 
 
 class ReadAhead:

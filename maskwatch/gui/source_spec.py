@@ -2,7 +2,8 @@
 
 The desktop app keeps a camera password only in its password field: URLs are shown, stored and
 put in the recent list without it, and :func:`with_password` inserts it only into the spec handed
-to the monitor when a run starts.
+to the monitor when a run starts. The parsing is :mod:`maskwatch.sources.spec`'s (the one parser
+of source texts); this module adds what only the app needs, the list of webcams.
 
 >>> strip_password("rtsp://admin:s3cret@10.0.0.7:554/live")
 'rtsp://admin@10.0.0.7:554/live'
@@ -22,49 +23,10 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, unquote
 
-from maskwatch.sources import NETWORK_SCHEMES
+from maskwatch.sources.spec import is_network_url, split_password, strip_password, with_password
 
-# scheme://user:password@rest -- like maskwatch.sources.redact_url, the password runs to the last "@".
-_CREDENTIALS = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*)://(?P<user>[^\s:@/?#]*):(?P<password>\S*)@(?P<rest>[^@]*)$")
-_USER = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*)://(?:(?P<user>[^\s:@/?#]*)@)?(?P<rest>.*)$")
-# characters RFC 3986 allows unescaped in userinfo besides unreserved ones
-_USERINFO_SAFE = "!$&'()*+,;=-._~"
-
-
-def is_network_url(spec: str) -> bool:
-    """``True`` for rtsp/http(s)/rtmp camera URLs.
-
-    >>> is_network_url("RTSP://cam/x"), is_network_url("/videos/a.mp4")
-    (True, False)
-    """
-    m = _USER.match(spec.strip())
-    return bool(m) and m["scheme"].lower() in NETWORK_SCHEMES
-
-
-def split_password(spec: str) -> tuple[str, str]:
-    """(``spec`` without its URL password, the password percent-decoded or ``""``)."""
-    spec = spec.strip()
-    m = _CREDENTIALS.match(spec)
-    if not m:
-        return spec, ""
-    user = f"{m['user']}@" if m["user"] else ""
-    return f"{m['scheme']}://{user}{m['rest']}", unquote(m["password"])
-
-
-def strip_password(spec: str) -> str:
-    return split_password(spec)[0]
-
-
-def with_password(spec: str, password: str) -> str:
-    """``spec`` with ``password`` put into its URL (percent-encoded); non-URLs and empty passwords
-    leave ``spec`` as it is. A password already in the URL is replaced."""
-    spec, _ = split_password(spec)
-    if not password or not is_network_url(spec):
-        return spec
-    m = _USER.match(spec)
-    return f"{m['scheme']}://{m['user'] or ''}:{quote(password, safe=_USERINFO_SAFE)}@{m['rest']}"
+__all__ = ["Webcam", "find_webcams", "is_network_url", "split_password", "strip_password", "with_password"]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,386 @@
+"""``SourceSpec``: what a source text names (webcam, camera URL, file, folder), parsed once.
+
+Every part of maskwatch that looks at a source text asks :func:`parse`: ``open_source``, the
+pipeline's cheap pre-check, the CLI and the desktop app. Parsing is also where camera passwords are
+kept apart from everything that may be shown:
+
+- ``spec.name`` is the display name, every credential replaced by ``***``;
+- ``spec.password`` holds the password (percent-decoded) and is left out of ``repr``;
+- ``spec.url`` is what FFmpeg gets: the user name, the password and secret query values
+  percent-encoded, so a password pasted raw (``p@ss w#rd/?:%``) still works.
+
+>>> spec = parse("rtsp://admin:p@ss w#rd/?@10.0.0.7:554/live")
+>>> spec.kind, spec.name, spec.password
+('network', 'rtsp://admin:***@10.0.0.7:554/live', 'p@ss w#rd/?')
+>>> spec.url
+'rtsp://admin:p%40ss%20w%23rd%2F%3F@10.0.0.7:554/live'
+>>> parse("http://cam/snap.cgi?user=admin&PWD=s3cret&res=hd").name
+'http://cam/snap.cgi?user=admin&PWD=***&res=hd'
+>>> parse("0").kind, parse("0").device
+('webcam', 0)
+>>> redact("cannot open rtsp://admin:s3cret@10.0.0.7/stream1?token=abc123")
+'cannot open rtsp://admin:***@10.0.0.7/stream1?token=***'
+
+How a text is read: an ``int`` or a digit string is a webcam index; a URL whose scheme is one of
+:data:`NETWORK_SCHEMES` is a network camera; ``file://`` and anything else is a path, whose kind
+:meth:`SourceSpec.resolve` finds on disk (a folder of images, an image, a video, a camera device).
+
+Credentials in a URL: the user name runs from ``scheme://`` to the first ``:``, the password from
+there to the LAST ``@`` (so ``@``, ``:``, ``/``, ``?``, ``#``, spaces are allowed in it). A password
+with ``%`` followed by two hex digits everywhere it has a ``%`` is taken as already percent-encoded
+(what the desktop app and most camera tools write); any other ``%`` is a literal character. The
+price of "to the last @": a URL *without* credentials that has both a ``:`` (a port) and an ``@``
+in its path is read as having credentials; redaction then hides a little too much, never too little.
+
+Query values of :data:`SECRET_KEYS` (``?pwd=...``, ``&token=...``, case-insensitive) are
+credentials too: redacted everywhere, percent-encoded for FFmpeg, and moved to the desktop app's
+password field like a URL password.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import threading
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit
+
+from maskwatch.errors import MaskwatchError
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "NETWORK_SCHEMES",
+    "SECRET_KEYS",
+    "SourceSpec",
+    "display_path",
+    "is_network_url",
+    "parse",
+    "redact",
+    "redact_url",
+    "split_password",
+    "strip_password",
+    "validate_url",
+    "with_password",
+]
+
+NETWORK_SCHEMES: tuple[str, ...] = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https")
+IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+SECRET_KEYS: tuple[str, ...] = (
+    "pwd", "password", "passwd", "pass", "token", "access_token", "key", "api_key", "apikey", "auth", "secret",
+)  # fmt: skip
+"""Query keys whose values are credentials (HTTP cameras often take ``?user=admin&pwd=...``)."""
+
+_SCHEME = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*)://")
+# scheme://user:password@ in free text (log lines, error messages): the password runs to the last
+# "@" on the line that is not past the next "scheme://", so raw "@", ":" and spaces in it are hidden
+# too (at worst a little more than the password is).
+_URL_CREDENTIALS = re.compile(
+    r"(?P<prefix>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^\s:/?#]*):(?P<password>(?:(?!://)[^\r\n])*)@"
+)
+_QUERY_SECRET = re.compile(
+    r"(?P<key>(?<![\w.\-])(?:" + "|".join(sorted(SECRET_KEYS, key=len, reverse=True)) + r"))=(?P<value>[^&\s]*)",
+    re.IGNORECASE,
+)
+# a secret query value inside a URL the user gave: it runs to the next "&" (spaces and "#" included)
+_URL_QUERY_SECRET = re.compile(
+    r"(?P<lead>[?&;])(?P<key>" + "|".join(sorted(SECRET_KEYS, key=len, reverse=True)) + r")=(?P<value>[^&]*)",
+    re.IGNORECASE,
+)
+_PERCENT_ENCODED = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_USERINFO_SAFE = "!$&'()*+,;=-._~"  # RFC 3986 sub-delims and unreserved marks, allowed raw in userinfo
+
+# Passwords parsed in this process, in every spelling they may reach a message in (raw, encoded):
+# redact() hides them wherever they appear, even outside a URL (a library's error message).
+_SECRETS: dict[str, None] = {}
+_SECRETS_LOCK = threading.Lock()
+_MAX_SECRETS = 64
+_MIN_SECRET_LEN = 4  # shorter ones would blank out ordinary words; the URL patterns still hide them
+
+
+def _remember_secret(secret: str) -> None:
+    if len(secret) < _MIN_SECRET_LEN:
+        return
+    spellings = {secret, quote(secret, safe=""), quote(secret, safe=_USERINFO_SAFE), quote(secret, safe="/")}
+    with _SECRETS_LOCK:
+        for s in spellings:
+            _SECRETS.pop(s, None)
+            _SECRETS[s] = None
+        while len(_SECRETS) > _MAX_SECRETS:
+            _SECRETS.pop(next(iter(_SECRETS)))
+
+
+def redact(text) -> str:
+    """``text`` with every credential-looking part replaced by ``***``.
+
+    Hidden: the password of every ``scheme://user:password@`` URL, the values of secret query keys
+    (:data:`SECRET_KEYS`), and any password :func:`parse` has seen in this process, wherever it
+    appears. Used for every message, log line, display name and file name that may carry a URL.
+
+    >>> redact("rtsp://admin:pa55@cam.local:554/live and http://u:p@h/x")
+    'rtsp://admin:***@cam.local:554/live and http://u:***@h/x'
+    >>> redact("rtsp://viewer@cam/live")  # a user name alone is kept
+    'rtsp://viewer@cam/live'
+    >>> redact("GET /cgi-bin/snap?Password=hunter2&chn=1")
+    'GET /cgi-bin/snap?Password=***&chn=1'
+    """
+    text = str(text)
+    with _SECRETS_LOCK:
+        secrets = sorted(_SECRETS, key=len, reverse=True)
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, "***")
+    text = _URL_CREDENTIALS.sub(lambda m: f"{m['prefix']}{m['user']}:***@", text)
+    return _QUERY_SECRET.sub(lambda m: f"{m['key']}=***", text)
+
+
+redact_url = redact
+"""The old name of :func:`redact` (it hides more than URL passwords now)."""
+
+
+def display_path(path) -> str:
+    """A path as text that can always be printed: bytes that are not UTF-8 (a file name from
+    another system) are shown as ``\\xNN`` escapes instead of crashing ``print``.
+
+    >>> display_path(os.fsdecode(b"caf\\xe9.jpg"))
+    'caf\\\\xe9.jpg'
+    """
+    return os.fsencode(os.fspath(path)).decode("utf-8", "backslashreplace")
+
+
+def _decoded(part: str) -> str:
+    """``part`` percent-decoded if it reads as percent-encoded (every "%" starts a %XX), else as is."""
+    return unquote(part) if "%" in part and not _PERCENT_ENCODED.search(part) else part
+
+
+@dataclass(frozen=True)
+class _UrlParts:
+    scheme: str
+    user: str | None  # None: no userinfo; may be "" (``rtsp://:pw@cam``)
+    password: str | None  # raw text as given (None: no ":" in the userinfo)
+    rest: str  # host, port, path, query
+
+
+def _split_url(text: str) -> _UrlParts | None:
+    """Scheme, user, password and the rest of ``scheme://...`` text (no parsing of the rest)."""
+    m = _SCHEME.match(text)
+    if not m:
+        return None
+    after = text[m.end():]
+    at = after.rfind("@")
+    if at >= 0:
+        userinfo, rest = after[:at], after[at + 1:]
+        user, colon, password = userinfo.partition(":")
+        if not any(c in user for c in "/?#"):  # else the "@" is in the path or query, not userinfo
+            return _UrlParts(m["scheme"], user, password if colon else None, rest)
+    return _UrlParts(m["scheme"], None, None, after)
+
+
+def _query_secrets(rest: str) -> list[str]:
+    return [_decoded(m["value"]) for m in _URL_QUERY_SECRET.finditer(rest) if m["value"]]
+
+
+def _mask_query(rest: str, value=lambda m: "***") -> str:
+    return _URL_QUERY_SECRET.sub(lambda m: f"{m['lead']}{m['key']}={value(m) if m['value'] else ''}", rest)
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """A parsed source text. Build it with :func:`parse`.
+
+    ``kind``: ``"webcam"`` (``device`` is an index or a device path), ``"network"`` (``url``),
+    ``"url"`` (a scheme maskwatch cannot open: :meth:`check` says so), ``"path"`` (not looked at
+    yet); after :meth:`resolve` a path is ``"images"`` (a folder), ``"image"``, ``"file"`` (a
+    video) or ``"webcam"`` (a character device such as ``/dev/video0``).
+    """
+
+    kind: str
+    name: str  # for display and logs: credentials redacted
+    text: str = field(repr=False)  # as given (stripped): may hold a password, never show it
+    url: str = field(default="", repr=False)  # network: the URL for FFmpeg (credentials encoded)
+    password: str = field(default="", repr=False)  # the URL's password, percent-decoded
+    device: int | str | None = None  # webcam: index or device path
+    path: Path | None = None  # path kinds
+
+    @property
+    def is_network(self) -> bool:
+        return self.kind == "network"
+
+    @property
+    def is_live(self) -> bool:
+        return self.kind in ("webcam", "network")
+
+    def resolve(self) -> "SourceSpec":
+        """For a path: look at the file system and say what it is (raises ``MaskwatchError`` when
+        it is missing or cannot be accessed). Other kinds are returned as they are."""
+        if self.kind != "path":
+            return self
+        try:
+            mode = self.path.stat().st_mode
+        except FileNotFoundError:
+            raise MaskwatchError(f"source not found: {self.name}") from None
+        except OSError as e:
+            raise MaskwatchError(f"cannot access source {self.name}: {e.strerror or e}") from None
+        if stat.S_ISDIR(mode):
+            return replace(self, kind="images")
+        if stat.S_ISCHR(mode):
+            return replace(self, kind="webcam", device=str(self.path))
+        if self.path.suffix.lower() in IMAGE_SUFFIXES:
+            return replace(self, kind="image")
+        return replace(self, kind="file")
+
+    def check(self) -> "SourceSpec":
+        """Cheap checks before any model is loaded: a camera URL must parse, a path must exist.
+        Returns :meth:`resolve`'s answer; opening (and every deeper check) is ``open_source``'s job."""
+        if self.kind == "network":
+            validate_url(self.url, shown=self.name)
+        elif self.kind == "url":
+            validate_url(self.text, shown=self.name)  # raises: unsupported scheme
+        return self.resolve()
+
+
+def parse(spec) -> SourceSpec:
+    """Read a source text (or a webcam index, or a path) into a :class:`SourceSpec`.
+
+    Raises ``MaskwatchError`` only for nothing given (``""``, ``None``, ``True``); a URL is checked
+    by :meth:`SourceSpec.check`, a path by :meth:`SourceSpec.resolve`. No I/O happens here.
+
+    >>> parse("rtsp://cam:554/live").name, parse("clip.mp4").kind, str(parse("file:///tmp/a.mp4").path)
+    ('rtsp://cam:554/live', 'path', '/tmp/a.mp4')
+    """
+    if isinstance(spec, SourceSpec):
+        return spec
+    if spec is None or isinstance(spec, bool):
+        raise MaskwatchError(f"not a source: {spec!r}")
+    if isinstance(spec, int):
+        if spec < 0:
+            raise MaskwatchError(f"not a webcam index: {spec}")
+        return SourceSpec("webcam", f"webcam {spec}", str(spec), device=spec)
+    text = (os.fspath(spec) if isinstance(spec, os.PathLike) else str(spec)).strip()
+    if not text:
+        raise MaskwatchError("no source given")
+    if text.isdigit():
+        return SourceSpec("webcam", f"webcam {int(text)}", text, device=int(text))
+    parts = _split_url(text)
+    if parts is not None and parts.scheme.lower() == "file":
+        text = text[len("file://"):]
+        parts = None
+    if parts is None:
+        return SourceSpec("path", redact(display_path(text)), text, path=Path(text).expanduser())
+    return _parse_url(text, parts)
+
+
+def _parse_url(text: str, parts: _UrlParts) -> SourceSpec:
+    password = "" if parts.password is None else _decoded(parts.password)
+    secrets = ([password] if password else []) + _query_secrets(parts.rest)
+    for secret in secrets + ([parts.password] if parts.password else []):
+        _remember_secret(secret)
+    shown_rest = _mask_query(parts.rest)
+    if parts.user is None:
+        name = f"{parts.scheme}://{shown_rest}"
+        url_userinfo = ""
+    else:
+        shown_user = parts.user + (":***" if parts.password is not None else "")
+        name = f"{parts.scheme}://{shown_user}@{shown_rest}"
+        url_userinfo = quote(_decoded(parts.user), safe=_USERINFO_SAFE)
+        if parts.password is not None:
+            url_userinfo += ":" + quote(password, safe=_USERINFO_SAFE)
+        url_userinfo += "@"
+    url_rest = _mask_query(parts.rest, lambda m: quote(_decoded(m["value"]), safe=""))
+    url = f"{parts.scheme}://{url_userinfo}{url_rest}"
+    kind = "network" if parts.scheme.lower() in NETWORK_SCHEMES else "url"
+    return SourceSpec(kind, redact(name), text, url=url, password=password or next(iter(secrets), ""))
+
+
+def validate_url(url: str, shown: str | None = None) -> None:
+    """Raise ``MaskwatchError`` unless ``url`` is a syntactically usable camera URL.
+
+    ``shown`` is how the URL appears in the message (default: ``url`` redacted).
+    """
+    shown = redact(url) if shown is None else shown
+    if re.search(r"\s", url):
+        raise MaskwatchError(f"malformed URL {shown}: contains whitespace")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as e:
+        raise MaskwatchError(f"malformed URL {shown}: {redact(str(e)).lower()}") from None
+    if parts.scheme.lower() not in NETWORK_SCHEMES:
+        raise MaskwatchError(
+            f"unsupported URL scheme {parts.scheme!r} in {shown} (use {', '.join(s + '://' for s in NETWORK_SCHEMES)})"
+        )
+    if not parts.hostname:
+        raise MaskwatchError(f"malformed URL {shown}: no host")
+    if port == 0:
+        raise MaskwatchError(f"malformed URL {shown}: port 0")
+
+
+# -- the desktop app's password field --------------------------------------------------------------
+
+
+def is_network_url(text: str) -> bool:
+    """``True`` for rtsp/http(s)/rtmp camera URLs.
+
+    >>> is_network_url("RTSP://cam/x"), is_network_url("/videos/a.mp4")
+    (True, False)
+    """
+    parts = _split_url(str(text).strip())
+    return parts is not None and parts.scheme.lower() in NETWORK_SCHEMES
+
+
+def split_password(text: str) -> tuple[str, str]:
+    """(``text`` without its credentials, the password percent-decoded or ``""``).
+
+    The URL password goes, and so do the values of secret query keys (the key stays, empty, so
+    :func:`with_password` knows where the password belongs).
+
+    >>> split_password("rtsp://admin:s3cret@10.0.0.7/live")
+    ('rtsp://admin@10.0.0.7/live', 's3cret')
+    >>> split_password("http://cam/snap.cgi?user=admin&pwd=my pass")
+    ('http://cam/snap.cgi?user=admin&pwd=', 'my pass')
+    """
+    text = str(text).strip()
+    parts = _split_url(text)
+    if parts is None:
+        return text, ""
+    password = "" if parts.password is None else _decoded(parts.password)
+    secrets = ([password] if password else []) + _query_secrets(parts.rest)
+    if not secrets:
+        return text, ""
+    user = "" if parts.user is None or (parts.user == "" and parts.password is not None) else f"{parts.user}@"
+    return f"{parts.scheme}://{user}{_mask_query(parts.rest, lambda m: '')}", secrets[0]
+
+
+def strip_password(text: str) -> str:
+    """``text`` without any credentials (what may be shown and stored).
+
+    >>> strip_password("rtsp://admin:s3cret@10.0.0.7:554/live")
+    'rtsp://admin@10.0.0.7:554/live'
+    """
+    return split_password(text)[0]
+
+
+def with_password(text: str, password: str) -> str:
+    """``text`` with ``password`` put back (percent-encoded): into the empty secret query values
+    :func:`split_password` left, else into the URL's userinfo. Non-URLs and empty passwords leave
+    ``text`` as it is; a password already in the URL is replaced.
+
+    >>> with_password("rtsp://admin@10.0.0.7/live", "p@ss:word")
+    'rtsp://admin:p%40ss%3Aword@10.0.0.7/live'
+    >>> with_password("http://cam/snap.cgi?user=admin&pwd=", "a&b c")
+    'http://cam/snap.cgi?user=admin&pwd=a%26b%20c'
+    >>> with_password("clip.mp4", "ignored")
+    'clip.mp4'
+    """
+    text, _ = split_password(text)
+    if not password or not is_network_url(text):
+        return text
+    parts = _split_url(text)
+    empty_slots = [m for m in _URL_QUERY_SECRET.finditer(parts.rest) if not m["value"]]
+    if empty_slots:
+        encoded = quote(password, safe="")
+        rest = _URL_QUERY_SECRET.sub(lambda m: m[0] if m["value"] else f"{m['lead']}{m['key']}={encoded}", parts.rest)
+        user = "" if parts.user is None else f"{parts.user}@"
+        return f"{parts.scheme}://{user}{rest}"
+    return f"{parts.scheme}://{parts.user or ''}:{quote(password, safe=_USERINFO_SAFE)}@{parts.rest}"
