@@ -34,15 +34,23 @@ def _cmd_prepare(args) -> int:
                      min_face=args.min_face, val=args.val, test=args.test, seed=args.seed,
                      min_score=args.min_score, drop_distance=args.dup_distance, group_distance=args.group_distance,
                      write_crops=not args.no_crops, drop_undetected=not args.keep_undetected,
-                     progress=not args.no_progress)
+                     progress=not args.no_progress, label_map=args.label_map)
     d = report.as_dict()
     print(f"faces kept: {d['faces']} from {d['images']} images "
           f"(unreadable skipped: {d['n_corrupt']}, no face found: {d['no_face']}, smaller than {args.min_face:g} px: "
           f"{d['too_small']}, exact duplicates: {d['exact_duplicates']}, near duplicates: {d['near_duplicates']})")
     for split, counts in d["per_split"].items():
         print(f"  {split:5s} " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    for source, counts in d["per_source"].items():
+        kind = d["sources"][source]["kind"]
+        print(f"  source {source} ({kind}): " + (", ".join(f"{k} {v}" for k, v in counts.items()) or "no faces"))
     if d["unknown_labels"]:
-        print("  ignored class names: " + ", ".join(f"{k} ({v})" for k, v in d["unknown_labels"].items()))
+        print("  ignored folders (not a class name): " + ", ".join(f"{k} ({v})" for k, v in d["unknown_labels"].items())
+              + "; to keep one: --label-map NAME=LABEL")
+    if d["ignored_labels"]:
+        print("  dropped by --label-map: " + ", ".join(f"{k} ({v})" for k, v in d["ignored_labels"].items()))
+    if d["unlabelled_images"] or d["bad_label_lines"]:
+        print(f"  YOLO: {d['unlabelled_images']} images without boxes, {d['bad_label_lines']} unreadable label lines")
     if d["n_corrupt"]:
         print(f"  unreadable images ({d['n_corrupt']}), e.g. {d['corrupt'][0]}")
     print(f"manifest: {args.out}/manifest.csv; crops: {args.out}/{{train,val,test}}/<label>/")
@@ -94,9 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    p = sub.add_parser("prepare", help="cut faces from ImageFolder/VOC sources, de-duplicate, split, write a manifest")
+    p = sub.add_parser("prepare", help="cut faces from ImageFolder/VOC/YOLO sources, de-duplicate, split, write a manifest")
     p.add_argument("inputs", nargs="+", help="ImageFolder trees (with_mask/ without_mask/ mask_worn_incorrectly/ or "
-                   "aliases) and Pascal VOC folders (images/ + annotations/)")
+                   "aliases), Pascal VOC folders (images/ + annotations/) and YOLO folders (images/ + labels/, "
+                   "class names in data.yaml or classes.txt); each folder's name is its source in the manifest")
+    p.add_argument("--label-map", action="append", metavar="NAME=LABEL", default=[],
+                   help="map a dataset's class name to with_mask, without_mask, mask_worn_incorrectly, or 'ignore' "
+                        "to drop it (repeatable), e.g. --label-map with_incorrect_mask=mask_worn_incorrectly")
     p.add_argument("--out", required=True, help="output folder: manifest.csv, prepare.json, {train,val,test}/<label>/ crops")
     p.add_argument("--size", type=int, default=64, help="side of the crops written to the split folders (default 64)")
     p.add_argument("--margin", type=float, default=DEFAULT_MARGIN, help="crop margin, as serving (default %(default)s)")

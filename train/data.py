@@ -1,9 +1,26 @@
-"""Face-crop datasets: ingest ImageFolder trees and Pascal VOC folders, de-duplicate, split, load.
+"""Face-crop datasets: ingest ImageFolder trees, Pascal VOC and YOLO folders, de-duplicate, split, load.
 
-``prepare`` turns any mix of sources into ``OUT/manifest.csv`` (one row per face: source image, box
-in source pixels, label, face size, split, group) plus ImageFolders of crops ``OUT/{train,val,test}/
-{label}/*.png`` cut with :func:`maskwatch.crop.crop_faces` — the app's own crop function, so
-training and serving see identical pixels. ``load_split`` re-cuts a split at any size/margin.
+``prepare`` turns any mix of sources into ``OUT/manifest.csv`` (one row per face: source image, the
+source dataset (its folder name), box in source pixels, label, face size, split, group, and the class
+name as the dataset wrote it) plus ImageFolders of crops ``OUT/{train,val,test}/{label}/*.png`` cut
+with :func:`maskwatch.crop.crop_faces` — the app's own crop function, so training and serving see
+identical pixels. ``load_split`` re-cuts a split at any size/margin.
+
+Three kinds of source folder (see :func:`source_kind`):
+
+- ImageFolder: ``ROOT/<class>/**/*.jpg``, one face (or one scene to detect it in) per image;
+- Pascal VOC: ``ROOT/images/`` + ``ROOT/annotations/*.xml``;
+- YOLO: ``ROOT/images/**`` + ``ROOT/labels/**/*.txt`` (``cls cx cy w h``, normalised) or per-split
+  ``ROOT/<split>/images`` + ``ROOT/<split>/labels`` (Roboflow exports), class names from
+  ``data.yaml`` (``names:`` list or dict) or ``classes.txt``. The dataset's own splits are ignored:
+  ``prepare`` makes its grouped split over everything.
+
+Class names go through :func:`canonical_label` (aliases) after an optional label map
+(``NAME=LABEL``, LABEL a project label or ``ignore``). A class name in a VOC or YOLO annotation that
+is neither is an error listing every such name with the ``--label-map`` that fixes it: an
+annotated box is a face someone labelled, and dropping it silently would lose data (all 452
+incorrectly-worn faces of ``ilc2021-scenes``, named ``with_incorrect_mask``). ImageFolder
+sub-folders with unknown names are only reported, since such trees often hold other folders.
 
 Example::
 
@@ -18,6 +35,9 @@ from __future__ import annotations
 import csv
 import hashlib
 import logging
+import os
+import re
+import shlex
 import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import dataclass, field, asdict
@@ -34,8 +54,12 @@ log = logging.getLogger("maskwatch.train.data")
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 MANIFEST_COLUMNS = ["path", "source", "label", "face_w", "face_h", "split", "group", "x1", "y1", "x2", "y2",
-                    "box_from"]
+                    "box_from", "source_label"]
+"""``source`` is the input folder's name (one value per dataset: what leave-one-source-out holds out);
+``source_label`` the class name as the dataset wrote it (before aliases and the label map)."""
 SPLITS = ("train", "val", "test")
+IGNORE = "ignore"
+"""Label-map target that drops a class (``--label-map person=ignore``)."""
 
 _ALIASES = {
     "with_mask": "with_mask", "mask": "with_mask", "masked": "with_mask", "withmask": "with_mask",
@@ -60,6 +84,92 @@ def canonical_label(name: str) -> str | None:
     return _ALIASES.get(key) or _ALIASES.get(key.replace("_", " "))
 
 
+def _map_key(name: str) -> str:
+    return re.sub(r"[\s\-]+", "_", name.strip().lower())
+
+
+def parse_label_map(items: list[str] | dict[str, str] | None) -> dict[str, str]:
+    """``["NAME=LABEL", ...]`` (the repeatable ``--label-map``) -> ``{name key: label or "ignore"}``.
+
+    LABEL is a project label (or one of its aliases) or ``ignore``; names match case-insensitively,
+    with ``-``, ``_`` and spaces alike.
+
+    >>> parse_label_map(["with_incorrect_mask=mask_worn_incorrectly", "Person=ignore"])
+    {'with_incorrect_mask': 'mask_worn_incorrectly', 'person': 'ignore'}
+    """
+    if not items:
+        return {}
+    pairs = list(items.items()) if isinstance(items, dict) else []
+    if not isinstance(items, dict):
+        for item in items:
+            name, eq, label = str(item).rpartition("=")
+            if not eq or not name.strip() or not label.strip():
+                raise MaskwatchError(f"--label-map {item!r}: expected NAME=LABEL, LABEL one of "
+                                     f"{', '.join(LABELS)} or {IGNORE}")
+            pairs.append((name, label))
+    out: dict[str, str] = {}
+    for name, label in pairs:
+        target = IGNORE if label.strip().lower() == IGNORE else canonical_label(label)
+        if target is None:
+            raise MaskwatchError(f"--label-map {name}={label}: LABEL must be one of {', '.join(LABELS)} or {IGNORE}")
+        key = _map_key(name)
+        if out.get(key, target) != target:
+            raise MaskwatchError(f"--label-map maps {name!r} twice ({out[key]} and {target})")
+        out[key] = target
+    return out
+
+
+def resolve_label(name: str, label_map: dict[str, str] | None = None) -> str | None:
+    """A dataset's class name -> project label, ``"ignore"``, or None (unknown). The map wins over aliases.
+
+    >>> resolve_label("with_incorrect_mask", {"with_incorrect_mask": "mask_worn_incorrectly"})
+    'mask_worn_incorrectly'
+    >>> resolve_label("mask_weared_incorrect"), resolve_label("with_incorrect_mask")
+    ('mask_worn_incorrectly', None)
+    """
+    if label_map:
+        hit = label_map.get(_map_key(name))
+        if hit is not None:
+            return hit
+    return canonical_label(name)
+
+
+def suggest_label(name: str) -> str | None:
+    """A guess at what an unknown class name means, for the error's ``--label-map`` hint (None: no guess).
+
+    >>> suggest_label("with_incorrect_mask"), suggest_label("No-Mask"), suggest_label("face_mask"), suggest_label("cat")
+    ('mask_worn_incorrectly', 'without_mask', 'with_mask', None)
+    """
+    key = _map_key(name)
+    if re.search(r"incorrect|improper|wrong|weared|nose|chin|partial|bad|under", key):
+        return "mask_worn_incorrectly"
+    if re.search(r"without|(^|_)(no|non|not)_?mask|unmask|bare|nomask", key):
+        return "without_mask"
+    if "mask" in key:
+        return "with_mask"
+    return None
+
+
+def unknown_names_error(unknown: dict[str, Counter]) -> MaskwatchError:
+    """The one-line error for class names no alias or label map covers, with the fix.
+
+    >>> str(unknown_names_error({"ilc2021-scenes": Counter({"with_incorrect_mask": 452})}))
+    'unknown class names in ilc2021-scenes: with_incorrect_mask (use --label-map with_incorrect_mask=mask_worn_incorrectly)'
+    """
+    parts, fixes, unguessed = [], {}, False
+    for source, names in unknown.items():
+        parts.append(f"{source}: {', '.join(sorted(names))}")
+        for name in sorted(names):
+            guess = suggest_label(name)
+            unguessed |= guess is None
+            mapping = f"{name}={guess or 'LABEL'}"
+            fixes.setdefault(name, f"--label-map {shlex.quote(mapping)}")
+    hint = " ".join(fixes.values())
+    if unguessed:
+        hint += f"; LABEL is one of {', '.join(LABELS)} or {IGNORE}"
+    return MaskwatchError(f"unknown class names in {'; in '.join(parts)} (use {hint})")
+
+
 @dataclass
 class Face:
     """One labelled face before splitting (box in source-image pixels)."""
@@ -72,6 +182,17 @@ class Face:
     scene: str     # faces of one scene share it
     split: str = ""
     group: int = -1
+    source_label: str = ""  # the class name as the dataset wrote it
+
+
+@dataclass
+class Annotated:
+    """One annotated image of a VOC or YOLO source, before detection: class names as written."""
+
+    image: Path
+    objects: list[tuple[str, tuple[float, float, float, float]]]
+    normalized: bool = False  # YOLO: boxes are (cx, cy, w, h) in 0..1 of the image size
+    scene: str = ""
 
 
 @dataclass
@@ -82,18 +203,25 @@ class PrepareReport:
     faces: int = 0
     corrupt: list[str] = field(default_factory=list)
     unknown_labels: Counter = field(default_factory=Counter)
+    ignored_labels: Counter = field(default_factory=Counter)  # dropped by the label map (NAME=ignore)
+    unlabelled_images: int = 0  # YOLO images without a label file or with an empty one
+    bad_label_lines: int = 0    # YOLO label lines that are neither a box nor a polygon
+    class_names_from: dict = field(default_factory=dict)  # YOLO source -> file its class names came from
     no_face: int = 0
     too_small: int = 0
     exact_duplicates: int = 0
     near_duplicates: int = 0
     box_from: Counter = field(default_factory=Counter)
     per_split: dict = field(default_factory=dict)
+    per_source: dict = field(default_factory=dict)   # source -> {label: faces kept}
+    sources: dict = field(default_factory=dict)      # source -> {"path": ..., "kind": voc|yolo|imagefolder}
 
     def as_dict(self) -> dict:
         d = asdict(self)
         d["corrupt"] = self.corrupt[:50]
         d["n_corrupt"] = len(self.corrupt)
         d["unknown_labels"] = dict(self.unknown_labels)
+        d["ignored_labels"] = dict(self.ignored_labels)
         d["box_from"] = dict(self.box_from)
         return d
 
@@ -155,6 +283,25 @@ def _is_voc(root: Path) -> bool:
     return (root / "annotations").is_dir() and (root / "images").is_dir()
 
 
+def _yolo_dirs(root: Path) -> list[tuple[Path, Path]]:
+    """(images dir, labels dir) pairs of a YOLO folder: ROOT/images + ROOT/labels, or per split
+    ROOT/<split>/images + ROOT/<split>/labels (Roboflow/Ultralytics exports); [] if not YOLO."""
+    if (root / "images").is_dir() and (root / "labels").is_dir():
+        return [(root / "images", root / "labels")]
+    return [(d / "images", d / "labels") for d in sorted(root.iterdir())
+            if d.is_dir() and (d / "images").is_dir() and (d / "labels").is_dir()]
+
+
+def source_kind(root: str | Path) -> str:
+    """``"voc"``, ``"yolo"`` or ``"imagefolder"``: how :func:`prepare` reads the folder ``root``."""
+    root = Path(root)
+    if _is_voc(root):
+        return "voc"
+    if _yolo_dirs(root):
+        return "yolo"
+    return "imagefolder"
+
+
 def _read_image(path: Path, report: PrepareReport) -> np.ndarray | None:
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None or img.size == 0:
@@ -182,10 +329,10 @@ def _voc_objects(xml_path: Path) -> tuple[str | None, list[tuple[str, tuple[floa
     return fname, objs
 
 
-def _scan_voc(root: Path, source: str, detector, report: PrepareReport, progress) -> list[Face]:
-    faces = []
-    xmls = sorted((root / "annotations").glob("*.xml"))
-    for xml_path in progress(xmls, desc=f"{source} (VOC)", unit="img"):
+def read_voc(root: Path, source: str) -> list[Annotated]:
+    """The annotated images of a Pascal VOC folder (``images/`` + ``annotations/*.xml``)."""
+    items = []
+    for xml_path in sorted((root / "annotations").glob("*.xml")):
         fname, objs = _voc_objects(xml_path)
         img_path = root / "images" / (fname or xml_path.stem + ".jpg")
         if not img_path.is_file():
@@ -193,20 +340,130 @@ def _scan_voc(root: Path, source: str, detector, report: PrepareReport, progress
             if not cands:
                 continue
             img_path = cands[0]
+        if objs:
+            items.append(Annotated(img_path, objs, scene=f"{source}/{img_path.name}"))
+    return items
+
+
+def _names_from_yaml(path: Path) -> list[str] | None:
+    """The ``names:`` of an Ultralytics/Roboflow data YAML (a list, or a dict index -> name); None if absent."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise MaskwatchError(f"cannot read {path}: {str(e).splitlines()[0]}") from None
+    names = data.get("names") if isinstance(data, dict) else None
+    if names is None:
+        return None
+    if isinstance(names, dict):
+        try:
+            by_index = {int(k): str(v) for k, v in names.items()}
+        except (TypeError, ValueError):
+            raise MaskwatchError(f"{path}: the keys of 'names' must be class indices 0, 1, ...") from None
+        return [by_index.get(i, str(i)) for i in range(max(by_index, default=-1) + 1)]
+    if isinstance(names, list):
+        return [str(n) for n in names]
+    raise MaskwatchError(f"{path}: 'names' must be a list or a mapping of class index to name")
+
+
+def yolo_class_names(root: Path) -> tuple[list[str], Path]:
+    """Class names of a YOLO folder and the file they came from: ``data.yaml`` (or ``data.yml``,
+    ``dataset.yaml``, another top-level YAML with ``names:``), else ``classes.txt`` (top level or in
+    ``labels/``), else darknet's ``obj.names``."""
+    yamls = [root / n for n in ("data.yaml", "data.yml", "dataset.yaml", "dataset.yml")]
+    yamls += sorted(p for p in root.glob("*.y*ml") if p not in yamls)
+    for path in yamls:
+        if path.is_file():
+            names = _names_from_yaml(path)
+            if names is not None:
+                return names, path
+    for path in (root / "classes.txt", root / "labels" / "classes.txt", root / "obj.names"):
+        if path.is_file():
+            names = [line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines()]
+            while names and not names[-1]:
+                names.pop()
+            return names, path
+    raise MaskwatchError(f"YOLO folder {root} has no class names: add classes.txt (one name a line, "
+                         "in class-index order) or a data.yaml with a names: list")
+
+
+def _yolo_box(values: list[float]) -> tuple[float, float, float, float] | None:
+    """(cx, cy, w, h) normalised from a label line's numbers after the class: a box (4 numbers) or
+    a segmentation polygon (x y pairs, its bounding box); None if neither."""
+    if len(values) == 4:
+        return tuple(values)
+    if len(values) >= 6 and len(values) % 2 == 0:
+        xs, ys = values[0::2], values[1::2]
+        return ((min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2, max(xs) - min(xs), max(ys) - min(ys))
+    return None
+
+
+def read_yolo(root: Path, source: str, report: PrepareReport) -> list[Annotated]:
+    """The annotated images of a YOLO folder; class indices become the names of :func:`yolo_class_names`
+    (an index with no name becomes its number, so it is reported as an unknown class)."""
+    names, names_file = yolo_class_names(root)
+    report.class_names_from[source] = str(names_file)
+    items = []
+    for images, labels in _yolo_dirs(root):
+        for img_path in sorted(p for p in images.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()):
+            label_path = (labels / img_path.relative_to(images)).with_suffix(".txt")
+            objs = []
+            if label_path.is_file():
+                for line in label_path.read_text(encoding="utf-8", errors="replace").splitlines():
+                    parts = line.split()
+                    if not parts:
+                        continue
+                    try:
+                        cls = int(float(parts[0]))
+                        box = _yolo_box([float(v) for v in parts[1:]])
+                    except ValueError:
+                        box = None
+                    if box is None:
+                        report.bad_label_lines += 1
+                        log.warning("%s: not a YOLO box line: %r", label_path, line[:80])
+                        continue
+                    objs.append((names[cls] if 0 <= cls < len(names) else str(cls), box))
+            if not objs:
+                report.unlabelled_images += 1
+                continue
+            items.append(Annotated(img_path, objs, normalized=True,
+                                   scene=f"{source}/{img_path.relative_to(root).as_posix()}"))
+    return items
+
+
+def unknown_annotation_names(items: list[Annotated], label_map: dict[str, str] | None) -> Counter:
+    """Class names of annotated boxes that neither an alias nor ``label_map`` covers, with their counts."""
+    return Counter(name for it in items for name, _ in it.objects if resolve_label(name, label_map) is None)
+
+
+def _faces_from_annotations(items: list[Annotated], source: str, detector, report: PrepareReport, progress,
+                            label_map: dict[str, str] | None = None, kind: str = "VOC") -> list[Face]:
+    """Faces of annotated images (VOC or YOLO alike): each annotated box is replaced by the detection
+    that covers >= 50% of it, so the framing is the app's; boxes the detector misses stay as annotated."""
+    faces = []
+    for item in progress(items, desc=f"{source} ({kind})", unit="img"):
         labelled = []
-        for name, box in objs:
-            lab = canonical_label(name)
-            if lab is None:
+        for name, box in item.objects:
+            lab = resolve_label(name, label_map)
+            if lab == IGNORE:
+                report.ignored_labels[name] += 1
+            elif lab is None:
                 report.unknown_labels[name] += 1
             else:
-                labelled.append((lab, box))
+                labelled.append((lab, box, name))
         if not labelled:
             continue
-        img = _read_image(img_path, report)
+        img = _read_image(item.image, report)
         if img is None:
             continue
         report.images += 1
-        ann = np.array([b for _, b in labelled], np.float32)
+        if item.normalized:
+            h, w = img.shape[:2]
+            labelled = [(lab, (max(0.0, (cx - bw / 2) * w), max(0.0, (cy - bh / 2) * h),
+                               min(float(w), (cx + bw / 2) * w), min(float(h), (cy + bh / 2) * h)), name)
+                        for lab, (cx, cy, bw, bh), name in labelled]
+        ann = np.array([b for _, b, _ in labelled], np.float32)
         chosen = [(tuple(b), "annotation") for b in ann]
         if detector is not None:
             det, _ = detector.detect(img)
@@ -218,8 +475,8 @@ def _scan_voc(root: Path, source: str, detector, report: PrepareReport, progress
                     if ov[i, j] >= 0.5 and j not in used:
                         used.add(j)
                         chosen[i] = (tuple(float(v) for v in det[j]), "detector")
-        for (lab, _), (box, how) in zip(labelled, chosen):
-            faces.append(Face(str(img_path), source, lab, box, how, scene=f"{source}/{img_path.name}"))
+        for (lab, _, name), (box, how) in zip(labelled, chosen):
+            faces.append(Face(str(item.image), source, lab, box, how, scene=item.scene, source_label=name))
     return faces
 
 
@@ -245,17 +502,20 @@ def fit_box_inside(box, w: int, h: int, margin: float) -> tuple[float, float, fl
 
 
 def _scan_imagefolder(root: Path, source: str, detector, report: PrepareReport, progress,
-                      margin: float = DEFAULT_MARGIN, drop_undetected: bool = True) -> list[Face]:
+                      margin: float = DEFAULT_MARGIN, drop_undetected: bool = True,
+                      label_map: dict[str, str] | None = None) -> list[Face]:
     faces = []
     class_dirs = []
     for d in sorted(p for p in root.iterdir() if p.is_dir()):
-        lab = canonical_label(d.name)
-        if lab is None:
+        lab = resolve_label(d.name, label_map)
+        if lab == IGNORE:
+            report.ignored_labels[d.name] += 1
+        elif lab is None:
             report.unknown_labels[d.name] += 1
         else:
             class_dirs.append((d, lab))
-    files = [(f, lab) for d, lab in class_dirs for f in sorted(d.rglob("*")) if f.suffix.lower() in IMAGE_SUFFIXES]
-    for f, lab in progress(files, desc=f"{source} (folders)", unit="img"):
+    files = [(f, lab, d.name) for d, lab in class_dirs for f in sorted(d.rglob("*")) if f.suffix.lower() in IMAGE_SUFFIXES]
+    for f, lab, folder in progress(files, desc=f"{source} (folders)", unit="img"):
         img = _read_image(f, report)
         if img is None:
             continue
@@ -282,7 +542,8 @@ def _scan_imagefolder(root: Path, source: str, detector, report: PrepareReport, 
             box = (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
         else:
             box = fit_box_inside(box, w, h, margin)
-        faces.append(Face(str(f), source, lab, box, how, scene=f"{source}/{f.parent.name}/{f.name}"))
+        faces.append(Face(str(f), source, lab, box, how, scene=f"{source}/{f.parent.name}/{f.name}",
+                          source_label=folder))
     return faces
 
 
@@ -407,42 +668,71 @@ def _progress(enabled: bool):
 def prepare(inputs: list[str | Path], out: str | Path, size: int = 64, margin: float = DEFAULT_MARGIN,
             redetect: str = "all", min_face: float = 8.0, val: float = 0.15, test: float = 0.15,
             seed: int = 0, min_score: float = 0.5, drop_distance: int = 3, group_distance: int = 8,
-            write_crops: bool = True, drop_undetected: bool = True, progress: bool = True) -> PrepareReport:
-    """Ingest ``inputs`` (ImageFolder trees and/or VOC folders), write the manifest and crop folders.
+            write_crops: bool = True, drop_undetected: bool = True, progress: bool = True,
+            label_map: list[str] | dict[str, str] | None = None) -> PrepareReport:
+    """Ingest ``inputs`` (ImageFolder trees, VOC and YOLO folders), write the manifest and crop folders.
 
-    ``redetect``: ``all`` re-detects faces with the app's detector everywhere (VOC boxes are replaced
-    by the overlapping detection, so framing matches serving; unmatched boxes are kept), ``crops``
-    only in ImageFolder images, ``none`` never (ImageFolder images are then taken as face crops).
-    ``drop_undetected``: ImageFolder images where re-detection finds no face are dropped (the app
-    never classifies such a face) instead of being kept as whole-image crops.
+    ``redetect``: ``all`` re-detects faces with the app's detector everywhere (VOC/YOLO boxes are
+    replaced by the overlapping detection, so framing matches serving; unmatched boxes are kept),
+    ``crops`` only in ImageFolder images, ``none`` never (ImageFolder images are then taken as face
+    crops). ``drop_undetected``: ImageFolder images where re-detection finds no face are dropped (the
+    app never classifies such a face) instead of being kept as whole-image crops. ``label_map``:
+    ``["NAME=LABEL", ...]`` or ``{NAME: LABEL}`` (:func:`parse_label_map`). Each input's folder name is
+    its ``source`` in the manifest, so two inputs may not share a folder name.
+
+    Unknown class names in VOC/YOLO annotations fail before any detection, with the fix
+    (:func:`unknown_names_error`).
     """
     import json
 
     if redetect not in ("all", "crops", "none"):
         raise MaskwatchError(f"--redetect must be all, crops or none, not {redetect!r}")
+    lmap = parse_label_map(label_map)
     out = Path(out)
     report = PrepareReport()
     bar = _progress(progress)
-    detector = None if redetect == "none" else _Detector(min_score)
-    faces: list[Face] = []
     if not inputs:
         raise MaskwatchError("no input folders given")
+    plan = []   # (root, source, kind, annotated items or None)
     for inp in inputs:
         root = Path(inp).expanduser()
         if not root.is_dir():
             raise MaskwatchError(f"input folder not found: {root}")
-        source = root.name
-        if _is_voc(root):
-            faces += _scan_voc(root, source, detector if redetect == "all" else None, report, bar)
+        source = Path(os.path.abspath(root)).name   # "." gets its real name; a symlink keeps its own
+        if source in report.sources:
+            raise MaskwatchError(f"inputs {report.sources[source]['path']} and {root} have the same folder name "
+                                 f"{source!r}: the manifest tells sources apart by it (leave-one-source-out "
+                                 "holds out one by name); give each source its own folder name")
+        kind = source_kind(root)
+        report.sources[source] = {"path": str(root), "kind": kind}
+        items = read_voc(root, source) if kind == "voc" else read_yolo(root, source, report) if kind == "yolo" else None
+        plan.append((root, source, kind, items))
+    unknown = {}
+    for _, source, _, items in plan:
+        names = unknown_annotation_names(items, lmap) if items is not None else None
+        if names:
+            unknown[source] = names
+    if unknown:   # before any detection: a typo should not cost minutes
+        raise unknown_names_error(unknown)
+    detector = None if redetect == "none" else _Detector(min_score)
+    faces: list[Face] = []
+    for root, source, kind, items in plan:
+        if kind == "imagefolder":
+            faces += _scan_imagefolder(root, source, detector, report, bar, margin, drop_undetected, lmap)
         else:
-            faces += _scan_imagefolder(root, source, detector, report, bar, margin, drop_undetected)
+            faces += _faces_from_annotations(items, source, detector if redetect == "all" else None, report, bar,
+                                             lmap, kind="VOC" if kind == "voc" else "YOLO")
     if report.corrupt:
         log.warning("skipped %d unreadable images, e.g. %s", len(report.corrupt), report.corrupt[0])
     if not faces:
         known = ", ".join(LABELS)
-        unknown = ", ".join(sorted(report.unknown_labels)) or "none"
+        unknown_folders = ", ".join(sorted(report.unknown_labels)) or "none"
+        hint = ""
+        if report.unknown_labels:
+            first = sorted(report.unknown_labels)[0]
+            hint = f"; or map them: --label-map {shlex.quote(f'{first}=LABEL')}, LABEL one of {known} or {IGNORE}"
         raise MaskwatchError(f"no labelled faces found in {', '.join(map(str, inputs))} "
-                             f"(class folders/names must be {known} or an alias; found: {unknown})")
+                             f"(class folders/names must be {known} or an alias; found: {unknown_folders}{hint})")
     widths = np.array([f.box[2] - f.box[0] for f in faces])
     small = widths < min_face
     report.too_small = int(small.sum())
@@ -455,6 +745,8 @@ def prepare(inputs: list[str | Path], out: str | Path, size: int = 64, margin: f
     report.faces = len(faces)
     report.box_from = Counter(f.box_from for f in faces)
     report.per_split = {s: dict(Counter(f.label for f in faces if f.split == s)) for s in SPLITS}
+    report.per_source = {src: dict(sorted(Counter(f.label for f in faces if f.source == src).items()))
+                         for src in report.sources}
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "manifest.csv", "w", newline="") as fh:
         w = csv.writer(fh)
@@ -462,7 +754,7 @@ def prepare(inputs: list[str | Path], out: str | Path, size: int = 64, margin: f
         for f in faces:
             x1, y1, x2, y2 = f.box
             w.writerow([f.path, f.source, f.label, round(x2 - x1, 1), round(y2 - y1, 1), f.split, f.group,
-                        round(x1, 1), round(y1, 1), round(x2, 1), round(y2, 1), f.box_from])
+                        round(x1, 1), round(y1, 1), round(x2, 1), round(y2, 1), f.box_from, f.source_label])
     if write_crops:
         counters: Counter = Counter()
         for f, c in zip(faces, crops):
@@ -473,7 +765,8 @@ def prepare(inputs: list[str | Path], out: str | Path, size: int = 64, margin: f
             cv2.imwrite(str(d / name), cv2.cvtColor(c, cv2.COLOR_RGB2BGR))
     (out / "prepare.json").write_text(json.dumps(
         {"inputs": [str(i) for i in inputs], "size": size, "margin": margin, "redetect": redetect,
-         "min_face": min_face, "drop_undetected": drop_undetected, "val": val, "test": test, "seed": seed, "report": report.as_dict()}, indent=2))
+         "min_face": min_face, "drop_undetected": drop_undetected, "val": val, "test": test, "seed": seed,
+         "label_map": lmap, "report": report.as_dict()}, indent=2))
     return report
 
 
