@@ -29,8 +29,11 @@ Credentials in a URL: the user name runs from ``scheme://`` to the first ``:``, 
 there to the LAST ``@`` (so ``@``, ``:``, ``/``, ``?``, ``#``, spaces are allowed in it). A password
 with ``%`` followed by two hex digits everywhere it has a ``%`` is taken as already percent-encoded
 (what the desktop app and most camera tools write); any other ``%`` is a literal character. The
-price of "to the last @": a URL *without* credentials that has both a ``:`` (a port) and an ``@``
-in its path is read as having credentials; redaction then hides a little too much, never too little.
+price of "to the last @": in a URL *without* credentials, an ``@`` in the path or query is taken
+for the end of a password unless what comes before it is a port and a path
+(``http://cam:8080/snap?pwd=p@ss`` is read right; ``rtsp://cam:live@x`` is not); redaction then
+hides a little too much, never too little. A password itself starting with digits and a ``/``
+(``123/abc``) is read as a port and a path.
 
 Query values of :data:`SECRET_KEYS` (``?pwd=...``, ``&token=...``, case-insensitive) are
 credentials too: redacted everywhere, percent-encoded for FFmpeg, and moved to the desktop app's
@@ -88,6 +91,7 @@ _URL_QUERY_SECRET = re.compile(
     r"(?P<lead>[?&;])(?P<key>" + "|".join(sorted(SECRET_KEYS, key=len, reverse=True)) + r")=(?P<value>[^&]*)",
     re.IGNORECASE,
 )
+_PORT_AND_PATH = re.compile(r"^\d{1,5}[/?#]")
 _PERCENT_ENCODED = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _USERINFO_SAFE = "!$&'()*+,;=-._~"  # RFC 3986 sub-delims and unreserved marks, allowed raw in userinfo
 
@@ -96,7 +100,7 @@ _USERINFO_SAFE = "!$&'()*+,;=-._~"  # RFC 3986 sub-delims and unreserved marks, 
 _SECRETS: dict[str, None] = {}
 _SECRETS_LOCK = threading.Lock()
 _MAX_SECRETS = 64
-_MIN_SECRET_LEN = 4  # shorter ones would blank out ordinary words; the URL patterns still hide them
+_MIN_SECRET_LEN = 6  # shorter ones would blank out ordinary words; the URL patterns still hide them
 
 
 def _remember_secret(secret: str) -> None:
@@ -172,7 +176,9 @@ def _split_url(text: str) -> _UrlParts | None:
     if at >= 0:
         userinfo, rest = after[:at], after[at + 1:]
         user, colon, password = userinfo.partition(":")
-        if not any(c in user for c in "/?#"):  # else the "@" is in the path or query, not userinfo
+        # else the "@" is in the path or query, not the userinfo: a "/?#" in the user name, or a
+        # "password" that is a port and a path (http://cam:8080/snap?pwd=p@ss)
+        if not any(c in user for c in "/?#") and not _PORT_AND_PATH.match(password):
             return _UrlParts(m["scheme"], user, password if colon else None, rest)
     return _UrlParts(m["scheme"], None, None, after)
 
