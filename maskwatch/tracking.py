@@ -14,10 +14,13 @@ mean probabilities, and a decided label is kept on a tie), so one odd frame neve
 >>> import numpy as np
 >>> from maskwatch.faces import Faces
 >>> tracker = Tracker()
->>> for i in range(6):
+>>> for i in range(10):   # TrackerConfig.min_votes (10) classified frames decide a label
 ...     faces = Faces(xyxy=[[100 + 5 * i, 50, 140 + 5 * i, 100]], score=[0.9], probs=np.array([[0.9, 0.05, 0.05]]))
 ...     faces = tracker.update(faces, frame_index=i)
->>> faces.track_id.tolist(), faces.track_label.tolist()  # one id; label 0 = with_mask after 5 votes
+...     if i == 8:
+...         print(faces.track_id.tolist(), faces.track_label.tolist())  # one id; 9 votes: undecided
+[1] [-1]
+>>> faces.track_id.tolist(), faces.track_label.tolist()  # 10 votes: label 0 = with_mask
 ([1], [0])
 """
 
@@ -30,6 +33,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from maskwatch import LABELS
+from maskwatch.boxes import box_iou
 from maskwatch.config import TrackerConfig
 from maskwatch.faces import Faces
 
@@ -239,7 +243,7 @@ class Tracker:
         ``gaps`` (T,) are frames since each track was last seen: the allowed centre distance grows
         with the square root of the gap (up to 4 frames), since the prediction is less sure.
         """
-        iou = box_iou(a, b)
+        iou = box_iou(a, b, np.float64)
         ca = (a[:, :2] + a[:, 2:]) / 2
         cb = (b[:, :2] + b[:, 2:]) / 2
         sa = np.maximum(a[:, 2:] - a[:, :2], 1.0).max(axis=1)
@@ -282,19 +286,3 @@ class Tracker:
             best = best[np.argmax(mean[best])]
         t.label = int(np.atleast_1d(best)[0])
 
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix (len(a), len(b)) of xyxy boxes.
-
-    >>> box_iou(np.array([[0, 0, 10, 10]]), np.array([[5, 0, 15, 10], [20, 20, 30, 30]])).round(3).tolist()
-    [[0.333, 0.0]]
-    """
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
-    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
