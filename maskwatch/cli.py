@@ -85,14 +85,20 @@ def _probability(text: str) -> float:
 
 
 def _detector_modes() -> tuple[str, ...]:
-    from maskwatch.detection import DETECTOR_MODES
+    from maskwatch.detection.registry import modes  # the registry alone: no model runtime for --help
 
-    return DETECTOR_MODES
+    return modes()
+
+
+def _detector_help() -> str:
+    from maskwatch.detection import registry
+
+    return "face detector mode: " + "; ".join(registry.get(mode).describe() for mode in registry.modes())
 
 
 def _add_pipeline_options(p: argparse.ArgumentParser, source_help: str) -> None:
     p.add_argument("--source", help=source_help)
-    p.add_argument("--detector", choices=_detector_modes(), help="face detector mode")
+    p.add_argument("--detector", choices=_detector_modes(), help=_detector_help())
     p.add_argument("--min-score", type=_probability, metavar="F", help="minimum face detector score (0-1)")
     p.add_argument("--detect-every", type=_positive_int, metavar="N",
                    help="run the face detector every N frames, track in between")
@@ -126,7 +132,7 @@ def _detect_parser() -> argparse.ArgumentParser:
     p = _Parser(prog=f"{PROG} detect", description="Faces and mask labels of images (files or folders).")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
     p.add_argument("--json", action="store_true", help="one JSON line per image")
-    p.add_argument("--detector", choices=_detector_modes(), help="face detector mode")
+    p.add_argument("--detector", choices=_detector_modes(), help=_detector_help())
     p.add_argument("--min-score", type=_probability, metavar="F", help="minimum face detector score (0-1)")
     p.add_argument("--model", type=Path, metavar="PATH", help="mask classifier .tflite (its .json next to it)")
     p.add_argument("--config", type=Path, metavar="TOML", help="configuration file (flags override it)")

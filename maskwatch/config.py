@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from maskwatch.detection.registry import MIN_SCORES
 from maskwatch.errors import MaskwatchError
 from maskwatch.paths import demo_clip, models_dir
 
@@ -22,9 +24,10 @@ class SourceConfig:
     max_reconnects: int | None = None  # None = forever
 
 
-MODE_MIN_SCORE: dict[str, float] = {"retina": 0.7, "short": 0.5, "full": 0.5, "dense": 0.6, "tiled": 0.6}
+MODE_MIN_SCORE: Mapping[str, float] = MIN_SCORES
 """Each detector mode's default ``min_score`` (benchmarks/results/face_recall.md): choosing a mode
-without a score (``--detector dense``, ``mode = "dense"`` in TOML, the GUI's mode list) gets it."""
+without a score (``--detector dense``, ``mode = "dense"`` in TOML, the GUI's mode list) gets it.
+Read from the detector registry (each mode's options class says it), without loading a detector."""
 
 
 @dataclass

@@ -4,8 +4,10 @@ they apply from the next Start."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -23,16 +25,26 @@ from PyQt6.QtWidgets import (
 )
 
 from maskwatch.config import MODE_MIN_SCORE, Config
-from maskwatch.detection import DETECTOR_MODES
+from maskwatch.detection import registry
 from maskwatch.gui.settings import GuiSettings
 
-MODE_HELP = {
-    "retina": "RetinaFace — small faces in CCTV and crowds (default)",
-    "short": "short range — webcams, faces close to the camera (fastest)",
-    "full": "full range — CCTV, faces a few metres away",
-    "dense": "dense — small faces anywhere in large frames",
-    "tiled": "tiled — smallest faces, slowest",
-}
+
+def mode_label(mode: str) -> str:
+    """The mode list's text: ``"RetinaFace — small faces in CCTV and crowds (default)"``."""
+    options = registry.get(mode).options
+    default = " (default)" if mode == registry.DEFAULT_MODE else ""
+    return f"{options.title or mode} — {options.help}{default}"
+
+
+def mode_tooltip(mode: str) -> str:
+    """The mode's help, default threshold and options (the TOML ``[detector.options]`` it takes)."""
+    options = registry.get(mode).options
+    lines = [f"{mode}: {options.help}", f"default confidence threshold {options.default_min_score:g}"]
+    for name, text in options.field_help().items():
+        value = options.defaults()[name]
+        value = "unset" if value is None else json.dumps(list(value) if isinstance(value, tuple) else value)
+        lines.append(f"{name} = {value}: {text}")
+    return "\n".join(lines)
 
 
 def _path_row(edit: QLineEdit, browse) -> QWidget:
@@ -56,8 +68,9 @@ class ControlsDialog(QDialog):
         form = QFormLayout(self)
 
         self.mode = QComboBox()
-        for mode in DETECTOR_MODES:
-            self.mode.addItem(MODE_HELP.get(mode, mode), mode)
+        for mode in registry.modes():
+            self.mode.addItem(mode_label(mode), mode)
+            self.mode.setItemData(self.mode.count() - 1, mode_tooltip(mode), Qt.ItemDataRole.ToolTipRole)
         self.min_score = QDoubleSpinBox()
         self.min_score.setRange(0.05, 0.99)
         self.min_score.setSingleStep(0.05)
