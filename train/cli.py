@@ -1,8 +1,10 @@
-"""``maskwatch-train``: prepare, fit, export (and evaluate, explain, compare when present).
+"""``maskwatch-train``: prepare, fit, export (and evaluate, explain, compare, loso when present).
 
     maskwatch-train prepare ../shared/data/facemask-scenes ../shared/data/facemask-12k --out runs/data
+    maskwatch-train prepare ../shared/data/ilc2021-scenes --label-map with_incorrect_mask=mask_worn_incorrectly --out runs/ilc
     maskwatch-train fit --data runs/data --out runs/lite0 --backbone efficientnet_lite0 --size 64
     maskwatch-train export runs/lite0/best.keras --data runs/data --out models/mask_classifier.tflite
+    maskwatch-train loso --manifest runs/pool --holdout facemask-scenes,ilc2021-scenes --out runs/loso
 
 Every user error is one line (``maskwatch-train: error: ...``) and exit status 2, no traceback.
 """
@@ -57,16 +59,15 @@ def _cmd_prepare(args) -> int:
     return 0
 
 
-def _cmd_fit(args) -> int:
-    from train.fit import FitConfig, fit
+def command_line(args) -> str:
+    """The ``maskwatch-train ...`` command that was run (the argv given to :func:`main`), for the records."""
+    return " ".join([PROG] + [shlex.quote(a) for a in getattr(args, "argv", sys.argv[1:])])
 
-    cfg = FitConfig(data=args.data, out=args.out, backbone=args.backbone, input_size=args.size, margin=args.margin,
-                    weights=args.weights, alpha=args.alpha, lite0_blocks=args.lite0_blocks, augment=args.augment,
-                    epochs_head=args.epochs_head, epochs_finetune=args.epochs_finetune, batch_size=args.batch_size,
-                    lr_head=args.lr_head, lr_finetune=args.lr_finetune, finetune_fraction=args.finetune_fraction,
-                    class_weight=args.class_weight, label_smoothing=args.label_smoothing, patience=args.patience,
-                    seed=args.seed, max_train=args.max_train,
-                    extra={"command": " ".join([PROG] + [shlex.quote(a) for a in sys.argv[1:]])})
+
+def _cmd_fit(args) -> int:
+    from train.fit import fit, fit_config_from_args
+
+    cfg = fit_config_from_args(args, args.data, args.out, extra={"command": command_line(args)})
     out = fit(cfg, progress=not args.no_progress)
     summary = json.loads((out / "fit.json").read_text())
     val = summary["val"]
@@ -127,32 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_prepare)
 
-    from train.models import BACKBONES, LITE0_DEFAULT_BLOCKS
-    from train.augment import PRESETS
+    from train.fit import add_fit_arguments
 
     p = sub.add_parser("fit", help="two-phase transfer learning -> run folder with best.keras")
     p.add_argument("--data", required=True, help="prepare output folder (manifest.csv)")
     p.add_argument("--out", required=True, help="run folder (config.json, history.csv, best.keras)")
-    p.add_argument("--backbone", choices=BACKBONES, default="efficientnet_lite0")
-    p.add_argument("--size", type=int, default=64, help="model input side in px (default 64)")
-    p.add_argument("--margin", type=float, default=DEFAULT_MARGIN)
-    p.add_argument("--weights", default="imagenet", help="imagenet, none, or a backbone .weights.h5 file")
-    p.add_argument("--alpha", type=float, default=1.0, help="MobileNetV2 width multiplier")
-    p.add_argument("--lite0-blocks", type=int, default=LITE0_DEFAULT_BLOCKS,
-                   help="EfficientNet-Lite0 blocks kept (16 = whole network; default %(default)s)")
-    p.add_argument("--augment", choices=tuple(PRESETS), default="lowres_heavy")
-    p.add_argument("--epochs-head", type=int, default=2)
-    p.add_argument("--epochs-finetune", type=int, default=12)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr-head", type=float, default=1e-3)
-    p.add_argument("--lr-finetune", type=float, default=5e-4)
-    p.add_argument("--finetune-fraction", type=float, default=0.8, help="top fraction of backbone layers fine-tuned")
-    p.add_argument("--class-weight", choices=("sqrt", "balanced", "none"), default="sqrt",
-                   help="class weights: sqrt of balanced (default), balanced, none")
-    p.add_argument("--label-smoothing", type=float, default=0.05)
-    p.add_argument("--patience", type=int, default=3)
-    p.add_argument("--max-train", type=int, default=None, help="cap the number of training faces")
-    p.add_argument("--seed", type=int, default=0)
+    add_fit_arguments(p)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_fit)
 
@@ -168,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_export)
 
-    for name in ("evaluate", "explain", "compare"):
+    for name in ("evaluate", "explain", "compare", "loso"):
         try:
             mod = importlib.import_module(f"train.{name}")
         except ModuleNotFoundError as e:
@@ -183,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     _quiet_tensorflow()
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if getattr(args, "version", "x") is None:
         from maskwatch import __version__

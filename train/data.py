@@ -792,6 +792,22 @@ def load_manifest(path: str | Path) -> list[dict]:
     return rows
 
 
+def write_manifest(rows: list[dict], path: str | Path) -> Path:
+    """Write manifest rows (as :func:`load_manifest` returns them) to ``path``: the standard columns first,
+    then any extra ones the rows carry. Used for derived manifests (leave-one-source-out)."""
+    path = Path(path)
+    if path.suffix != ".csv":
+        path = path / "manifest.csv"
+    extra = [k for r in rows[:1] for k in r if k not in MANIFEST_COLUMNS]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=MANIFEST_COLUMNS + extra, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: "" if v is None else v for k, v in r.items()})
+    return path
+
+
 def crop_rows(rows, size: int, margin: float, progress: bool = False) -> np.ndarray:
     """Cut the faces of manifest rows / ``Face`` objects: RGB uint8 (N, size, size, 3).
 

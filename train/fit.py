@@ -52,6 +52,57 @@ class FitConfig:
     extra: dict = field(default_factory=dict)
 
 
+RECIPE_EXCLUDED = ("data", "out", "extra")
+"""FitConfig fields that say where, not how: left out of :func:`recipe_of`."""
+
+
+def recipe_of(cfg: FitConfig) -> dict:
+    """The training recipe of ``cfg`` (every field but data, out and extra): what must match for two
+    runs to be comparable, or for a stored result to be reused."""
+    return {k: v for k, v in asdict(cfg).items() if k not in RECIPE_EXCLUDED}
+
+
+def add_fit_arguments(p) -> None:
+    """The recipe options of ``maskwatch-train fit`` (all but --data/--out), defaults from :class:`FitConfig`.
+
+    Shared by ``fit`` and ``loso`` so that both train the same recipe from the same flags."""
+    from train.augment import PRESETS
+    from train.models import BACKBONES
+
+    d = FitConfig()
+    p.add_argument("--backbone", choices=BACKBONES, default=d.backbone)
+    p.add_argument("--size", type=int, default=d.input_size, help="model input side in px (default %(default)s)")
+    p.add_argument("--margin", type=float, default=d.margin)
+    p.add_argument("--weights", default=d.weights, help="imagenet, none, or a backbone .weights.h5 file")
+    p.add_argument("--alpha", type=float, default=d.alpha, help="MobileNetV2 width multiplier")
+    p.add_argument("--lite0-blocks", type=int, default=d.lite0_blocks,
+                   help="EfficientNet-Lite0 blocks kept (16 = whole network; default %(default)s)")
+    p.add_argument("--augment", choices=tuple(PRESETS), default=d.augment)
+    p.add_argument("--epochs-head", type=int, default=d.epochs_head)
+    p.add_argument("--epochs-finetune", type=int, default=d.epochs_finetune)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr-head", type=float, default=d.lr_head)
+    p.add_argument("--lr-finetune", type=float, default=d.lr_finetune)
+    p.add_argument("--finetune-fraction", type=float, default=d.finetune_fraction,
+                   help="top fraction of backbone layers fine-tuned")
+    p.add_argument("--class-weight", choices=("sqrt", "balanced", "none"), default=d.class_weight,
+                   help="class weights: sqrt of balanced (default), balanced, none")
+    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
+    p.add_argument("--patience", type=int, default=d.patience)
+    p.add_argument("--max-train", type=int, default=d.max_train, help="cap the number of training faces")
+    p.add_argument("--seed", type=int, default=d.seed)
+
+
+def fit_config_from_args(args, data: str, out: str, extra: dict | None = None) -> FitConfig:
+    """The :class:`FitConfig` of parsed :func:`add_fit_arguments` options."""
+    return FitConfig(data=str(data), out=str(out), backbone=args.backbone, input_size=args.size, margin=args.margin,
+                     weights=args.weights, alpha=args.alpha, lite0_blocks=args.lite0_blocks, augment=args.augment,
+                     epochs_head=args.epochs_head, epochs_finetune=args.epochs_finetune, batch_size=args.batch_size,
+                     lr_head=args.lr_head, lr_finetune=args.lr_finetune, finetune_fraction=args.finetune_fraction,
+                     class_weight=args.class_weight, label_smoothing=args.label_smoothing, patience=args.patience,
+                     seed=args.seed, max_train=args.max_train, extra=dict(extra or {}))
+
+
 def seed_everything(seed: int) -> None:
     import keras
 
