@@ -73,6 +73,7 @@ class Config:
     log: Path | None = None  # CSV of interval summaries
     events: Path | None = None  # JSONL of events
     snapshots: Path | None = None  # folder; off when None
+    save_video: Path | None = None  # annotated video of every processed frame (maskwatch.sinks.video); off when None
     alert_compliance_below: float = 0.8
     sources: SourceConfig = field(default_factory=SourceConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
@@ -107,7 +108,7 @@ def _update(obj, data: dict, prefix: str):
             if isinstance(current, DetectorConfig) and isinstance(value.get("mode"), str):
                 current = current.with_mode(value["mode"])  # a min_score given next to it still wins
             changes[key] = _update(current, value, prefix=f"{prefix}{key}.")
-        elif isinstance(current, Path) or key in ("log", "events", "snapshots", "model"):
+        elif isinstance(current, Path) or key in ("log", "events", "snapshots", "save_video", "model"):
             changes[key] = None if value in (None, "") else Path(value)
         else:
             changes[key] = value
