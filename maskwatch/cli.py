@@ -33,7 +33,6 @@ import os
 import signal
 import sys
 import traceback
-from dataclasses import replace
 from pathlib import Path
 
 from maskwatch import LABELS, __version__
@@ -153,62 +152,26 @@ def _bench_parser() -> argparse.ArgumentParser:
 
 
 def build_config(args: argparse.Namespace):
-    """TOML (``--config``) first, then the flags that were given."""
+    """Defaults, then the TOML file (``--config``), then the flags that were given, checked:
+    :meth:`maskwatch.config.Config.load` (the one merge; a bad value is one line naming it)."""
     from maskwatch.config import Config
 
-    config = Config.from_toml(args.config) if getattr(args, "config", None) else Config()
     get = lambda name: getattr(args, name, None)  # noqa: E731
-    if get("source") is not None:
-        config = replace(config, source=args.source)
-    if get("model") is not None:
-        config = replace(config, model=args.model)
-    for flag, field in (("log", "log"), ("events", "events"), ("snapshots", "snapshots")):
-        if get(flag) is not None:
-            config = replace(config, **{field: get(flag)})
-    if get("interval") is not None:
-        config = replace(config, interval_s=args.interval)
-    det = config.detector
-    if get("detector") is not None:
-        det = det.with_mode(args.detector)  # the mode's own default score, unless --min-score follows
-    if get("min_score") is not None:
-        det = replace(det, min_score=args.min_score)
-    if get("detect_every") is not None:
-        det = replace(det, every_n=args.detect_every)
-    config = replace(config, detector=det)
-    if get("vote_window") is not None:
-        tr = config.tracker
-        config = replace(config, tracker=replace(tr, vote_window=args.vote_window,
-                                                 min_votes=min(tr.min_votes, args.vote_window)))
-    if get("realtime"):
-        config = replace(config, sources=replace(config.sources, realtime=True))
-    _check_config(config)
-    return config
-
-
-def _check_config(config) -> None:
-    """Values a TOML file could get wrong (flags are checked by argparse)."""
-    if not (isinstance(config.interval_s, (int, float)) and config.interval_s > 0):
-        raise MaskwatchError(f"interval_s must be a number > 0, got {config.interval_s!r}")
-    if not (isinstance(config.detector.every_n, int) and config.detector.every_n >= 1):
-        raise MaskwatchError(f"detector.every_n must be an integer >= 1, got {config.detector.every_n!r}")
-    if config.detector.mode not in _detector_modes():
-        raise MaskwatchError(f"unknown detector.mode {config.detector.mode!r}; choose one of {', '.join(_detector_modes())}")
-    if not (isinstance(config.detector.min_score, (int, float)) and 0 <= config.detector.min_score <= 1):
-        raise MaskwatchError(f"detector.min_score must be between 0 and 1, got {config.detector.min_score!r}")
-    if not isinstance(config.detector.options, dict):
-        raise MaskwatchError(f"detector.options must be a table, got {config.detector.options!r}")
-    from maskwatch.detection import check_mode_options
-
-    check_mode_options(config.detector.mode, config.detector.options)  # before any model is loaded
-    tr = config.tracker
-    for name in ("vote_window", "min_votes", "max_age", "min_hits"):
-        if not hasattr(tr, name):
-            continue
-        value = getattr(tr, name)
-        if not (isinstance(value, int) and value >= (0 if name == "max_age" else 1)):
-            raise MaskwatchError(f"tracker.{name} must be a positive integer, got {value!r}")
-    if not isinstance(config.source, (str, int)):
-        raise MaskwatchError(f"source must be a string, got {config.source!r}")
+    flags = {
+        "source": get("source"),
+        "model": get("model"),
+        "log": get("log"),
+        "events": get("events"),
+        "snapshots": get("snapshots"),
+        "save_video": get("save_video"),  # --save-video: the annotated video sink (maskwatch.sinks.video)
+        "interval_s": get("interval"),
+        "detector.mode": get("detector"),  # the mode's own default score, unless --min-score is given
+        "detector.min_score": get("min_score"),
+        "detector.every_n": get("detect_every"),
+        "tracker.vote_window": get("vote_window"),  # caps tracker.min_votes
+        "sources.realtime": True if get("realtime") else None,
+    }
+    return Config.load(get("config"), flags)
 
 
 # -- output helpers -------------------------------------------------------------------------------

@@ -1,8 +1,15 @@
-"""Configuration: one typed object, loaded from TOML and/or command-line flags."""
+"""Configuration: one typed object, loaded from TOML and/or command-line flags and GUI settings.
+
+``Config.load(toml, overrides)`` is the whole story: defaults, then the TOML file, then the flags
+(or GUI settings) merged by :meth:`Config.with_overrides`, then :meth:`Config.validate`, which
+checks every field and says in one line which one is wrong (and in which file).
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -81,35 +88,275 @@ class Config:
 
     @classmethod
     def from_toml(cls, path: str | Path) -> "Config":
+        """The defaults with a TOML file's values, checked (:meth:`validate`): every error is one
+        line naming the file and the dotted field (``config file site.toml: sources.backoff_max_s
+        must be a number > 0, got -1``)."""
         path = Path(path)
+        where = f"config file {_shown(path)}"
         try:
-            data = tomllib.loads(path.read_text())
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
         except FileNotFoundError:
-            raise MaskwatchError(f"config file not found: {path}") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise MaskwatchError(f"config file {path} is not valid TOML: {e}") from None
-        return cls().updated(data)
+            raise MaskwatchError(f"config file not found: {_shown(path)}") from None
+        except IsADirectoryError:
+            raise MaskwatchError(f"{where} is a directory, not a TOML file") from None
+        except OSError as e:
+            raise MaskwatchError(f"cannot read {where}: {(e.strerror or str(e)).lower()}") from None
+        except UnicodeDecodeError:
+            raise MaskwatchError(f"{where} is not valid TOML: not UTF-8 text") from None
+        except tomllib.TOMLDecodeError as e:
+            raise MaskwatchError(f"{where} is not valid TOML: {e}") from None
+        return cls().with_overrides(data, where=where).validate(where=where)
 
-    def updated(self, data: dict) -> "Config":
-        """A copy with values from a nested dict (TOML tables map to the sub-configs)."""
-        return _update(self, data, prefix="")
+    @classmethod
+    def load(cls, toml: str | Path | None = None, overrides: Mapping | None = None) -> "Config":
+        """Defaults, then the TOML file (if any), then ``overrides`` (flags, GUI settings), checked.
+
+        >>> Config.load(overrides={"interval_s": 5, "detector.mode": "dense"}).detector.min_score
+        0.6
+        """
+        config = cls.from_toml(toml) if toml else cls()
+        return config.with_overrides(overrides or {}).validate()
+
+    def with_overrides(self, overrides: Mapping | None = None, /, *, where: str | None = None, **flags) -> "Config":
+        """A copy with ``overrides`` (and ``flags``) applied: the one merge of TOML, flags and GUI settings.
+
+        Keys are field names, dotted names (``"detector.min_score"``) or nested tables
+        (``{"detector": {"min_score": 0.5}}``, what TOML gives). ``None`` means "not given" and
+        changes nothing; ``""`` turns an optional path off. Rules that keep a merge meaningful:
+        a detector mode given without a ``min_score`` brings that mode's default score
+        (:meth:`DetectorConfig.with_mode`); a ``vote_window`` given without ``min_votes`` caps
+        ``min_votes`` at the window (else a short window never decides a label); text for a path
+        field becomes a ``Path``. Unknown keys and non-table values for tables are one-line errors
+        (prefixed with ``where``); values are checked by :meth:`validate`, not here.
+
+        >>> c = Config().with_overrides({"tracker": {"vote_window": 5}}, detector={"mode": "dense"}, log="out.csv")
+        >>> c.tracker.min_votes, c.detector.min_score, str(c.log)
+        (5, 0.6, 'out.csv')
+        """
+        flat: dict[str, object] = {}
+        _flatten(self, {**(overrides or {}), **flags}, "", flat, where)
+        return _apply(self, flat)
+
+    def updated(self, data: Mapping) -> "Config":
+        """The old name of :meth:`with_overrides` (a nested dict, as TOML gives)."""
+        return self.with_overrides(data)
+
+    def validate(self, where: str | None = None) -> "Config":
+        """Check every field; returns ``self``. A bad value is a one-line ``MaskwatchError``
+        naming the dotted field (and ``where``, e.g. the TOML file it came from).
+
+        ``bool`` is never a number here (``True`` would pass ``isinstance(x, int)``), numbers must
+        be finite, and the detector's options are checked by the detector registry without
+        loading a model.
+
+        >>> Config().with_overrides(sources={"backoff_max_s": -1}).validate("config file site.toml")
+        Traceback (most recent call last):
+        ...
+        maskwatch.errors.MaskwatchError: config file site.toml: sources.backoff_max_s must be a number > 0, got -1
+        """
+        for name, value, rule in _fields_and_rules(self):
+            problem = rule(value)
+            if problem:
+                _fail(where, f"{name} {problem}, got {_shown_value(value)}")
+        det, tr, src = self.detector, self.tracker, self.sources
+        if tr.min_votes > tr.vote_window:
+            _fail(where, f"tracker.min_votes must be <= tracker.vote_window ({tr.vote_window}), got {tr.min_votes}")
+        if src.backoff_initial_s > src.backoff_max_s:
+            _fail(where, f"sources.backoff_initial_s must be <= sources.backoff_max_s ({src.backoff_max_s:g}), "
+                         f"got {src.backoff_initial_s:g}")
+        from maskwatch.detection import validate_mode_options  # the registry: no model, numpy or OpenCV
+
+        try:
+            validate_mode_options(det.mode, det.options)
+        except MaskwatchError as e:
+            _fail(where, f"detector.options: {e}")
+        return self
 
 
-def _update(obj, data: dict, prefix: str):
-    names = {f.name: f for f in dataclasses.fields(obj)}
-    changes = {}
+# -- merging ---------------------------------------------------------------------------------------
+
+
+def _shown(path) -> str:
+    """A path as printable text (bytes that are not UTF-8 as \\xNN escapes)."""
+    return os.fsencode(os.fspath(path)).decode("utf-8", "backslashreplace")
+
+
+def _fail(where: str | None, message: str):
+    raise MaskwatchError(f"{where}: {message}" if where else message)
+
+
+def _flatten(obj, data: Mapping, prefix: str, out: dict, where: str | None) -> None:
+    """``data`` (nested tables and/or dotted keys) as ``{dotted field: value}``, keys checked."""
+    names = {f.name for f in dataclasses.fields(obj)}
     for key, value in data.items():
-        if key not in names:
-            raise MaskwatchError(f"unknown config key: {prefix}{key}")
-        current = getattr(obj, key)
+        if value is None:  # not given
+            continue
+        head, dot, tail = str(key).partition(".")
+        if head not in names:
+            _fail(where, f"unknown config key {prefix}{key}")
+        current = getattr(obj, head)
         if dataclasses.is_dataclass(current):
-            if not isinstance(value, dict):
-                raise MaskwatchError(f"config key {prefix}{key} must be a table")
-            if isinstance(current, DetectorConfig) and isinstance(value.get("mode"), str):
-                current = current.with_mode(value["mode"])  # a min_score given next to it still wins
-            changes[key] = _update(current, value, prefix=f"{prefix}{key}.")
-        elif isinstance(current, Path) or key in ("log", "events", "snapshots", "save_video", "model"):
-            changes[key] = None if value in (None, "") else Path(value)
+            if dot:
+                _flatten(current, {tail: value}, f"{prefix}{head}.", out, where)
+            else:
+                if not isinstance(value, Mapping):
+                    _fail(where, f"config key {prefix}{head} must be a table, got {_shown_value(value)}")
+                _flatten(current, value, f"{prefix}{head}.", out, where)
+        elif dot:
+            _fail(where, f"unknown config key {prefix}{key}")
         else:
-            changes[key] = value
-    return dataclasses.replace(obj, **changes)
+            out[f"{prefix}{head}"] = value
+
+
+def _path_fields(obj) -> set[str]:
+    return {f.name for f in dataclasses.fields(obj) if "Path" in str(f.type)}
+
+
+def _apply(config: "Config", flat: dict):
+    """``config`` with the ``{dotted field: value}`` changes, and the merge rules of ``with_overrides``."""
+    top: dict = {}
+    tables: dict[str, dict] = {}
+    for key, value in flat.items():
+        head, dot, tail = key.partition(".")
+        if dot:
+            tables.setdefault(head, {})[tail] = value
+        else:
+            top[head] = value
+    for name in _path_fields(config) & set(top):
+        value = top[name]
+        if isinstance(value, (str, os.PathLike)):
+            top[name] = Path(value) if str(value) else None
+    for head, changes in tables.items():
+        current = getattr(config, head)
+        if isinstance(current, DetectorConfig) and isinstance(changes.get("mode"), str):
+            current = current.with_mode(changes["mode"])  # a min_score given next to it still wins
+        if isinstance(current, TrackerConfig) and "min_votes" not in changes:
+            window = changes.get("vote_window")
+            if _is_int(window) and window >= 1:
+                changes = {**changes, "min_votes": min(current.min_votes, window)}
+        top[head] = dataclasses.replace(current, **changes)
+    return dataclasses.replace(config, **top)
+
+
+# -- checks ----------------------------------------------------------------------------------------
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(*, gt: float | None = None, ge: float | None = None, le: float | None = None):
+    if ge is not None and le is not None:
+        wanted = f"must be a number between {ge:g} and {le:g}"
+    else:
+        wanted = f"must be a number > {gt:g}" if gt is not None else f"must be a number >= {ge:g}"
+
+    def check(value) -> str | None:
+        ok = _is_number(value) and (gt is None or value > gt) and (ge is None or value >= ge) and (le is None or value <= le)
+        return None if ok else wanted
+
+    return check
+
+
+def _integer(minimum: int, *, optional: str | None = None):
+    wanted = f"must be an integer >= {minimum}" + (f" (or left out: {optional})" if optional else "")
+
+    def check(value) -> str | None:
+        if value is None and optional:
+            return None
+        return None if _is_int(value) and value >= minimum else wanted
+
+    return check
+
+
+def _boolean(value) -> str | None:
+    return None if isinstance(value, bool) else "must be true or false"
+
+
+def _path(*, optional: bool):
+    def check(value) -> str | None:
+        if value is None and optional:
+            return None
+        if isinstance(value, Path) and str(value) not in ("", "."):
+            return None
+        return "must be a path (a non-empty string)" + (", or empty for none" if optional else "")
+
+    return check
+
+
+def _source(value) -> str | None:
+    if _is_int(value) and value >= 0:
+        return None  # a webcam index
+    if isinstance(value, (str, os.PathLike)) and str(value).strip():
+        return None
+    return "must be a webcam index, a camera URL, a video file or an image folder (a non-empty string)"
+
+
+def _detector_mode(value) -> str | None:
+    from maskwatch.detection import DETECTOR_MODES
+
+    return None if isinstance(value, str) and value in DETECTOR_MODES else f"must be one of {', '.join(DETECTOR_MODES)}"
+
+
+def _table(value) -> str | None:
+    return None if isinstance(value, Mapping) else "must be a table"
+
+
+_RULES = {
+    "source": _source,
+    "model": _path(optional=False),
+    "interval_s": _number(gt=0),
+    "alert_compliance_below": _number(ge=0, le=1),
+    "sources.realtime": _boolean,
+    "sources.open_timeout_s": _number(gt=0),
+    "sources.read_timeout_s": _number(gt=0),
+    "sources.stall_timeout_s": _number(gt=0),
+    "sources.backoff_initial_s": _number(gt=0),
+    "sources.backoff_max_s": _number(gt=0),
+    "sources.max_reconnects": _integer(0, optional="retry forever"),
+    "detector.mode": _detector_mode,
+    "detector.min_score": _number(ge=0, le=1),
+    "detector.every_n": _integer(1),
+    "detector.options": _table,
+    "tracker.vote_window": _integer(1),
+    "tracker.min_votes": _integer(1),
+    "tracker.min_hits": _integer(1),
+    "tracker.max_age": _integer(0),
+}
+"""The check of each field; a field not listed is checked by its type (a path, a flag, a number)."""
+
+
+def _rule_for_type(annotation: str):
+    annotation = str(annotation).replace(" ", "")
+    if "Path" in annotation:
+        return _path(optional="None" in annotation)
+    if annotation == "bool":
+        return _boolean
+    return None  # numbers need their range said: a line in _RULES
+
+
+def _fields_and_rules(obj, prefix: str = ""):
+    """(dotted name, value, check) of every leaf field of ``obj``."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        name = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            yield from _fields_and_rules(value, f"{name}.")
+            continue
+        rule = _RULES.get(name) or _rule_for_type(f.type)
+        if rule is None:  # a new field needs a line in _RULES (tests/test_config.py checks every field)
+            raise TypeError(f"no check for config field {name} ({f.type})")
+        yield name, value, rule
+
+
+def _shown_value(value) -> str:
+    if isinstance(value, Path):
+        return repr(_shown(value))
+    if isinstance(value, Mapping):
+        return "a table"
+    return repr(value)
