@@ -21,6 +21,7 @@ from maskwatch.detection import (
     upright_face_shape,
     weighted_nms,
 )
+from maskwatch.detection import Detector, registry
 from maskwatch.errors import MaskwatchError
 from maskwatch.faces import Faces
 
@@ -188,6 +189,25 @@ def test_upright_face_shape():
     faces = Faces(xyxy=np.array([[0, 0, 100, 100]] * 2, np.float32), score=np.ones(2, np.float32), keypoints=kp)
     assert upright_face_shape(faces, 0.28).tolist() == [True, False]
     assert upright_face_shape(faces, 0).tolist() == [True, True]
+
+
+@pytest.mark.parametrize("mode", ["dense", "tiled"])
+def test_face_shape_filter_runs_once_on_the_merged_faces(scene, mode):
+    big = cv2.resize(scene[0], None, fx=3, fy=3, interpolation=cv2.INTER_LINEAR)
+    with FaceDetector(mode, min_score=0.3, min_eye_mouth=0) as det:
+        raw = det.detect(big)
+    with FaceDetector(mode, min_score=0.3) as det:  # min_eye_mouth 0.28
+        kept = det.detect(big)
+    squashed = ~upright_face_shape(raw, 0.28)
+    assert squashed.any()  # this scene, this big, has boxes with squashed keypoints at 0.3
+    np.testing.assert_array_equal(kept.xyxy, raw.xyxy[~squashed])
+
+
+@pytest.mark.parametrize("mode", DETECTOR_MODES)
+def test_every_back_end_has_the_detector_protocol(detectors, mode):
+    backend = detectors[mode]._backend
+    assert isinstance(backend, Detector)
+    assert backend.options == registry.parse_options(mode, {})  # built from its typed options
 
 
 def test_context_manager_and_closed_detector(scene):

@@ -57,6 +57,7 @@ class TasksDetector:
     SPEC: ClassVar[BlazeFaceSpec]
 
     def __init__(self, options: ShortOptions | FullOptions, min_score: float, model_dir: Path | None = None):
+        self.options = options
         self._detector = None
         path = model_path(model_dir, self.SPEC.filename)
         data = read_tflite(path)
