@@ -205,28 +205,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--realtime", choices=("on", "off"), help="play files at their speed (saved setting otherwise)")
     args = parser.parse_args(argv)
     from maskwatch.errors import MaskwatchError
+    from maskwatch.sources.spec import redact
 
-    try:
-        config = Config.from_toml(args.config) if args.config else Config()
-        changes = {}
-        if args.source:
-            changes["source"] = args.source
-        if args.model:
-            changes["model"] = args.model
-        if args.detector:
-            changes["detector"] = {"mode": args.detector}
-        if args.interval:
-            changes["interval_s"] = args.interval
-        if args.log:
-            changes["log"] = args.log
-        config = config.updated(changes)
+    try:  # the CLI's merge and checks (Config.load): a bad flag or TOML value is one line, exit 2
+        config = Config.load(args.config, {
+            "source": args.source or None,
+            "model": args.model or None,
+            "detector.mode": args.detector or None,
+            "interval_s": args.interval,
+            "log": args.log or None,
+        })
+        return run_app(config, autostart=args.autostart, screenshot=args.screenshot,
+                       screenshot_timeout_s=args.screenshot_timeout, screenshot_min_frame=args.screenshot_min_frame,
+                       settings_file=args.settings_file,
+                       realtime=None if args.realtime is None else args.realtime == "on")
     except MaskwatchError as e:
-        print(f"maskwatch: error: {e}", file=sys.stderr)
+        print(f"maskwatch: error: {' '.join(redact(str(e)).split())}", file=sys.stderr)
         return e.exit_code
-    return run_app(config, autostart=args.autostart, screenshot=args.screenshot,
-                   screenshot_timeout_s=args.screenshot_timeout, screenshot_min_frame=args.screenshot_min_frame,
-                   settings_file=args.settings_file,
-                   realtime=None if args.realtime is None else args.realtime == "on")
 
 
 if __name__ == "__main__":  # pragma: no cover

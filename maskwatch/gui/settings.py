@@ -15,16 +15,27 @@ app runs). Tests pass their own ``QSettings`` (an INI file in a temp folder).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from PyQt6.QtCore import QByteArray, QSettings
 
 from maskwatch.config import Config
-from maskwatch.gui.source_spec import strip_password
+from maskwatch.errors import MaskwatchError
+from maskwatch.sources.spec import strip_password
+
+log = logging.getLogger("maskwatch.gui")
 
 ORGANISATION = "maskwatch"
 APPLICATION = "maskwatch"
 MAX_RECENT = 8
+
+
+def _field(config: Config, dotted: str):
+    value = config
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return value
 
 
 def _bool(value) -> bool:
@@ -87,28 +98,36 @@ class GuiSettings:
         self.q.setValue("playback/realtime", bool(realtime))
         self.q.sync()
 
+    def saved_controls(self) -> dict[str, object]:
+        """The controls the user saved, as :meth:`Config.with_overrides` keys (unsaved ones left out)."""
+        saved = {
+            "detector.mode": self._get("detector/mode", None, str),
+            "detector.min_score": self._get("detector/min_score", None, float),
+            "tracker.vote_window": self._get("tracker/vote_window", None, int),
+            "log": self._get("output/log", None, str),
+            "snapshots": self._get("output/snapshots", None, str),
+        }
+        return {key: value for key, value in saved.items() if value is not None}
+
     def apply(self, config: Config) -> Config:
-        """``config`` with the persisted controls applied.
+        """``config`` with the persisted controls applied (:meth:`Config.with_overrides`, the merge
+        the command line uses too).
 
         A value the config sets explicitly (differs from ``Config()``'s default: a TOML file or a
-        command-line flag) wins over the saved one; values never saved keep the config's.
-        ``tracker.min_votes`` is capped at the vote window, so a short window still decides labels.
+        command-line flag) wins over the saved one; values never saved keep the config's. A saved
+        mode without a saved score brings the mode's default score, and ``tracker.min_votes`` is
+        capped at the vote window, so a short window still decides labels. A saved value the
+        configuration refuses (an INI file edited by hand) is left out, with a warning.
         """
-        d = Config()
-
-        def pick(current, default, saved):
-            return current if current != default else saved(default)
-
-        window = max(1, pick(config.tracker.vote_window, d.tracker.vote_window, self.vote_window))
-        return config.updated({
-            "detector": {
-                "mode": pick(config.detector.mode, d.detector.mode, self.detector_mode),
-                "min_score": pick(config.detector.min_score, d.detector.min_score, self.min_score),
-            },
-            "tracker": {"vote_window": window, "min_votes": min(config.tracker.min_votes, window)},
-            "log": pick(config.log, d.log, self.log_path),
-            "snapshots": pick(config.snapshots, d.snapshots, self.snapshots_dir),
-        })
+        defaults, given = Config(), config
+        for key, value in self.saved_controls().items():
+            if _field(given, key) != _field(defaults, key):
+                continue  # set by a TOML file or a flag: that wins
+            try:
+                config = config.with_overrides({key: value}).validate()
+            except MaskwatchError as e:
+                log.warning("ignoring the saved setting %s: %s", key, e)
+        return config
 
     # --- sources -------------------------------------------------------------------------------
     def recent_sources(self) -> list[str]:

@@ -1,0 +1,186 @@
+"""Configuration: every field checked (one line naming the file and field), one merge of TOML, flags
+and GUI settings, and the paths into it (CLI, ``python -m maskwatch.gui``) that must use both."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import pytest
+
+from maskwatch.config import _RULES, Config, DetectorConfig, SourceConfig, TrackerConfig, _fields_and_rules
+from maskwatch.errors import MaskwatchError
+
+
+def write(tmp_path: Path, text: str, name: str = "site.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def load_error(tmp_path: Path, text: str) -> str:
+    path = write(tmp_path, text)
+    with pytest.raises(MaskwatchError) as info:
+        Config.from_toml(path)
+    message = str(info.value)
+    assert "\n" not in message
+    return message.replace(str(path), "site.toml")
+
+
+def test_every_field_has_a_check():
+    names = [name for name, _value, _rule in _fields_and_rules(Config())]
+    for cls, prefix in ((SourceConfig, "sources."), (DetectorConfig, "detector."), (TrackerConfig, "tracker.")):
+        assert {prefix + f.name for f in dataclasses.fields(cls)} <= set(names)
+    untyped = [n for n in names if n not in _RULES]
+    assert all("Path" in str(Config.__dataclass_fields__[n].type) for n in untyped), untyped  # checked as paths
+    assert Config().validate() is not None
+
+
+BAD_VALUES = {
+    # the issue's own examples
+    "sources backoff": ("[sources]\nbackoff_max_s = -1\n", "sources.backoff_max_s must be a number > 0, got -1"),
+    "sources reconnects text": ('[sources]\nmax_reconnects = "x"\n',
+                                "sources.max_reconnects must be an integer >= 0 (or left out: retry forever), got 'x'"),
+    "log number": ("log = 5\n", "log must be a path (a non-empty string), or empty for none, got 5"),
+    # the rest of [sources]
+    "open timeout zero": ("[sources]\nopen_timeout_s = 0\n", "sources.open_timeout_s must be a number > 0, got 0"),
+    "read timeout text": ('[sources]\nread_timeout_s = "5"\n', "sources.read_timeout_s must be a number > 0, got '5'"),
+    "stall timeout nan": ("[sources]\nstall_timeout_s = nan\n", "sources.stall_timeout_s must be a number > 0, got nan"),
+    "backoff inf": ("[sources]\nbackoff_initial_s = inf\n", "sources.backoff_initial_s must be a number > 0, got inf"),
+    "backoff order": ("[sources]\nbackoff_initial_s = 10\nbackoff_max_s = 2\n",
+                      "sources.backoff_initial_s must be <= sources.backoff_max_s (2), got 10"),
+    "reconnects negative": ("[sources]\nmax_reconnects = -1\n", "sources.max_reconnects must be an integer >= 0"),
+    "realtime number": ("[sources]\nrealtime = 1\n", "sources.realtime must be true or false, got 1"),
+    "sources not a table": ("sources = 5\n", "config key sources must be a table, got 5"),
+    "unknown sources key": ("[sources]\nbackof_max_s = 1\n", "unknown config key sources.backof_max_s"),
+    # bool is not a number
+    "interval bool": ("interval_s = true\n", "interval_s must be a number > 0, got True"),
+    "score bool": ("[detector]\nmin_score = true\n", "detector.min_score must be a number between 0 and 1, got True"),
+    "window bool": ("[tracker]\nvote_window = true\n", "tracker.vote_window must be an integer >= 1, got True"),
+    "reconnects bool": ("[sources]\nmax_reconnects = false\n", "sources.max_reconnects must be an integer >= 0"),
+    # top level
+    "interval negative": ("interval_s = -3\n", "interval_s must be a number > 0, got -3"),
+    "alert threshold": ("alert_compliance_below = 1.5\n", "alert_compliance_below must be a number between 0 and 1, got 1.5"),
+    "model empty": ('model = ""\n', "model must be a path (a non-empty string), got None"),
+    "model number": ("model = 3\n", "model must be a path (a non-empty string), got 3"),
+    "events table": ("[events]\nx = 1\n", "events must be a path"),
+    "source empty": ('source = " "\n', "source must be a webcam index, a camera URL, a video file or an image folder"),
+    "source list": ("source = [1]\n", "source must be a webcam index"),
+    # detector and tracker
+    "mode unknown": ('[detector]\nmode = "yolo"\n', "detector.mode must be one of retina, short, full, dense, tiled, got 'yolo'"),
+    "every_n float": ("[detector]\nevery_n = 1.5\n", "detector.every_n must be an integer >= 1, got 1.5"),
+    "options not a table": ("[detector]\noptions = 3\n", "detector.options must be a table, got 3"),
+    "option unknown": ('[detector]\nmode = "retina"\n[detector.options]\ntile = 96\n',
+                       "detector.options: face detector mode 'retina' has no option tile"),
+    "option value": ("[detector.options]\nmax_pixels = -1\n", "detector.options: face detector mode 'retina' option max_pixels"),
+    "min_votes over window": ("[tracker]\nvote_window = 5\nmin_votes = 8\n",
+                              "tracker.min_votes must be <= tracker.vote_window (5), got 8"),
+    "max_age negative": ("[tracker]\nmax_age = -1\n", "tracker.max_age must be an integer >= 0, got -1"),
+    "min_hits zero": ("[tracker]\nmin_hits = 0\n", "tracker.min_hits must be an integer >= 1, got 0"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_VALUES))
+def test_bad_toml_values_are_one_line_naming_file_and_field(case, tmp_path):
+    text, expected = BAD_VALUES[case]
+    message = load_error(tmp_path, text)
+    assert message.startswith("config file site.toml: ") or message.startswith("config file site.toml ")
+    assert expected in message
+
+
+def test_config_file_that_is_not_a_file(tmp_path):
+    with pytest.raises(MaskwatchError, match=r"^config file .* is a directory, not a TOML file$"):
+        Config.from_toml(tmp_path)
+    with pytest.raises(MaskwatchError, match=r"^config file not found: "):
+        Config.from_toml(tmp_path / "missing.toml")
+    binary = tmp_path / "bin.toml"
+    binary.write_bytes(b"interval_s = 5\n\xff\xfe\n")
+    with pytest.raises(MaskwatchError, match=r"is not valid TOML: not UTF-8 text$"):
+        Config.from_toml(binary)
+    odd = tmp_path / os.fsdecode(b"caf\xe9.toml")
+    odd.write_text("interval_s = -1\n")
+    with pytest.raises(MaskwatchError) as info:
+        Config.from_toml(odd)
+    assert "caf\\xe9.toml: interval_s" in str(info.value)
+    str(info.value).encode("utf-8")  # printable
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+def test_unreadable_config_file(tmp_path):
+    path = write(tmp_path, "interval_s = 5\n")
+    path.chmod(0)
+    with pytest.raises(MaskwatchError, match=r"^cannot read config file .*site.toml: permission denied$"):
+        Config.from_toml(path)
+
+
+def test_with_overrides_is_flags_over_toml_over_defaults(tmp_path):
+    toml = write(tmp_path, 'log = "t.csv"\n[detector]\nmode = "dense"\n[tracker]\nvote_window = 20\nmin_votes = 12\n'
+                           '[sources]\nbackoff_max_s = 4\n')
+    config = Config.load(toml, {"interval_s": 5, "tracker.vote_window": 8, "log": None, "detector.every_n": 2})
+    assert config.interval_s == 5 and config.log == Path("t.csv")  # None: not given, the TOML value stays
+    assert (config.detector.mode, config.detector.min_score, config.detector.every_n) == ("dense", 0.6, 2)
+    assert (config.tracker.vote_window, config.tracker.min_votes) == (8, 8)  # the window caps min_votes
+    assert config.sources.backoff_max_s == 4
+    assert Config.load(toml, {"log": ""}).log is None  # "" turns a path off
+    # the three spellings of a change are one merge
+    nested = Config().with_overrides({"detector": {"mode": "short", "min_score": 0.4}})
+    dotted = Config().with_overrides({"detector.mode": "short", "detector.min_score": 0.4})
+    keywords = Config().with_overrides(detector={"mode": "short", "min_score": 0.4})
+    assert nested == dotted == keywords and nested.detector.min_score == 0.4
+    assert Config().updated({"interval_s": 7}) == Config().with_overrides(interval_s=7)  # the old name
+    with pytest.raises(MaskwatchError, match="^unknown config key detector.modes$"):
+        Config().with_overrides({"detector.modes": "x"})
+    with pytest.raises(MaskwatchError, match="^unknown config key interval_s.x$"):
+        Config().with_overrides({"interval_s.x": 1})
+
+
+def test_cli_build_config_validates_and_names_the_file(tmp_path, capfd):
+    from maskwatch.cli import main
+
+    toml = write(tmp_path, "[sources]\nbackoff_max_s = -1\n")
+    assert main(["--headless", "--config", str(toml)]) == 2
+    err = capfd.readouterr().err.strip().splitlines()
+    assert err == [f"maskwatch: error: config file {toml}: sources.backoff_max_s must be a number > 0, got -1"]
+    assert main(["--headless", "--config", str(tmp_path)]) == 2
+    err = capfd.readouterr().err.strip().splitlines()
+    assert err == [f"maskwatch: error: config file {tmp_path} is a directory, not a TOML file"]
+
+
+def test_gui_entry_point_validates_too(tmp_path, capfd):
+    from maskwatch.gui.app import main
+
+    toml = write(tmp_path, "log = 5\n")
+    assert main(["--config", str(toml)]) == 2
+    assert capfd.readouterr().err.strip().splitlines() == [
+        f"maskwatch: error: config file {toml}: log must be a path (a non-empty string), or empty for none, got 5"]
+    assert main(["--interval", "0"]) == 2
+    assert "interval_s must be a number > 0, got 0.0" in capfd.readouterr().err
+    assert main(["--detector", "yolo"]) == 2
+    assert "detector.mode must be one of" in capfd.readouterr().err
+    assert main(["rtsp://admin:hunter22@cam:99999/x", "--detector", "yolo"]) == 2
+    assert "hunter22" not in capfd.readouterr().err
+
+
+def test_gui_settings_merge_the_same_way(tmp_path):
+    from PyQt6.QtCore import QSettings
+
+    from maskwatch.gui.settings import GuiSettings
+
+    settings = GuiSettings(QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat))
+    assert settings.apply(Config()) == Config()  # nothing saved
+    settings.q.setValue("detector/mode", "dense")
+    settings.q.setValue("tracker/vote_window", 4)
+    settings.q.setValue("output/log", str(tmp_path / "gui.csv"))
+    config = settings.apply(Config())
+    assert (config.detector.mode, config.detector.min_score) == ("dense", 0.6)  # the mode's default score
+    assert (config.tracker.vote_window, config.tracker.min_votes) == (4, 4)
+    assert config.log == tmp_path / "gui.csv"
+    explicit = Config.load(overrides={"detector.mode": "short", "log": str(tmp_path / "flag.csv")})
+    config = settings.apply(explicit)  # flags and TOML win over saved settings
+    assert (config.detector.mode, config.detector.min_score, config.log) == ("short", 0.5, tmp_path / "flag.csv")
+    settings.q.setValue("detector/min_score", 7.5)  # an INI file edited by hand: ignored, not a crash
+    settings.q.setValue("detector/mode", "yolo")
+    config = settings.apply(Config())
+    assert (config.detector.mode, config.detector.min_score) == ("retina", 0.7)
+    config.validate()
