@@ -178,11 +178,10 @@ def build_config(args: argparse.Namespace):
 
 
 def _redact(text: str) -> str:
-    try:
-        from maskwatch.sources import redact_url
-    except ImportError:  # pragma: no cover - sources is part of the package
-        return text
-    return redact_url(text)
+    """``text`` with every credential-looking part hidden (``maskwatch.sources.spec.redact``)."""
+    from maskwatch.sources.spec import redact
+
+    return redact(text)
 
 
 def _pct(rate) -> str:
@@ -311,11 +310,17 @@ def _run_gui(args) -> int:
 
 
 def iter_images(paths: list[str]):
-    """(path, exists) for each image file named or found (recursively, sorted) in named folders."""
+    """(path, exists) for each image file named or found (recursively, sorted) in named folders.
+
+    A folder without any image is yielded itself with ``exists`` False (``detect`` reports it,
+    instead of printing nothing and succeeding). Names that are not valid UTF-8 are fine here.
+    """
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
             found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                yield p, False
             yield from ((f, True) for f in found)
         else:
             yield p, p.is_file()
@@ -337,43 +342,50 @@ def detect_record(image_path: str, faces) -> dict:
 
 
 def _run_detect(args) -> int:
-    import cv2
-
+    """Faces and labels of each image. An image that cannot be read (or a path that is not
+    there, a folder without images) is a warning line and the run goes on with the next; if any
+    failed, the last line is one error and the exit status is 1. Images are read as bytes
+    (``maskwatch.sources.load_image``): a file name that is not valid UTF-8 never reaches OpenCV
+    as text (which crashes it), and is printed with ``\\xNN`` escapes (also in ``--json``)."""
     from maskwatch.classification import MaskClassifier
     from maskwatch.detection import FaceDetector
+    from maskwatch.sources import display_path, load_image
 
     config = build_config(args)
     import_mediapipe_without_tensorflow()
     classifier = MaskClassifier(config.model)
     detector = FaceDetector.from_config(config.detector)
-    failures = 0
+    failures = read = 0
     try:
         for path, exists in iter_images(args.paths):
+            shown = display_path(path)
             if not exists:
-                _warn(f"no such file or folder: {path}")
+                _warn(f"no images in folder {shown}" if path.is_dir() else f"no such file or folder: {shown}")
                 failures += 1
                 continue
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            image = load_image(path)
             if image is None:
-                _warn(f"cannot read image: {path}")
+                _warn(f"cannot read image: {shown}")
                 failures += 1
                 continue
+            read += 1
             faces = detector.detect(image)
             if len(faces):
                 faces.probs = classifier.classify_faces(image, faces.xyxy)
-            record = detect_record(str(path), faces)
+            record = detect_record(shown, faces)
             if args.json:
                 print(json.dumps(record), flush=True)
             else:
                 h, w = image.shape[:2]
-                print(f"{path}  ({w}x{h}, {len(faces)} face{'s' if len(faces) != 1 else ''})", flush=True)
+                print(f"{shown}  ({w}x{h}, {len(faces)} face{'s' if len(faces) != 1 else ''})", flush=True)
                 for f in record["faces"]:
                     x1, y1, x2, y2 = f["box"]
                     print(f"  [{x1:7.1f} {y1:7.1f} {x2:7.1f} {y2:7.1f}]  {f['label']:<22} {f['score']:.2f}", flush=True)
     finally:
         detector.close()
     if failures:
-        _error(f"{failures} image{'s' if failures != 1 else ''} could not be read")
+        what = f"{failures} image{'s' if failures != 1 else ''} could not be read"
+        _error(what if read else f"{what} (no image was read)")
         return 1
     return 0
 

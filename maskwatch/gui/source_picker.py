@@ -25,7 +25,8 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from maskwatch.gui.source_spec import find_webcams, is_network_url, split_password, with_password
+from maskwatch.gui.source_spec import find_webcams
+from maskwatch.sources.spec import is_network_url, split_password, with_password
 from maskwatch.paths import demo_clip
 
 VIDEO_FILTER = "Videos (*.mp4 *.avi *.mkv *.mov *.webm *.m4v *.mpg *.mpeg *.ts);;Images (*.jpg *.jpeg *.png *.bmp *.webp);;All files (*)"

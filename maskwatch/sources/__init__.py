@@ -32,16 +32,8 @@ Modules: ``spec`` (parsing, redaction; no OpenCV), ``base`` (``Source``), ``file
 ``opener`` (``open_source``).
 """
 
-from maskwatch.sources.base import Source
-from maskwatch.sources.files import (
-    FALLBACK_FPS,
-    FileSource,
-    ImageFolderSource,
-    load_image,
-    opencv_path,
-)
-from maskwatch.sources.live import Capture, LiveSource, network_capture, webcam_capture
-from maskwatch.sources.opener import open_source
+import importlib
+
 from maskwatch.sources.spec import (
     IMAGE_SUFFIXES,
     NETWORK_SCHEMES,
@@ -58,7 +50,34 @@ from maskwatch.sources.spec import (
     with_password,
 )
 
-_load_image = load_image  # the old private name
+# Names that need OpenCV, imported from their module on first use (PEP 562), so that parsing and
+# redaction (the CLI's error lines, the configuration, the GUI's password field) load no OpenCV.
+_LAZY = {
+    "Source": "maskwatch.sources.base",
+    "FALLBACK_FPS": "maskwatch.sources.files",
+    "FileSource": "maskwatch.sources.files",
+    "ImageFolderSource": "maskwatch.sources.files",
+    "load_image": "maskwatch.sources.files",
+    "_load_image": "maskwatch.sources.files",
+    "opencv_path": "maskwatch.sources.files",
+    "Capture": "maskwatch.sources.live",
+    "LiveSource": "maskwatch.sources.live",
+    "network_capture": "maskwatch.sources.live",
+    "webcam_capture": "maskwatch.sources.live",
+    "open_source": "maskwatch.sources.opener",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        module = importlib.import_module(_LAZY[name])
+        return getattr(module, "load_image" if name == "_load_image" else name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 __all__ = [
     "Capture",

@@ -215,9 +215,11 @@ class ImageFolderSource(Source):
             )
         source = cls(sorted(paths, key=_natural_key), name=str(folder))
         with source._lock:
-            source._pending = source._next_readable()
+            source._pending = source._next_readable(report=False)
         if source._pending is None:
-            source._raise_nothing_readable()
+            source._raise_nothing_readable()  # one error line, not a warning per file first
+        for path in source.skipped_paths:
+            image_log.warning("skipping unreadable image %s", display_path(path))
         return source
 
     @classmethod
@@ -228,7 +230,7 @@ class ImageFolderSource(Source):
             raise MaskwatchError(f"cannot read image {display_path(path)}: not an image OpenCV can decode")
         return cls([path], name=str(path))
 
-    def _next_readable(self) -> tuple[int, np.ndarray] | None:
+    def _next_readable(self, report: bool = True) -> tuple[int, np.ndarray] | None:
         """(index, image) of the next readable image, skipping (and reporting) unreadable ones."""
         while self._next < len(self.paths):
             index = self._next
@@ -239,17 +241,17 @@ class ImageFolderSource(Source):
                 return index, image
             self.skipped += 1
             self.skipped_paths.append(path)
-            image_log.warning("skipping unreadable image %s", display_path(path))
+            if report:
+                image_log.warning("skipping unreadable image %s", display_path(path))
         return None
 
     def _raise_nothing_readable(self) -> None:
         self._state = SourceState.ENDED
         count = len(self.paths)
-        example = display_path(self.skipped_paths[0].name) if self.skipped_paths else ""
-        raise MaskwatchError(
-            f"no readable image in {self.name}: {'the' if count == 1 else 'all'} {count} image"
-            f"{'s' if count != 1 else ''} failed to decode (e.g. {example})"
-        )
+        example = display_path(self.skipped_paths[0].name) if self.skipped_paths else "?"
+        what = f"its only image failed to decode ({example})" if count == 1 else \
+            f"all {count} images failed to decode (e.g. {example})"
+        raise MaskwatchError(f"no readable image in {self.name}: {what}")
 
     def read(self, timeout: float | None = None) -> Frame | None:
         with self._lock:
