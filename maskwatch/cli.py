@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -38,6 +39,7 @@ from pathlib import Path
 from maskwatch import LABELS, __version__
 from maskwatch.errors import MaskwatchError
 from maskwatch.mediapipe_import import import_mediapipe_without_tensorflow  # noqa: F401 - also used by benchmarks
+from maskwatch.sinks.console import format_summary, format_totals  # noqa: F401 - the console sink's; kept importable here
 
 PROG = "maskwatch"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -121,6 +123,9 @@ def _main_parser() -> argparse.ArgumentParser:
     p.add_argument("--interval", type=_positive_float, metavar="SECONDS", help="interval length (default 60)")
     p.add_argument("--snapshots", type=Path, metavar="DIR",
                    help="save a frame per person decided without_mask / mask_worn_incorrectly")
+    p.add_argument("--save-video", type=Path, metavar="FILE",
+                   help="write every processed frame with boxes, labels and track ids to a new video "
+                        "(.mp4, .avi, .mkv, .mov) at the source's frame rate")
     p.add_argument("--vote-window", type=_positive_int, metavar="N", help="frames a track's label is voted over")
     p.add_argument("--realtime", action="store_true", help="files: pace to the file's frame rate")
     p.add_argument("--quiet", action="store_true", help="no per-interval lines, only the final totals")
@@ -184,27 +189,6 @@ def _redact(text: str) -> str:
     return redact(text)
 
 
-def _pct(rate) -> str:
-    return "-" if rate is None else f"{100 * rate:.0f}%"
-
-
-def format_summary(summary) -> str:
-    """One human line per interval row."""
-    from maskwatch.sinks import iso_time
-
-    state = getattr(summary.source_state, "value", str(summary.source_state))
-    labels = "  ".join(f"{k} {summary.by_label.get(k, 0)}" for k in LABELS)
-    return (f"{iso_time(summary.start)} .. {iso_time(summary.end)[11:]}  frames {summary.frames}  "
-            f"faces {summary.faces}  people {summary.people_seen}  {labels}  "
-            f"compliance {_pct(summary.compliance_rate)}  fps {summary.fps:.1f}  "
-            f"dropped {summary.dropped_frames}  {state}")
-
-
-def format_totals(totals) -> str:
-    labels = "  ".join(f"{k} {totals.by_label.get(k, 0)}" for k in LABELS)
-    return f"total: people {totals.people_seen}  {labels}  compliance {_pct(totals.compliance_rate)}"
-
-
 @contextlib.contextmanager
 def _native_stderr_hidden(enabled: bool):
     """Point file descriptor 2 at /dev/null (TFLite/MediaPipe/absl write there directly) while
@@ -241,56 +225,26 @@ def _warn(message: str) -> None:
 # -- commands -------------------------------------------------------------------------------------
 
 
-def _run_headless(args) -> int:
+def _run_headless(args, stop_signals: "_StopSignals") -> int:
     from maskwatch.monitor import Monitor
+    from maskwatch.sinks import ConsoleSink, check_sinks_config, sinks_from_config, timespec_for
 
     config = build_config(args)
-    import_mediapipe_without_tensorflow()
-    out = sys.stdout
-    last_state = [None]
+    check_sinks_config(config)  # a bad output path fails now, before seconds of model loading
     # Until the first frame, trouble with the source ends in ONE error line (unreachable camera,
     # corrupt file), so the source's own warnings are held back; afterwards they are shown.
-    source_log = logging.getLogger("maskwatch.sources")
-    quiet_startup = not args.debug and source_log.level == logging.NOTSET
-    if quiet_startup:
-        source_log.setLevel(logging.CRITICAL)
-
-    def on_summary(summary):
-        if not args.quiet:
-            print(format_summary(summary), file=out, flush=True)
-
-    def show_state(stats):
-        state = stats.source_state
-        if last_state[0] is not None and state != last_state[0] and not args.quiet:
-            extra = f" (next attempt in {stats.reconnect_in:.1f} s)" if stats.reconnect_in else ""
-            print(f"{PROG}: source {getattr(state, 'value', state)}{extra}", file=sys.stderr, flush=True)
-        last_state[0] = state
-
-    def on_status(stats):
-        if last_state[0] is not None:  # state changes are news once the source has been live
-            show_state(stats)
-
-    def on_result(result):
-        if last_state[0] is None and quiet_startup:
-            source_log.setLevel(logging.NOTSET)
-        show_state(result.stats)
-
-    monitor = Monitor(config, on_result=on_result, on_summary=on_summary, on_status=on_status)
-
-    def handle(signum, _frame):
-        if monitor.stopped:  # a second Ctrl-C: stop waiting
-            raise KeyboardInterrupt
-        monitor.stop()
-
-    previous = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
+    console = ConsoleSink(sys.stdout, sys.stderr, quiet=args.quiet, timespec=timespec_for(config.interval_s),
+                          hold_source_warnings=not args.debug)
+    # the files are opened once the models are loaded and the source is open
+    monitor = Monitor(config, sinks=lambda: sinks_from_config(config, console=console))
+    stop_signals.attach(monitor)  # a signal that came during start-up stops the run before it starts
     try:
+        if not monitor.stopped:
+            import_mediapipe_without_tensorflow()
         totals = monitor.run()
     finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
-        if quiet_startup:
-            source_log.setLevel(logging.NOTSET)
-    print(format_totals(totals), file=out, flush=True)
+        console.close()  # also when the run never opened its sinks
+    print(format_totals(totals), file=sys.stdout, flush=True)
     return 0
 
 
@@ -406,7 +360,61 @@ def _run_bench(args) -> int:
     return 0
 
 
+class _StopSignals:
+    """SIGINT / SIGTERM handling from the first line of :func:`main`.
+
+    A signal during start-up (argument parsing, model loading: seconds) is remembered and stops the
+    headless run as soon as its monitor exists, so even an early Ctrl-C or SIGTERM ends in a clean
+    exit 0 (the partial interval written if there is one), never a traceback or 143. A second
+    signal stops waiting (``KeyboardInterrupt``: exit 130). Other commands get the previous handlers
+    back once they are known.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._target = None
+        self._previous: dict[int, object] = {}
+
+    def install(self) -> "_StopSignals":
+        for sig in self.SIGNALS:
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread (embedded use): leave signals alone
+                break
+        return self
+
+    def restore(self) -> None:
+        previous, self._previous = self._previous, {}
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    def attach(self, monitor) -> None:
+        """Stop ``monitor`` on the next signal, or now if one came already."""
+        self._target = monitor
+        if self.received is not None:
+            monitor.stop()
+
+    def _handle(self, signum, _frame) -> None:
+        if self.received is not None:  # a second signal: stop waiting
+            raise KeyboardInterrupt
+        self.received = signum
+        if self._target is not None:
+            self._target.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
+    stop_signals = _StopSignals().install()  # first of all: heavy imports follow
+    try:
+        return _main(argv, stop_signals)
+    except KeyboardInterrupt:  # a second signal during start-up
+        return 130
+    finally:
+        stop_signals.restore()
+
+
+def _main(argv: list[str] | None, stop_signals: _StopSignals) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "detect":
         parser, command = _detect_parser(), _run_detect
@@ -417,8 +425,13 @@ def main(argv: list[str] | None = None) -> int:
     else:
         parser, command = _main_parser(), None
     args = parser.parse_args(argv)
-    if command is None:
-        command = _run_headless if args.headless else _run_gui
+    if command is None and args.headless:
+        command = functools.partial(_run_headless, stop_signals=stop_signals)
+    else:
+        command = command or _run_gui
+        stop_signals.restore()  # detect, bench and the app handle signals their own way
+        if stop_signals.received is not None:  # asked to stop while starting: nothing done yet
+            return 128 + stop_signals.received
     debug = bool(args.debug or os.environ.get("MASKWATCH_DEBUG", "") not in ("", "0"))
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
                         format=f"{PROG}: %(levelname)s: %(name)s: %(message)s")

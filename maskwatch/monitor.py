@@ -1,17 +1,26 @@
-"""``Monitor``: runs a :class:`~maskwatch.pipeline.Pipeline` and feeds every sink.
+"""``Monitor``: runs a :class:`~maskwatch.pipeline.Pipeline` and fans its stream out to sinks.
 
-The one runtime loop shared by ``maskwatch --headless`` and the desktop app's worker thread:
-interval rows go to the CSV log, events to the JSONL log, ``without_mask`` /
-``mask_worn_incorrectly`` decisions to snapshots (each only when configured), and every processed
-frame to ``on_result``. Whatever ends the run (the source ending, :meth:`Monitor.stop`, an error
-mid-run), the partial interval is written before :meth:`Monitor.run` returns or raises, so
-nothing already counted is lost.
+The one runtime loop shared by ``maskwatch --headless`` and the desktop app's worker thread. The
+monitor decides nothing about outputs: every consumer is a :class:`~maskwatch.sinks.Sink`
+(CSV log, JSONL events, snapshots, video, alerts, the console, the GUI's mailbox). For each
+``FrameResult`` the sinks get, in this order:
+
+1. ``on_event(e)`` for each event decided on the frame;
+2. ``on_interval(summary)`` when the frame closed an interval;
+3. ``on_result(result)``, for frames and for status updates alike (``result.frame is None``
+   while a live source is connecting or reconnecting: see :mod:`maskwatch.sinks.base`).
+
+Each call goes to every sink even when an earlier sink raised (a full disk for the video must not
+cost the CSV its row); the first error then ends the run. Whatever ends it (the source ending,
+:meth:`Monitor.stop`, a signal, an error), the partial interval is handed to every sink and every
+sink is closed, each even if another fails, before :meth:`Monitor.run` returns or re-raises.
 
 Example (needs the shipped model)::
 
     from maskwatch.config import Config
-    monitor = Monitor(Config(source="clip.mp4", log=Path("counts.csv"), interval_s=10))
-    totals = monitor.run()          # blocks; monitor.stop() from another thread or a signal handler
+    from maskwatch.sinks import sinks_from_config
+    config = Config(source="clip.mp4", log=Path("counts.csv"), interval_s=10)
+    totals = Monitor(config, sinks=sinks_from_config(config)).run()  # monitor.stop() from elsewhere
     print(totals.people_seen, totals.by_label)
 """
 
@@ -19,21 +28,62 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from maskwatch.config import Config
 from maskwatch.results import FrameResult, IntervalSummary, Stats, Totals
 
 log = logging.getLogger("maskwatch.monitor")
 
+SinkErrorHandler = Callable[[object, BaseException], None]
+
+
+def fan_out(result: FrameResult, sinks: Iterable) -> BaseException | None:
+    """Hand one result to every sink (events, then the closed interval, then the result).
+
+    Returns the first exception a sink raised (after every sink had its turn), ``None`` if none.
+    """
+    return _deliver(result, [(sink, None) for sink in sinks])
+
+
+def _deliver(result: FrameResult, entries) -> BaseException | None:
+    calls = [(lambda s, e=e: s.on_event(e)) for e in result.events]
+    if result.summary is not None:
+        calls.append(lambda s: s.on_interval(result.summary))
+    calls.append(lambda s: s.on_result(result))
+    first = None
+    for call in calls:
+        for sink, on_error in entries:
+            error = _call(call, sink, on_error)
+            if first is None and error is not None:
+                first = error
+    return first
+
+
+def _call(call, sink, on_error: SinkErrorHandler | None) -> BaseException | None:
+    """Run ``call(sink)``; an error is returned, or handed to ``on_error`` (then ``None``)."""
+    try:
+        call(sink)
+    except Exception as e:  # noqa: BLE001 - every sink gets its turn; the first error ends the run
+        if on_error is None:
+            return e
+        on_error(sink, e)
+    return None
+
 
 class Monitor:
-    """Runs a pipeline to its end (or :meth:`stop`) and writes the sinks.
+    """Runs a pipeline to its end (or :meth:`stop`) and feeds the sinks (see the module docstring).
 
-    ``on_result`` gets every processed frame's ``FrameResult`` (in the thread calling
-    :meth:`run`). Optional callbacks: ``on_summary(IntervalSummary)`` for every row written
-    (including the final partial one) and ``on_status(Stats)`` for the pipeline's status updates
-    while a live source delivers no frames (connecting / reconnecting).
+    ``sinks``: the sinks (already open), or a function that opens them, called by :meth:`run` once
+    the pipeline is built (models loaded, source open: a missing model or camera leaves no empty
+    log behind, and a run stopped during start-up opens nothing); ``None``: those ``config`` names
+    (``maskwatch.sinks.sinks_from_config``), opened the same way. The monitor closes them all
+    when the run ends. :meth:`add_sink` / :meth:`remove_sink` change them while it runs (the
+    desktop app's Record button).
+
+    ``on_result`` / ``on_summary`` / ``on_status`` (optional) are plain callbacks, kept for scripts
+    and benchmarks: ``on_result`` gets each result that has a frame, ``on_summary`` each interval
+    row, ``on_status`` the ``Stats`` of status updates.
 
     The pipeline is built inside :meth:`run` (so a GUI can create the monitor in its own thread and
     run it in a worker) unless one is given.
@@ -42,21 +92,58 @@ class Monitor:
     def __init__(
         self,
         config: Config,
-        on_result: Callable[[FrameResult], None] | None = None,
+        sinks: Iterable | Callable[[], Iterable] | None = None,
         pipeline=None,
         *,
+        on_result: Callable[[FrameResult], None] | None = None,
         on_summary: Callable[[IntervalSummary], None] | None = None,
         on_status: Callable[[Stats], None] | None = None,
     ):
         self.config = config
-        self.on_result = on_result
-        self.on_summary = on_summary
-        self.on_status = on_status
         self.pipeline = pipeline
         self.totals = Totals()
         self.rows_written = 0
         self._stop = threading.Event()
         self._lock = threading.Lock()
+        if sinks is None:
+            def sinks():
+                from maskwatch.sinks import sinks_from_config
+
+                return sinks_from_config(config)
+        self._open_sinks = sinks if callable(sinks) else None
+        self._entries: list[tuple[object, SinkErrorHandler | None]] = [] if callable(sinks) else [(s, None) for s in sinks]
+        self._finished = False
+        if on_result is not None or on_summary is not None or on_status is not None:
+            from maskwatch.sinks.base import CallbackSink
+
+            self._entries.append((CallbackSink(on_result=on_result, on_interval=on_summary,
+                                               on_status=on_status or (lambda stats: None)), None))
+
+    @property
+    def sinks(self) -> list:
+        with self._lock:
+            return [sink for sink, _ in self._entries]
+
+    def add_sink(self, sink, on_error: SinkErrorHandler | None = None) -> bool:
+        """Feed ``sink`` from the next result on (thread-safe). ``False`` when the run is over (the
+        sink is then not used; close it yourself).
+
+        ``on_error(sink, error)``: an error of this sink removes and closes it and is handed to
+        ``on_error`` instead of ending the run (a recording may fail; the monitoring goes on).
+        """
+        with self._lock:
+            if self._finished:
+                return False
+            self._entries = [*self._entries, (sink, on_error)]
+            return True
+
+    def remove_sink(self, sink, close: bool = True) -> None:
+        """Stop feeding ``sink`` (thread-safe) and, by default, close it (a video is finalised)."""
+        with self._lock:
+            found = any(s is sink for s, _ in self._entries)
+            self._entries = [(s, h) for s, h in self._entries if s is not sink]
+        if close and found:
+            sink.close()
 
     def stop(self) -> None:
         """End the run after the current frame. Thread-safe; safe in a signal handler."""
@@ -72,57 +159,88 @@ class Monitor:
     def run(self) -> Totals:
         """Process until the source ends or :meth:`stop`; returns the totals (unique people).
 
-        Always writes the last partial interval, also when a stage raises (the error is re-raised
-        after the row is written).
+        Always hands the last partial interval to the sinks and closes them, also when a stage or
+        a sink raises (the first error is re-raised afterwards). A monitor stopped before it
+        started returns at once, without building the pipeline.
         """
-        if self.pipeline is None:
-            from maskwatch.pipeline import Pipeline
-
-            pipeline = Pipeline(self.config)
-            with self._lock:
-                self.pipeline = pipeline
-        pipeline = self.pipeline
-        if self._stop.is_set():  # stop() came while the pipeline was being built
-            pipeline.stop()
-        csv_log = events_log = snapshots = None
+        pipeline = None
+        error: BaseException | None = None
         try:
-            from maskwatch.sinks import EventJsonl, IntervalCsvLog, SnapshotSaver
+            if self.pipeline is None and not self._stop.is_set():
+                from maskwatch.pipeline import Pipeline
 
-            if self.config.log is not None:
-                csv_log = IntervalCsvLog(self.config.log)
-            if self.config.events is not None:
-                events_log = EventJsonl(self.config.events)
-            if self.config.snapshots is not None:
-                snapshots = SnapshotSaver(self.config.snapshots)
-            for result in pipeline:
-                if result.events:
-                    if events_log is not None:
-                        events_log.write_all(result.events)
-                    if snapshots is not None and result.frame is not None:
-                        snapshots.maybe_save(result.frame.image, result.faces, result.events)
-                if result.summary is not None:
-                    self._write_row(csv_log, result.summary)
+                built = Pipeline(self.config)
+                with self._lock:
+                    self.pipeline = built
+            pipeline = self.pipeline
+            if pipeline is not None and self._stop.is_set():  # stop() came before or while it was built
+                pipeline.stop()
+            if self._open_sinks is not None and pipeline is not None and not self._stop.is_set():
+                opened = list(self._open_sinks())
+                with self._lock:
+                    self._entries = [(s, None) for s in opened] + self._entries
+            for result in pipeline if pipeline is not None else ():
                 self.totals = result.totals
-                if result.frame is None:
-                    if self.on_status is not None:
-                        self.on_status(result.stats)
-                elif self.on_result is not None:
-                    self.on_result(result)
+                if result.summary is not None:
+                    self.rows_written += 1
+                error = self._deliver(result)
+                if error is not None:
+                    break
+        except BaseException as e:
+            error = e
         finally:
-            try:
-                final = pipeline.close()
-                if final is not None:
-                    self._write_row(csv_log, final)
-                self.totals = pipeline.totals
-            finally:
-                for sink in (csv_log, events_log):
-                    if sink is not None:
-                        sink.close()
+            error = self._finish(pipeline, error)
+        if error is not None:
+            raise error
         return self.totals
 
-    def _write_row(self, csv_log, summary: IntervalSummary) -> None:
-        if csv_log is not None:
-            csv_log.write(summary)
-        self.rows_written += 1
-        if self.on_summary is not None:
-            self.on_summary(summary)
+    # -- internals ---------------------------------------------------------------------------------
+
+    def _deliver(self, result: FrameResult) -> BaseException | None:
+        with self._lock:
+            entries = list(self._entries)
+        return _deliver(result, [(sink, self._guard(on_error)) for sink, on_error in entries])
+
+    def _guard(self, on_error: SinkErrorHandler | None) -> SinkErrorHandler | None:
+        """An optional sink's error handler that also detaches the failed sink."""
+        if on_error is None:
+            return None
+
+        def handle(sink, error):
+            log.warning("%s failed and was removed: %s", type(sink).__name__, error)
+            try:
+                self.remove_sink(sink)
+            except Exception as close_error:  # noqa: BLE001 - it failed already; say why, go on
+                log.warning("closing %s failed: %s", type(sink).__name__, close_error)
+            on_error(sink, error)
+
+        return handle
+
+    def _finish(self, pipeline, error: BaseException | None) -> BaseException | None:
+        """Close the pipeline, hand its partial interval to the sinks, close every sink."""
+        try:
+            if pipeline is not None:
+                final = pipeline.close()
+                self.totals = pipeline.totals
+                if final is not None:
+                    self.rows_written += 1
+                    with self._lock:
+                        entries = list(self._entries)
+                    for sink, on_error in entries:
+                        failed = _call(lambda s: s.on_interval(final), sink, self._guard(on_error))
+                        if failed is not None:
+                            log.warning("%s could not take the last interval: %s", type(sink).__name__, failed)
+                            error = error or failed
+        except BaseException as e:
+            error = error or e
+        finally:
+            with self._lock:
+                self._finished = True
+                entries, self._entries = list(self._entries), []
+            for sink, _ in entries:
+                try:
+                    sink.close()
+                except Exception as e:  # noqa: BLE001 - the others still get closed
+                    log.warning("closing %s failed: %s", type(sink).__name__, e)
+                    error = error or e
+        return error

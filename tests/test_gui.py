@@ -31,9 +31,11 @@ from maskwatch.frames import Frame, SourceState  # noqa: E402
 from maskwatch.gui.controls import ControlsDialog  # noqa: E402
 from maskwatch.gui.main_window import MainWindow  # noqa: E402
 from maskwatch.gui.settings import GuiSettings  # noqa: E402
-from maskwatch.gui.worker import Delivery, MonitorWorker, ResultMailbox  # noqa: E402
+from maskwatch.gui.worker import Delivery, MonitorWorker, ResultMailbox, person_thumbnail  # noqa: E402
+from maskwatch.monitor import fan_out  # noqa: E402
 from maskwatch.paths import demo_clip, models_dir  # noqa: E402
 from maskwatch.results import Event, FrameResult, IntervalSummary, Stats, Totals  # noqa: E402
+from maskwatch.sinks.alerts import AlertPolicy, AlertSink  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY_MODEL = ROOT / "tests" / "fixtures" / "tiny_classifier.tflite"
@@ -262,8 +264,8 @@ def test_mailbox_keeps_only_the_newest_result_but_every_event():
 class _FloodMonitor:
     """Delivers frames as fast as it can (a camera much faster than the UI)."""
 
-    def __init__(self, config, callbacks, n=400):
-        self.on_result = callbacks["on_result"]
+    def __init__(self, config, mailbox, n=400):
+        self.on_result = mailbox.on_result  # the mailbox is the monitor's sink
         self.n = n
         self.stopped = False
 
@@ -312,7 +314,9 @@ def test_alerts_banner_and_log_with_thumbnail(qtbot, window):
     event = Event("label_decided", 7, 1.0, 30, "without_mask", 0.9, (40.0, 20.0, 80.0, 70.0))
     result = _result(30, faces, [event], totals)
     box = ResultMailbox()
-    box.put(result)
+    # as in a run: the monitor feeds the alert sink (the same policy as --headless) and the mailbox
+    alerts = AlertSink(AlertPolicy(window.base_config.alert_compliance_below), box.on_alert, thumbnail=person_thumbnail)
+    assert fan_out(result, [alerts, box]) is None
     window.show_delivery(box.take())
     assert window.banner.isVisible()
     texts = [window.side.alert_log.item(i).text() for i in range(window.side.alert_log.count())]

@@ -1,22 +1,14 @@
-"""Alerts: when to raise one (:class:`AlertPolicy`), the banner over the video, the alert log.
+"""The desktop app's alert widgets: the banner over the video and the alert log (with thumbnails).
 
-An alert is raised when a person is decided ``without_mask`` (or ``mask_worn_incorrectly``), and
-when compliance (with_mask / decided people) falls under ``Config.alert_compliance_below`` — once
-when the running total crosses below the threshold, and for every closed interval under it.
-
->>> from maskwatch.results import Event, Totals
->>> policy = AlertPolicy(compliance_below=0.8)
->>> totals = Totals(people_seen=1, by_label={"with_mask": 0, "without_mask": 1, "mask_worn_incorrectly": 0})
->>> [a.kind for a in policy.check([Event("label_decided", 4, 1.0, 25, "without_mask", 0.9)], totals, [])]
-['without_mask', 'compliance']
->>> policy.check([], totals, [])   # still under: no second alert for the same crossing
-[]
+When an alert is raised is decided without Qt, by :class:`~maskwatch.sinks.alerts.AlertPolicy` in
+the monitor's :class:`~maskwatch.sinks.alerts.AlertSink` (the same one ``maskwatch --headless``
+runs); the alerts reach the window in each delivery of the worker's mailbox. ``Alert`` and
+``AlertPolicy`` are re-exported here for code that imported them from this module.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 from PyQt6.QtCore import QSize, Qt, QTimer, pyqtSignal
@@ -33,48 +25,11 @@ from PyQt6.QtWidgets import (
 )
 
 from maskwatch.overlay import DISPLAY_NAMES, color_rgb
-from maskwatch.results import Event, IntervalSummary, Totals
+from maskwatch.sinks.alerts import Alert, AlertPolicy  # noqa: F401 - re-exported (moved out of Qt)
 
 SEVERITY_COLORS = {"without_mask": color_rgb("without_mask"), "mask_worn_incorrectly": color_rgb("mask_worn_incorrectly"),
-                   "compliance": color_rgb("without_mask")}
-
-
-@dataclass
-class Alert:
-    kind: str  # "without_mask", "mask_worn_incorrectly" or "compliance"
-    message: str
-    at: float = field(default_factory=time.time)  # wall clock
-    track_id: int | None = None
-    thumbnail: np.ndarray | None = None  # RGB crop of the person's face
-
-
-class AlertPolicy:
-    """Turns the events, totals and closed intervals of each delivery into alerts."""
-
-    def __init__(self, compliance_below: float, person_labels: tuple[str, ...] = ("without_mask", "mask_worn_incorrectly")):
-        self.compliance_below = float(compliance_below)
-        self.person_labels = person_labels
-        self._below = False
-
-    def check(self, events: list[Event], totals: Totals, summaries: list[IntervalSummary],
-              thumbnails: dict[int, np.ndarray] | None = None) -> list[Alert]:
-        thumbnails = thumbnails or {}
-        alerts = []
-        for e in events:
-            if e.kind == "label_decided" and e.label in self.person_labels:
-                what = "without a mask" if e.label == "without_mask" else "wearing a mask incorrectly"
-                alerts.append(Alert(e.label, f"Person #{e.track_id} {what}", track_id=e.track_id,
-                                    thumbnail=thumbnails.get(e.track_id)))
-        for s in summaries:
-            rate = s.compliance_rate
-            if rate is not None and rate < self.compliance_below:
-                alerts.append(Alert("compliance", f"Interval compliance {rate:.0%} is under {self.compliance_below:.0%}"))
-        rate = totals.compliance_rate
-        below = rate is not None and rate < self.compliance_below
-        if below and not self._below:
-            alerts.append(Alert("compliance", f"Compliance fell to {rate:.0%} (alert under {self.compliance_below:.0%})"))
-        self._below = below
-        return alerts
+                   "compliance": color_rgb("without_mask"), "interval_compliance": color_rgb("without_mask")}
+COMPLIANCE_KINDS = ("compliance", "interval_compliance")
 
 
 class AlertBanner(QFrame):
@@ -168,7 +123,7 @@ class AlertLog(QListWidget):
         stamp = time.strftime("%H:%M:%S", time.localtime(alert.at))
         label = DISPLAY_NAMES.get(alert.kind, alert.kind)
         item = QListWidgetItem(thumbnail_icon(alert.thumbnail, SEVERITY_COLORS.get(alert.kind, (120, 120, 120)),
-                                              mark="%" if alert.kind == "compliance" else "!"),
+                                              mark="%" if alert.kind in COMPLIANCE_KINDS else "!"),
                                f"{stamp}  {alert.message}")
         item.setToolTip(f"{stamp} — {label}: {alert.message}")
         self.insertItem(0, item)

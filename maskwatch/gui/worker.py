@@ -1,11 +1,13 @@
 """Run a :class:`~maskwatch.monitor.Monitor` off the UI thread and hand its results to Qt.
 
-The monitor (the same one ``maskwatch --headless`` runs: pipeline + CSV/JSONL/snapshot sinks)
-runs in a plain Python thread. Every ``FrameResult`` goes into a :class:`ResultMailbox` that keeps
-only the newest one: if the UI has not consumed the previous result yet, that frame is *dropped*
-(counted), never queued, so a slow UI can't build a backlog or lag behind the camera. Events,
-interval summaries and alert thumbnails of dropped frames are carried over to the next delivery,
-so no alert and no chart point is lost.
+The monitor (the same one ``maskwatch --headless`` runs: pipeline + the sinks the config names:
+CSV log, JSONL events, snapshots, video, alerts) runs in a plain Python thread. The UI is one more
+sink: a :class:`ResultMailbox` that keeps only the newest ``FrameResult``: if the UI has not
+consumed the previous result yet, that frame is *dropped* (counted), never queued, so a slow UI
+can't build a backlog or lag behind the camera. Events, interval summaries, alerts (raised by the
+same :class:`~maskwatch.sinks.alerts.AlertSink` that writes them to the JSONL log) and alert
+thumbnails of dropped frames are carried over to the next delivery, so no alert and no chart point
+is lost.
 
 The worker emits ``result_available`` only when the UI has taken the previous delivery, so at most
 one queued signal exists at any time.
@@ -31,10 +33,12 @@ from maskwatch.config import Config
 from maskwatch.crop import crop_face
 from maskwatch.errors import MaskwatchError
 from maskwatch.results import Event, FrameResult, IntervalSummary, Stats
+from maskwatch.sinks.alerts import PERSON_ALERT_LABELS, Alert
+from maskwatch.sinks.base import BaseSink
 
 log = logging.getLogger("maskwatch.gui.worker")
 
-ALERT_LABELS: tuple[str, ...] = ("without_mask", "mask_worn_incorrectly")
+ALERT_LABELS: tuple[str, ...] = PERSON_ALERT_LABELS
 """Decided labels whose person gets a thumbnail in the alert log."""
 
 
@@ -48,6 +52,7 @@ class Delivery:
     thumbnails: dict[int, np.ndarray] = field(default_factory=dict)  # track id -> RGB face crop (ALERT_LABELS)
     skipped: int = 0  # results the UI never saw, since the worker started (cumulative)
     status: Stats | None = None  # newest status while the source delivers no frames (after ``result``)
+    alerts: list[Alert] = field(default_factory=list)  # raised since the last delivery, in order
 
 
 THUMBNAIL_SIZE = 96
@@ -64,24 +69,45 @@ def person_thumbnail(image_bgr: np.ndarray, box) -> np.ndarray | None:
     return crop_face(image_bgr, box, THUMBNAIL_SIZE, margin=0.35, bgr=True)
 
 
-class ResultMailbox:
+class ResultMailbox(BaseSink):
     """Latest-result mailbox between the monitor thread (``put*``) and the UI thread (``take``).
 
     Each ``put*`` returns ``True`` when the UI should be notified (it had consumed the previous
     delivery); a result put while an earlier one is still waiting replaces it and counts as skipped.
-    Interval summaries come through ``put_summary`` (the monitor's ``on_summary``: every CSV row,
-    including the final partial one), status-only updates through ``put_status``.
+    Interval summaries come through ``put_summary`` (every CSV row, including the final partial
+    one), status-only updates through ``put_status``, alerts through ``put_alert``.
+
+    It is the desktop app's sink: ``on_result`` (frames and status updates), ``on_interval`` and
+    ``on_alert`` (an :class:`~maskwatch.sinks.alerts.AlertSink` listener) put, and call ``notify``
+    when the UI should take. Events are read from each result (with the frame they were decided
+    on, for the thumbnails), so ``on_event`` has nothing to do.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, notify: Callable[[], None] | None = None) -> None:
         self._lock = threading.Lock()
         self._latest: FrameResult | None = None
         self._events: list[Event] = []
         self._summaries: list[IntervalSummary] = []
         self._thumbnails: dict[int, np.ndarray] = {}
+        self._alerts: list[Alert] = []
         self._status: Stats | None = None
         self._skipped = 0
         self._notify = True
+        self.notify = notify
+
+    # -- the sink ----------------------------------------------------------------------------------
+    def on_result(self, result: FrameResult) -> None:
+        self._notified(self.put(result) if result.frame is not None else self.put_status(result.stats))
+
+    def on_interval(self, summary: IntervalSummary) -> None:
+        self._notified(self.put_summary(summary))
+
+    def on_alert(self, alert: Alert) -> None:
+        self._notified(self.put_alert(alert))
+
+    def _notified(self, armed: bool) -> None:
+        if armed and self.notify is not None:
+            self.notify()
 
     def _armed(self) -> bool:
         notify, self._notify = self._notify, False
@@ -113,13 +139,20 @@ class ResultMailbox:
             self._status = stats
             return self._armed()
 
+    def put_alert(self, alert: Alert) -> bool:
+        with self._lock:
+            self._alerts.append(alert)
+            return self._armed()
+
     def take(self) -> Delivery | None:
         with self._lock:
             self._notify = True
-            if self._latest is None and self._status is None and not self._summaries:
+            if self._latest is None and self._status is None and not self._summaries and not self._alerts:
                 return None
-            delivery = Delivery(self._latest, self._events, self._summaries, self._thumbnails, self._skipped, self._status)
+            delivery = Delivery(self._latest, self._events, self._summaries, self._thumbnails, self._skipped,
+                                self._status, self._alerts)
             self._latest, self._status, self._events, self._summaries, self._thumbnails = None, None, [], [], {}
+            self._alerts = []
             return delivery
 
     @property
@@ -128,11 +161,16 @@ class ResultMailbox:
             return self._skipped
 
 
-def _default_monitor_factory(config: Config, mailbox_callbacks: dict[str, Callable]):
-    """The headless mode's ``Monitor``, wired to the mailbox (``on_result``, ``on_summary``, ``on_status``)."""
+def _default_monitor_factory(config: Config, mailbox: ResultMailbox):
+    """The headless mode's ``Monitor`` with the config's sinks, plus the mailbox (and alerts to it)."""
     from maskwatch.monitor import Monitor
+    from maskwatch.sinks import sinks_from_config
 
-    return Monitor(config, **mailbox_callbacks)
+    def open_sinks():
+        sinks = sinks_from_config(config, alert_listeners=[mailbox.on_alert], alert_thumbnail=person_thumbnail)
+        return [*sinks, mailbox]
+
+    return Monitor(config, sinks=open_sinks)
 
 
 class MonitorWorker(QObject):
@@ -142,11 +180,14 @@ class MonitorWorker(QObject):
       ``result_available()`` — call :meth:`take` to get the newest :class:`Delivery`.
       ``failed(str)`` — a one-line error (``MaskwatchError`` message, already free of passwords).
       ``finished(object)`` — the run is over (source ended, stopped or failed); ``Totals`` or ``None``.
+      ``sink_failed(object, str)`` — a sink added with :meth:`add_sink` failed (a recording: disk
+      full); it was removed and closed, the run goes on.
     """
 
     result_available = pyqtSignal()
     failed = pyqtSignal(str)
     finished = pyqtSignal(object)
+    sink_failed = pyqtSignal(object, str)
 
     def __init__(self, monitor_factory=_default_monitor_factory, parent: QObject | None = None):
         super().__init__(parent)
@@ -157,6 +198,8 @@ class MonitorWorker(QObject):
         self._monitor = None
         self._lock = threading.Lock()
         self._stop_requested = False
+        self._pending_sinks: list = []  # added before the monitor exists (models still loading)
+        self._accepting = False  # a run is starting or running: add_sink may queue
 
     @property
     def running(self) -> bool:
@@ -170,9 +213,11 @@ class MonitorWorker(QObject):
         """Start a run; ``redact`` cleans every message the worker emits or logs (passwords)."""
         if self.running:
             raise RuntimeError("the monitor is already running")
-        self._mailbox = ResultMailbox()
+        self._mailbox = ResultMailbox(notify=self.result_available.emit)
         self._stop_requested = False
         self._monitor = None
+        self._pending_sinks = []
+        self._accepting = True
         self._redact = redact or (lambda text: text)
         self._thread = threading.Thread(target=self._run, args=(config,), name="maskwatch-monitor", daemon=True)
         self._thread.start()
@@ -188,6 +233,36 @@ class MonitorWorker(QObject):
         if monitor is not None:
             monitor.stop()
 
+    def add_sink(self, sink) -> bool:
+        """Feed ``sink`` (e.g. a :class:`~maskwatch.sinks.video.VideoSink`) from the running
+        monitor's next result on; the run closes it when it ends. Its errors are reported by
+        ``sink_failed`` instead of ending the run. ``False`` (and the sink closed) when no run is
+        going on."""
+        with self._lock:
+            monitor = self._monitor
+            if monitor is None and self._accepting and not self._stop_requested:
+                self._pending_sinks.append(sink)
+                return True
+        if monitor is not None and monitor.add_sink(sink, on_error=self._sink_error):
+            return True
+        sink.close()
+        return False
+
+    def remove_sink(self, sink) -> None:
+        """Stop feeding ``sink`` and close it (a video is finalised); a no-op if it is gone already."""
+        with self._lock:
+            monitor = self._monitor
+            pending = sink in self._pending_sinks
+            if pending:
+                self._pending_sinks.remove(sink)
+        if monitor is not None:
+            monitor.remove_sink(sink)
+        elif pending:
+            sink.close()
+
+    def _sink_error(self, sink, error: BaseException) -> None:
+        self.sink_failed.emit(sink, self._redact(str(error).splitlines()[0] if str(error) else type(error).__name__))
+
     def join(self, timeout: float | None = 10.0) -> bool:
         """Wait for the thread; ``True`` when it has ended."""
         if self._thread is None:
@@ -195,24 +270,17 @@ class MonitorWorker(QObject):
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
-    def _callbacks(self) -> dict[str, Callable]:
-        box = self._mailbox
-
-        def deliver(put):
-            def callback(item) -> None:
-                if put(item):
-                    self.result_available.emit()
-            return callback
-
-        return {"on_result": deliver(box.put), "on_summary": deliver(box.put_summary), "on_status": deliver(box.put_status)}
-
     def _run(self, config: Config) -> None:
         totals = None
         try:
-            monitor = self._factory(config, self._callbacks())  # may load models: off the UI thread
+            monitor = self._factory(config, self._mailbox)  # may load models: off the UI thread
             with self._lock:
                 self._monitor = monitor
                 stop_now = self._stop_requested
+                pending, self._pending_sinks = self._pending_sinks, []
+            for sink in pending:
+                if not monitor.add_sink(sink, on_error=self._sink_error):
+                    sink.close()
             if stop_now:
                 monitor.stop()
             totals = monitor.run()
@@ -225,4 +293,8 @@ class MonitorWorker(QObject):
         finally:
             with self._lock:
                 self._monitor = None
+                self._accepting = False
+                pending, self._pending_sinks = self._pending_sinks, []
+            for sink in pending:  # the factory failed before they could be added
+                sink.close()
             self.finished.emit(totals)

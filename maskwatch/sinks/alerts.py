@@ -1,0 +1,181 @@
+"""Alerts without Qt: when to raise one (:class:`AlertPolicy`) and the sink that raises them.
+
+An alert is raised when a person is decided ``without_mask`` (or ``mask_worn_incorrectly``), when
+compliance (with_mask / decided people) since the start falls under the threshold
+(``Config.alert_compliance_below``; once per crossing), and for every closed interval whose
+compliance is under it. The desktop app (banner, beep, alert log) and ``maskwatch --headless``
+(a line on stderr and a record in the JSONL event log) get their alerts from the same
+:class:`AlertSink`, so both raise exactly the same ones.
+
+>>> from maskwatch.results import Event, Totals
+>>> policy = AlertPolicy(compliance_below=0.8)
+>>> totals = Totals(people_seen=1, by_label={"with_mask": 0, "without_mask": 1, "mask_worn_incorrectly": 0})
+>>> [a.kind for a in policy.check([Event("label_decided", 4, 1.0, 25, "without_mask", 0.9)], totals, [])]
+['without_mask', 'compliance']
+>>> policy.check([], totals, [])   # still under: no second alert for the same crossing
+[]
+
+The JSONL record of an alert (:func:`alert_record`) has the event records' keys (``kind`` is
+``"alert"``; ``track_id``, ``label``, ``confidence`` and ``box`` are those of the person, ``null``
+for compliance alerts; ``time`` / ``epoch`` / ``frame_index`` say when: the deciding frame, or the
+interval's end) plus ``alert`` (``without_mask``, ``mask_worn_incorrectly``, ``compliance`` or
+``interval_compliance``), ``message``, ``compliance`` (the rate that fell under, else ``null``),
+``threshold`` and ``interval_start`` (interval alerts, else ``null``):
+
+>>> record = alert_record(policy.check([Event("label_decided", 7, 1e9, 25, "without_mask", 0.9)], totals, [])[0])
+>>> record["kind"], record["alert"], record["track_id"], record["message"]
+('alert', 'without_mask', 7, 'Person #7 without a mask')
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from maskwatch.results import Event, FrameResult, IntervalSummary, Totals
+from maskwatch.sinks.base import BaseSink
+from maskwatch.sinks.timestamps import iso_time
+
+PERSON_ALERT_LABELS: tuple[str, ...] = ("without_mask", "mask_worn_incorrectly")
+"""Decided labels that raise an alert for the person."""
+
+
+@dataclass
+class Alert:
+    kind: str  # "without_mask", "mask_worn_incorrectly", "compliance" or "interval_compliance"
+    message: str
+    at: float = field(default_factory=time.time)  # wall clock when raised
+    track_id: int | None = None
+    thumbnail: np.ndarray | None = None  # RGB crop of the person's face (the desktop app's log)
+    timestamp: float | None = None  # when it happened: the deciding frame's time, an interval's end
+    frame_index: int | None = None
+    label: str | None = None  # the person's decided label
+    confidence: float | None = None
+    box: tuple[float, float, float, float] | None = None
+    compliance: float | None = None  # the rate that fell under the threshold
+    threshold: float | None = None
+    interval_start: float | None = None
+
+
+class AlertPolicy:
+    """Turns events, totals and closed intervals into alerts (keeps the one bit of state: whether
+    the running compliance is already under the threshold)."""
+
+    def __init__(self, compliance_below: float, person_labels: tuple[str, ...] = PERSON_ALERT_LABELS):
+        self.compliance_below = float(compliance_below)
+        self.person_labels = tuple(person_labels)
+        self._below = False
+
+    def person_alerts(self, events: Iterable[Event], thumbnails: dict[int, np.ndarray] | None = None) -> list[Alert]:
+        thumbnails = thumbnails or {}
+        alerts = []
+        for e in events:
+            if e.kind == "label_decided" and e.label in self.person_labels:
+                what = "without a mask" if e.label == "without_mask" else "wearing a mask incorrectly"
+                alerts.append(Alert(e.label, f"Person #{e.track_id} {what}", track_id=e.track_id,
+                                    thumbnail=thumbnails.get(e.track_id), timestamp=e.timestamp,
+                                    frame_index=e.frame_index, label=e.label, confidence=e.confidence,
+                                    box=e.box, threshold=self.compliance_below))
+        return alerts
+
+    def interval_alerts(self, summaries: Iterable[IntervalSummary]) -> list[Alert]:
+        alerts = []
+        for s in summaries:
+            rate = s.compliance_rate
+            if rate is not None and rate < self.compliance_below:
+                alerts.append(Alert("interval_compliance",
+                                    f"Interval compliance {rate:.0%} is under {self.compliance_below:.0%}",
+                                    timestamp=s.end, compliance=rate, threshold=self.compliance_below,
+                                    interval_start=s.start))
+        return alerts
+
+    def totals_alerts(self, totals: Totals, timestamp: float | None = None, frame_index: int | None = None) -> list[Alert]:
+        """One alert when the running compliance crosses under the threshold (again after it
+        recovered), none while it stays under."""
+        rate = totals.compliance_rate
+        below = rate is not None and rate < self.compliance_below
+        alerts = []
+        if below and not self._below:
+            alerts.append(Alert("compliance", f"Compliance fell to {rate:.0%} (alert under {self.compliance_below:.0%})",
+                                timestamp=timestamp, frame_index=frame_index, compliance=rate,
+                                threshold=self.compliance_below))
+        self._below = below
+        return alerts
+
+    def check(self, events: list[Event], totals: Totals, summaries: list[IntervalSummary],
+              thumbnails: dict[int, np.ndarray] | None = None) -> list[Alert]:
+        """All three kinds for one batch: people, then intervals, then the running compliance."""
+        decided = [e for e in events if e.kind == "label_decided"]
+        when = (decided[-1].timestamp, decided[-1].frame_index) if decided else (None, None)
+        return (self.person_alerts(events, thumbnails) + self.interval_alerts(summaries)
+                + self.totals_alerts(totals, *when))
+
+
+def alert_record(alert: Alert) -> dict:
+    """The JSON object written to the event log for one alert (keys: see the module docstring)."""
+    when = alert.timestamp if alert.timestamp is not None else alert.at
+    return {
+        "kind": "alert",
+        "alert": alert.kind,
+        "message": alert.message,
+        "track_id": None if alert.track_id is None else int(alert.track_id),
+        "label": alert.label,
+        "confidence": None if alert.confidence is None else round(float(alert.confidence), 4),
+        "time": iso_time(when, timespec="milliseconds"),
+        "epoch": round(float(when), 3),
+        "frame_index": None if alert.frame_index is None else int(alert.frame_index),
+        "box": None if alert.box is None else [round(float(v), 1) for v in alert.box],
+        "compliance": None if alert.compliance is None else round(float(alert.compliance), 4),
+        "threshold": alert.threshold,
+        "interval_start": None if alert.interval_start is None else iso_time(alert.interval_start, "milliseconds"),
+    }
+
+
+AlertListener = Callable[[Alert], None]
+
+
+class AlertSink(BaseSink):
+    """Runs an :class:`AlertPolicy` on the monitor's stream and hands each alert to its listeners.
+
+    Listeners (called in order, in the monitor's thread): e.g. ``events_log.write_record`` through
+    :func:`jsonl_listener`, the console's ``print_alert``, the desktop app's mailbox.
+    ``thumbnail(image_bgr, box)`` (optional) cuts the person's face from the deciding frame, for
+    the desktop app's alert log.
+    """
+
+    def __init__(self, policy: AlertPolicy, *listeners: AlertListener,
+                 thumbnail: Callable[[np.ndarray, tuple], np.ndarray | None] | None = None):
+        self.policy = policy
+        self.listeners: list[AlertListener] = list(listeners)
+        self.thumbnail = thumbnail
+
+    def on_result(self, result: FrameResult) -> None:
+        if result.frame is None:  # a status update: nobody was decided
+            return
+        thumbnails = {}
+        if self.thumbnail is not None:
+            for e in result.events:
+                if e.kind == "label_decided" and e.label in self.policy.person_labels and e.box is not None:
+                    crop = self.thumbnail(result.frame.image, e.box)
+                    if crop is not None:
+                        thumbnails[e.track_id] = crop
+        decided = [e for e in result.events if e.kind == "label_decided"]
+        when = (decided[-1].timestamp, decided[-1].frame_index) if decided else (None, result.frame.index)
+        self._emit(self.policy.person_alerts(result.events, thumbnails)
+                   + self.policy.totals_alerts(result.totals, *when))
+
+    def on_interval(self, summary: IntervalSummary) -> None:
+        self._emit(self.policy.interval_alerts([summary]))
+
+    def _emit(self, alerts: list[Alert]) -> None:
+        for alert in alerts:
+            for listener in self.listeners:
+                listener(alert)
+
+
+def jsonl_listener(events_log) -> AlertListener:
+    """A listener that appends each alert to an :class:`~maskwatch.sinks.events.EventJsonl`."""
+    return lambda alert: events_log.write_record(alert_record(alert))

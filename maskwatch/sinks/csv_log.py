@@ -1,0 +1,122 @@
+"""``IntervalCsvLog``: one CSV row per interval summary, appended and fsynced as it is written.
+
+>>> import tempfile, pathlib
+>>> from maskwatch.results import IntervalSummary
+>>> from maskwatch.frames import SourceState
+>>> path = pathlib.Path(tempfile.mkdtemp()) / "counts.csv"
+>>> row = IntervalSummary(start=0.0, end=60.0, frames=1500, faces=3000, people_seen=4,
+...                       by_label={"with_mask": 3, "without_mask": 1, "mask_worn_incorrectly": 0},
+...                       fps=25.0, dropped_frames=0, source_state=SourceState.LIVE)
+>>> with IntervalCsvLog(path) as log:
+...     log.on_interval(row)
+>>> path.read_text().splitlines()[0] == ",".join(CSV_COLUMNS)
+True
+>>> path.read_text().splitlines()[1].split(",")[2:]
+['1500', '3000', '4', '3', '1', '0', '0.750', '25.0', '0', 'live']
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+from maskwatch import LABELS
+from maskwatch.errors import MaskwatchError
+from maskwatch.results import IntervalSummary
+from maskwatch.sinks.appended import AppendedFile, open_append, sync
+from maskwatch.sinks.timestamps import iso_time
+
+CSV_COLUMNS: tuple[str, ...] = (
+    "start", "end", "frames", "faces", "people_seen",
+    "with_mask", "without_mask", "mask_worn_incorrectly",
+    "compliance_rate", "fps", "dropped_frames", "source_state",
+)
+"""The interval log's header, in order."""
+
+
+class IntervalCsvLog(AppendedFile):
+    """The per-interval CSV log (one row per :class:`~maskwatch.results.IntervalSummary`).
+
+    Opens in append mode: a new or empty file gets the header; an existing file must have exactly
+    this header (else ``MaskwatchError``, and the file is left untouched). Each row is flushed
+    and fsynced, so another reader sees it at once. ``timespec`` is the precision of the ``start``
+    and ``end`` times (:func:`~maskwatch.sinks.timestamps.timespec_for` picks it from the interval).
+    """
+
+    def __init__(self, path: str | Path, fsync: bool = True, timespec: str = "seconds"):
+        self.path = Path(path)
+        self.fsync = fsync
+        self.timespec = timespec
+        header = ",".join(CSV_COLUMNS)
+        existing = self._read_existing()
+        if existing is not None and existing[0] != header:
+            raise MaskwatchError(
+                f"{self.path} exists with a different header; use another --log file (expected: {header})")
+        self._fh = open_append(self.path, "log")
+        self._writer = csv.writer(self._fh, lineterminator="\n")
+        try:
+            if existing is None:
+                self._fh.write(header + "\n")
+            elif not existing[1]:  # a previous run died mid-row: start ours on a fresh line
+                self._fh.write("\n")
+            self._flush()
+        except OSError as e:
+            self.close()
+            raise MaskwatchError(f"cannot write log {self.path}: {e.strerror or e}") from None
+
+    def _read_existing(self) -> tuple[str, bool] | None:
+        """(first line, ends with newline) of an existing non-empty file, ``None`` if new or empty."""
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise MaskwatchError(f"cannot read log {self.path}: {e.strerror or e}") from None
+        if self.path.is_dir():
+            raise MaskwatchError(f"cannot write log {self.path}: it is a directory")
+        if size == 0:
+            return None
+        try:
+            with open(self.path, "rb") as fh:
+                first = fh.readline().decode("utf-8", "replace").rstrip("\r\n")
+                fh.seek(-1, os.SEEK_END)
+                ends_with_newline = fh.read(1) == b"\n"
+        except OSError as e:
+            raise MaskwatchError(f"cannot read log {self.path}: {e.strerror or e}") from None
+        return first, ends_with_newline
+
+    @staticmethod
+    def row(summary: IntervalSummary, timespec: str = "seconds") -> list[str]:
+        """The CSV fields of one summary, in ``CSV_COLUMNS`` order."""
+        rate = summary.compliance_rate
+        state = getattr(summary.source_state, "value", str(summary.source_state))
+        return [
+            iso_time(summary.start, timespec),
+            iso_time(summary.end, timespec),
+            str(summary.frames),
+            str(summary.faces),
+            str(summary.people_seen),
+            *(str(summary.by_label.get(k, 0)) for k in LABELS),
+            "" if rate is None else f"{rate:.3f}",
+            f"{summary.fps:.1f}",
+            str(summary.dropped_frames),
+            state,
+        ]
+
+    def write(self, summary: IntervalSummary) -> None:
+        if self._fh is None:
+            raise MaskwatchError(f"log {self.path} is closed")
+        try:
+            self._writer.writerow(self.row(summary, self.timespec))
+            self._flush()
+        except OSError as e:
+            raise MaskwatchError(f"cannot write log {self.path}: {e.strerror or e}") from None
+
+    on_interval = write
+
+    def _flush(self) -> None:
+        if self.fsync:
+            sync(self._fh)
+        else:
+            self._fh.flush()

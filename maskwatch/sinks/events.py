@@ -1,0 +1,86 @@
+"""``EventJsonl``: the event log, one JSON object per line, appended and flushed per line.
+
+Records: :func:`event_record` for ``person_seen`` / ``label_decided`` and, written by the alert
+sink (:mod:`maskwatch.sinks.alerts`), ``alert`` records with the same keys plus a few more.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from maskwatch.errors import MaskwatchError
+from maskwatch.results import Event
+from maskwatch.sinks.appended import AppendedFile, open_append, sync
+from maskwatch.sinks.timestamps import iso_time
+
+
+def event_record(event: Event) -> dict:
+    """The JSON object written for one event.
+
+    >>> event_record(Event("label_decided", 4, 0.0, 12, label="with_mask", confidence=0.8,
+    ...                    box=(1.0, 2.0, 3.0, 4.0)))["box"]
+    [1.0, 2.0, 3.0, 4.0]
+    """
+    return {
+        "kind": event.kind,
+        "track_id": int(event.track_id),
+        "label": event.label,
+        "confidence": None if event.confidence is None else round(float(event.confidence), 4),
+        "time": iso_time(event.timestamp, timespec="milliseconds"),
+        "epoch": round(float(event.timestamp), 3),
+        "frame_index": int(event.frame_index),
+        "box": None if event.box is None else [round(float(v), 1) for v in event.box],
+    }
+
+
+class EventJsonl(AppendedFile):
+    """One JSON object per event line (see :func:`event_record`), appended and flushed per line.
+
+    As a sink it writes every ``on_event``; :meth:`write_record` appends any other record (alerts).
+    """
+
+    def __init__(self, path: str | Path, fsync: bool = False):
+        self.path = Path(path)
+        self.fsync = fsync
+        if self.path.is_dir():
+            raise MaskwatchError(f"cannot write events {self.path}: it is a directory")
+        needs_newline = False
+        try:
+            if self.path.stat().st_size > 0:
+                with open(self.path, "rb") as fh:
+                    fh.seek(-1, os.SEEK_END)
+                    needs_newline = fh.read(1) != b"\n"
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            raise MaskwatchError(f"cannot read events {self.path}: {e.strerror or e}") from None
+        self._fh = open_append(self.path, "events")
+        if needs_newline:
+            self._fh.write("\n")
+
+    def write(self, event: Event) -> None:
+        self.write_all([event])
+
+    on_event = write
+
+    def write_all(self, events: Iterable[Event]) -> None:
+        self._write_lines([event_record(e) for e in events])
+
+    def write_record(self, record: dict) -> None:
+        """Append one JSON object (its own line, flushed)."""
+        self._write_lines([record])
+
+    def _write_lines(self, records: list[dict]) -> None:
+        if self._fh is None:
+            raise MaskwatchError(f"events {self.path} is closed")
+        if not records:
+            return
+        text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records)
+        try:
+            self._fh.write(text)
+            sync(self._fh) if self.fsync else self._fh.flush()
+        except OSError as e:
+            raise MaskwatchError(f"cannot write events {self.path}: {e.strerror or e}") from None

@@ -1,0 +1,68 @@
+"""``SnapshotSaver``: the annotated frame of each person decided with a flagged label, once per track."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from maskwatch import LABELS
+from maskwatch.errors import MaskwatchError
+from maskwatch.faces import Faces
+from maskwatch.overlay import draw
+from maskwatch.results import FrameResult
+from maskwatch.sinks.base import BaseSink
+
+
+class SnapshotSaver(BaseSink):
+    """Saves the annotated frame when a person is decided with one of ``labels``, once per track.
+
+    File names: ``<local time, e.g. 20261121T235959+0100>_track<id>_<label>.jpg`` in ``folder``
+    (created if missing). As a sink it reads ``on_result`` (the decision and its frame together).
+    """
+
+    def __init__(self, folder: str | Path, labels=("without_mask", "mask_worn_incorrectly"), jpeg_quality: int = 90):
+        self.folder = Path(folder)
+        self.labels = tuple(labels)
+        unknown = set(self.labels) - set(LABELS)
+        if unknown:
+            raise MaskwatchError(f"unknown snapshot label(s): {', '.join(sorted(unknown))}")
+        self.jpeg_quality = int(jpeg_quality)
+        self._saved: set[int] = set()
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise MaskwatchError(f"cannot create snapshot folder {self.folder}: {e.strerror or e}") from None
+        if not os.access(self.folder, os.W_OK | os.X_OK):
+            raise MaskwatchError(f"cannot write snapshots to {self.folder}: permission denied")
+
+    def on_result(self, result: FrameResult) -> None:
+        if result.events and result.frame is not None:
+            self.maybe_save(result.frame.image, result.faces, result.events)
+
+    def maybe_save(self, frame_image_bgr: np.ndarray, faces: Faces, events) -> list[Path]:
+        """Save one JPEG per qualifying ``label_decided`` event; returns the paths written."""
+        todo = [e for e in events
+                if e.kind == "label_decided" and e.label in self.labels and e.track_id not in self._saved]
+        if not todo:
+            return []
+        annotated = draw(frame_image_bgr, faces)
+        ok, data = cv2.imencode(".jpg", annotated, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
+        if not ok:
+            raise MaskwatchError("cannot encode snapshot JPEG")
+        written = []
+        for e in todo:
+            stamp = datetime.fromtimestamp(e.timestamp).astimezone().strftime("%Y%m%dT%H%M%S%z")
+            path = self.folder / f"{stamp}_track{e.track_id}_{e.label}.jpg"
+            part = path.with_name(path.name + ".part")
+            try:  # a reader (the GUI's gallery) never sees half a JPEG
+                part.write_bytes(data.tobytes())
+                os.replace(part, path)
+            except OSError as err:
+                raise MaskwatchError(f"cannot write snapshot {path}: {err.strerror or err}") from None
+            self._saved.add(e.track_id)
+            written.append(path)
+        return written
