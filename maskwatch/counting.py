@@ -219,15 +219,22 @@ class Counter:
         return summary
 
     def flush(self, timestamp: float, stats: Stats) -> IntervalSummary | None:
-        """The partial interval at shutdown, ending at ``timestamp`` (``None`` if it has no frames)."""
+        """The partial interval at shutdown, ending at ``timestamp`` (``None`` if there is none).
+
+        An interval opened by :meth:`tick` during an outage has no frames but still covers time
+        the source was away: it is returned too (rows stay contiguous up to the shutdown), unless
+        it is empty in time as well.
+        """
         iv = self._interval
         self._interval = None
-        if iv is None or iv.frames == 0:
+        if iv is None:
+            return None
+        end = min(max(timestamp, iv.start), iv.end)
+        if iv.frames == 0 and end <= iv.start:
             return None
         self._dropped = max(int(stats.dropped_frames), self._dropped)
         iv.dropped_last = self._dropped
         iv.state = stats.source_state  # the state at shutdown: "ended" for a finished file
-        end = min(max(timestamp, iv.start), iv.end)
         return iv.summary(end)
 
     # -- internals -------------------------------------------------------------------------------
