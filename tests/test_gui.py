@@ -163,6 +163,56 @@ def test_closing_flushes_the_log(qtbot, tmp_path, walker_clip, model):
     assert int(rows[0]["frames"]) < 56  # stopped before the clip's end
 
 
+def test_record_button_writes_the_annotated_video(qtbot, window, walker_clip, tmp_path):
+    window.settings.save_controls(mode="full", min_score=0.5, vote_window=15, log=None, snapshots=None, sound=False,
+                                  realtime=True)  # real speed: the clip is still playing while we record
+    window.settings.set_value("output/recordings", tmp_path / "rec")
+    window.picker.set_spec(str(walker_clip))
+    assert not window.record_action.isEnabled()  # nothing to record before a run
+    window.start()
+    assert window.record_action.isEnabled()
+    qtbot.waitUntil(lambda: window.video.frames_shown >= 2, timeout=30000)
+    window.video.setFocus()
+    ctrl_r = (Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClick(window.video, *ctrl_r)
+    assert window.recording and window.record_action.text() == "Stop recording"
+    assert window.record_label.text().startswith("● REC")
+    first = window.recorder
+    qtbot.waitUntil(lambda: first.frames_written >= 10, timeout=30000)
+    qtbot.keyClick(window.video, *ctrl_r)  # stop: the file is finalised at once
+    assert not window.recording and window.record_action.text() == "Record" and window.record_label.text() == ""
+    assert window.recordings == [first.path] and "Recording saved" in window.statusBar().currentMessage()
+    assert first.path.parent == tmp_path / "rec" and first.path.name.startswith("maskwatch_") and first.path.suffix == ".mp4"
+    cap = cv2.VideoCapture(str(first.path))
+    frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    assert frames == first.frames_written >= 10
+    assert (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (640, 360)
+    assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(30.0, abs=0.1)  # the clip's frame rate
+    cap.release()
+
+    qtbot.keyClick(window.video, *ctrl_r)  # again: a new file, ended by the end of the run
+    assert window.recording and window.recorder is not first
+    shown = window.video.frames_shown
+    qtbot.waitUntil(lambda: window.video.frames_shown >= shown + 3, timeout=30000)  # frames reached the recorder
+    with qtbot.waitSignal(window.run_finished, timeout=30000):
+        window.stop()
+    assert not window.recording and not window.record_action.isEnabled()
+    assert len(window.recordings) == 2 and window.recordings[1] != first.path
+    assert cv2.VideoCapture(str(window.recordings[1])).get(cv2.CAP_PROP_FRAME_COUNT) >= 2  # finalised: readable
+
+
+def test_record_into_an_unwritable_place_is_a_banner_not_a_crash(qtbot, window, walker_clip, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    window.settings.set_value("output/recordings", blocker)
+    window.picker.set_spec(str(walker_clip))
+    window.start()
+    assert window.start_recording() is None and not window.recording
+    assert window.banner.isVisible() and "Cannot record" in window.banner.text.text()
+    with qtbot.waitSignal(window.run_finished, timeout=30000):
+        window.stop()
+
+
 def test_picking_a_detector_mode_puts_its_default_score(qtbot, tmp_path, model):
     w = MainWindow(Config(model=model), make_settings(tmp_path))
     qtbot.addWidget(w)

@@ -4,8 +4,17 @@ The pipeline runs in :class:`~maskwatch.gui.worker.MonitorWorker` (the same ``Mo
 ``maskwatch --headless``, so the CSV log, JSONL events and snapshots are written exactly as
 there). The window only displays what the worker delivers.
 
-Keyboard: Space start/stop · Ctrl+O open file · Ctrl+S snapshot · F11 full-screen (Esc leaves) ·
-Ctrl+, settings · Ctrl+Q quit.
+Alerts come in the worker's deliveries, raised by the same Qt-free
+:class:`~maskwatch.sinks.alerts.AlertSink` that writes them to the JSONL log; the window shows
+them (banner, optional beep, alert log).
+
+Record (Ctrl+R) adds a :class:`~maskwatch.sinks.video.VideoSink` to the running monitor: every
+processed frame with its boxes, labels and track ids goes to ``maskwatch_<date>_<time>.mp4`` in the
+recordings folder (the button's menu picks it; default: the system's Videos folder /
+``maskwatch``), until Record is pressed again or the run ends.
+
+Keyboard: Space start/stop · Ctrl+O open file · Ctrl+S snapshot · Ctrl+R record · F11 full-screen
+(Esc leaves) · Ctrl+, settings · Ctrl+Q quit.
 """
 
 from __future__ import annotations
@@ -17,17 +26,21 @@ import cv2
 from PyQt6.QtCore import QSize, QStandardPaths, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
 from PyQt6.QtWidgets import (
+    QFileDialog,
     QLabel,
     QMainWindow,
+    QMenu,
     QSplitter,
     QToolBar,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from maskwatch.config import Config
+from maskwatch.errors import MaskwatchError
 from maskwatch.frames import SourceState
-from maskwatch.gui.alerts import AlertBanner, AlertPolicy, play_alert_sound
+from maskwatch.gui.alerts import AlertBanner, play_alert_sound
 from maskwatch.gui.controls import ControlsDialog
 from maskwatch.gui.settings import GuiSettings
 from maskwatch.gui.side_panel import SidePanel, elapsed_text
@@ -38,7 +51,11 @@ from maskwatch.gui.worker import Delivery, MonitorWorker
 from maskwatch.overlay import draw
 from maskwatch.paths import assets_dir
 from maskwatch.results import FrameResult, Totals
+from maskwatch.sinks.video import VideoSink
 from maskwatch.sources import redact_url
+
+RECORDINGS_KEY = "output/recordings"
+"""The settings key of the folder Record writes to."""
 
 STYLE = """
 QMainWindow, #central { background: #16181d; }
@@ -49,6 +66,8 @@ QToolBar QToolButton:hover { background: #2c3038; }
 QToolButton#startButton { background: #1f6f4a; color: white; font-weight: 600; min-width: 64px; }
 QToolButton#startButton:hover { background: #268a5c; }
 QToolButton#startButton[running="true"] { background: #8a2f2f; }
+QToolButton#recordButton[recording="true"] { background: #8a2f2f; color: white; font-weight: 600; }
+#recordLabel { color: #ef5b5b; font-weight: 700; }
 QComboBox, QLineEdit, QSpinBox, QDoubleSpinBox { background: #272b33; border: 1px solid #363b45; border-radius: 5px; padding: 4px 6px; }
 QComboBox QAbstractItemView { background: #272b33; selection-background-color: #1f6f4a; }
 #sourceLabel { color: #9aa3b2; }
@@ -112,6 +131,7 @@ class MainWindow(QMainWindow):
         self.worker.result_available.connect(self._on_result_available)
         self.worker.failed.connect(self._on_failed)
         self.worker.finished.connect(self._on_finished)
+        self.worker.sink_failed.connect(self._on_sink_failed)
         self.run_config: Config | None = None  # the config of the current/last run (with password)
         self.last_result: FrameResult | None = None
         self.last_error: str | None = None
@@ -119,8 +139,10 @@ class MainWindow(QMainWindow):
         self._stop_requested = False
         self._started_at: float | None = None
         self._source_name = ""
-        self.alert_policy = AlertPolicy(config.alert_compliance_below)
         self.snapshots_saved: list[Path] = []
+        self.recorder: VideoSink | None = None  # the recording in progress
+        self.recordings: list[Path] = []  # recordings finished in this session
+        self._recording_since: float | None = None
         self.freeze_display = False  # True: leave results in the mailbox (screenshot in progress)
         self.realtime_override: bool | None = None  # play files at their speed; None: the saved setting
 
@@ -131,6 +153,9 @@ class MainWindow(QMainWindow):
         self._build_body()
         self._build_shortcuts()
         self.statusBar().showMessage("Ready")
+        self.record_label = QLabel("")
+        self.record_label.setObjectName("recordLabel")
+        self.statusBar().addPermanentWidget(self.record_label)
         self.status_right = QLabel("")
         self.statusBar().addPermanentWidget(self.status_right)
         self._clock = QTimer(self)
@@ -171,6 +196,18 @@ class MainWindow(QMainWindow):
         self.snapshot_action.setEnabled(False)
         self.snapshot_action.triggered.connect(self.save_snapshot)
         bar.addAction(self.snapshot_action)
+
+        self.record_action = QAction(icon("record"), "Record", self)
+        self.record_action.setToolTip("Record the annotated video to a file (Ctrl+R); the arrow picks the folder")
+        self.record_action.setEnabled(False)
+        self.record_action.triggered.connect(self.toggle_recording)
+        bar.addAction(self.record_action)
+        self.record_button = bar.widgetForAction(self.record_action)
+        self.record_button.setObjectName("recordButton")
+        record_menu = QMenu(self)
+        record_menu.addAction("Record to folder…", self.choose_recording_folder)
+        self.record_button.setMenu(record_menu)
+        self.record_button.setPopupMode(QToolButton.ToolButtonPopupMode.MenuButtonPopup)
 
         self.fullscreen_action = QAction(icon("fullscreen"), "Full screen", self)
         self.fullscreen_action.setToolTip("Video only, full screen (F11; Esc leaves)")
@@ -222,6 +259,7 @@ class MainWindow(QMainWindow):
         add(["Esc"], self.leave_fullscreen, "Leave full screen")
         add(["Ctrl+O"], self.picker.open_file, "Open file")
         add(["Ctrl+S"], self.save_snapshot, "Snapshot")
+        add(["Ctrl+R"], self.toggle_recording, "Record")
         add(["Ctrl+,"], self.open_settings, "Settings")
         add(["Ctrl+Q"], self.close, "Quit")
 
@@ -248,7 +286,9 @@ class MainWindow(QMainWindow):
         cfg = self.settings.apply(self.base_config)
         realtime = self.settings.realtime() if self.realtime_override is None else self.realtime_override
         realtime = realtime and not is_network_url(spec) and not spec.isdigit()
-        return cfg.updated({"source": spec, "sources": {"realtime": realtime}})
+        # the window records with Record (Ctrl+R, a new file each time); a save_video from the
+        # command line or TOML is for --headless, where one run writes one file
+        return cfg.updated({"source": spec, "sources": {"realtime": realtime}, "save_video": None})
 
     def start(self) -> None:
         if self.running:
@@ -259,7 +299,6 @@ class MainWindow(QMainWindow):
             return
         self._password = self.picker.password.text()
         self.run_config = self.build_run_config()
-        self.alert_policy = AlertPolicy(self.run_config.alert_compliance_below)
         self.side.set_threshold(self.run_config.alert_compliance_below)
         self.settings.add_recent(shown)
         self.picker.set_recent(self.settings.recent_sources())
@@ -295,6 +334,7 @@ class MainWindow(QMainWindow):
         self.start_button.style().unpolish(self.start_button)
         self.start_button.style().polish(self.start_button)
         self.picker.setEnabled(not running)
+        self.record_action.setEnabled(running)
 
     # --- deliveries ----------------------------------------------------------------------------------
     def _on_result_available(self) -> None:
@@ -326,7 +366,9 @@ class MainWindow(QMainWindow):
                 self.video.set_badge(text)
         for s in d.summaries:
             self.side.add_interval(s)
-        for alert in self.alert_policy.check(d.events, totals, d.summaries, d.thumbnails):
+        for alert in d.alerts:
+            if alert.thumbnail is None and alert.track_id is not None:
+                alert.thumbnail = d.thumbnails.get(alert.track_id)
             self.side.alert_log.add(alert)
         self.delivered.emit()
 
@@ -345,6 +387,8 @@ class MainWindow(QMainWindow):
         if delivery is not None:
             self.show_delivery(delivery)
         self.worker.join(5.0)
+        if self.recorder is not None:  # the monitor closed (finalised) it with the run
+            self._recording_ended()
         if self.last_error is not None:
             state = "error"
         elif self._stop_requested:
@@ -367,6 +411,8 @@ class MainWindow(QMainWindow):
     def _tick(self) -> None:
         if self._started_at is not None:
             self.status_right.setText(f"{self._source_name} · running {elapsed_text(time.monotonic() - self._started_at)}")
+        if self._recording_since is not None:
+            self.record_label.setText(f"● REC {elapsed_text(time.monotonic() - self._recording_since)}")
 
     # --- actions ---------------------------------------------------------------------------------------
     def snapshot_folder(self) -> Path:
@@ -398,6 +444,96 @@ class MainWindow(QMainWindow):
         self.snapshots_saved.append(path)
         self.statusBar().showMessage(f"Snapshot saved: {path}", 6000)
         return path
+
+    # --- recording ---------------------------------------------------------------------------------
+    @property
+    def recording(self) -> bool:
+        return self.recorder is not None
+
+    def recording_folder(self) -> Path:
+        saved = self.settings.q.value(RECORDINGS_KEY, "")
+        if saved:
+            return Path(str(saved))
+        movies = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.MoviesLocation)
+        return Path(movies or Path.home()) / "maskwatch"
+
+    def choose_recording_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Record to folder", str(self.recording_folder()))
+        if folder:
+            self.settings.set_value(RECORDINGS_KEY, folder)
+            self.statusBar().showMessage(f"Recordings go to {folder}", 6000)
+
+    def toggle_recording(self) -> None:
+        if self.recording:
+            self.stop_recording()
+        else:
+            self.start_recording()
+
+    def start_recording(self) -> Path | None:
+        """Record the running monitor's annotated frames to a new file; its path, or ``None``."""
+        if self.recording:
+            return self.recorder.path
+        if not self.running:
+            self.statusBar().showMessage("Start watching first, then record (Ctrl+R)", 4000)
+            return None
+        folder = self.recording_folder()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / time.strftime("maskwatch_%Y%m%d_%H%M%S.mp4")
+            n = 1
+            while path.exists():
+                path = folder / time.strftime(f"maskwatch_%Y%m%d_%H%M%S_{n}.mp4")
+                n += 1
+            sink = VideoSink(path)
+        except OSError as e:
+            self.banner.show_message(f"Cannot record in {folder}: {e.strerror or e}", "error")
+            return None
+        except MaskwatchError as e:
+            self.banner.show_message(self._redact(str(e)), "error")
+            return None
+        if not self.worker.add_sink(sink):
+            self.statusBar().showMessage("The run has ended: nothing to record", 4000)
+            return None
+        self.recorder = sink
+        self._recording_since = time.monotonic()
+        self._set_recording_ui(True)
+        self.record_label.setText("● REC 0:00:00")
+        self.statusBar().showMessage(f"Recording to {path}")
+        return path
+
+    def stop_recording(self) -> Path | None:
+        """Finalise the recording; the file's path (``None`` when no frame was recorded)."""
+        if self.recorder is None:
+            return None
+        self.worker.remove_sink(self.recorder)  # closes it: the file is complete when this returns
+        return self._recording_ended()
+
+    def _recording_ended(self, error: str | None = None) -> Path | None:
+        sink, self.recorder = self.recorder, None
+        self._recording_since = None
+        self._set_recording_ui(False)
+        self.record_label.setText("")
+        if error is not None:
+            self.banner.show_message(f"Recording stopped: {error}", "error")
+        if sink.frames_written and sink.path.exists():
+            self.recordings.append(sink.path)
+            if error is None:
+                self.statusBar().showMessage(f"Recording saved: {sink.path} ({sink.frames_written} frames)", 8000)
+            return sink.path
+        if error is None:
+            self.statusBar().showMessage("Recording stopped: no frame was recorded", 6000)
+        return None
+
+    def _on_sink_failed(self, sink, message: str) -> None:
+        if sink is self.recorder:
+            self._recording_ended(self._redact(message))
+
+    def _set_recording_ui(self, recording: bool) -> None:
+        self.record_action.setText("Stop recording" if recording else "Record")
+        self.record_action.setIcon(icon("stop" if recording else "record"))
+        self.record_button.setProperty("recording", "true" if recording else "false")
+        self.record_button.style().unpolish(self.record_button)
+        self.record_button.style().polish(self.record_button)
 
     def toggle_fullscreen(self) -> None:
         if self.isFullScreen():
