@@ -108,6 +108,7 @@ def test_good_options_are_normalised_and_only_the_given_ones_returned():
     assert validate_mode_options("dense", {"scales": [1, 2.5], "confirm_px": 0}) == {"scales": (1.0, 2.5), "confirm_px": 0}
     assert validate_mode_options("retina", {"max_pixels": 942080, "num_threads": 0}) == {"max_pixels": 942080, "num_threads": 0}
     assert validate_mode_options("tiled", {}) == {}
+    assert validate_mode_options("tiled", {"tile": np.int64(160), "overlap": np.float32(0.5)}) == {"tile": 160, "overlap": 0.5}  # numpy numbers are numbers
     with pytest.raises(MaskwatchError, match="unknown face detector mode 'huge'; choose one of retina, short"):
         validate_mode_options("huge", {})
     with pytest.raises(MaskwatchError, match="unknown face detector mode"):

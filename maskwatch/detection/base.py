@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import types
 import typing
 from collections.abc import Mapping
@@ -112,11 +113,14 @@ class DetectorOptions:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
+def _is_int(value) -> bool:
+    """An integer (numpy's too); ``True``/``False`` are not numbers here."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def _is_number(value) -> bool:
-    """An int or a finite float; ``True``/``False`` are not numbers here."""
-    if isinstance(value, bool):
-        return False
-    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
+    """An integer or a finite real (numpy's too); ``True``/``False`` are not numbers here."""
+    return _is_int(value) or (isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value))
 
 
 def _bounds_text(bounds: dict) -> str:
@@ -152,7 +156,7 @@ def _checked(mode: str, name: str, kind, metadata: Mapping, value):
         want, ok = "true or false", isinstance(value, bool)
     elif kind is int:
         want = "an integer" + _bounds_text(bounds)
-        ok = isinstance(value, int) and not isinstance(value, bool) and _in_bounds(value, bounds)
+        ok = _is_int(value) and _in_bounds(value, bounds)
     elif kind is float:
         want = "a number" + _bounds_text(bounds)
         ok = _is_number(value) and _in_bounds(value, bounds)
