@@ -56,6 +56,7 @@ from maskwatch.errors import MaskwatchError
 from maskwatch.faces import Faces
 from maskwatch.frames import Frame, SourceState
 from maskwatch.results import FrameResult, IntervalSummary, Stats, Totals
+from maskwatch.stages import Classifier, Counter, Detector, FrameSource, Tracker
 
 log = logging.getLogger("maskwatch.pipeline")
 
@@ -69,9 +70,12 @@ FPS_SMOOTHING = 0.1
 class Pipeline:
     """Runs the stages on a source; iterate it for ``FrameResult``\\ s.
 
-    Stages not given are built from ``config``: the classifier and the face detector first, then
-    the source, so a missing or broken model fails fast before a camera is opened. The pipeline
-    owns every stage it is given or builds: :meth:`close` closes the source and the detector.
+    Stages given must offer what the Protocols of :mod:`maskwatch.stages` say (``FrameSource``,
+    ``Detector``, ``Classifier``, ``Tracker``, ``Counter``): the pipeline reads those attributes
+    directly. Stages not given are built from ``config``: the classifier and the face detector
+    first, then the source, so a missing or broken model fails fast before a camera is opened.
+    The pipeline owns every stage it is given or builds: :meth:`close` closes the source and the
+    detector.
 
     ``stop()`` may be called from any thread (a signal handler, the GUI thread): iteration ends
     after the frame being processed (or within ``idle_tick_s`` when a live source is silent).
@@ -81,11 +85,11 @@ class Pipeline:
         self,
         config: Config,
         *,
-        source=None,
-        detector=None,
-        classifier=None,
-        tracker=None,
-        counter=None,
+        source: FrameSource | None = None,
+        detector: Detector | None = None,
+        classifier: Classifier | None = None,
+        tracker: Tracker | None = None,
+        counter: Counter | None = None,
         idle_tick_s: float = 0.25,
         require_first_connection: bool = True,
         read_ahead: int = 2,
@@ -136,7 +140,7 @@ class Pipeline:
             self._close_stages()
             raise
         self.run_start_epoch = time.time()  # file runs: media time 0 maps to this epoch time
-        self.stats = Stats(source_state=getattr(self.source, "state", SourceState.CONNECTING))
+        self.stats = Stats(source_state=self.source.state)
         self.frames_processed = 0
         self._last_frame: Frame | None = None
         self._last_done: float | None = None  # perf_counter at the end of the previous frame
@@ -145,7 +149,7 @@ class Pipeline:
 
     @property
     def is_live(self) -> bool:
-        return bool(getattr(self.source, "is_live", False))
+        return bool(self.source.is_live)
 
     @property
     def totals(self) -> Totals:
@@ -217,14 +221,14 @@ class Pipeline:
         """Where the partial interval ends: now for live sources, after the last frame for files."""
         if self.is_live or self._last_frame is None:
             return time.time()
-        fps = float(getattr(self.source, "fps", 0.0) or 0.0)
+        fps = float(self.source.fps or 0.0)
         return self._timestamp(self._last_frame) + (1.0 / fps if fps > 0 else 0.0)
 
     def _refresh_source_stats(self) -> None:
         s = self.source
-        self.stats.source_state = self._frame_state or getattr(s, "state", self.stats.source_state)
-        self.stats.reconnect_in = getattr(s, "reconnect_in", None)
-        self.stats.dropped_frames = int(getattr(s, "dropped", 0) or 0)
+        self.stats.source_state = self._frame_state or s.state
+        self.stats.reconnect_in = s.reconnect_in
+        self.stats.dropped_frames = int(s.dropped)
 
     def _process(self, frame: Frame, decode_ms: float) -> FrameResult:
         ms = {"decode": decode_ms, "detect": 0.0, "classify": 0.0, "track": 0.0}
@@ -257,7 +261,7 @@ class Pipeline:
         self.stats.stage_ms = ms
         self.stats.latency_ms = max(time.monotonic() - frame.captured_at, 0.0) * 1000.0
         events, summary = self.counter.update(
-            faces, self._timestamp(frame), frame.index, self._stats_copy(), tracks=getattr(self.tracker, "tracks", None)
+            faces, self._timestamp(frame), frame.index, self._stats_copy(), tracks=self.tracker.tracks
         )
         return FrameResult(frame=frame, faces=faces, stats=self._stats_copy(), totals=self.totals,
                            events=events, summary=summary)
@@ -269,14 +273,15 @@ class Pipeline:
         if not self.require_first_connection or self.frames_processed or not self.is_live:
             return
         state = self.stats.source_state
-        if state in (SourceState.RECONNECTING, SourceState.ENDED) and getattr(self.source, "last_error", None):
+        if state in (SourceState.RECONNECTING, SourceState.ENDED) and self.source.last_error:
             raise MaskwatchError(f"cannot open {self.source.name}: {self.source.last_error}")
 
     def _check_gave_up(self) -> None:
         """A live source that ended by itself (not by ``close``) gave up reconnecting: an error."""
-        if self.is_live and not self._stop.is_set() and getattr(self.source, "last_error", None):
-            reconnects = getattr(self.source, "reconnects", 0)
-            raise MaskwatchError(f"gave up on {self.source.name} after {reconnects} reconnects: {self.source.last_error}")
+        if self.is_live and not self._stop.is_set() and self.source.last_error:
+            raise MaskwatchError(
+                f"gave up on {self.source.name} after {self.source.reconnects} reconnects: {self.source.last_error}"
+            )
 
     def _status_update(self) -> FrameResult:
         """No frame this tick (a live source connecting or reconnecting): state, and elapsed intervals."""
@@ -293,7 +298,7 @@ class Pipeline:
                      source_state=s.source_state, reconnect_in=s.reconnect_in, latency_ms=s.latency_ms)
 
     def _close_stages(self) -> None:
-        if getattr(self, "_reader", None) is not None:
+        if self._reader is not None:
             self._reader.close()
         for stage in (self.source, self.detector):
             if stage is None:
@@ -321,7 +326,7 @@ class ReadAhead:
 
     _END = object()
 
-    def __init__(self, source, depth: int, stop: threading.Event):
+    def __init__(self, source: FrameSource, depth: int, stop: threading.Event):
         import queue
 
         self._queue = queue.Queue(maxsize=max(int(depth), 1))
@@ -350,7 +355,7 @@ class ReadAhead:
                 decode_ms = (time.perf_counter() - t0) * 1000.0
                 if frame is None:
                     break
-                if not self._put((frame, decode_ms, getattr(self._source, "state", None))):
+                if not self._put((frame, decode_ms, self._source.state)):
                     return
         except BaseException as e:  # handed to the consumer, raised there
             self._put(e)

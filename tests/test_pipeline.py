@@ -33,7 +33,9 @@ def tiny_config(source, **kw) -> Config:
 
 
 class FakeLiveSource:
-    """A camera that delivers ``frames`` frames, then goes silent in ``then`` state (like a dropped RTSP feed)."""
+    """A camera that delivers ``frames`` frames, then goes silent in ``then`` state (like a dropped RTSP feed).
+
+    A ``maskwatch.stages.FrameSource``: every attribute the pipeline reads."""
 
     kind = "network"
     is_live = True
@@ -46,6 +48,7 @@ class FakeLiveSource:
         self.state = SourceState.CONNECTING
         self.reconnect_in = None
         self.dropped = 0
+        self.reconnects = 0
         self.last_error = last_error
         self.fail_after = fail_after
         self.index = 0
@@ -185,7 +188,9 @@ def test_silent_live_source_gives_status_updates_and_wall_clock_rows():
     assert rows[0].frames == 4 and rows[0].source_state == SourceState.RECONNECTING
     assert all(r.frames == 0 and r.source_state == SourceState.RECONNECTING for r in rows[1:])
     assert all(a.end == b.start for a, b in zip(rows, rows[1:]))
-    assert final is None  # the open interval has no frames
+    # the open interval has no frames but is time the camera was away: kept (counting, 255095d)
+    assert final is not None and final.frames == 0 and final.source_state == SourceState.RECONNECTING
+    assert final.start == rows[-1].end
     assert source.closed and detector.closed
 
 
@@ -279,3 +284,24 @@ def test_demo_clip_has_one_masked_person():
     totals = Monitor(Config(source=str(demo_clip()), model=SHIPPED_MODEL, interval_s=60)).run()
     assert totals.people_seen == 1
     assert totals.by_label == {"with_mask": 1, "without_mask": 0, "mask_worn_incorrectly": 0}
+
+
+def test_stages_and_test_doubles_offer_what_the_pipeline_reads():
+    from maskwatch.classification import MaskClassifier
+    from maskwatch.counting import Counter
+    from maskwatch.sources import FileSource, ImageFolderSource
+    from maskwatch.stages import Classifier, Detector, FrameSource, Tracker
+    from maskwatch.stages import Counter as CounterProtocol
+    from maskwatch.tracking import Tracker as RealTracker
+
+    assert isinstance(FakeLiveSource(), FrameSource) and isinstance(FakeDetector(), Detector)
+    with FileSource(demo_clip()) as source:
+        assert isinstance(source, FrameSource)
+    assert isinstance(ImageFolderSource([], "none"), FrameSource)
+    assert isinstance(MaskClassifier(TINY_MODEL), Classifier)
+    assert isinstance(RealTracker(Config().tracker), Tracker)
+    assert isinstance(Counter(60.0), CounterProtocol)
+
+    incomplete = FakeLiveSource()
+    del incomplete.reconnects  # a double without it would have failed only when the camera gave up
+    assert not isinstance(incomplete, FrameSource)
