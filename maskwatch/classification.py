@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -54,20 +56,58 @@ def _interpreter_class():
 
 
 def load_metadata(model_path: Path) -> dict:
-    """Read and check the JSON next to ``model_path``."""
+    """Read and check the JSON next to ``model_path``.
+
+    Every problem is one ``MaskwatchError`` line naming the file and the field (exit 2): the file
+    must be a JSON object with ``labels`` (exactly :data:`maskwatch.LABELS`), ``input_size`` (two
+    equal integers >= 1), ``crop_margin`` (a number >= 0) and ``version`` (text or a number).
+    """
     meta_path = model_path.with_suffix(".json")
+    shown = _shown(meta_path)
     try:
-        meta = json.loads(meta_path.read_text())
+        meta = json.loads(meta_path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
-        raise MaskwatchError(f"model metadata not found: {meta_path} (it must sit next to the .tflite)") from None
+        raise MaskwatchError(f"model metadata not found: {shown} (it must sit next to the .tflite)") from None
+    except OSError as e:
+        raise MaskwatchError(f"cannot read model metadata {shown}: {(e.strerror or str(e)).lower()}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise MaskwatchError(f"model metadata {meta_path} is not valid JSON: {e}") from None
+        raise MaskwatchError(f"model metadata {shown} is not valid JSON: {e}") from None
+    if not isinstance(meta, dict):
+        raise MaskwatchError(f"model metadata {shown} must be a JSON object, got {type(meta).__name__}")
     missing = [k for k in ("labels", "input_size", "crop_margin", "version") if k not in meta]
     if missing:
-        raise MaskwatchError(f"model metadata {meta_path} lacks {', '.join(missing)}")
-    if list(meta["labels"]) != list(LABELS):
-        raise MaskwatchError(f"model metadata {meta_path} has labels {meta['labels']}, expected {list(LABELS)}")
+        raise MaskwatchError(f"model metadata {shown} lacks {', '.join(missing)}")
+
+    def bad(field: str, wanted: str):
+        value = json.dumps(meta[field])
+        value = value if len(value) <= 60 else value[:57] + "..."
+        return MaskwatchError(f"model metadata {shown}: {field} must be {wanted}, got {value}")
+
+    if not isinstance(meta["labels"], list) or meta["labels"] != list(LABELS):
+        raise bad("labels", json.dumps(list(LABELS)))
+    size = meta["input_size"]
+    if not (isinstance(size, list) and len(size) == 2 and all(_is_int(v) and v >= 1 for v in size)
+            and size[0] == size[1]):
+        raise bad("input_size", "two equal integers >= 1 (a square input, [h, w])")
+    margin = meta["crop_margin"]
+    if not (_is_number(margin) and margin >= 0):
+        raise bad("crop_margin", "a number >= 0")
+    if not (isinstance(meta["version"], str) or _is_number(meta["version"])):
+        raise bad("version", "text or a number")
     return meta
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _shown(path: Path) -> str:
+    """A path as printable text (bytes that are not UTF-8 as \\xNN escapes)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 class MaskClassifier:
@@ -80,21 +120,24 @@ class MaskClassifier:
     def __init__(self, model_path: str | Path | None = None, num_threads: int | None = 1):
         self.model_path = Path(model_path) if model_path else models_dir() / DEFAULT_MODEL
         if not self.model_path.is_file():
-            raise MaskwatchError(f"model file not found: {self.model_path}")
+            raise MaskwatchError(f"model file not found: {_shown(self.model_path)}")
         self.metadata = load_metadata(self.model_path)
         self.labels: tuple[str, ...] = tuple(self.metadata["labels"])
-        h, w = (int(v) for v in self.metadata["input_size"])
-        if h != w:
-            raise MaskwatchError(f"model input must be square, metadata says {h}x{w}")
+        h, w = (int(v) for v in self.metadata["input_size"])  # checked: equal integers
         self.input_size = h
         self.margin = float(self.metadata["crop_margin"])
         self.version = str(self.metadata["version"])
         Interpreter, self.runtime = _interpreter_class()
         try:
-            self._interp = Interpreter(model_path=str(self.model_path), num_threads=num_threads)
+            try:
+                str(self.model_path).encode("utf-8")
+                source = {"model_path": str(self.model_path)}
+            except UnicodeEncodeError:  # a name that is not UTF-8: hand the runtime the bytes instead
+                source = {"model_content": self.model_path.read_bytes()}
+            self._interp = Interpreter(**source, num_threads=num_threads)
             self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as e:
-            raise MaskwatchError(f"cannot load model {self.model_path}: {str(e).splitlines()[0]}") from None
+            raise MaskwatchError(f"cannot load model {_shown(self.model_path)}: {str(e).splitlines()[0]}") from None
         inp = self._interp.get_input_details()[0]
         out = self._interp.get_output_details()[0]
         self._in_index, self._out_index = inp["index"], out["index"]
@@ -102,10 +145,10 @@ class MaskClassifier:
         self._in_q, self._out_q = inp["quantization"], out["quantization"]
         if tuple(inp["shape"][1:]) != (h, w, 3):
             raise MaskwatchError(
-                f"model {self.model_path} takes input {tuple(inp['shape'][1:])}, metadata says {(h, w, 3)}"
+                f"model {_shown(self.model_path)} takes input {tuple(inp['shape'][1:])}, metadata says {(h, w, 3)}"
             )
         if int(out["shape"][-1]) != len(LABELS):
-            raise MaskwatchError(f"model {self.model_path} has {out['shape'][-1]} outputs, expected {len(LABELS)}")
+            raise MaskwatchError(f"model {_shown(self.model_path)} has {out['shape'][-1]} outputs, expected {len(LABELS)}")
         self._batch = int(inp["shape"][0])
 
     def _quantize_input(self, crops: np.ndarray) -> np.ndarray:
