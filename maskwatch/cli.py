@@ -124,8 +124,8 @@ def _main_parser() -> argparse.ArgumentParser:
     p.add_argument("--snapshots", type=Path, metavar="DIR",
                    help="save a frame per person decided without_mask / mask_worn_incorrectly")
     p.add_argument("--save-video", type=Path, metavar="FILE",
-                   help="write every processed frame with boxes, labels and track ids to a new video "
-                        "(.mp4, .avi, .mkv, .mov) at the source's frame rate")
+                   help="--headless: write every processed frame with boxes, labels and track ids to a new "
+                        "video (.mp4, .avi, .mkv, .mov) at the source's frame rate (the app: Record, Ctrl+R)")
     p.add_argument("--vote-window", type=_positive_int, metavar="N", help="frames a track's label is voted over")
     p.add_argument("--realtime", action="store_true", help="files: pace to the file's frame rate")
     p.add_argument("--quiet", action="store_true", help="no per-interval lines, only the final totals")

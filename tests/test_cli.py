@@ -16,13 +16,15 @@ import signal
 import time
 from datetime import datetime
 
+import numpy as np
 import pytest
 
-from conftest import PEOPLE, REPO, TINY_MODEL, run_cli, start_cli
+from conftest import PEOPLE, REPO, TINY_MODEL, requires_shipped_model, run_cli, start_cli
 from maskwatch import LABELS
 from maskwatch.cli import main
 from maskwatch.paths import demo_clip
 from maskwatch.sinks import CSV_COLUMNS
+from rtsp import requires_rtsp_server
 
 
 def assert_one_line_error(stderr: str, *fragments: str) -> None:
@@ -312,3 +314,150 @@ def test_unexpected_errors_are_one_line_and_exit_1(monkeypatch, capfd, known_fac
     monkeypatch.setenv("MASKWATCH_DEBUG", "1")
     assert main(["--headless", "--source", str(known_faces_clip["path"]), "--model", str(TINY_MODEL)]) == 1
     assert "Traceback" in capfd.readouterr().err
+
+
+# -- outputs, signals, intervals (issue 8 hardening) ---------------------------------------------
+
+
+COLLIDING_OUTPUTS = {  # name: (flags, TOML or None, the error's fragment)
+    "--log X --events X": (["--log", "{d}/x.out", "--events", "{d}/x.out"], None, "log and events are the same file"),
+    "TOML log = events": ([], 'log = "{d}/x.out"\nevents = "{d}/x.out"\n', "log and events are the same file"),
+    "TOML log, flag --events": (["--events", "{d}/sub/../x.out"], 'log = "{d}/x.out"\n', "log and events are the same file"),
+    "--save-video = --log": (["--log", "{d}/v.mp4", "--save-video", "{d}/v.mp4"], None, "log and save_video are the same file"),
+    "--log inside --snapshots": (["--log", "{d}/snaps/c.csv", "--snapshots", "{d}/snaps"], None, "inside the snapshots folder"),
+    "--save-video: unknown extension": (["--save-video", "{d}/v.gif"], None, "unknown extension '.gif'"),
+    "--save-video: missing folder": (["--save-video", "{d}/nope/v.mp4"], None, "does not exist"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(COLLIDING_OUTPUTS))
+def test_colliding_or_bad_outputs_are_one_line_exit_2_and_nothing_written(case, tmp_path):
+    """Regression: ``--log X --events X`` wrote JSON lines into the CSV and exited 0."""
+    flags, toml, fragment = COLLIDING_OUTPUTS[case]
+    (tmp_path / "sub").mkdir()
+    args = ["--headless", "--model", TINY_MODEL, *(f.format(d=tmp_path) for f in flags)]
+    if toml is not None:
+        (tmp_path / "sub" / "c.toml").write_text(toml.format(d=tmp_path))
+        args += ["--config", tmp_path / "sub" / "c.toml"]
+    r = run_cli(*args, timeout=30)
+    assert r.returncode == 2
+    assert_one_line_error(r.stderr, fragment)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == \
+        (["sub", "sub/c.toml"] if toml is not None else ["sub"])  # nothing written
+
+
+def test_save_video_never_overwrites(tmp_path):
+    video = tmp_path / "out.mp4"
+    video.write_bytes(b"yesterday's recording")
+    r = run_cli("--headless", "--model", TINY_MODEL, "--save-video", video, timeout=30)
+    assert r.returncode == 2
+    assert_one_line_error(r.stderr, "exists; not overwriting it")
+    assert video.read_bytes() == b"yesterday's recording"
+
+
+@pytest.mark.parametrize("sig,after_s", [(signal.SIGINT, 0.2), (signal.SIGTERM, 0.5), (signal.SIGTERM, 1.0)])
+def test_a_signal_during_start_up_is_a_clean_exit_0(sig, after_s, tmp_path):
+    """Regression: SIGINT in the first ~0.2 s printed a traceback, SIGTERM in the first ~0.5 s exited 143."""
+    proc = start_cli("--headless", "--model", TINY_MODEL, "--detector", "full", "--log", tmp_path / "counts.csv")
+    try:
+        time.sleep(after_s)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and err == ""
+    assert out.strip().splitlines()[-1].startswith("total: people ")
+    log = tmp_path / "counts.csv"
+    if log.exists():  # stopped after the models loaded: the header, and the partial row if there was one
+        rows = read_rows(log)
+        assert rows[0] == list(CSV_COLUMNS) and len(rows) <= 2
+
+
+@requires_rtsp_server
+def test_sigterm_during_an_outage_writes_the_last_partial_interval(known_faces_clip, tmp_path):
+    """Regression: SIGTERM while the camera was away (reconnecting) lost the last partial row."""
+    from rtsp import RtspServer
+
+    log, config = tmp_path / "counts.csv", tmp_path / "fast.toml"
+    config.write_text("[sources]\nopen_timeout_s = 4.0\nread_timeout_s = 2.0\nstall_timeout_s = 1.5\n"
+                      "backoff_initial_s = 0.3\nbackoff_max_s = 1.0\n")
+    server = RtspServer(known_faces_clip["path"]).start()
+    proc = start_cli("--headless", "--source", server.url, "--model", TINY_MODEL, "--detector", "full",
+                     "--interval", "2", "--log", log, "--config", config)
+    try:
+        deadline = time.monotonic() + 60
+        while not (log.exists() and len(read_rows(log)) >= 2) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)  # a live row
+        server.stop()  # the camera loses power and stays away
+        deadline = time.monotonic() + 30
+        while not any(r[2] == "0" for r in read_rows(log)[1:]) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)  # a whole interval of outage logged: the next one is open, without frames
+        time.sleep(1.0)
+        sent = time.time()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        server.stop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    rows = read_rows(log)[1:]
+    starts = [datetime.fromisoformat(r[0]).timestamp() for r in rows]
+    ends = [datetime.fromisoformat(r[1]).timestamp() for r in rows]
+    assert all(e == s for e, s in zip(ends, starts[1:]))  # contiguous
+    last = rows[-1]
+    assert last[-1] == "reconnecting" and last[2] == "0"
+    assert 0 < ends[-1] - starts[-1] < 2 and abs(ends[-1] - sent) < 1.5  # it reaches the shutdown
+    assert "Traceback" not in err
+
+
+def test_interval_under_a_second_and_save_video(known_faces_clip, tmp_path, capfd):
+    """Regression: ``--interval 0.5`` wrote repeated one-second start times. And ``--save-video``
+    writes every frame, with the overlay, at the clip's frame rate."""
+    log, video = tmp_path / "counts.csv", tmp_path / "out.mp4"
+    assert main(["--headless", "--quiet", "--source", str(known_faces_clip["path"]), "--model", str(TINY_MODEL),
+                 "--detector", "full", "--interval", "0.5", "--log", str(log), "--save-video", str(video)]) == 0
+    rows = read_rows(log)[1:]
+    starts = [datetime.fromisoformat(r[0]).timestamp() for r in rows]
+    assert len(rows) == 10 and len(set(r[0] for r in rows)) == 10  # 5 s of media, 0.5 s rows, all distinct
+    assert [round(b - a, 3) for a, b in zip(starts, starts[1:])] == [0.5] * 9
+    assert "." in rows[0][0][19:23]  # millisecond times
+    import cv2
+
+    cap = cv2.VideoCapture(str(video))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == known_faces_clip["frames"]
+    assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(known_faces_clip["fps"], abs=0.01)
+    assert (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (640, 360)
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 20)
+    ok, frame = cap.read()
+    cap.release()
+    source = cv2.VideoCapture(str(known_faces_clip["path"]))
+    source.set(cv2.CAP_PROP_POS_FRAMES, 20)
+    _, original = source.read()
+    source.release()
+    assert ok and np.abs(frame.astype(int) - original.astype(int)).max() > 100  # a box drawn on the face
+    out, err = capfd.readouterr()
+    assert err == "" and out.startswith("total: ")
+
+
+@requires_shipped_model
+def test_headless_alerts_go_to_stderr_and_the_event_log(known_faces_clip, tmp_path, capfd):
+    events = tmp_path / "events.jsonl"
+    assert main(["--headless", "--source", str(known_faces_clip["path"]), "--interval", "60",
+                 "--events", str(events)]) == 0  # the shipped model: person B has no mask
+    _, err = capfd.readouterr()
+    alerts = [line for line in err.splitlines() if line.startswith("maskwatch: alert: ")]
+    assert len(alerts) == len(err.splitlines()) == 3
+    assert alerts[0].endswith(" without a mask") and "Compliance fell to 50%" in alerts[1]
+    assert "Interval compliance 50% is under 80%" in alerts[2]
+    records = [json.loads(line) for line in events.read_text().splitlines()]
+    decided = [r for r in records if r["kind"] == "label_decided" and r["label"] == "without_mask"]
+    person = [r for r in records if r["kind"] == "alert" and r["alert"] == "without_mask"]
+    assert len(person) == len(decided) == 1
+    assert (person[0]["track_id"], person[0]["frame_index"], person[0]["time"]) == \
+        (decided[0]["track_id"], decided[0]["frame_index"], decided[0]["time"])
+    assert records.index(person[0]) == records.index(decided[0]) + 1  # right after the decision
+    assert [r["alert"] for r in records if r["kind"] == "alert"] == ["without_mask", "compliance", "interval_compliance"]

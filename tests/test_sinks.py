@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from datetime import datetime
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -190,3 +192,277 @@ def test_snapshot_errors(tmp_path):
         SnapshotSaver(blocker)
     with pytest.raises(MaskwatchError):
         SnapshotSaver(tmp_path / "s", labels=("no_such_label",))
+
+
+# -- one protocol ---------------------------------------------------------------------------------
+
+
+def test_every_sink_has_the_protocol(tmp_path):
+    from maskwatch.gui.worker import ResultMailbox
+    from maskwatch.sinks import AlertPolicy, AlertSink, ConsoleSink, Sink, VideoSink
+
+    sinks = [IntervalCsvLog(tmp_path / "c.csv"), EventJsonl(tmp_path / "e.jsonl"), SnapshotSaver(tmp_path / "s"),
+             VideoSink(tmp_path / "v.mp4"), AlertSink(AlertPolicy(0.8)), ConsoleSink(io.StringIO(), io.StringIO()),
+             ResultMailbox()]
+    for sink in sinks:
+        assert isinstance(sink, Sink), type(sink).__name__
+        sink.close()
+
+
+def test_interval_times_under_a_second_have_milliseconds(tmp_path):
+    """Regression: ``--interval 0.5`` wrote repeated one-second start times."""
+    from maskwatch.sinks import timespec_for
+
+    path = tmp_path / "counts.csv"
+    with IntervalCsvLog(path, timespec=timespec_for(0.5)) as log:
+        for k in range(4):
+            log.on_interval(summary(start=1_700_000_000.25 + 0.5 * k, end=1_700_000_000.75 + 0.5 * k))
+    starts = [datetime.fromisoformat(r["start"]).timestamp() for r in read_rows(path)]
+    assert starts == [1_700_000_000.25, 1_700_000_000.75, 1_700_000_001.25, 1_700_000_001.75]
+    assert timespec_for(60) == "seconds" and timespec_for(1.5) == "milliseconds"
+
+
+# -- output paths ---------------------------------------------------------------------------------
+
+
+SAME_FILE_CASES = {
+    "log and events": (dict(log="x.out", events="x.out"), "log and events are the same file"),
+    "through ..": (dict(log="a/x.csv", events="a/../a/x.csv"), "log and events are the same file"),
+    "video and log": (dict(log="x.mp4", save_video="x.mp4"), "log and save_video are the same file"),
+    "events and video": (dict(events="v.mp4", save_video="v.mp4"), "events and save_video are the same file"),
+    "log inside snapshots": (dict(log="snaps/counts.csv", snapshots="snaps"), "inside the snapshots folder"),
+    "video inside snapshots": (dict(save_video="snaps/deep/v.mp4", snapshots="snaps"), "inside the snapshots folder"),
+    "snapshots is the log": (dict(events="snaps", snapshots="snaps"), "inside the snapshots folder"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SAME_FILE_CASES))
+def test_outputs_that_collide_are_refused_before_anything_is_written(case, tmp_path, monkeypatch):
+    from maskwatch.config import Config
+    from maskwatch.sinks import sinks_from_config
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a").mkdir()
+    paths, fragment = SAME_FILE_CASES[case]
+    config = Config(**{k: Path(v) for k, v in paths.items()})
+    with pytest.raises(MaskwatchError, match=fragment) as e:
+        sinks_from_config(config)
+    assert "\n" not in str(e.value)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["a"]  # nothing written
+
+
+def test_links_to_the_same_file_are_the_same_file(tmp_path):
+    from maskwatch.sinks import check_output_paths
+
+    target = tmp_path / "counts.csv"
+    target.write_text("")
+    (tmp_path / "soft.csv").symlink_to(target)
+    os.link(target, tmp_path / "hard.csv")
+    for other in ("soft.csv", "hard.csv"):
+        with pytest.raises(MaskwatchError, match="same file"):
+            check_output_paths(log=target, events=tmp_path / other)
+    check_output_paths(log=target, events=tmp_path / "events.jsonl", snapshots=tmp_path / "snaps",
+                       save_video=tmp_path / "v.mp4")
+
+
+def test_sinks_from_config_in_order_and_closed_if_one_fails(tmp_path):
+    from maskwatch.config import Config
+    from maskwatch.sinks import AlertSink, ConsoleSink, VideoSink, sinks_from_config
+
+    console = ConsoleSink(io.StringIO(), io.StringIO())
+    config = Config(log=tmp_path / "c.csv", events=tmp_path / "e.jsonl", snapshots=tmp_path / "s",
+                    save_video=tmp_path / "v.mp4")
+    sinks = sinks_from_config(config, console=console)
+    assert [type(s) for s in sinks] == [IntervalCsvLog, EventJsonl, SnapshotSaver, VideoSink, AlertSink, ConsoleSink]
+    for s in sinks:
+        s.close()
+    assert sinks_from_config(Config()) == []  # nothing asked for: no sink (no listener for alerts either)
+
+    (tmp_path / "bad.csv").write_text("a,b\n")  # a CSV with another header: IntervalCsvLog refuses it
+    with pytest.raises(MaskwatchError, match="different header"):
+        sinks_from_config(Config(log=tmp_path / "bad.csv", events=tmp_path / "e2.jsonl"))
+    assert not (tmp_path / "e2.jsonl").exists()  # the log is opened first: nothing else was
+
+
+# -- video ----------------------------------------------------------------------------------------
+
+
+def video_result(index: int, timestamp: float, faces=None, size=(240, 320)):
+    from maskwatch.frames import Frame
+    from maskwatch.results import FrameResult, Stats, Totals
+
+    image = np.full((*size, 3), 60, np.uint8)
+    return FrameResult(Frame(image, index, timestamp, 0.0), faces if faces is not None else Faces.empty(),
+                       Stats(), Totals())
+
+
+def read_video(path):
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, image = cap.read()
+        if not ok:
+            break
+        frames.append(image)
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    cap.release()
+    return frames, fps
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".avi", ".mkv", ".mov"])
+def test_video_sink_writes_annotated_frames_at_the_frames_rate(tmp_path, suffix):
+    from maskwatch.results import FrameResult, Stats, Totals
+    from maskwatch.sinks import VideoSink
+
+    _, faces = frame_and_faces()
+    path = tmp_path / f"out{suffix}"
+    with VideoSink(path) as sink:
+        for i in range(20):
+            sink.on_result(video_result(i, 100.0 + i / 12.5, faces))  # a file at 12.5 fps
+        sink.on_result(FrameResult(None, Faces.empty(), Stats(), Totals()))  # a status update: no frame
+    frames, fps = read_video(path)
+    assert len(frames) == sink.frames_written == 20 and fps == pytest.approx(12.5, abs=0.01)
+    # the overlay is in the picture: the without_mask box (red) around face 0, the with_mask one (green) around 1
+    b, g, r = (int(v) for v in frames[10][100, 100])  # on the left edge of box 0
+    assert r > 150 and g < 120
+    b, g, r = (int(v) for v in frames[10][100, 200])
+    assert g > 120 and r < 120
+
+
+def test_video_sink_resizes_frames_of_another_size_and_measures_live_rates(tmp_path):
+    from maskwatch.sinks import VideoSink
+
+    path = tmp_path / "live.mp4"
+    sink = VideoSink(path)
+    t0 = 1_700_000_000.0
+    for i in range(12):  # a camera processed at 8 fps, reconnecting at another resolution half-way
+        sink.on_result(video_result(i, t0 + i / 8, size=(240, 320) if i < 6 else (480, 640)))
+    sink.close()
+    sink.close()  # idempotent
+    frames, fps = read_video(path)
+    assert len(frames) == 12 and frames[-1].shape == (240, 320, 3) and fps == pytest.approx(8.0, abs=0.01)
+    assert sink.size == (320, 240)
+
+
+def test_video_sink_without_frames_writes_no_file_and_closes_from_another_thread(tmp_path):
+    import threading
+
+    from maskwatch.sinks import VideoSink
+
+    VideoSink(tmp_path / "empty.mp4").close()
+    assert not (tmp_path / "empty.mp4").exists()
+
+    sink = VideoSink(tmp_path / "threads.mp4", fps=25)
+    stop = threading.Event()
+
+    def feed():
+        i = 0
+        while not stop.is_set():
+            sink.on_result(video_result(i, i / 25))
+            i += 1
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    while sink.frames_written < 5:
+        pass
+    sink.close()  # the UI thread's Record off, while the monitor's thread writes
+    n = sink.frames_written
+    stop.set()
+    writer.join()
+    assert sink.frames_written == n  # nothing written after close
+    frames, _ = read_video(tmp_path / "threads.mp4")
+    assert len(frames) == n
+
+
+@pytest.mark.parametrize("name,fragment", [
+    ("out.xyz", "unknown extension '.xyz'"),
+    ("out", "unknown extension '(none)'"),
+    ("missing/out.mp4", "does not exist"),
+    ("exists.mp4", "exists; not overwriting it"),
+])
+def test_video_paths_are_checked_when_the_sink_is_made(tmp_path, name, fragment):
+    from maskwatch.sinks import VideoSink
+
+    (tmp_path / "exists.mp4").write_bytes(b"an older recording")
+    with pytest.raises(MaskwatchError, match=fragment.replace("(", r"\(").replace(")", r"\)")) as e:
+        VideoSink(tmp_path / name)
+    assert "\n" not in str(e.value)
+    assert (tmp_path / "exists.mp4").read_bytes() == b"an older recording"
+
+
+# -- alerts ---------------------------------------------------------------------------------------
+
+
+def test_alert_sink_writes_alert_records_and_console_lines(tmp_path):
+    from maskwatch.results import Totals
+    from maskwatch.sinks import AlertPolicy, AlertSink, ConsoleSink, alert_record
+    from maskwatch.sinks.alerts import jsonl_listener
+
+    path = tmp_path / "events.jsonl"
+    out, err = io.StringIO(), io.StringIO()
+    console = ConsoleSink(out, err)
+    seen = []
+    with EventJsonl(path) as log:
+        alerts = AlertSink(AlertPolicy(0.8), jsonl_listener(log), console.print_alert, seen.append,
+                           thumbnail=lambda image, box: image[:8, :8])
+        img, faces = frame_and_faces()
+        result = video_result(42, 1_700_000_001.25, faces)
+        result.frame.image = img
+        result.events = [event(), event(track_id=6, label="with_mask")]
+        result.totals = Totals(people_seen=2, by_label={"with_mask": 1, "without_mask": 1, "mask_worn_incorrectly": 0})
+        alerts.on_result(result)
+        alerts.on_result(result)  # the same totals again: still under, no second compliance alert
+        alerts.on_interval(summary(people=(1, 3, 0)))  # 25% in this interval
+        alerts.on_interval(summary(people=(4, 0, 0)))  # 100%: nothing
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["alert"] for r in records] == ["without_mask", "compliance", "without_mask", "interval_compliance"]
+    person, compliance, _, interval = records
+    assert set(person) == set(alert_record(seen[0])) == {
+        "kind", "alert", "message", "track_id", "label", "confidence", "time", "epoch", "frame_index", "box",
+        "compliance", "threshold", "interval_start"}
+    assert all(r["kind"] == "alert" for r in records)
+    assert (person["track_id"], person["label"], person["frame_index"], person["epoch"]) == (5, "without_mask", 42, 1_700_000_001.25)
+    assert person["message"] == "Person #5 without a mask"
+    assert person["box"] in ([10.0, 20.5, 50.2, 70.0], [10.0, 20.5, 50.3, 70.0])
+    assert (compliance["compliance"], compliance["threshold"], compliance["track_id"]) == (0.5, 0.8, None)
+    assert interval["compliance"] == 0.25 and interval["interval_start"] is not None
+    assert seen[0].thumbnail.shape == (8, 8, 3)  # the desktop app's alert log gets the face
+    lines = err.getvalue().splitlines()
+    assert len(lines) == 4 and all(line.startswith("maskwatch: alert: ") for line in lines)
+    assert lines[0].endswith("Person #5 without a mask") and out.getvalue() == ""
+
+
+def test_console_sink_prints_rows_state_changes_and_holds_source_warnings():
+    import logging
+
+    from maskwatch.frames import SourceState
+    from maskwatch.results import FrameResult, Stats, Totals
+    from maskwatch.sinks import ConsoleSink
+
+    out, err = io.StringIO(), io.StringIO()
+    source_log = logging.getLogger("maskwatch.sources")
+    console = ConsoleSink(out, err, hold_source_warnings=True)
+    try:
+        assert source_log.level == logging.CRITICAL  # until the first frame
+        status = FrameResult(None, Faces.empty(), Stats(source_state=SourceState.CONNECTING), Totals())
+        console.on_result(status)
+        assert err.getvalue() == ""  # not news before the source was live
+        live = video_result(0, 0.0)
+        live.stats.source_state = SourceState.LIVE
+        console.on_result(live)
+        assert source_log.level == logging.NOTSET
+        console.on_result(FrameResult(None, Faces.empty(), Stats(source_state=SourceState.RECONNECTING,
+                                                                  reconnect_in=2.0), Totals()))
+        assert err.getvalue() == "maskwatch: source reconnecting (next attempt in 2.0 s)\n"
+        console.on_interval(summary())
+        assert out.getvalue().count("\n") == 1 and "compliance 75%" in out.getvalue()
+    finally:
+        console.close()
+    assert source_log.level == logging.NOTSET
+    quiet_out, quiet_err = io.StringIO(), io.StringIO()
+    quiet = ConsoleSink(quiet_out, quiet_err, quiet=True)
+    quiet.on_interval(summary())
+    from maskwatch.sinks import Alert
+
+    quiet.print_alert(Alert("compliance", "Compliance fell to 10%"))
+    assert quiet_out.getvalue() == quiet_err.getvalue() == ""
