@@ -201,6 +201,13 @@ def test_record_button_writes_the_annotated_video(qtbot, window, walker_clip, tm
     assert cv2.VideoCapture(str(window.recordings[1])).get(cv2.CAP_PROP_FRAME_COUNT) >= 2  # finalised: readable
 
 
+def test_a_save_video_from_the_command_line_is_not_reused_by_every_run(qtbot, tmp_path, model):
+    w = MainWindow(Config(model=model, save_video=tmp_path / "run.mp4"), make_settings(tmp_path))
+    qtbot.addWidget(w)
+    w.picker.set_spec("tests/fixtures/clip_320x240.mp4")
+    assert w.build_run_config().save_video is None  # the window records with Record, a new file each time
+
+
 def test_record_into_an_unwritable_place_is_a_banner_not_a_crash(qtbot, window, walker_clip, tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")

@@ -20,6 +20,7 @@ Keyboard: Space start/stop · Ctrl+O open file · Ctrl+S snapshot · Ctrl+R reco
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -288,7 +289,7 @@ class MainWindow(QMainWindow):
         realtime = realtime and not is_network_url(spec) and not spec.isdigit()
         # the window records with Record (Ctrl+R, a new file each time); a save_video from the
         # command line or TOML is for --headless, where one run writes one file
-        return cfg.updated({"source": spec, "sources": {"realtime": realtime}, "save_video": None})
+        return replace(cfg.updated({"source": spec, "sources": {"realtime": realtime}}), save_video=None)
 
     def start(self) -> None:
         if self.running:
