@@ -375,6 +375,23 @@ def test_a_signal_during_start_up_is_a_clean_exit_0(sig, after_s, tmp_path):
         assert rows[0] == list(CSV_COLUMNS) and len(rows) <= 2
 
 
+def test_sigterm_finalises_the_video(tmp_path):
+    log, video = tmp_path / "counts.csv", tmp_path / "out.mp4"
+    proc = start_cli("--headless", "--realtime", "--quiet", "--source", demo_clip(), "--model", TINY_MODEL,
+                     "--detector", "full", "--log", log, "--save-video", video)
+    out, err = signal_once_logging(proc, log, signal.SIGTERM, after_s=1.5)
+    assert proc.returncode == 0 and err == ""
+    import cv2
+
+    rows = read_rows(log)
+    cap = cv2.VideoCapture(str(video))
+    frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(cv2.VideoCapture(str(demo_clip())).get(cv2.CAP_PROP_FPS), abs=0.01)
+    assert cap.read()[0]  # a playable file: the MP4 was finalised
+    cap.release()
+    assert len(rows) == 2 and frames == int(rows[1][2]) >= 1  # every processed frame, no more
+
+
 @requires_rtsp_server
 def test_sigterm_during_an_outage_writes_the_last_partial_interval(known_faces_clip, tmp_path):
     """Regression: SIGTERM while the camera was away (reconnecting) lost the last partial row."""
