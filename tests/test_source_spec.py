@@ -283,3 +283,4 @@ def test_spec_repr_has_no_secret_fields():
     spec = parse("rtsp://admin:topsecret@cam/live")
     assert isinstance(spec, SourceSpec) and "topsecret" not in repr(spec) and "***" in repr(spec)
     assert spec.password == "topsecret"
+
