@@ -94,7 +94,7 @@ class Pipeline:
         require_first_connection: bool = True,
         read_ahead: int = 2,
     ):
-        self.config = config
+        self.config = config.validate()  # a bad value is one line naming it, before anything is loaded
         self.require_first_connection = require_first_connection
         self.idle_tick_s = float(idle_tick_s)
         self.every_n = max(int(config.detector.every_n), 1)

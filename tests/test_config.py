@@ -184,3 +184,11 @@ def test_gui_settings_merge_the_same_way(tmp_path):
     config = settings.apply(Config())
     assert (config.detector.mode, config.detector.min_score) == ("retina", 0.7)
     config.validate()
+
+
+def test_the_pipeline_checks_the_config_it_is_given():
+    from maskwatch.pipeline import Pipeline
+
+    config = dataclasses.replace(Config(), sources=SourceConfig(backoff_max_s=True))
+    with pytest.raises(MaskwatchError, match=r"^sources.backoff_max_s must be a number > 0, got True$"):
+        Pipeline(config)
