@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -363,8 +364,9 @@ def test_video_sink_without_frames_writes_no_file_and_closes_from_another_thread
 
     writer = threading.Thread(target=feed)
     writer.start()
-    while sink.frames_written < 5:
-        pass
+    deadline = time.monotonic() + 30
+    while sink.frames_written < 5 and writer.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.005)
     sink.close()  # the UI thread's Record off, while the monitor's thread writes
     n = sink.frames_written
     stop.set()
