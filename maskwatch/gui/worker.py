@@ -176,6 +176,10 @@ def _default_monitor_factory(config: Config, mailbox: ResultMailbox):
 class MonitorWorker(QObject):
     """Owns one monitor run in a background thread.
 
+    ``monitor_factory(config, mailbox)`` builds the run's monitor in that thread (models load off
+    the UI thread); the default is the headless mode's :class:`~maskwatch.monitor.Monitor` with the
+    config's sinks plus ``mailbox`` (a :class:`ResultMailbox`, itself a sink).
+
     Signals (delivered on the UI thread, queued):
       ``result_available()`` — call :meth:`take` to get the newest :class:`Delivery`.
       ``failed(str)`` — a one-line error (``MaskwatchError`` message, already free of passwords).
