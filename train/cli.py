@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_export)
 
-    for name in ("evaluate", "explain", "compare", "loso"):
+    for name in ("evaluate", "explain", "compare", "loso", "synthesis"):
         try:
             mod = importlib.import_module(f"train.{name}")
         except ModuleNotFoundError as e:
