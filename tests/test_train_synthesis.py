@@ -207,3 +207,23 @@ def test_cli_synthesize(tmp_path, keypoints, capsys):
     assert rc == 2 and len(err) == 1 and err[0].startswith("maskwatch-train: error: --data") and "prepare" in err[0]
     rc = main(["synthesize", "--data", str(data), "--out", str(tmp_path / "y"), "--per-target", "0"])
     assert rc == 2 and "--per-target" in capsys.readouterr().err
+
+
+def test_generated_faces_cannot_reach_validation_or_test(tmp_path, keypoints):
+    from train.data import prepare
+
+    data = _manifest(tmp_path, keypoints)
+    out = tmp_path / "synth"
+    S.synthesize(data, out, per_target=2, cache=tmp_path / "kp.json", progress=False)
+    # a manifest that puts a generated face in val (hand-edited, or merged wrongly) is refused
+    rows = list(csv.DictReader(open(out / "combined" / "manifest.csv")))
+    rows[-1]["split"] = "val"
+    with open(tmp_path / "leak.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    with pytest.raises(MaskwatchError, match=r"generated faces \(generated=1\) in the val split \(1\)"):
+        load_manifest(tmp_path / "leak.csv")
+    # and the generated crops cannot be prepared (split) as if they were a real source
+    with pytest.raises(MaskwatchError, match="holds generated faces"):
+        prepare([out], tmp_path / "prep", redetect="none", progress=False)

@@ -703,6 +703,10 @@ def prepare(inputs: list[str | Path], out: str | Path, size: int = 64, margin: f
             raise MaskwatchError(f"inputs {report.sources[source]['path']} and {root} have the same folder name "
                                  f"{source!r}: the manifest tells sources apart by it (leave-one-source-out "
                                  "holds out one by name); give each source its own folder name")
+        if (root / "synthesis.json").is_file():  # written by train.synthesis next to its generated crops
+            raise MaskwatchError(f"{root} holds generated faces (maskwatch-train synthesize): they may only be "
+                                 f"trained on, never split into validation or test; use --data {root / 'combined'} "
+                                 "for fit instead of preparing them")
         kind = source_kind(root)
         report.sources[source] = {"path": str(root), "kind": kind}
         items = read_voc(root, source) if kind == "voc" else read_yolo(root, source, report) if kind == "yolo" else None
@@ -789,6 +793,10 @@ def load_manifest(path: str | Path) -> list[dict]:
             for k in ("face_w", "face_h", "x1", "y1", "x2", "y2"):
                 r[k] = float(r[k]) if r.get(k) not in (None, "") else None
             rows.append(r)
+    leaked = Counter(r["split"] for r in rows if r.get("generated") == "1" and r["split"] != "train")
+    if leaked:  # generated faces (train.synthesis) teach; only real faces may validate or test
+        raise MaskwatchError(f"{path}: generated faces (generated=1) in the "
+                             f"{', '.join(f'{s} split ({n})' for s, n in sorted(leaked.items()))}; they may only be in train")
     return rows
 
 
