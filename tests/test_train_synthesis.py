@@ -227,3 +227,20 @@ def test_generated_faces_cannot_reach_validation_or_test(tmp_path, keypoints):
     # and the generated crops cannot be prepared (split) as if they were a real source
     with pytest.raises(MaskwatchError, match="holds generated faces"):
         prepare([out], tmp_path / "prep", redetect="none", progress=False)
+
+
+def test_rerun_replaces_only_its_own_files(tmp_path, keypoints):
+    data = _manifest(tmp_path, keypoints)
+    out = tmp_path / "synth"
+    S.synthesize(data, out, per_target=4, control=0.0, cache=tmp_path / "kp.json", progress=False)
+    keep = out / "notes.txt"
+    keep.write_text("mine")
+    rep = S.synthesize(data, out, per_target=1, control=0.0, seed=5, cache=tmp_path / "kp.json", progress=False)
+    jpgs = sorted(str(p.resolve()) for p in out.rglob("*.jpg"))
+    assert jpgs == sorted(r["path"] for r in load_manifest(out / "manifest.csv")) and len(jpgs) == rep.faces == 1
+    assert keep.read_text() == "mine"
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "x.txt").write_text("x")
+    with pytest.raises(MaskwatchError, match="not empty"):
+        S.synthesize(data, other, cache=tmp_path / "kp.json", progress=False)

@@ -677,17 +677,84 @@ def plan_positions(n: int, rng: np.random.Generator, control: float) -> list[lis
 
 def pick_donor(donors: list[Donor], target_yaw: float, target_w: float, rng: np.random.Generator,
                source: str | None = None, pool: int = 12) -> Donor | None:
-    """A random donor among the ``pool`` closest in yaw (mirrored if that fits better), preferring
-    donors at least 3/4 as wide as the target (a mask enlarged from a smaller face looks soft)."""
+    """A random donor among the ``pool`` that fit the target best (mirrored when that fits better).
+
+    Fit = difference in yaw + 0.25 per halving of resolution below 3/4 of the target's width: a mask
+    enlarged from a much smaller face looks soft next to a sharp face.
+    """
     cands = [d for d in donors if source is None or d.source == source]
     if not cands:
         return None
-    wide = [d for d in cands if d.face_w >= 0.75 * target_w]
-    cands = wide if len(wide) >= pool else cands
-    cost = np.array([min(abs(d.yaw - target_yaw), abs(-d.yaw - target_yaw)) for d in cands])
+    yaw = np.array([d.yaw for d in cands])
+    width = np.array([max(d.face_w, 1.0) for d in cands])
+    mirror = np.abs(-yaw - target_yaw) < np.abs(yaw - target_yaw)
+    cost = np.minimum(np.abs(yaw - target_yaw), np.abs(-yaw - target_yaw))
+    cost += 0.25 * np.maximum(0.0, np.log2(0.75 * target_w / width))
     order = np.argsort(cost + rng.random(len(cands)) * 1e-6)[:pool]
-    d = cands[int(rng.choice(order))]
-    return d.mirrored() if abs(-d.yaw - target_yaw) < abs(d.yaw - target_yaw) else d
+    i = int(rng.choice(order))
+    return cands[i].mirrored() if mirror[i] else cands[i]
+
+
+def _read(path: str, manifest_path: Path) -> np.ndarray:
+    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    if img is None:
+        raise MaskwatchError(f"cannot read {path} listed in {manifest_path}")
+    return img
+
+
+def _keypoints_of(row: dict, detections: list, rejects: Counter) -> np.ndarray | None:
+    """The keypoints of a manifest face if they describe a usable face; else count why not."""
+    box = (row["x1"], row["y1"], row["x2"], row["y2"])
+    kps = match_keypoints(box, detections)
+    why = "no keypoints" if kps is None else plausible_keypoints(kps, box)
+    if why:
+        rejects[why] += 1
+        return None
+    return kps
+
+
+def load_donors(rows: list[dict], kcache: KeypointCache, report: SynthReport, manifest_path: Path,
+                progress=lambda it, **kw: it) -> list[Donor]:
+    """The masks of the masked faces ``rows`` that pass :func:`plausible_keypoints` and :func:`segment_mask`."""
+    donors: list[Donor] = []
+    for path, group in progress(_by_path(rows), desc="donors", unit="img"):
+        img = _read(path, manifest_path)
+        dets = kcache.get(path, img)
+        for r in group:
+            kps = _keypoints_of(r, dets, report.donor_rejects)
+            if kps is None:
+                continue
+            d, why = extract_donor(img, kps, r["face_w"])
+            if d is None:
+                report.donor_rejects[why] += 1
+                continue
+            d.path, d.box, d.source = _face_ref(r), (r["x1"], r["y1"], r["x2"], r["y2"]), r["source"]
+            donors.append(d)
+    return donors
+
+
+def _clear_previous(out: Path) -> None:
+    """Remove a previous ``synthesize`` run's files from ``out`` (only those its manifest lists); refuse
+    any other non-empty folder, so nothing else is ever deleted."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise MaskwatchError(f"--out {out} is a file")
+    if not (out / "synthesis.json").is_file():
+        if any(out.iterdir()):
+            raise MaskwatchError(f"--out {out} is not empty and holds no earlier synthesize run; choose a new folder")
+        return
+    from train.data import load_manifest
+
+    old = out / "manifest.csv"
+    if old.is_file():
+        for r in load_manifest(old):
+            p = Path(r["path"])
+            if r.get("generated") == "1" and p.parent.parent.resolve() == out.resolve() and p.is_file():
+                p.unlink()
+    for p in (old, out / "combined" / "manifest.csv", out / "synthesis.json"):
+        if p.is_file():
+            p.unlink()
 
 
 def synthesize(data: str | Path, out: str | Path, per_target: int = 2, seed: int = 0, margin: float = DEFAULT_MARGIN,
@@ -708,23 +775,28 @@ def synthesize(data: str | Path, out: str | Path, per_target: int = 2, seed: int
         raise MaskwatchError(f"--control must be in [0, 1], not {control}")
     rows, manifest_path = _manifest_rows(data)
     known = sorted({r["source"] for r in rows})
-    if sources:
-        missing = sorted(set(sources) - set(known))
-        if missing:
-            raise MaskwatchError(f"--sources {', '.join(missing)}: not in the manifest (it has {', '.join(known)})")
-        rows_sel = [r for r in rows if r["source"] in sources]
-    else:
-        rows_sel = rows
+    missing = sorted(set(sources or ()) - set(known))
+    if missing:
+        raise MaskwatchError(f"--sources {', '.join(missing)}: not in the manifest (it has {', '.join(known)})")
+    rows_sel = [r for r in rows if not sources or r["source"] in sources]
+    out = Path(out)
+    _clear_previous(out)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = {"data": str(manifest_path), "per_target": per_target, "seed": seed, "margin": margin,
+                "min_donor": min_donor, "min_target": min_target, "control": control, "donor_source": donor_source,
+                "sources": sources, "max_targets": max_targets,
+                "positions": {k: [v.label, v.top, v.doc] for k, v in POSITIONS.items()}}
+    # the marker first: even a half-written folder is recognised as generated (prepare refuses it)
+    (out / "synthesis.json").write_text(json.dumps({**settings, "status": "running"}, indent=2))
     report = SynthReport()
     rng = np.random.default_rng(seed)
-    out = Path(out)
     bar = _bar(progress)
 
     def usable(r: dict, label: str, min_w: float) -> bool:
         return r["label"] == label and r["x1"] is not None and (r["face_w"] or 0.0) >= min_w
 
     donor_rows = [r for r in rows_sel if usable(r, "with_mask", min_donor) and _is_real_mask(r)]
-    target_rows = [r for r in rows_sel if usable(r, "without_mask", min_target) and r["source"] != SYNTH_SOURCE]
+    target_rows = [r for r in rows_sel if usable(r, "without_mask", min_target)]
     report.not_train = sum(r["split"] != "train" for r in donor_rows + target_rows)
     donor_rows = [r for r in donor_rows if r["split"] == "train"]
     target_rows = [r for r in target_rows if r["split"] == "train"]
@@ -732,52 +804,25 @@ def synthesize(data: str | Path, out: str | Path, per_target: int = 2, seed: int
         target_rows = [target_rows[i] for i in sorted(rng.choice(len(target_rows), max_targets, replace=False))]
     report.donors_considered, report.targets_considered = len(donor_rows), len(target_rows)
 
+    written: list[dict] = []
     kcache = KeypointCache(cache)
     try:
-        donors: list[Donor] = []
-        for path, group in bar(_by_path(donor_rows), desc="donors", unit="img"):
-            img = cv2.imread(path, cv2.IMREAD_COLOR)
-            if img is None:
-                raise MaskwatchError(f"cannot read {path} listed in {manifest_path}")
-            dets = kcache.get(path, img)
-            for r in group:
-                kps = match_keypoints((r["x1"], r["y1"], r["x2"], r["y2"]), dets)
-                if kps is None:
-                    report.donor_rejects["no keypoints"] += 1
-                    continue
-                why = plausible_keypoints(kps, (r["x1"], r["y1"], r["x2"], r["y2"]))
-                if why:
-                    report.donor_rejects[why] += 1
-                    continue
-                d, why = extract_donor(img, kps, r["face_w"])
-                if d is None:
-                    report.donor_rejects[why] += 1
-                    continue
-                d.path, d.box, d.source = _face_ref(r), (r["x1"], r["y1"], r["x2"], r["y2"]), r["source"]
-                donors.append(d)
+        donors = load_donors(donor_rows, kcache, report, manifest_path, bar)
         report.donors_used = len(donors)
         if not donors:
             raise MaskwatchError(f"no usable mask donors in {manifest_path} (train-split with_mask faces at least "
                                  f"{min_donor:g} px wide, with keypoints and a plausible mask cut-out): "
                                  f"{dict(report.donor_rejects) or 'none found'}")
-        written: list[dict] = []
-        counter = 0
         for path, group in bar(_by_path(target_rows), desc="targets", unit="img"):
-            img = cv2.imread(path, cv2.IMREAD_COLOR)
-            if img is None:
-                raise MaskwatchError(f"cannot read {path} listed in {manifest_path}")
+            img = _read(path, manifest_path)
             dets = kcache.get(path, img)
             for r in group:
-                box = (r["x1"], r["y1"], r["x2"], r["y2"])
-                kps = match_keypoints(box, dets)
+                kps = _keypoints_of(r, dets, report.target_rejects)
                 if kps is None:
-                    report.target_rejects["no keypoints"] += 1
                     continue
-                why = plausible_keypoints(kps, box)
-                if why:
-                    report.target_rejects[why] += 1
-                    continue
-                used = False
+                box = (r["x1"], r["y1"], r["x2"], r["y2"])
+                side = crop_side(box, margin, max_side)
+                n_before = len(written)
                 for positions in plan_positions(per_target, rng, control):
                     donor = pick_donor(donors, yaw_of(kps), r["face_w"], rng,
                                        source=r["source"] if donor_source == "same" else None)
@@ -788,11 +833,8 @@ def synthesize(data: str | Path, out: str | Path, per_target: int = 2, seed: int
                         spec = POSITIONS[pos]
                         top = None if spec.top is None else float(rng.uniform(*spec.top))
                         composite, _ = compose(img, kps, donor, top)
-                        side = crop_side(box, margin, max_side)
                         crop = crop_face(composite, box, side, margin, bgr=True)
-                        counter += 1
-                        name = f"{r['source']}_{Path(r['path']).stem}_{counter:06d}_{pos}.jpg"
-                        dest = out / spec.label / name
+                        dest = out / spec.label / f"{r['source']}_{Path(r['path']).stem}_{len(written) + 1:06d}_{pos}.jpg"
                         dest.parent.mkdir(parents=True, exist_ok=True)
                         if not cv2.imwrite(str(dest), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95]):
                             raise MaskwatchError(f"cannot write {dest}")
@@ -808,8 +850,7 @@ def synthesize(data: str | Path, out: str | Path, per_target: int = 2, seed: int
                         report.per_position[pos] += 1
                         report.per_label[spec.label] += 1
                         report.per_target_source[r["source"]] += 1
-                        used = True
-                report.targets_used += used
+                report.targets_used += len(written) > n_before
         report.detected_images = kcache.detected
     finally:
         kcache.close()
@@ -818,17 +859,12 @@ def synthesize(data: str | Path, out: str | Path, per_target: int = 2, seed: int
         raise MaskwatchError(f"no faces generated: none of the {report.targets_considered} train-split without_mask "
                              f"faces at least {min_target:g} px wide in {manifest_path} was usable "
                              f"({dict(report.target_rejects) or 'no such faces'})")
-    out.mkdir(parents=True, exist_ok=True)
     write_manifest(written, out / "manifest.csv")
     # the input manifest plus the generated faces: what 'fit --data OUT/combined' trains on
     real = [{**r, **{c: "" for c in EXTRA_COLUMNS}, "generated": 0} for r in rows]
     write_manifest(real + written, out / "combined" / "manifest.csv")
     report.seconds = round(time.time() - t0, 1)
-    (out / "synthesis.json").write_text(json.dumps(
-        {"data": str(manifest_path), "per_target": per_target, "seed": seed, "margin": margin,
-         "min_donor": min_donor, "min_target": min_target, "control": control, "donor_source": donor_source,
-         "sources": sources, "max_targets": max_targets, "positions": {k: [v.label, v.top, v.doc] for k, v in POSITIONS.items()},
-         "report": report.as_dict()}, indent=2))
+    (out / "synthesis.json").write_text(json.dumps({**settings, "status": "done", "report": report.as_dict()}, indent=2))
     return report
 
 
