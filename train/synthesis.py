@@ -15,15 +15,17 @@ How (all in a canonical face frame, the 5-point ArcFace template ``TEMPLATE``, i
    frame by a similarity transform (``cv2.estimateAffinePartial2D`` on the 5 keypoints); the mask is
    GrabCut, initialised from a mask-shaped polygon (nose bridge, cheeks, under the chin) with the
    mouth area as sure foreground and the eyes as sure background. Implausible cut-outs (area ratio to
-   the polygon, top edge, width at the mouth, coverage of the mouth) are rejected. Colours outside the
-   cut-out are filled with the nearest mask colour, so warping and feathering never pull in skin.
+   the polygon, spill outside it, top edge, width at the mouth, ragged outline) are rejected. Colours
+   outside the cut-out are filled with the nearest mask colour, so warping and feathering never pull
+   in skin (no halo).
 3. Targets: real ``without_mask`` faces >= 24 px wide, roughly frontal (|yaw| <= 0.35).
 4. :func:`compose`: the donor's canonical mask is shifted down the face axis so that its top edge
    lands at ``top`` units (``POSITIONS``), mapped onto the target with the target's similarity
-   transform (area-downscaled first when the target is smaller), its LAB lightness matched to the
-   target (ratio of upper-face lightness, target/donor, ** 0.75) and its a/b nudged toward the
+   transform (area-downscaled first when the target is smaller), blurred until it is no sharper
+   than the target's upper face, its LAB lightness matched to the target (ratio of upper-face
+   lightness, target/donor, ** 0.75, highlights kept below white) and its a/b nudged toward the
    target's, the alpha feathered by a Gaussian (sigma ~ 2% of the eye distance, >= 0.6 px) and
-   alpha-blended.
+   alpha-blended. Position ``none`` (the control, ``without_mask``) runs the same steps with alpha 0.
 5. The face is cut with :func:`maskwatch.crop.crop_face` (the app's crop, the training margin) at its
    native resolution and written as ``OUT/<label>/<name>.jpg`` (quality 95), with a row in
    ``OUT/manifest.csv`` in ``prepare``'s format plus ``generated=1``, ``synth_position``, ``donor``,
