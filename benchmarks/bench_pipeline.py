@@ -38,6 +38,7 @@ from maskwatch import bench  # noqa: E402
 from maskwatch.mediapipe_import import import_mediapipe_without_tensorflow  # noqa: E402
 from maskwatch.config import Config, DetectorConfig  # noqa: E402
 from maskwatch.monitor import Monitor  # noqa: E402
+from maskwatch.sinks import CallbackSink  # noqa: E402
 from maskwatch.paths import demo_clip  # noqa: E402
 from maskwatch.pipeline import Pipeline  # noqa: E402
 
@@ -130,7 +131,7 @@ def memory(args) -> dict:
 
     try:
         config = replace(_config(args, server.url), interval_s=60.0)
-        monitor = Monitor(config, on_result=on_result)
+        monitor = Monitor(config, sinks=[CallbackSink(on_result=on_result, on_status=lambda stats: None)])  # frames only
         timer_stop = threading.Event()
 
         def sample():

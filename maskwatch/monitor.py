@@ -31,7 +31,7 @@ import threading
 from collections.abc import Callable, Iterable
 
 from maskwatch.config import Config
-from maskwatch.results import FrameResult, IntervalSummary, Stats, Totals
+from maskwatch.results import FrameResult, Totals
 
 log = logging.getLogger("maskwatch.monitor")
 
@@ -81,9 +81,7 @@ class Monitor:
     when the run ends. :meth:`add_sink` / :meth:`remove_sink` change them while it runs (the
     desktop app's Record button).
 
-    ``on_result`` / ``on_summary`` / ``on_status`` (optional) are plain callbacks, kept for scripts
-    and benchmarks: ``on_result`` gets each result that has a frame, ``on_summary`` each interval
-    row, ``on_status`` the ``Stats`` of status updates.
+    Plain functions (a script, a benchmark) go in as a ``maskwatch.sinks.CallbackSink``.
 
     The pipeline is built inside :meth:`run` (so a GUI can create the monitor in its own thread and
     run it in a worker) unless one is given.
@@ -94,10 +92,6 @@ class Monitor:
         config: Config,
         sinks: Iterable | Callable[[], Iterable] | None = None,
         pipeline=None,
-        *,
-        on_result: Callable[[FrameResult], None] | None = None,
-        on_summary: Callable[[IntervalSummary], None] | None = None,
-        on_status: Callable[[Stats], None] | None = None,
     ):
         self.config = config
         self.pipeline = pipeline
@@ -113,11 +107,6 @@ class Monitor:
         self._open_sinks = sinks if callable(sinks) else None
         self._entries: list[tuple[object, SinkErrorHandler | None]] = [] if callable(sinks) else [(s, None) for s in sinks]
         self._finished = False
-        if on_result is not None or on_summary is not None or on_status is not None:
-            from maskwatch.sinks.base import CallbackSink
-
-            self._entries.append((CallbackSink(on_result=on_result, on_interval=on_summary,
-                                               on_status=on_status or (lambda stats: None)), None))
 
     @property
     def sinks(self) -> list:

@@ -19,7 +19,7 @@ from maskwatch.faces import Faces
 from maskwatch.frames import Frame, SourceState
 from maskwatch.monitor import Monitor, fan_out
 from maskwatch.results import Event, FrameResult, IntervalSummary, Stats, Totals
-from maskwatch.sinks import BaseSink, CallbackSink, IntervalCsvLog, Sink
+from maskwatch.sinks import BaseSink, CallbackSink, IntervalCsvLog, Sink, sinks_from_config
 
 
 def summary(start: float, frames: int = 5, state=SourceState.LIVE) -> IntervalSummary:
@@ -203,11 +203,11 @@ def test_sinks_are_opened_after_the_pipeline_is_built():
     assert order == ["open sinks", "iterate"]
 
 
-def test_the_old_callbacks_still_work():
+def test_plain_functions_go_in_as_a_callback_sink():
     frames, rows, states = [], [], []
     pipeline = FakePipeline([frame_result(0), status_update(), frame_result(1, closed=summary(1.0))], final=summary(2.0))
-    Monitor(Config(), pipeline=pipeline, sinks=[], on_result=frames.append, on_summary=rows.append,
-            on_status=states.append).run()
+    functions = CallbackSink(on_result=frames.append, on_interval=rows.append, on_status=states.append)
+    Monitor(Config(), pipeline=pipeline, sinks=[functions]).run()
     assert [r.frame.index for r in frames] == [0, 1]  # only results with a frame
     assert [s.start for s in rows] == [1.0, 2.0]
     assert [s.source_state for s in states] == [SourceState.RECONNECTING]
@@ -266,7 +266,7 @@ def test_stop_during_an_outage_keeps_the_partial_interval_of_the_outage(tmp_path
                      interval_s=0.3, log=log)
     pipeline = Pipeline(config, source=SilentAfterLive(frames=3), detector=NoFaces(), idle_tick_s=0.02)
     rows = []
-    monitor = Monitor(config, pipeline=pipeline, on_summary=rows.append)
+    monitor = Monitor(config, pipeline=pipeline, sinks=lambda: [*sinks_from_config(config), CallbackSink(on_interval=rows.append)])
     runner = threading.Thread(target=monitor.run)
     runner.start()
     deadline = time.monotonic() + 20

@@ -17,6 +17,7 @@ from maskwatch.errors import MaskwatchError
 from maskwatch.faces import Faces
 from maskwatch.frames import Frame, SourceState
 from maskwatch.monitor import Monitor
+from maskwatch.sinks import CallbackSink, sinks_from_config
 from maskwatch.paths import demo_clip
 from maskwatch.pipeline import STAGES, Pipeline
 
@@ -240,7 +241,8 @@ def test_monitor_writes_rows_events_and_the_partial_interval(tmp_path):
 
     pipeline = Pipeline(config, source=source, detector=SlowDetector())
     seen, rows = [], []
-    totals = Monitor(config, on_result=seen.append, pipeline=pipeline, on_summary=rows.append).run()
+    frames_only = CallbackSink(on_result=seen.append, on_interval=rows.append, on_status=lambda stats: None)
+    totals = Monitor(config, sinks=lambda: [*sinks_from_config(config), frames_only], pipeline=pipeline).run()
     assert len(seen) == 12 and all(r.frame is not None for r in seen)
     table = list(csv.DictReader((tmp_path / "counts.csv").open()))
     assert len(table) == len(rows) >= 2
