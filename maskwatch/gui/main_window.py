@@ -46,14 +46,13 @@ from maskwatch.gui.controls import ControlsDialog
 from maskwatch.gui.settings import GuiSettings
 from maskwatch.gui.side_panel import SidePanel, elapsed_text
 from maskwatch.gui.source_picker import SourcePicker
-from maskwatch.gui.source_spec import is_network_url
 from maskwatch.gui.video_view import VideoView
 from maskwatch.gui.worker import Delivery, MonitorWorker
 from maskwatch.overlay import draw
 from maskwatch.paths import assets_dir
 from maskwatch.results import FrameResult, Totals
 from maskwatch.sinks.video import VideoSink
-from maskwatch.sources import redact_url
+from maskwatch.sources.spec import parse, redact
 
 RECORDINGS_KEY = "output/recordings"
 """The settings key of the folder Record writes to."""
@@ -276,7 +275,7 @@ class MainWindow(QMainWindow):
             self.start()
 
     def _redact(self, text: str) -> str:
-        text = redact_url(text)
+        text = redact(text)
         if self._password:
             text = text.replace(self._password, "***")
         return text
@@ -286,7 +285,11 @@ class MainWindow(QMainWindow):
         spec = self.picker.spec_for_run()
         cfg = self.settings.apply(self.base_config)
         realtime = self.settings.realtime() if self.realtime_override is None else self.realtime_override
-        realtime = realtime and not is_network_url(spec) and not spec.isdigit()
+        try:
+            live = parse(spec).is_live
+        except MaskwatchError:  # the run's own checks report a bad source
+            live = False
+        realtime = realtime and not live  # pacing is for files standing in for cameras
         # the window records with Record (Ctrl+R, a new file each time); a save_video from the
         # command line or TOML is for --headless, where one run writes one file
         return replace(cfg.updated({"source": spec, "sources": {"realtime": realtime}}), save_video=None)
