@@ -6,7 +6,7 @@
     python benchmarks/face_recall.py --data ../shared/data/facemask-scenes --modes retina --min-score 0.7 --fp-montage /tmp/fp.png
 
 A mode is ``NAME`` or ``NAME:key=value,key=value`` with the options of
-``maskwatch.detection.MODE_OPTIONS``; a tuple value is written ``a|b`` (``dense:scales=1|2.5``).
+the mode's options class (``maskwatch.detection.options``); a tuple value is written ``a|b`` (``dense:scales=1|2.5``).
 A detection matches a ground-truth face when their IoU is >= ``--iou`` (0.3), one to one
 (Hungarian assignment on IoU). Recall is reported overall, by ground-truth face width (<16,
 16-32, 32-64, >=64 px) and by class; precision is matched detections / all detections and

@@ -7,7 +7,7 @@ RetinaFace's boxes follow WIDER FACE's convention; the classifier was trained on
 boxes. For every annotated face that raw RetinaFace boxes match (IoU >= 0.3, Hungarian), this takes
 the box's offset to the annotation (centre shift in box widths/heights, width and height factors);
 the medians over the images of the manifest's ``train`` split are the calibration
-(``maskwatch.detection._RetinaBackend.CALIBRATION``). On the ``val`` and ``test`` images it then
+(``maskwatch.detection.retina.RetinaDetector.CALIBRATION``). On the ``val`` and ``test`` images it then
 classifies each matched face three ways (annotation box, raw box, calibrated box) with the
 shipped classifier and prints accuracy, macro F1 and per-class recall (scikit-learn).
 """

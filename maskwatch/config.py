@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from maskwatch.detection.registry import MIN_SCORES
+from maskwatch.detection.registry import DEFAULT_MODE, MIN_SCORES
 from maskwatch.errors import MaskwatchError
 from maskwatch.paths import demo_clip, models_dir
 
@@ -39,13 +39,14 @@ Read from the detector registry (each mode's options class says it), without loa
 
 @dataclass
 class DetectorConfig:
-    mode: str = "retina"  # see maskwatch.detection.DETECTOR_MODES
-    # 0.7: on the shared scenes `retina` keeps recall 0.826 (0.879 for 16-32 px faces) with 0.33
-    # unmatched boxes per image, against 0.870 / 0.62 at 0.5 (benchmarks/results/face_recall.md);
-    # the tracker's min_hits removes most of the remaining short-lived false faces from the counts.
-    min_score: float = 0.7
+    mode: str = DEFAULT_MODE  # the registry's modes: maskwatch.detection.registry
+    # the default mode's own score (retina 0.7: on the shared scenes it keeps recall 0.826, 0.879 for
+    # 16-32 px faces, with 0.33 unmatched boxes per image, against 0.870 / 0.62 at 0.5,
+    # benchmarks/results/face_recall.md; the tracker's min_hits removes most of the remaining
+    # short-lived false faces from the counts)
+    min_score: float = MIN_SCORES[DEFAULT_MODE]
     every_n: int = 1  # run the detector every N frames (tracker predicts in between)
-    # the mode's options (maskwatch.detection.MODE_OPTIONS), e.g. {"max_pixels": 1280 * 736} for
+    # the mode's options (its options class in maskwatch.detection.options), e.g. {"max_pixels": 1280 * 736} for
     # `retina` on a 4K camera with tiny faces; TOML: a [detector.options] table
     options: dict = field(default_factory=dict)
 

@@ -28,7 +28,7 @@ returns ``None`` after ``idle_tick_s``; the pipeline then yields a *status updat
 ``stats.source_state`` / ``reconnect_in`` / ``dropped_frames``, and it closes elapsed intervals on
 the wall clock (``Counter.tick``), so a log keeps getting one row per interval, marked
 ``reconnecting``, while the camera is away. Consumers that only draw frames skip results with
-``result.frame is None`` (``Monitor`` does this for its ``on_result`` callback).
+``result.frame is None`` (see :mod:`maskwatch.sinks.base`).
 
 A live source that fails before delivering its first frame (unreachable camera, wrong URL path,
 bad credentials) raises ``MaskwatchError`` ("cannot open rtsp://...: why") instead of retrying
