@@ -128,6 +128,8 @@ def redact(text) -> str:
     'rtsp://viewer@cam/live'
     >>> redact("GET /cgi-bin/snap?Password=hunter2&chn=1")
     'GET /cgi-bin/snap?Password=***&chn=1'
+    >>> redact("cannot open http://cam/snap?pwd=***: refused")  # redacting twice changes nothing
+    'cannot open http://cam/snap?pwd=***: refused'
     """
     text = str(text)
     with _SECRETS_LOCK:
@@ -136,7 +138,10 @@ def redact(text) -> str:
         if secret in text:
             text = text.replace(secret, "***")
     text = _URL_CREDENTIALS.sub(lambda m: f"{m['prefix']}{m['user']}:***@", text)
-    return _QUERY_SECRET.sub(lambda m: f"{m['key']}=***", text)
+    # a value already redacted keeps what follows it ("pwd=***: connection refused" stays as it is)
+    return _QUERY_SECRET.sub(
+        lambda m: f"{m['key']}=***{m['value'][3:] if m['value'].startswith('***') else ''}", text
+    )
 
 
 redact_url = redact
