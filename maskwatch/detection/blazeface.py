@@ -59,6 +59,19 @@ def upright_face_shape(faces: Faces, min_eye_mouth: float) -> np.ndarray:
     return (k[:, 3, 1] - eyes_y) >= min_eye_mouth * np.maximum(faces.widths, 1e-6)
 
 
+def merged_faces(boxes: list, scores: list, keypoints: list, nms_iou: float, width: int, height: int,
+                 min_eye_mouth: float) -> Faces:
+    """The faces of several passes (scales, tiles) as one set: weighted NMS, clipped to the image,
+    and the face-shape filter (:func:`upright_face_shape`)."""
+    if not scores:
+        return clipped_faces([], [], [], width, height)
+    xyxy, score, kps = weighted_nms(np.concatenate(boxes), np.concatenate(scores), np.concatenate(keypoints), nms_iou)
+    faces = clipped_faces(xyxy, score, kps, width, height)
+    if min_eye_mouth > 0 and len(faces):
+        faces = faces[upright_face_shape(faces, min_eye_mouth)]
+    return faces
+
+
 class BlazeFaceNet:
     """The raw BlazeFace network through ai-edge-litert, decoded like MediaPipe's graph does.
 
@@ -222,13 +235,7 @@ class DenseDetector:
             all_b.append(xyxy[keep] / scale)
             all_k.append(kps[keep] / np.array([sx, sy], np.float32))
             all_s.append(score[keep])
-        if not all_s:
-            return clipped_faces([], [], [], w, h)
-        xyxy, score, kps = weighted_nms(np.concatenate(all_b), np.concatenate(all_s), np.concatenate(all_k), self._nms)
-        faces = clipped_faces(xyxy, score, kps, w, h)
-        if self.options.min_eye_mouth > 0 and len(faces):
-            faces = faces[upright_face_shape(faces, self.options.min_eye_mouth)]
-        return faces
+        return merged_faces(all_b, all_s, all_k, self._nms, w, h, self.options.min_eye_mouth)
 
     def close(self) -> None:
         for net in self._nets.values():

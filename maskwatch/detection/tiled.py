@@ -15,8 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from maskwatch.boxes import clipped_faces, weighted_nms
-from maskwatch.detection.blazeface import FULL, BlazeFaceNet, DenseDetector, upright_face_shape
+from maskwatch.detection.blazeface import FULL, BlazeFaceNet, DenseDetector, merged_faces
 from maskwatch.detection.options import DenseOptions, TiledOptions
 from maskwatch.faces import Faces
 
@@ -101,13 +100,7 @@ class TiledDetector:
             all_b.append(xyxy * [sx, sy, sx, sy] + [x0, y0, x0, y0])
             all_k.append(kps * [sx, sy] + [x0, y0])
             all_s.append(score)
-        if not all_s:
-            return clipped_faces([], [], [], w, h)
-        xyxy, score, kps = weighted_nms(np.concatenate(all_b), np.concatenate(all_s), np.concatenate(all_k), self._nms)
-        faces = clipped_faces(xyxy, score, kps, w, h)
-        if self.options.min_eye_mouth > 0 and len(faces):
-            faces = faces[upright_face_shape(faces, self.options.min_eye_mouth)]
-        return faces
+        return merged_faces(all_b, all_s, all_k, self._nms, w, h, self.options.min_eye_mouth)
 
     def close(self) -> None:
         self._net.close()

@@ -115,6 +115,15 @@ def icon(name: str) -> QIcon:
     return QIcon(str(path)) if path.is_file() else QIcon()
 
 
+def unused_name(folder: Path, suffix: str) -> Path:
+    """``folder/maskwatch_<date>_<time><suffix>``, with ``_1``, ``_2`` ... if that file exists."""
+    stem = time.strftime("maskwatch_%Y%m%d_%H%M%S")
+    path, n = folder / f"{stem}{suffix}", 1
+    while path.exists():
+        path, n = folder / f"{stem}_{n}{suffix}", n + 1
+    return path
+
+
 class MainWindow(QMainWindow):
     """Signals: ``delivered()`` after each delivery is shown, ``run_finished(str)`` with the final
     state ("ended", "stopped" or "error")."""
@@ -434,11 +443,7 @@ class MainWindow(QMainWindow):
         folder = self.snapshot_folder()
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            path = folder / time.strftime("maskwatch_%Y%m%d_%H%M%S.png")
-            n = 1
-            while path.exists():
-                path = folder / time.strftime(f"maskwatch_%Y%m%d_%H%M%S_{n}.png")
-                n += 1
+            path = unused_name(folder, ".png")
             image = draw(self.last_result.frame.image, self.last_result.faces)
             if not cv2.imwrite(str(path), image):
                 raise OSError("could not encode the image")
@@ -483,11 +488,7 @@ class MainWindow(QMainWindow):
         folder = self.recording_folder()
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            path = folder / time.strftime("maskwatch_%Y%m%d_%H%M%S.mp4")
-            n = 1
-            while path.exists():
-                path = folder / time.strftime(f"maskwatch_%Y%m%d_%H%M%S_{n}.mp4")
-                n += 1
+            path = unused_name(folder, ".mp4")
             sink = VideoSink(path)
         except OSError as e:
             self.banner.show_message(f"Cannot record in {folder}: {e.strerror or e}", "error")
