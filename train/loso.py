@@ -55,6 +55,9 @@ def holdout_rows(rows: list[dict], source: str) -> tuple[list[dict], dict]:
     >>> out, n = holdout_rows(rows, "a")
     >>> [(r["source"], r["split"]) for r in out], n["left_out_same_group"], n["other_test_unused"]
     ([('a', 'test'), ('a', 'test'), ('b', 'val')], 1, 1)
+    >>> synth = {"source": "synthetic-position", "split": "train", "group": "9", "generated": "1", "donor_source": "a"}
+    >>> holdout_rows([synth], "a")[1]["left_out_donor"], len(holdout_rows([synth], "b")[0])
+    (1, 1)
     """
     held_groups = {r["group"] for r in rows if r["source"] == source}
     out, n = [], Counter()
@@ -65,9 +68,11 @@ def holdout_rows(rows: list[dict], source: str) -> tuple[list[dict], dict]:
             n["other_test_unused"] += 1
         elif r["group"] in held_groups:
             n["left_out_same_group"] += 1
+        elif r.get("generated") == "1" and r.get("donor_source") == source:
+            n["left_out_donor"] += 1  # a generated face wearing a mask cut from the held-out source
         else:
             out.append(r)
-    return out, {"left_out_same_group": n["left_out_same_group"], "other_test_unused": n["other_test_unused"]}
+    return out, {k: n[k] for k in ("left_out_same_group", "other_test_unused", "left_out_donor")}
 
 
 def _label_counts(rows: list[dict], split: str) -> dict:
