@@ -140,3 +140,76 @@ def test_detect_on_folders_that_give_nothing(tmp_path, capfd):
         f"maskwatch: warning: no images in folder {empty}",
         "maskwatch: error: 3 images could not be read (no image was read)",
     ]
+
+
+# -- outputs whose names are not UTF-8 --------------------------------------------------------------
+
+
+def count_frames(video: Path) -> int:
+    with FileSource(video) as source:  # opened through a plain-named link, never the raw name
+        return sum(1 for _ in source)
+
+
+def test_save_video_to_a_name_that_is_not_utf8(tmp_path):
+    """Regression: ``cv2.VideoWriter(str(path))`` with such a name crashed the process (rc -11)."""
+    video = odd_path(tmp_path, CAFE, ".mp4")
+    log = tmp_path / "counts.csv"
+    r = run_cli("--headless", "--quiet", "--source", FIXTURES / "clip_320x240.mp4", "--model", TINY_MODEL,
+                "--detector", "full", "--log", log, "--save-video", video, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "total: people" in r.stdout
+    assert sorted(os.fsencode(p.name) for p in tmp_path.iterdir()) == [CAFE + b".mp4", b"counts.csv"]  # no temp file left
+    assert count_frames(video) == 50
+
+
+def test_video_sink_in_a_folder_whose_name_is_not_utf8(tmp_path):
+    folder = odd_path(tmp_path, CAFE + b" \xff", "")
+    folder.mkdir()
+    code = f"""
+import os, numpy as np
+from maskwatch.faces import Faces
+from maskwatch.frames import Frame
+from maskwatch.results import FrameResult, Stats, Totals
+from maskwatch.sinks import VideoSink
+sink = VideoSink(os.path.join(os.fsdecode({bytes(folder)!r}), os.fsdecode({CAFE + b".avi"!r})))
+for i in range(12):
+    sink.on_result(FrameResult(Frame(np.full((48, 64, 3), 90, np.uint8), i, i / 10, 0.0), Faces.empty(), Stats(), Totals()))
+sink.close()
+print(sink.frames_written)
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=cli_env(), cwd=REPO)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["12"]
+    assert [os.fsencode(p.name) for p in folder.iterdir()] == [CAFE + b".avi"]
+    assert count_frames(folder / os.fsdecode(CAFE + b".avi")) == 12
+
+
+def test_gui_snapshot_into_a_folder_whose_name_is_not_utf8(tmp_path):
+    """Regression: the desktop app's Snapshot button called ``cv2.imwrite(str(path))`` (a crash)."""
+    folder = odd_path(tmp_path, CAFE, "")
+    code = f"""
+import os, numpy as np
+from PyQt6.QtCore import QSettings
+from PyQt6.QtWidgets import QApplication
+from maskwatch.config import Config
+from maskwatch.faces import Faces
+from maskwatch.frames import Frame, SourceState
+from maskwatch.gui.main_window import MainWindow
+from maskwatch.gui.settings import GuiSettings
+from maskwatch.gui.worker import ResultMailbox
+from maskwatch.results import FrameResult, Stats, Totals
+app = QApplication([])
+w = MainWindow(Config(model={str(TINY_MODEL)!r}), GuiSettings(QSettings({str(tmp_path / "gui.ini")!r}, QSettings.Format.IniFormat)))
+w.run_config = Config(model={str(TINY_MODEL)!r}, snapshots=os.fsdecode({bytes(folder)!r}))  # a run's folder
+box = ResultMailbox()
+box.put(FrameResult(Frame(np.full((90, 160, 3), 5, np.uint8), 5, 0.2, 0.0), Faces.empty(),
+                    Stats(source_state=SourceState.LIVE), Totals()))
+w.show_delivery(box.take())
+print(w.save_snapshot() is not None)
+"""
+    env = {**cli_env(), "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env, cwd=REPO)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[-1] == "True"
+    (snapshot,) = folder.iterdir()
+    assert snapshot.suffix == ".png" and load_image(snapshot).shape == (90, 160, 3)

@@ -376,6 +376,22 @@ def test_video_sink_without_frames_writes_no_file_and_closes_from_another_thread
     assert len(frames) == n
 
 
+def test_video_is_written_under_a_temporary_name_and_never_over_a_file_made_meanwhile(tmp_path):
+    from maskwatch.sinks import VideoSink
+
+    path = tmp_path / "rec.mp4"
+    sink = VideoSink(path, fps=10)
+    for i in range(5):
+        sink.on_result(video_result(i, i / 10))
+    (part,) = tmp_path.iterdir()  # being written: a hidden plain name, nothing under the final one yet
+    assert part.name.startswith(".maskwatch-recording-") and part.suffix == ".mp4" and not path.exists()
+    path.write_bytes(b"another program's file")  # appears during the recording
+    sink.close()
+    assert path.read_bytes() == b"another program's file"
+    assert sink.path == tmp_path / "rec-1.mp4" and sorted(p.name for p in tmp_path.iterdir()) == ["rec-1.mp4", "rec.mp4"]
+    assert len(read_video(sink.path)[0]) == 5
+
+
 @pytest.mark.parametrize("name,fragment", [
     ("out.xyz", "unknown extension '.xyz'"),
     ("out", "unknown extension '(none)'"),

@@ -445,8 +445,11 @@ class MainWindow(QMainWindow):
             folder.mkdir(parents=True, exist_ok=True)
             path = unused_name(folder, ".png")
             image = draw(self.last_result.frame.image, self.last_result.faces)
-            if not cv2.imwrite(str(path), image):
+            # encoded in memory, written by Python: OpenCV crashes on a file name that is not UTF-8
+            ok, data = cv2.imencode(".png", image)
+            if not ok:
                 raise OSError("could not encode the image")
+            path.write_bytes(data.tobytes())
         except OSError as e:
             self.banner.show_message(f"Cannot save snapshot in {folder}: {e.strerror or e}", "error")
             return None

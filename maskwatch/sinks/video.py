@@ -12,6 +12,13 @@ the capture time, so a camera processed at 12 fps gives a 12 fps video that play
 resized to the first frame's size. The file is finalised by :meth:`VideoSink.close`, which the
 monitor calls however the run ends (end of source, stop, SIGINT/SIGTERM, error).
 
+Frames go to a hidden temporary file with a plain ASCII name in the same folder
+(``.maskwatch-recording-*.mp4``), which ``close`` moves to the real name once the file is complete:
+there is never half a video under the final name, and OpenCV never gets a file name it cannot
+encode (it turns a ``str`` path into UTF-8 and crashes the process on a name that is not valid
+UTF-8, such as ``os.fsdecode(b"caf\\xe9.mp4")``); a folder whose own name is not UTF-8 is reached
+through a symlink with a plain name.
+
 Paths are checked when the sink is made, before any model is loaded: the extension, the folder
 (must exist and be writable), and an existing file is never overwritten.
 
@@ -30,8 +37,11 @@ Paths are checked when the sink is made, before any model is loaded: the extensi
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
 import os
+import shutil
 import tempfile
 import threading
 from pathlib import Path
@@ -43,6 +53,8 @@ from maskwatch.errors import MaskwatchError
 from maskwatch.overlay import draw
 from maskwatch.results import FrameResult
 from maskwatch.sinks.base import BaseSink
+
+log = logging.getLogger("maskwatch.sinks.video")
 
 FOURCC_BY_SUFFIX: dict[str, str] = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi": "MJPG"}
 """The codec written for each file extension."""
@@ -98,6 +110,66 @@ def check_video_path(path: str | Path, *, overwrite: bool = False) -> Path:
     return path
 
 
+PART_PREFIX = ".maskwatch-recording-"
+"""The temporary file's name starts so (then random letters and the real extension)."""
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def _opencv_folder(folder: Path):
+    """Text naming ``folder`` that OpenCV can take: itself, or (its name is not valid UTF-8) a
+    symlink to it with a plain name in a temporary folder, ``/proc/self/fd/N`` where symlinks fail."""
+    text = os.path.abspath(folder)
+    if _utf8(text):
+        yield text
+        return
+    tmp = tempfile.mkdtemp(prefix="maskwatch-")
+    try:
+        link = os.path.join(tmp, "folder")
+        try:
+            os.symlink(text, link)
+        except OSError:
+            fd = os.open(text, os.O_RDONLY)
+            try:
+                yield f"/proc/self/fd/{fd}"
+            finally:
+                os.close(fd)
+            return
+        yield link
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _publish(part: Path, path: Path, overwrite: bool) -> Path:
+    """Move the finished ``part`` to ``path``; the name used. Without ``overwrite`` never over a
+    file that appeared during the recording: then ``path`` with ``-1``, ``-2`` ... before the
+    extension."""
+    if overwrite:
+        os.replace(part, path)
+        return path
+    candidates = [path] + [path.with_name(f"{path.stem}-{n}{path.suffix}") for n in range(1, 100)]
+    for target in candidates:
+        try:
+            os.link(part, target)  # fails if target exists: no race with another writer
+        except FileExistsError:
+            continue
+        except OSError:  # a file system without hard links
+            if target.exists():
+                continue
+            os.replace(part, target)
+            return target
+        os.unlink(part)
+        return target
+    raise FileExistsError(f"{path} and its numbered variants exist")
+
+
 def measured_fps(timestamps: list[float]) -> float:
     """Frames per second of frames stamped ``timestamps`` (``DEFAULT_FPS`` when they cannot tell).
 
@@ -126,7 +198,10 @@ class VideoSink(BaseSink):
         self.show_track_ids = show_track_ids
         self.size: tuple[int, int] | None = None  # (width, height) of the file
         self.frames_written = 0
+        self.overwrite = overwrite
         self._writer: cv2.VideoWriter | None = None
+        self._part: Path | None = None  # the temporary file being written, moved to path on close
+        self._folder_text: contextlib.ExitStack | None = None
         self._pending: list[tuple[np.ndarray, float]] = []  # (annotated frame, timestamp) until the rate is known
         self._lock = threading.Lock()
         self._closed = False
@@ -152,6 +227,8 @@ class VideoSink(BaseSink):
             self._open_and_flush()
 
     def close(self) -> None:
+        """Finalise the file and give it its real name. Idempotent and thread-safe: a second call
+        (from another thread too) returns once the first has finished, so the file is complete."""
         with self._lock:
             if self._closed:
                 return
@@ -161,10 +238,28 @@ class VideoSink(BaseSink):
                     self._open_and_flush()
             finally:
                 writer, self._writer = self._writer, None
-                if writer is not None:
-                    writer.release()
+                try:
+                    if writer is not None:
+                        writer.release()
+                finally:
+                    self._finalise()
 
     # -- internals -----------------------------------------------------------------------------
+
+    def _finalise(self) -> None:
+        stack, self._folder_text = self._folder_text, None
+        if stack is not None:
+            stack.close()
+        part, self._part = self._part, None
+        if part is None:
+            return
+        try:
+            final = _publish(part, self.path, self.overwrite)
+        except OSError as e:
+            raise MaskwatchError(f"cannot finish video {self.path}: {e.strerror or e} (the recording is in {part})") from None
+        if final != self.path:
+            log.warning("%s appeared during the recording; the video is %s", self.path, final)
+            self.path = final
 
     def _open_and_flush(self) -> None:
         pending, self._pending = self._pending, []
@@ -172,10 +267,23 @@ class VideoSink(BaseSink):
             self.fps = measured_fps([t for _, t in pending])
         h, w = pending[0][0].shape[:2]
         self.size = (w, h)
-        fourcc = cv2.VideoWriter_fourcc(*FOURCC_BY_SUFFIX[self.path.suffix.lower()])
-        writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, self.size)
+        suffix = self.path.suffix.lower()
+        try:
+            fd, part = tempfile.mkstemp(prefix=PART_PREFIX, suffix=suffix, dir=self.path.parent)
+        except OSError as e:
+            raise MaskwatchError(f"cannot write video {self.path}: {e.strerror or e}") from None
+        os.close(fd)
+        self._part = Path(part)
+        stack = contextlib.ExitStack()
+        folder = stack.enter_context(_opencv_folder(self.path.parent))
+        self._folder_text = stack
+        fourcc = cv2.VideoWriter_fourcc(*FOURCC_BY_SUFFIX[suffix])
+        writer = cv2.VideoWriter(os.path.join(folder, self._part.name), fourcc, self.fps, self.size)
         if not writer.isOpened():
             writer.release()
+            stack.close()
+            self._folder_text, part, self._part = None, self._part, None
+            part.unlink(missing_ok=True)
             raise MaskwatchError(f"cannot write video {self.path}: OpenCV could not open it")
         self._writer = writer
         for image, _ in pending:
