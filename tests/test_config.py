@@ -196,6 +196,31 @@ def test_gui_settings_merge_the_same_way(tmp_path):
     config.validate()
 
 
+def test_an_explicit_score_survives_a_saved_mode(tmp_path):
+    """Regression: ``--min-score 0.4`` with ``dense`` saved in the app ran at dense's 0.6 (the saved
+    mode went through ``with_mode``). Precedence: explicit flag > saved setting > mode default."""
+    from PyQt6.QtCore import QSettings
+
+    from maskwatch.cli import _main_parser, build_config
+    from maskwatch.gui.settings import GuiSettings
+
+    settings = GuiSettings(QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat))
+    settings.q.setValue("detector/mode", "dense")
+    flags = lambda *argv: build_config(_main_parser().parse_args(list(argv)))  # noqa: E731
+    config = settings.apply(flags("--min-score", "0.4"))
+    assert (config.detector.mode, config.detector.min_score) == ("dense", 0.4)  # flag > saved mode's default
+    assert settings.apply(flags()).detector.min_score == 0.6  # no flag: the saved mode's default
+    toml = write(tmp_path, '[detector]\nmin_score = 0.45\n')
+    assert settings.apply(flags("--config", str(toml))).detector.min_score == 0.45  # TOML is explicit too
+    settings.q.setValue("detector/min_score", 0.55)
+    assert settings.apply(flags()).detector.min_score == 0.55  # saved score > mode default
+    assert settings.apply(flags("--min-score", "0.4")).detector.min_score == 0.4  # flag > saved score
+    # a score saved with dense is dense's: --detector short overrides the mode, and short's default applies
+    assert (settings.apply(flags("--detector", "short")).detector.mode,
+            settings.apply(flags("--detector", "short")).detector.min_score) == ("short", 0.5)
+    assert settings.apply(flags("--detector", "short", "--min-score", "0.3")).detector.min_score == 0.3
+
+
 def test_the_pipeline_checks_the_config_it_is_given():
     from maskwatch.pipeline import Pipeline
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from PyQt6.QtCore import QByteArray, QSettings
 
 from maskwatch.config import Config
+from maskwatch.detection.registry import MIN_SCORES
 from maskwatch.errors import MaskwatchError
 from maskwatch.sources.spec import strip_password
 
@@ -113,18 +114,30 @@ class GuiSettings:
         """``config`` with the persisted controls applied (:meth:`Config.with_overrides`, the merge
         the command line uses too).
 
-        A value the config sets explicitly (differs from ``Config()``'s default: a TOML file or a
-        command-line flag) wins over the saved one; values never saved keep the config's. A saved
-        mode without a saved score brings the mode's default score, and ``tracker.min_votes`` is
-        capped at the vote window, so a short window still decides labels. A saved value the
+        Precedence: a value the config sets explicitly (a TOML file or a command-line flag) wins
+        over the saved one, which wins over a mode's default score; values never saved keep the
+        config's. "Explicit" is read from the values: a field that differs from ``Config()``'s
+        default, and a ``min_score`` that differs from its own mode's default (so ``--min-score
+        0.4`` stays 0.4 under a saved mode; a flag equal to the default cannot be told from no
+        flag). A saved score goes with its saved mode: it is not applied to another mode (a
+        ``--detector`` flag that overrides the saved mode gets that mode's default score). A saved
+        mode without a saved score brings the mode's default score, and ``tracker.min_votes`` is capped
+        at the vote window, so a short window still decides labels. A saved value the
         configuration refuses (an INI file edited by hand) is left out, with a warning.
         """
-        defaults, given = Config(), config
-        for key, value in self.saved_controls().items():
-            if _field(given, key) != _field(defaults, key):
+        defaults, given, saved = Config(), config, self.saved_controls()
+        explicit_score = given.detector.min_score != MIN_SCORES.get(given.detector.mode, defaults.detector.min_score)
+        for key, value in saved.items():
+            if key == "detector.min_score":
+                if explicit_score or saved.get("detector.mode", config.detector.mode) != config.detector.mode:
+                    continue  # a flag or TOML score wins; a score saved with another mode than the one running is that mode's
+            elif _field(given, key) != _field(defaults, key):
                 continue  # set by a TOML file or a flag: that wins
+            changes = {key: value}
+            if key == "detector.mode" and explicit_score:
+                changes["detector.min_score"] = given.detector.min_score  # the mode's default must not replace it
             try:
-                config = config.with_overrides({key: value}).validate()
+                config = config.with_overrides(changes).validate()
             except MaskwatchError as e:
                 log.warning("ignoring the saved setting %s: %s", key, e)
         return config
