@@ -127,11 +127,15 @@ class Monitor:
             return True
 
     def remove_sink(self, sink, close: bool = True) -> None:
-        """Stop feeding ``sink`` (thread-safe) and, by default, close it (a video is finalised)."""
+        """Stop feeding ``sink`` (thread-safe) and, by default, close it (a video is finalised).
+
+        With ``close`` the sink is closed even when the monitor no longer has it (the run ended and
+        is closing its sinks in its own thread): sinks' ``close`` is idempotent, and a thread-safe
+        one (``VideoSink``) returns once the file is complete, whoever closed it first.
+        """
         with self._lock:
-            found = any(s is sink for s, _ in self._entries)
             self._entries = [(s, h) for s, h in self._entries if s is not sink]
-        if close and found:
+        if close:
             sink.close()
 
     def stop(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import os
+import threading
 
 os.environ["QT_QPA_PLATFORM"] = "offscreen"  # before any QApplication exists
 
@@ -36,6 +37,7 @@ from maskwatch.monitor import fan_out  # noqa: E402
 from maskwatch.paths import demo_clip, models_dir  # noqa: E402
 from maskwatch.results import Event, FrameResult, IntervalSummary, Stats, Totals  # noqa: E402
 from maskwatch.sinks.alerts import AlertPolicy, AlertSink  # noqa: E402
+from maskwatch.sinks.base import BaseSink  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY_MODEL = ROOT / "tests" / "fixtures" / "tiny_classifier.tflite"
@@ -362,6 +364,70 @@ def test_worker_drops_frames_while_the_ui_is_busy(qtbot):
     assert indices == sorted(indices)
     assert len(taken) < 400 and worker.skipped == 400 - len(taken)  # dropped, not queued
     assert len(signals) <= len(taken) + 1  # at most one pending signal at any time
+
+
+class _Frames:
+    """A pipeline of ``n`` plain frames (what Monitor iterates, stops and closes)."""
+
+    def __init__(self, n, start: threading.Event | None = None):
+        self.n, self.start, self.stopped, self.totals = n, start, False, Totals()
+
+    def __iter__(self):
+        if self.start is not None:
+            assert self.start.wait(10)
+        for i in range(self.n):
+            if self.stopped:
+                return
+            yield _result(i)
+
+    def stop(self):
+        self.stopped = True
+
+    def close(self):
+        return None
+
+
+class _Counting(BaseSink):
+    def __init__(self):
+        self.results, self.closed = 0, 0
+
+    def on_result(self, result):
+        self.results += 1
+
+    def close(self):
+        self.closed += 1
+
+
+def test_stop_recording_while_the_worker_hands_over_queued_sinks(qtbot):
+    """Regression: a Record queued while the models loaded, stopped just as the worker handed it to
+    the monitor, was missed by remove_sink and then recorded the whole run."""
+    from maskwatch.monitor import Monitor
+
+    created, removed = threading.Event(), threading.Event()
+    recording = _Counting()
+
+    def stop_recording(sink):
+        worker.remove_sink(sink)
+        removed.set()
+
+    class HandOver(Monitor):
+        def add_sink(self, sink, on_error=None):
+            remover = threading.Thread(target=stop_recording, args=(sink,))  # Stop recording, now
+            remover.start()
+            remover.join(0.3)
+            return super().add_sink(sink, on_error)
+
+    def factory(config, mailbox):
+        assert created.wait(10)  # "loading models" until Record was pressed
+        return HandOver(config, sinks=[mailbox], pipeline=_Frames(20, start=removed))
+
+    worker = MonitorWorker(monitor_factory=factory)
+    with qtbot.waitSignal(worker.finished, timeout=10000):
+        worker.start(Config())
+        assert worker.add_sink(recording)  # queued: no monitor yet
+        created.set()
+    assert worker.join(5)
+    assert recording.results == 0 and recording.closed == 1  # stopped before its first frame, closed once
 
 
 def test_alerts_banner_and_log_with_thumbnail(qtbot, window):

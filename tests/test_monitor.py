@@ -9,6 +9,7 @@ import time
 from dataclasses import replace
 from datetime import datetime
 
+import cv2
 import numpy as np
 import pytest
 
@@ -178,6 +179,37 @@ def test_removing_a_sink_closes_it_and_adding_after_the_run_is_refused():
     assert [c[2] for c in extra.calls] == [1, 2] and extra.closed == 1
     late = Recorder("late")
     assert monitor.add_sink(late) is False and late.calls == []
+
+
+def test_removing_a_sink_while_the_run_closes_it_returns_with_the_file_complete(tmp_path):
+    """Regression: remove_sink only closed a sink it still found, so Stop recording racing the end
+    of the run returned while the video was not finalised yet (the run's thread had taken it)."""
+    from maskwatch.sinks import VideoSink
+
+    video = VideoSink(tmp_path / "rec.mp4", fps=25)
+    closing, go_on = threading.Event(), threading.Event()
+
+    class SlowClose(BaseSink):  # closed before the video: the run's thread waits here
+        def close(self):
+            closing.set()
+            go_on.wait(10)
+
+    monitor = Monitor(Config(), sinks=[SlowClose(), video], pipeline=FakePipeline([frame_result(i) for i in range(5)]))
+    runner = threading.Thread(target=monitor.run)
+    runner.start()
+    try:
+        assert closing.wait(10)  # the run is over and is closing its sinks; the video is not done yet
+        monitor.remove_sink(video)  # Stop recording, now
+        assert video.path.exists() and video.frames_written == 5  # complete when remove_sink returns
+        frames = cv2.VideoCapture(str(video.path)).get(cv2.CAP_PROP_FRAME_COUNT)
+        assert frames == 5
+    finally:
+        go_on.set()
+        runner.join(10)
+    assert not runner.is_alive()
+    late = Recorder("late")
+    monitor.remove_sink(late)  # never added: closed all the same
+    assert late.closed == 1
 
 
 def test_stopped_before_the_run_opens_nothing_and_builds_nothing():

@@ -253,15 +253,15 @@ class MonitorWorker(QObject):
         return False
 
     def remove_sink(self, sink) -> None:
-        """Stop feeding ``sink`` and close it (a video is finalised); a no-op if it is gone already."""
+        """Stop feeding ``sink`` and close it: when this returns, a video is finalised, also when
+        the run is ending at the same moment (closing is idempotent and thread-safe)."""
         with self._lock:
             monitor = self._monitor
-            pending = sink in self._pending_sinks
-            if pending:
+            if sink in self._pending_sinks:
                 self._pending_sinks.remove(sink)
         if monitor is not None:
             monitor.remove_sink(sink)
-        elif pending:
+        else:
             sink.close()
 
     def _sink_error(self, sink, error: BaseException) -> None:
@@ -278,13 +278,13 @@ class MonitorWorker(QObject):
         totals = None
         try:
             monitor = self._factory(config, self._mailbox)  # may load models: off the UI thread
-            with self._lock:
+            with self._lock:  # the queued sinks reach the monitor before remove_sink can look for them
                 self._monitor = monitor
                 stop_now = self._stop_requested
                 pending, self._pending_sinks = self._pending_sinks, []
-            for sink in pending:
-                if not monitor.add_sink(sink, on_error=self._sink_error):
-                    sink.close()
+                refused = [s for s in pending if not monitor.add_sink(s, on_error=self._sink_error)]
+            for sink in refused:
+                sink.close()
             if stop_now:
                 monitor.stop()
             totals = monitor.run()
