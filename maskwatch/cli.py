@@ -366,8 +366,10 @@ class _StopSignals:
     A signal during start-up (argument parsing, model loading: seconds) is remembered and stops the
     headless run as soon as its monitor exists, so even an early Ctrl-C or SIGTERM ends in a clean
     exit 0 (the partial interval written if there is one), never a traceback or 143. A second
-    signal stops waiting (``KeyboardInterrupt``: exit 130). Other commands get the previous handlers
-    back once they are known.
+    signal stops waiting (``KeyboardInterrupt``: exit 130), except while the monitor is finishing
+    (writing the last row, finalising the video: quick, and interrupting it would leave a
+    half-written file), when it is ignored. Other commands get the previous handlers back once
+    they are known.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -397,7 +399,9 @@ class _StopSignals:
             monitor.stop()
 
     def _handle(self, signum, _frame) -> None:
-        if self.received is not None:  # a second signal: stop waiting
+        if self.received is not None:  # a second signal: stop waiting, unless the files are being closed
+            if getattr(self._target, "finishing", False):
+                return
             raise KeyboardInterrupt
         self.received = signum
         if self._target is not None:

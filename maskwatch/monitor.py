@@ -107,6 +107,13 @@ class Monitor:
         self._open_sinks = sinks if callable(sinks) else None
         self._entries: list[tuple[object, SinkErrorHandler | None]] = [] if callable(sinks) else [(s, None) for s in sinks]
         self._finished = False
+        self._finishing = threading.Event()
+
+    @property
+    def finishing(self) -> bool:
+        """The run is over and the monitor is writing the last interval and closing the sinks:
+        interrupting now (a second Ctrl-C) would leave files half written."""
+        return self._finishing.is_set()
 
     @property
     def sinks(self) -> list:
@@ -210,7 +217,13 @@ class Monitor:
         return handle
 
     def _finish(self, pipeline, error: BaseException | None) -> BaseException | None:
-        """Close the pipeline, hand its partial interval to the sinks, close every sink."""
+        """Close the pipeline, hand its partial interval to the sinks, close every sink.
+
+        Each step is guarded against any exception, ``KeyboardInterrupt`` included (a second
+        Ctrl-C where nobody ignores it): every sink still gets the last interval and is closed,
+        and the first exception is returned for :meth:`run` to raise afterwards.
+        """
+        self._finishing.set()
         try:
             if pipeline is not None:
                 final = pipeline.close()
@@ -220,7 +233,10 @@ class Monitor:
                     with self._lock:
                         entries = list(self._entries)
                     for sink, on_error in entries:
-                        failed = _call(lambda s: s.on_interval(final), sink, self._guard(on_error))
+                        try:
+                            failed = _call(lambda s: s.on_interval(final), sink, self._guard(on_error))
+                        except BaseException as e:  # noqa: BLE001 - the others still get the row
+                            failed = e
                         if failed is not None:
                             log.warning("%s could not take the last interval: %s", type(sink).__name__, failed)
                             error = error or failed
@@ -233,7 +249,7 @@ class Monitor:
             for sink, _ in entries:
                 try:
                     sink.close()
-                except Exception as e:  # noqa: BLE001 - the others still get closed
+                except BaseException as e:  # noqa: BLE001 - the others still get closed
                     log.warning("closing %s failed: %s", type(sink).__name__, e)
                     error = error or e
         return error

@@ -143,6 +143,24 @@ def test_every_sink_is_closed_even_when_one_cannot_close():
     assert bad.closed == good.closed == 1
 
 
+def test_an_interrupt_while_closing_one_sink_still_closes_the_others(tmp_path):
+    """Regression: _finish caught only Exception, so a KeyboardInterrupt (a second Ctrl-C) in one
+    sink's close skipped the sinks after it: the video was never finalised."""
+    from maskwatch.sinks import VideoSink
+
+    class Interrupted(Recorder):
+        def close(self):
+            super().close()
+            raise KeyboardInterrupt
+
+    first, video = Interrupted("first"), VideoSink(tmp_path / "rec.mp4", fps=25)
+    monitor = Monitor(Config(), sinks=[first, video], pipeline=FakePipeline([frame_result(i) for i in range(5)]))
+    with pytest.raises(KeyboardInterrupt):
+        monitor.run()
+    assert monitor.finishing and first.closed == 1
+    assert cv2.VideoCapture(str(video.path)).get(cv2.CAP_PROP_FRAME_COUNT) == 5  # finalised after the interrupt
+
+
 def test_an_added_sink_with_an_error_handler_is_dropped_and_the_run_goes_on():
     errors = []
     main = Recorder("main")
