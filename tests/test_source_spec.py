@@ -147,6 +147,57 @@ def test_query_string_secrets_are_credentials(key):
     assert parse(with_password(shown, split)).url == spec.url
 
 
+MISTYPED = [
+    "rtsp:/admin:{pw}@cam.local:554/live",  # one slash
+    "rtsp//admin:{pw}@cam.local:554/live",  # no colon
+    "admin:{pw}@10.0.0.7:554/live",  # no scheme at all
+    "RTSP:///admin:{pw}@cam/live?channel=1",  # three slashes
+]
+
+
+@pytest.mark.parametrize("template", MISTYPED)
+def test_mistyped_urls_never_show_the_password(template, tmp_path):
+    """Regression: text without a well-formed ``scheme://`` was a path, and its password was
+    printed in "source not found: ..." and kept in the app's recent sources."""
+    from PyQt6.QtCore import QSettings
+
+    from maskwatch.gui.settings import GuiSettings
+
+    settings = GuiSettings(QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat))
+    for password in NASTY:
+        text = template.format(pw=password)
+        spec = parse(text)
+        with pytest.raises(MaskwatchError) as info:
+            spec.check()
+        message = str(info.value)
+        assert message.startswith("malformed URL ") and "\n" not in message
+        assert ":***@" in message
+        shown, split = split_password(text)
+        assert split == password and shown == text.replace(f":{password}@", "@")
+        settings.add_recent(text)
+        assert_hidden(password, message, spec.name, repr(spec), redact(text), redact(f"open {text} failed"), shown,
+                      *settings.all_values().values())
+    assert settings.recent_sources()[0] == template.replace(":{pw}@", "@")
+
+
+def test_a_missing_file_is_not_a_mistyped_url(tmp_path):
+    for name in ("clip.mp4", "icon@2x.png", "C:/videos/a.mp4"):
+        with pytest.raises(MaskwatchError, match="^source not found: "):
+            parse(str(tmp_path / name) if "/" not in name else name).check()
+    weird = tmp_path / "cam:1@front.jpg"  # a real file may look like one: it is not touched
+    weird.write_bytes(b"x")
+    assert parse(str(weird)).resolve().kind == "image" and split_password(str(weird)) == (str(weird), "")
+    assert redact(f"cannot read image: {tmp_path}/icon@2x.png") == f"cannot read image: {tmp_path}/icon@2x.png"
+
+
+def test_a_raw_query_secret_in_free_text_is_hidden_to_the_next_ampersand():
+    # where a raw value ends cannot be known (it may hold a space): hidden to "&" or the line's end
+    assert redact("GET /snap?pwd=ab cd&chn=1 HTTP/1.1") == "GET /snap?pwd=***&chn=1 HTTP/1.1"
+    assert redact("GET /snap?pwd=ab cd\nnext line") == "GET /snap?pwd=***\nnext line"
+    for key in ("pw", "psw", "loginpas", "loginpass", "user_password"):
+        assert redact(f"/snapshot.cgi?loginuse=admin&{key}=hunter 22") == f"/snapshot.cgi?loginuse=admin&{key}=***"
+
+
 def test_redact_keeps_what_is_not_a_credential():
     for text in ("rtsp://viewer@cam/live", "rtsp://cam:554/live", "no url here: user:pw",
                  "monkey=3 keystone=4 bypass=5", "min_score=0.5"):
@@ -261,6 +312,13 @@ def test_headless_run_never_prints_the_password(tmp_path):
         assert_hidden(password, r.stdout, r.stderr, log.read_text() if log.exists() else "")
         r = run_cli("--headless", "--source", url.replace(str(port), "99999"), timeout=60)
         assert r.returncode == 2 and "malformed URL rtsp://admin:***@127.0.0.1:99999/live" in r.stderr
+        assert_hidden(password, r.stdout, r.stderr)
+    for mistyped in ("rtsp:/admin:{pw}@127.0.0.1/live", "admin:{pw}@127.0.0.1:554/live"):  # no scheme://
+        password = "p@ss w#rd/?:%x"
+        r = run_cli("--headless", "--source", mistyped.format(pw=password), timeout=60)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1, r.stderr
+        assert lines[0].startswith("maskwatch: error: malformed URL " + mistyped.format(pw="***").split("/live")[0])
         assert_hidden(password, r.stdout, r.stderr)
 
 

@@ -38,6 +38,11 @@ hides a little too much, never too little. A password itself starting with digit
 Query values of :data:`SECRET_KEYS` (``?pwd=...``, ``&token=...``, case-insensitive) are
 credentials too: redacted everywhere, percent-encoded for FFmpeg, and moved to the desktop app's
 password field like a URL password.
+
+A URL typed wrong (``rtsp:/admin:pw@cam``, ``rtsp//admin:pw@cam``, ``admin:pw@10.0.0.7/live``)
+is read as a path; its ``user:password@`` is hidden all the same (in ``name``, by :func:`redact`,
+by :func:`strip_password`), and when no file of that name exists :meth:`SourceSpec.resolve` says
+"malformed URL", not "source not found".
 """
 
 from __future__ import annotations
@@ -71,9 +76,14 @@ __all__ = [
 NETWORK_SCHEMES: tuple[str, ...] = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https")
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 SECRET_KEYS: tuple[str, ...] = (
-    "pwd", "password", "passwd", "pass", "token", "access_token", "key", "api_key", "apikey", "auth", "secret",
+    "pwd", "pw", "psw", "password", "passwd", "pass", "user_password", "loginpas", "loginpass",
+    "token", "access_token", "key", "api_key", "apikey", "auth", "secret",
 )  # fmt: skip
-"""Query keys whose values are credentials (HTTP cameras often take ``?user=admin&pwd=...``)."""
+"""Query keys whose values are credentials. HTTP cameras take them in snapshot and MJPEG URLs:
+Foscam ``?usr=admin&pwd=...``, the GoAhead/Hipcam clones (and old Dahua firmware)
+``snapshot.cgi?loginuse=admin&loginpas=...``, Hikvision ``?auth=<base64 user:password>`` or
+``?username=admin&password=...``, Reolink ``?user=admin&password=...`` or ``&token=...``; others
+``pw``, ``psw``, ``user_password``. Axis cameras take HTTP authentication, not query keys."""
 
 _SCHEME = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*)://")
 # scheme://user:password@ in free text (log lines, error messages): the password runs to the last
@@ -82,8 +92,22 @@ _SCHEME = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*)://")
 _URL_CREDENTIALS = re.compile(
     r"(?P<prefix>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^\s:/?#]*):(?P<password>(?:(?!://)[^\r\n])*)@"
 )
+# user:password@ WITHOUT a well-formed scheme: a mistyped URL ("rtsp:/admin:pw@cam",
+# "rtsp//admin:pw@cam", "admin:pw@10.0.0.7:554/live"). The user name starts a word (or follows a
+# "/"), a malformed scheme in front of it stays shown; the password runs to the last "@" on the
+# line, does not start with whitespace or "//" (that is "scheme://" or "found: /a@b.jpg") and
+# does not cross a "://". Hides a little too much at worst (a line with a "word:" and, later, an
+# "@": "12:30 ... x@y"), never too little.
+_LOOSE_CREDENTIALS = re.compile(
+    r"(?<![^\s'\"(<\[{=,;/])"
+    r"(?P<user>(?:[a-zA-Z][a-zA-Z0-9+.\-]*(?::/|/{1,2}))?[^\s:/?#@'\"<>]+)"
+    r":(?!//|\s)(?P<password>(?:(?!://)[^\r\n])*)@"
+)
+# a secret query value in free text (a message, a log line): where it ends cannot be known (the
+# value may hold a space), so it is hidden up to the next "&" or the end of the line. The price:
+# words after a raw secret on the same line are hidden too ("pwd=ab cd refused" -> "pwd=***").
 _QUERY_SECRET = re.compile(
-    r"(?P<key>(?<![\w.\-])(?:" + "|".join(sorted(SECRET_KEYS, key=len, reverse=True)) + r"))=(?P<value>[^&\s]*)",
+    r"(?P<key>(?<![\w.\-])(?:" + "|".join(sorted(SECRET_KEYS, key=len, reverse=True)) + r"))=(?P<value>[^&\r\n]*)",
     re.IGNORECASE,
 )
 # a secret query value inside a URL the user gave: it runs to the next "&" (spaces and "#" included)
@@ -91,6 +115,15 @@ _URL_QUERY_SECRET = re.compile(
     r"(?P<lead>[?&;])(?P<key>" + "|".join(sorted(SECRET_KEYS, key=len, reverse=True)) + r")=(?P<value>[^&]*)",
     re.IGNORECASE,
 )
+# a whole source text that is user:password@host... without a well-formed scheme (see _LOOSE_CREDENTIALS)
+_LOOSE_URL = re.compile(
+    r"(?P<user>(?:[a-zA-Z][a-zA-Z0-9+.\-]*(?::/+|/{1,2}))?[^\s:/?#@]+):(?!//)(?P<password>.*)@(?P<rest>[^@]*)\Z",
+    re.DOTALL,
+)
+# a source text that is no file but looks like a camera URL typed wrong: "rtsp:/cam/live" (one
+# slash), "rtsp//cam" or "admin:pw@cam/live" (a ":" before an "@"); a one-letter "scheme" is a
+# Windows drive ("C:/videos/a.mp4"), not a URL
+_MISTYPED_URL = re.compile(r"^[a-zA-Z][\w+.\-]+:/+|:.*@", re.DOTALL)
 _PORT_AND_PATH = re.compile(r"^\d{1,5}[/?#]")
 _PERCENT_ENCODED = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _USERINFO_SAFE = "!$&'()*+,;=-._~"  # RFC 3986 sub-delims and unreserved marks, allowed raw in userinfo
@@ -130,6 +163,10 @@ def redact(text) -> str:
     'GET /cgi-bin/snap?Password=***&chn=1'
     >>> redact("cannot open http://cam/snap?pwd=***: refused")  # redacting twice changes nothing
     'cannot open http://cam/snap?pwd=***: refused'
+    >>> redact("source not found: rtsp:/admin:s3cret@cam/live")  # a mistyped URL: still hidden
+    'source not found: rtsp:/admin:***@cam/live'
+    >>> redact("admin:s3cret@10.0.0.7:554/live and http://cam/x?pwd=ab cd")  # a raw query value: to the line's end
+    'admin:***@10.0.0.7:554/live and http://cam/x?pwd=***'
     """
     text = str(text)
     with _SECRETS_LOCK:
@@ -138,6 +175,7 @@ def redact(text) -> str:
         if secret in text:
             text = text.replace(secret, "***")
     text = _URL_CREDENTIALS.sub(lambda m: f"{m['prefix']}{m['user']}:***@", text)
+    text = _LOOSE_CREDENTIALS.sub(lambda m: f"{m['user']}:***@", text)
     # a value already redacted keeps what follows it ("pwd=***: connection refused" stays as it is)
     return _QUERY_SECRET.sub(
         lambda m: f"{m['key']}=***{m['value'][3:] if m['value'].startswith('***') else ''}", text
@@ -169,6 +207,7 @@ class _UrlParts:
     user: str | None  # None: no userinfo; may be "" (``rtsp://:pw@cam``)
     password: str | None  # raw text as given (None: no ":" in the userinfo)
     rest: str  # host, port, path, query
+    head: str = ""  # the text before the userinfo: "scheme://" (and any extra "/" typed: "rtsp:///a:b@cam")
 
 
 def _split_url(text: str) -> _UrlParts | None:
@@ -177,6 +216,8 @@ def _split_url(text: str) -> _UrlParts | None:
     if not m:
         return None
     after = text[m.end():]
+    head = text[:m.end()] + after[:len(after) - len(after.lstrip("/"))]  # "rtsp:///a:b@cam": a slash too many
+    after = text[len(head):]
     at = after.rfind("@")
     if at >= 0:
         userinfo, rest = after[:at], after[at + 1:]
@@ -184,8 +225,14 @@ def _split_url(text: str) -> _UrlParts | None:
         # else the "@" is in the path or query, not the userinfo: a "/?#" in the user name, or a
         # "password" that is a port and a path (http://cam:8080/snap?pwd=p@ss)
         if not any(c in user for c in "/?#") and not _PORT_AND_PATH.match(password):
-            return _UrlParts(m["scheme"], user, password if colon else None, rest)
-    return _UrlParts(m["scheme"], None, None, after)
+            return _UrlParts(m["scheme"], user, password if colon else None, rest, head)
+    return _UrlParts(m["scheme"], None, None, after, head)
+
+
+def _loose_parts(text: str) -> re.Match | None:
+    """``text`` read as ``user:password@rest`` without a well-formed scheme (a mistyped URL), or ``None``."""
+    m = _LOOSE_URL.match(text)
+    return m if m and not _PORT_AND_PATH.match(m["password"]) else None
 
 
 def _query_secrets(rest: str) -> list[str]:
@@ -212,7 +259,7 @@ class SourceSpec:
     url: str = field(default="", repr=False)  # network: the URL for FFmpeg (credentials encoded)
     password: str = field(default="", repr=False)  # the URL's password, percent-decoded
     device: int | str | None = None  # webcam: index or device path
-    path: Path | None = None  # path kinds
+    path: Path | None = field(default=None, repr=False)  # path kinds (``name`` shows it: a mistyped URL's password hidden)
 
     @property
     def is_network(self) -> bool:
@@ -230,6 +277,9 @@ class SourceSpec:
         try:
             mode = self.path.stat().st_mode
         except FileNotFoundError:
+            if _MISTYPED_URL.search(self.text):  # "rtsp:/cam", "admin:pw@cam": a URL typed wrong, not a file
+                raise MaskwatchError(f"malformed URL {self.name}: expected scheme://[user:password@]host[:port]/path "
+                                     f"(and there is no file of that name)") from None
             raise MaskwatchError(f"source not found: {self.name}") from None
         except OSError as e:
             raise MaskwatchError(f"cannot access source {self.name}: {e.strerror or e}") from None
@@ -278,6 +328,9 @@ def parse(spec) -> SourceSpec:
         text = text[len("file://"):]
         parts = None
     if parts is None:
+        loose = _loose_parts(text)
+        for secret in ([loose["password"], _decoded(loose["password"])] if loose else []) + _query_secrets(text):
+            _remember_secret(secret)  # a mistyped URL's password: hidden wherever it shows up later
         return SourceSpec("path", redact(display_path(text)), text, path=Path(text).expanduser())
     return _parse_url(text, parts)
 
@@ -289,17 +342,17 @@ def _parse_url(text: str, parts: _UrlParts) -> SourceSpec:
         _remember_secret(secret)
     shown_rest = _mask_query(parts.rest)
     if parts.user is None:
-        name = f"{parts.scheme}://{shown_rest}"
+        name = f"{parts.head}{shown_rest}"
         url_userinfo = ""
     else:
         shown_user = parts.user + (":***" if parts.password is not None else "")
-        name = f"{parts.scheme}://{shown_user}@{shown_rest}"
+        name = f"{parts.head}{shown_user}@{shown_rest}"
         url_userinfo = quote(_decoded(parts.user), safe=_USERINFO_SAFE)
         if parts.password is not None:
             url_userinfo += ":" + quote(password, safe=_USERINFO_SAFE)
         url_userinfo += "@"
     url_rest = _mask_query(parts.rest, lambda m: quote(_decoded(m["value"]), safe=""))
-    url = f"{parts.scheme}://{url_userinfo}{url_rest}"
+    url = f"{parts.head}{url_userinfo}{url_rest}"
     kind = "network" if parts.scheme.lower() in NETWORK_SCHEMES else "url"
     return SourceSpec(kind, redact(name), text, url=url, password=password or next(iter(secrets), ""))
 
@@ -354,13 +407,27 @@ def split_password(text: str) -> tuple[str, str]:
     text = str(text).strip()
     parts = _split_url(text)
     if parts is None:
-        return text, ""
+        return _split_mistyped(text)
     password = "" if parts.password is None else _decoded(parts.password)
     secrets = ([password] if password else []) + _query_secrets(parts.rest)
     if not secrets:
         return text, ""
     user = "" if parts.user is None or (parts.user == "" and parts.password is not None) else f"{parts.user}@"
-    return f"{parts.scheme}://{user}{_mask_query(parts.rest, lambda m: '')}", secrets[0]
+    return f"{parts.head}{user}{_mask_query(parts.rest, lambda m: '')}", secrets[0]
+
+
+def _split_mistyped(text: str) -> tuple[str, str]:
+    """:func:`split_password` of a text that is not a URL: a mistyped URL (not an existing file)
+    loses its ``user:password@`` password and secret query values, so that the app neither shows
+    nor stores them; anything else is returned as it is."""
+    if not text or not (_MISTYPED_URL.search(text) or _URL_QUERY_SECRET.search(text)) or os.path.lexists(text):
+        return text, ""
+    loose = _loose_parts(text)
+    password = _decoded(loose["password"]) if loose else ""
+    secrets = ([password] if password else []) + _query_secrets(text)
+    if loose:
+        text = f"{loose['user']}@{loose['rest']}"
+    return _mask_query(text, lambda m: ""), next(iter(secrets), "")
 
 
 def strip_password(text: str) -> str:
@@ -393,5 +460,5 @@ def with_password(text: str, password: str) -> str:
         encoded = quote(password, safe="")
         rest = _URL_QUERY_SECRET.sub(lambda m: m[0] if m["value"] else f"{m['lead']}{m['key']}={encoded}", parts.rest)
         user = "" if parts.user is None else f"{parts.user}@"
-        return f"{parts.scheme}://{user}{rest}"
-    return f"{parts.scheme}://{parts.user or ''}:{quote(password, safe=_USERINFO_SAFE)}@{parts.rest}"
+        return f"{parts.head}{user}{rest}"
+    return f"{parts.head}{parts.user or ''}:{quote(password, safe=_USERINFO_SAFE)}@{parts.rest}"
