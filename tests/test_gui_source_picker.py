@@ -42,3 +42,28 @@ def test_gui_picker_moves_raw_and_query_passwords_out_of_sight(qtbot, tmp_path):
         assert parse(picker.spec_for_run()).password == password  # what the monitor gets
         settings.add_recent(picker.spec_for_run())
         assert_hidden(password, *settings.all_values().values())
+
+
+def test_gui_picker_keeps_a_password_and_a_query_secret_apart(qtbot):
+    """Regression: ``rtsp://a:pw@cam/x?token=abc`` ran as ``...?token=pw``: the userinfo password
+    went into the token's slot and ``abc`` was lost."""
+    from PyQt6.QtWidgets import QApplication
+
+    from maskwatch.gui.source_picker import SourcePicker
+
+    picker = SourcePicker([])
+    qtbot.addWidget(picker)
+    pasted = "rtsp://a:p@ss w0rd@cam/x?token=abc123&ch=1"
+    picker.combo.lineEdit().clear()
+    QApplication.clipboard().setText(pasted)
+    picker.combo.lineEdit().paste()
+    assert (picker.current_spec(), picker.password.text()) == ("rtsp://a@cam/x?token=&ch=1", "p@ss w0rd")
+    assert_hidden("abc123", picker.combo.currentText(), picker.display_name())
+    assert parse(picker.spec_for_run()).url == parse(pasted).url  # both secrets, each in its slot
+    picker.password.setText("n3w")  # the field edits the userinfo password, the token stays
+    assert parse(picker.spec_for_run()).url == "rtsp://a:n3w@cam/x?token=abc123&ch=1"
+    # another camera never gets this one's token
+    picker.set_spec("rtsp://b@cam2/x?token=")
+    assert parse(picker.spec_for_run()).url == "rtsp://b:n3w@cam2/x?token="
+    picker.set_spec("rtsp://a@cam/x?token=&ch=1")  # back to the first one: its token is still there
+    assert parse(picker.spec_for_run()).url == "rtsp://a:n3w@cam/x?token=abc123&ch=1"

@@ -25,13 +25,16 @@ from maskwatch.gui.source_spec import split_password as gui_split_password
 from maskwatch.sources import open_source
 from maskwatch.sources.spec import (
     SECRET_KEYS,
+    Credentials,
     SourceSpec,
     display_path,
     is_network_url,
     parse,
     redact,
+    split_credentials,
     split_password,
     strip_password,
+    with_credentials,
     with_password,
 )
 from rtsp import FIXTURES, RtspServer, requires_rtsp_server
@@ -212,6 +215,44 @@ def test_percent_encoded_passwords_are_decoded_once():
     assert parse("rtsp://admin:p%40ss%3Aw0rd@cam/live").password == "p@ss:w0rd"
     assert parse("rtsp://admin:100%@cam/live").password == "100%"  # not valid encoding: literal
     assert parse(with_password("rtsp://admin@cam/live", "a%41b")).password == "a%41b"  # the GUI's field is exact
+
+
+USERINFO = ["", "admin@", "admin:{pw}@", ":{pw}@"]
+QUERIES = ["", "?ch=1", "?token={tk}", "?usr=admin&pwd={pw2}&ch=1", "?pwd={pw2}&token={tk}", "?pwd=&token={tk}",
+           "?token=&ch=1"]
+
+
+@pytest.mark.parametrize("userinfo", USERINFO)
+@pytest.mark.parametrize("query", QUERIES)
+def test_every_secret_goes_back_to_its_own_slot(userinfo, query):
+    """Regression: ``rtsp://a:pw@cam/x?token=abc`` came back as ``token=pw``, without the
+    userinfo password, ``abc`` lost (one password field, the first secret kept, the first empty
+    slot filled)."""
+    for pw, pw2, tk in [("p@ss w#rd/?", "s3cr et#", "t0k/en%zz"), *zip(NASTY[13:19], NASTY[19:25], NASTY[25:31])]:
+        if "&" in pw2 + tk or "@" in pw2 + tk:
+            continue  # a raw "&" ends a query value, a raw "@" in one ends the userinfo (the module's docstring)
+        url = f"rtsp://{userinfo}cam.local:554/live{query}".format(pw=pw, pw2=pw2, tk=tk)
+        shown, creds = split_credentials(url)
+        secrets = [x for x, slot in ((pw, "{pw}"), (pw2, "{pw2}"), (tk, "{tk}")) if slot in userinfo + query]
+        assert_hidden(pw, repr(creds))
+        for secret in secrets:
+            assert_hidden(secret, shown)
+        assert parse(with_credentials(shown, creds)).url == parse(url).url  # every secret in its slot
+        if not secrets:
+            assert (shown, creds) == (url, Credentials())
+            continue
+        # the app: the field holds the primary secret; editing it changes that slot only
+        assert creds.primary == secrets[0]
+        edited = url.replace(f":{pw}@", ":N3w pass@") if "{pw}" in userinfo else url.replace(f"={secrets[0]}", "=N3w pass", 1)
+        assert parse(with_credentials(shown, creds.with_primary("N3w pass"))).url == parse(edited).url
+
+
+def test_one_password_goes_to_the_userinfo_when_there_is_a_user_name():
+    assert with_password("rtsp://a@cam/x?token=", "pw") == "rtsp://a:pw@cam/x?token="
+    assert with_password("http://cam/x?user=a&pwd=", "pw") == "http://cam/x?user=a&pwd=pw"
+    assert with_password("http://cam/x?pwd=&token=", "pw") == "http://cam/x?pwd=pw&token="
+    assert with_password("ftp://a@cam/x", "pw") == "ftp://a@cam/x"
+    assert with_credentials("clip.mp4", Credentials("pw")) == "clip.mp4"
 
 
 def test_gui_helpers_are_the_spec_ones():

@@ -4,7 +4,9 @@ One editable combo box holds the demo clip, the webcams found on this machine an
 sources; typing into it gives a URL, path or webcam index. A separate password field appears for
 camera URLs. A password typed or pasted into the URL is moved into that field at once, so it is
 never displayed, stored or added to the recent list; :meth:`SourcePicker.spec_for_run` is the only
-place it is put back into the URL.
+place it is put back into the URL. A URL with more than one secret (``rtsp://a:pw@cam/x?token=abc``)
+shows the userinfo password in the field; the other secrets are kept out of sight, for that URL
+only, and go back to their own slots.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from PyQt6.QtWidgets import (
 )
 
 from maskwatch.gui.source_spec import find_webcams
-from maskwatch.sources.spec import is_network_url, split_password, with_password
+from maskwatch.sources.spec import Credentials, is_network_url, split_credentials, with_credentials, with_password
 from maskwatch.paths import demo_clip
 
 VIDEO_FILTER = "Videos (*.mp4 *.avi *.mkv *.mov *.webm *.m4v *.mpg *.mpeg *.ts);;Images (*.jpg *.jpeg *.png *.bmp *.webp);;All files (*)"
@@ -62,6 +64,9 @@ class SourcePicker(QWidget):
         self.password.setToolTip("Sent only to the camera; never shown, logged or saved")
         self.password.setFixedWidth(150)
         self.password.returnPressed.connect(self.activated)
+        # the secrets split off the last URL that had any: (that URL without them, the secrets);
+        # used only while the source is that same URL, so no secret reaches another camera
+        self._hidden: tuple[str, Credentials] | None = None
 
         self.open_button = QToolButton()
         self.open_button.setText("Open…")
@@ -106,9 +111,7 @@ class SourcePicker(QWidget):
 
     def set_spec(self, spec: str) -> None:
         """Show ``spec`` (its password, if any, goes to the password field)."""
-        spec, password = split_password(spec)
-        if password:
-            self.password.setText(password)
+        spec = self._split_off(spec)
         i = self.combo.findData(spec)
         if i < 0 and spec and not is_network_url(spec):
             resolved = str(Path(spec).expanduser().resolve())
@@ -126,11 +129,24 @@ class SourcePicker(QWidget):
         i = self.combo.currentIndex()
         if i >= 0 and self.combo.itemText(i) == text and self.combo.itemData(i):
             return str(self.combo.itemData(i))
-        return split_password(text)[0]
+        return split_credentials(text)[0]
 
     def spec_for_run(self) -> str:
-        """The spec handed to the monitor: the URL with the password inserted. Never store it."""
-        return with_password(self.current_spec(), self.password.text())
+        """The spec handed to the monitor: the URL with the password field's text and any other
+        secret split off this URL put back. Never store it."""
+        spec, typed = self.current_spec(), self.password.text()
+        if self._hidden is not None and self._hidden[0] == spec:
+            return with_credentials(spec, self._hidden[1].with_primary(typed))
+        return with_password(spec, typed)
+
+    def _split_off(self, text: str) -> str:
+        """``text`` without its secrets: they go to the password field (the primary one) and out of
+        sight (the others); ``text`` as it is when it has none."""
+        stripped, creds = split_credentials(text)
+        if creds:
+            self._hidden = (stripped, creds)
+            self.password.setText(creds.primary)
+        return stripped
 
     def display_name(self) -> str:
         text = self.combo.currentText().strip()
@@ -141,11 +157,9 @@ class SourcePicker(QWidget):
 
     # --- slots -----------------------------------------------------------------------------------
     def _on_text_edited(self, text: str) -> None:
-        stripped, password = split_password(text)
-        if password:
-            edit = self.combo.lineEdit()
-            edit.setText(stripped)
-            self.password.setText(password)
+        stripped = self._split_off(text)
+        if stripped != text.strip():
+            self.combo.lineEdit().setText(stripped)
             self.password.setFocus(Qt.FocusReason.OtherFocusReason)
         self._update_password_visibility()
 
