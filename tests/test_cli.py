@@ -355,6 +355,32 @@ def test_save_video_never_overwrites(tmp_path):
     assert video.read_bytes() == b"yesterday's recording"
 
 
+FOREIGN_OUTPUTS = {  # name: (flags, the error's fragment); {csv} is yesterday's CSV log, {clip} the source
+    "--events yesterday's CSV": (["--events", "{csv}"], "is not a JSON-lines event log"),
+    "--events the source clip": (["--source", "{clip}", "--events", "{clip}"], "is the source being watched"),
+    "--log the source clip": (["--source", "{clip}", "--log", "{clip}"], "is the source being watched"),
+    "--save-video the source clip": (["--source", "{clip}", "--save-video", "{clip}"], "is the source being watched"),
+    "--log an event log": (["--log", "{jsonl}"], "exists with a different header"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FOREIGN_OUTPUTS))
+def test_outputs_are_never_appended_to_a_file_of_another_kind(case, tmp_path):
+    """Regression: ``--events counts.csv`` (yesterday's CSV) or ``--events clip.mp4`` (the source
+    itself) got JSON lines appended, exit 0."""
+    files = {"csv": tmp_path / "counts.csv", "clip": tmp_path / "clip.mp4", "jsonl": tmp_path / "events.jsonl"}
+    files["csv"].write_text(",".join(CSV_COLUMNS) + "\n")
+    files["clip"].write_bytes((REPO / "tests" / "fixtures" / "clip_320x240.mp4").read_bytes())
+    files["jsonl"].write_text('{"kind":"person_seen"}\n')
+    before = {name: path.read_bytes() for name, path in files.items()}
+    flags, fragment = FOREIGN_OUTPUTS[case]
+    r = run_cli("--headless", "--model", TINY_MODEL, *(f.format(**files) for f in flags), timeout=30)
+    assert r.returncode == 2
+    assert_one_line_error(r.stderr, fragment)
+    assert {name: path.read_bytes() for name, path in files.items()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in files.values())
+
+
 @pytest.mark.parametrize("sig,after_s", [(signal.SIGINT, 0.2), (signal.SIGTERM, 0.5), (signal.SIGTERM, 1.0)])
 def test_a_signal_during_start_up_is_a_clean_exit_0(sig, after_s, tmp_path):
     """Regression: SIGINT in the first ~0.2 s printed a traceback, SIGTERM in the first ~0.5 s exited 143."""

@@ -157,6 +157,43 @@ def test_event_jsonl_unwritable(tmp_path):
         EventJsonl(tmp_path)
 
 
+def test_event_log_is_never_appended_to_a_file_that_is_not_one(tmp_path):
+    """Regression: ``--events counts.csv`` (yesterday's CSV) or ``--events clip.mp4`` got JSON appended."""
+    csv_log = tmp_path / "counts.csv"
+    csv_log.write_text(",".join(CSV_COLUMNS) + "\n")
+    video = tmp_path / "clip.mp4"
+    video.write_bytes((Path(__file__).parent / "fixtures" / "clip_320x240.mp4").read_bytes())
+    for path in (csv_log, video):
+        before = path.read_bytes()
+        with pytest.raises(MaskwatchError, match="is not a JSON-lines event log") as e:
+            EventJsonl(path)
+        assert str(path) in str(e.value) and "\n" not in str(e.value)
+        assert path.read_bytes() == before
+    torn = tmp_path / "torn.jsonl"
+    torn.write_text('{"kind":"person_se')  # a crash in the very first record: still ours
+    with EventJsonl(torn) as sink:
+        sink.write(event())
+    assert json.loads(torn.read_text().splitlines()[1])["track_id"] == 5
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with EventJsonl(empty) as sink:
+        sink.write(event())
+    assert len(empty.read_text().splitlines()) == 1
+
+
+def test_an_output_that_is_the_source_is_refused(tmp_path):
+    from maskwatch.config import Config
+    from maskwatch.sinks import check_sinks_config
+
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"the video being watched")
+    for outputs, name in ((dict(events=clip), "events"), (dict(log=tmp_path / "." / "clip.mp4"), "log")):
+        with pytest.raises(MaskwatchError, match=f"^{name} .*clip.mp4 is the source being watched"):
+            check_sinks_config(Config(source=str(clip), **outputs))
+    check_sinks_config(Config(source="0", events=tmp_path / "0"))  # a webcam index is not the file "0"
+    assert clip.read_bytes() == b"the video being watched"
+
+
 def frame_and_faces():
     img = np.full((240, 320, 3), 60, np.uint8)
     faces = Faces(xyxy=np.array([[100, 60, 160, 140], [200, 60, 260, 140]], np.float32),
@@ -283,6 +320,29 @@ def test_sinks_from_config_in_order_and_closed_if_one_fails(tmp_path):
     with pytest.raises(MaskwatchError, match="different header"):
         sinks_from_config(Config(log=tmp_path / "bad.csv", events=tmp_path / "e2.jsonl"))
     assert not (tmp_path / "e2.jsonl").exists()  # the log is opened first: nothing else was
+
+
+def test_an_output_that_cannot_be_written_leaves_no_other_file(tmp_path, monkeypatch):
+    """Regression: the CSV was opened first; snapshots (or events, video) failing then left a
+    header-only CSV although the error said nothing was written."""
+    from maskwatch.config import Config
+    from maskwatch.sinks import from_config, sinks_from_config
+
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where a folder should be")
+    config = Config(log=tmp_path / "new" / "counts.csv", events=tmp_path / "new" / "deeper" / "e.jsonl",
+                    snapshots=blocker / "snaps")
+    with pytest.raises(MaskwatchError, match="blocker is not a folder") as e:
+        sinks_from_config(config)  # refused before any file is opened
+    assert "\n" not in str(e.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker"]
+    # and if an output fails only when it is opened (the checks could not see it coming), what
+    # was opened before it is closed and the files and folders this start made are removed
+    monkeypatch.setattr(from_config, "check_sinks_config", lambda config: None)
+    with pytest.raises(MaskwatchError, match="cannot create snapshot folder"):
+        sinks_from_config(config)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker"]
+    assert blocker.read_text() == "a file where a folder should be"
 
 
 # -- video ----------------------------------------------------------------------------------------

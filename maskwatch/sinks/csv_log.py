@@ -35,6 +35,34 @@ CSV_COLUMNS: tuple[str, ...] = (
 """The interval log's header, in order."""
 
 
+def check_log_file(path: str | Path) -> tuple[str, bool] | None:
+    """(first line, ends with a newline) of an existing non-empty interval log at ``path``, ``None``
+    if it is missing or empty; one-line ``MaskwatchError`` if it is something else (another
+    header, a video, a directory), so rows are never appended to a file that is not ours."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise MaskwatchError(f"cannot read log {path}: {e.strerror or e}") from None
+    if path.is_dir():
+        raise MaskwatchError(f"cannot write log {path}: it is a directory")
+    if size == 0:
+        return None
+    try:
+        with open(path, "rb") as fh:
+            first = fh.readline(64 * 1024).decode("utf-8", "replace").rstrip("\r\n")
+            fh.seek(-1, os.SEEK_END)
+            ends_with_newline = fh.read(1) == b"\n"
+    except OSError as e:
+        raise MaskwatchError(f"cannot read log {path}: {e.strerror or e}") from None
+    header = ",".join(CSV_COLUMNS)
+    if first != header:
+        raise MaskwatchError(f"{path} exists with a different header; use another --log file (expected: {header})")
+    return first, ends_with_newline
+
+
 class IntervalCsvLog(AppendedFile):
     """The per-interval CSV log (one row per :class:`~maskwatch.results.IntervalSummary`).
 
@@ -49,10 +77,7 @@ class IntervalCsvLog(AppendedFile):
         self.fsync = fsync
         self.timespec = timespec
         header = ",".join(CSV_COLUMNS)
-        existing = self._read_existing()
-        if existing is not None and existing[0] != header:
-            raise MaskwatchError(
-                f"{self.path} exists with a different header; use another --log file (expected: {header})")
+        existing = check_log_file(self.path)
         self._fh = open_append(self.path, "log")
         self._writer = csv.writer(self._fh, lineterminator="\n")
         try:
@@ -64,27 +89,6 @@ class IntervalCsvLog(AppendedFile):
         except OSError as e:
             self.close()
             raise MaskwatchError(f"cannot write log {self.path}: {e.strerror or e}") from None
-
-    def _read_existing(self) -> tuple[str, bool] | None:
-        """(first line, ends with newline) of an existing non-empty file, ``None`` if new or empty."""
-        try:
-            size = self.path.stat().st_size
-        except FileNotFoundError:
-            return None
-        except OSError as e:
-            raise MaskwatchError(f"cannot read log {self.path}: {e.strerror or e}") from None
-        if self.path.is_dir():
-            raise MaskwatchError(f"cannot write log {self.path}: it is a directory")
-        if size == 0:
-            return None
-        try:
-            with open(self.path, "rb") as fh:
-                first = fh.readline().decode("utf-8", "replace").rstrip("\r\n")
-                fh.seek(-1, os.SEEK_END)
-                ends_with_newline = fh.read(1) == b"\n"
-        except OSError as e:
-            raise MaskwatchError(f"cannot read log {self.path}: {e.strerror or e}") from None
-        return first, ends_with_newline
 
     @staticmethod
     def row(summary: IntervalSummary, timespec: str = "seconds") -> list[str]:

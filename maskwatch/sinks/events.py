@@ -36,8 +36,56 @@ def event_record(event: Event) -> dict:
     }
 
 
+FIRST_LINE_LIMIT = 64 * 1024
+"""An events file's first line is one record (well under a kilobyte); a longer one is not ours."""
+
+
+def check_events_file(path: str | Path) -> bool:
+    """Whether appending to ``path`` needs a newline first (its last line is torn); one-line
+    ``MaskwatchError`` unless it is missing, empty or a JSON-lines log (first line a JSON object),
+    so events are never appended to yesterday's CSV or to the video being watched.
+
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "counts.csv"
+    >>> check_events_file(path)
+    False
+    >>> _ = path.write_text("start,end,frames\\n")
+    >>> check_events_file(path)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    maskwatch.errors.MaskwatchError: events file .../counts.csv exists and is not a JSON-lines event log (its first line is not a JSON object): use another --events file
+    """
+    path = Path(path)
+    try:
+        if path.is_dir():
+            raise MaskwatchError(f"cannot write events {path}: it is a directory")
+        with open(path, "rb") as fh:
+            head = fh.read(FIRST_LINE_LIMIT)
+            if not head:
+                return False
+            fh.seek(-1, os.SEEK_END)
+            needs_newline = fh.read(1) != b"\n"
+    except FileNotFoundError:
+        return False
+    except OSError as e:
+        raise MaskwatchError(f"cannot read events {path}: {e.strerror or e}") from None
+    first, newline, _ = head.partition(b"\n")
+    if not _is_json_object(first) and not (not newline and first.startswith(b'{"')):  # a torn first record is ours
+        raise MaskwatchError(f"events file {path} exists and is not a JSON-lines event log "
+                             "(its first line is not a JSON object): use another --events file")
+    return needs_newline
+
+
+def _is_json_object(line: bytes) -> bool:
+    try:
+        return isinstance(json.loads(line.decode("utf-8")), dict)
+    except ValueError:  # not UTF-8 (a video), not JSON (a CSV)
+        return False
+
+
 class EventJsonl(AppendedFile):
     """One JSON object per event line (see :func:`event_record`), appended and flushed per line.
+
+    An existing file is appended to only if it is an event log (:func:`check_events_file`).
 
     As a sink it writes every ``on_event``; :meth:`write_record` appends any other record (alerts).
     """
@@ -45,18 +93,7 @@ class EventJsonl(AppendedFile):
     def __init__(self, path: str | Path, fsync: bool = False):
         self.path = Path(path)
         self.fsync = fsync
-        if self.path.is_dir():
-            raise MaskwatchError(f"cannot write events {self.path}: it is a directory")
-        needs_newline = False
-        try:
-            if self.path.stat().st_size > 0:
-                with open(self.path, "rb") as fh:
-                    fh.seek(-1, os.SEEK_END)
-                    needs_newline = fh.read(1) != b"\n"
-        except FileNotFoundError:
-            pass
-        except OSError as e:
-            raise MaskwatchError(f"cannot read events {self.path}: {e.strerror or e}") from None
+        needs_newline = check_events_file(self.path)
         self._fh = open_append(self.path, "events")
         if needs_newline:
             self._fh.write("\n")
