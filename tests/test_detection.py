@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -253,6 +254,32 @@ def test_truncated_model_file(tmp_path, mode, name):
     with pytest.raises(MaskwatchError) as e:
         FaceDetector(mode, model_dir=tmp_path)
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("mode", DETECTOR_MODES)
+def test_unreadable_model_file_is_one_line_naming_it(tmp_path, mode, monkeypatch):
+    """Regression: a model that cannot be read (a folder in its place, no read permission) gave
+    "unexpected PermissionError ..." and exit 1 instead of one line naming the file."""
+    names = (SHORT_RANGE_MODEL, FULL_RANGE_MODEL, RETINA_MODEL)
+    for name in names:
+        (tmp_path / name).mkdir()
+    with pytest.raises(MaskwatchError, match=rf"^face detection model {tmp_path}/\S+ is a directory, not a model file$"):
+        FaceDetector(mode, model_dir=tmp_path)
+    for name in names:
+        (tmp_path / name).rmdir()
+        (tmp_path / name).write_bytes(b"x" * 64)
+        (tmp_path / name).chmod(0)
+    if os.geteuid() == 0:  # root (CI) reads a mode-0 file: make the read fail as it does for anyone else
+        real_read_bytes = Path.read_bytes
+
+        def denying_read_bytes(self):
+            if self.parent == tmp_path:
+                raise PermissionError(13, "Permission denied", str(self))
+            return real_read_bytes(self)
+
+        monkeypatch.setattr(Path, "read_bytes", denying_read_bytes)
+    with pytest.raises(MaskwatchError, match=rf"^cannot read face detection model {tmp_path}/\S+: permission denied$"):
+        FaceDetector(mode, model_dir=tmp_path)
 
 
 def test_tile_grid_covers_the_image():

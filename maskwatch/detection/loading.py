@@ -12,14 +12,31 @@ from maskwatch.paths import models_dir
 def model_path(model_dir: Path | None, filename: str) -> Path:
     """``model_dir / filename`` (``model_dir`` unset: the shipped ``models/``); a one-line error when it is missing."""
     path = Path(model_dir or models_dir()) / filename
+    if path.is_dir():
+        raise MaskwatchError(f"face detection model {path} is a directory, not a model file")
     if not path.is_file():
         raise MaskwatchError(f"face detection model not found: {path} (ship models/{filename} or set MASKWATCH_MODELS)")
     return path
 
 
+def read_model(path: Path) -> bytes:
+    """The bytes of a model file; a one-line error naming it when it cannot be read (permissions,
+    a directory, an I/O error).
+
+    >>> read_model(Path("/"))
+    Traceback (most recent call last):
+    ...
+    maskwatch.errors.MaskwatchError: cannot read face detection model /: is a directory
+    """
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise MaskwatchError(f"cannot read face detection model {path}: {(e.strerror or str(e)).lower()}") from None
+
+
 def read_tflite(path: Path) -> bytes:
-    """The bytes of a TFLite model; a one-line error when the file is not one (corrupt, wrong file)."""
-    data = path.read_bytes()
+    """The bytes of a TFLite model; a one-line error when the file is not one (corrupt, wrong file) or cannot be read."""
+    data = read_model(path)
     # A TFLite flatbuffer carries the file identifier "TFL3" at bytes 4..8.
     if len(data) < 8 or data[4:8] != b"TFL3":
         raise MaskwatchError(f"face detection model {path} is not a TFLite model (corrupt or wrong file)")

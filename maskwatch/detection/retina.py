@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from maskwatch.boxes import calibrate_boxes, clipped_faces
-from maskwatch.detection.loading import default_threads, first_line, model_path
+from maskwatch.detection.loading import default_threads, first_line, model_path, read_model
 from maskwatch.detection.options import RetinaOptions
 from maskwatch.errors import MaskwatchError
 from maskwatch.faces import Faces
@@ -51,7 +51,7 @@ class RetinaDetector:
     def __init__(self, options: RetinaOptions, min_score: float, model_dir: Path | None = None):
         self.options = options
         path = model_path(model_dir, RETINA_MODEL)
-        data = path.read_bytes()
+        data = read_model(path)
         self.path = path
         self._min_score, self._nms = min_score, options.nms_iou
         self._max_pixels, self._max_upscale = float(options.max_pixels), float(options.max_upscale)
