@@ -429,6 +429,8 @@ def _main(argv: list[str] | None, stop_signals: _StopSignals) -> int:
     else:
         parser, command = _main_parser(), None
     args = parser.parse_args(argv)
+    if command is None and not args.headless and args.save_video is not None:  # before the app starts
+        parser.error("--save-video is for --headless runs; in the desktop app use Record (Ctrl+R)")
     if command is None and args.headless:
         command = functools.partial(_run_headless, stop_signals=stop_signals)
     else:

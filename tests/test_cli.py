@@ -300,6 +300,15 @@ def test_no_display_for_the_desktop_app(monkeypatch):
     assert_one_line_error(r.stderr, "--headless")
 
 
+def test_save_video_without_headless_is_an_error_not_silently_dropped(monkeypatch, tmp_path):
+    """Regression: ``maskwatch --save-video x.mp4`` opened the desktop app and recorded nothing."""
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")  # a display: the app could start
+    r = run_cli("--model", TINY_MODEL, "--save-video", tmp_path / "x.mp4", timeout=30)
+    assert r.returncode == 2
+    assert_one_line_error(r.stderr, "--save-video is for --headless runs", "Record")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_unexpected_errors_are_one_line_and_exit_1(monkeypatch, capfd, known_faces_clip):
     import maskwatch.monitor
 

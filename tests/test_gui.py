@@ -304,13 +304,15 @@ def test_mailbox_keeps_only_the_newest_result_but_every_event():
     e1 = Event("label_decided", 1, 0.1, 1, "without_mask", 0.9, (10, 10, 40, 40))
     e2 = Event("person_seen", 2, 0.2, 2)
     assert box.put(_result(1, events=[e1])) is True  # the UI had nothing: notify
+    AlertSink(AlertPolicy(0.8), box.on_alert, thumbnail=person_thumbnail).on_result(_result(1, events=[e1]))
     assert box.put(_result(2, events=[e2])) is False  # not consumed yet: no second signal
     assert box.put(_result(3)) is False
     d = box.take()
     assert d.result.frame.index == 3  # the newest frame; 1 and 2 were dropped, not queued
     assert d.skipped == 2
     assert [e.kind for e in d.events] == ["label_decided", "person_seen"]  # no event lost
-    assert d.thumbnails[1].shape == (96, 96, 3)  # the person's face, cropped from frame 1
+    person = next(a for a in d.alerts if a.track_id == 1)
+    assert person.thumbnail.shape == (96, 96, 3)  # the person's face, cut once from frame 1 by the alert sink
     assert box.take() is None
     summary = IntervalSummary(0, 1, 3, 0, 0, {"with_mask": 0, "without_mask": 1, "mask_worn_incorrectly": 0}, 30, 0,
                               SourceState.LIVE)

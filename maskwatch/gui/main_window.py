@@ -379,9 +379,7 @@ class MainWindow(QMainWindow):
                 self.video.set_badge(text)
         for s in d.summaries:
             self.side.add_interval(s)
-        for alert in d.alerts:
-            if alert.thumbnail is None and alert.track_id is not None:
-                alert.thumbnail = d.thumbnails.get(alert.track_id)
+        for alert in d.alerts:  # a person's alert has its thumbnail (the alert sink cut it)
             self.side.alert_log.add(alert)
         self.delivered.emit()
 

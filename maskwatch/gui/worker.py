@@ -4,10 +4,10 @@ The monitor (the same one ``maskwatch --headless`` runs: pipeline + the sinks th
 CSV log, JSONL events, snapshots, video, alerts) runs in a plain Python thread. The UI is one more
 sink: a :class:`ResultMailbox` that keeps only the newest ``FrameResult``: if the UI has not
 consumed the previous result yet, that frame is *dropped* (counted), never queued, so a slow UI
-can't build a backlog or lag behind the camera. Events, interval summaries, alerts (raised by the
-same :class:`~maskwatch.sinks.alerts.AlertSink` that writes them to the JSONL log) and alert
-thumbnails of dropped frames are carried over to the next delivery, so no alert and no chart point
-is lost.
+can't build a backlog or lag behind the camera. Events, interval summaries and alerts (raised by
+the same :class:`~maskwatch.sinks.alerts.AlertSink` that writes them to the JSONL log; a person's
+alert carries the face thumbnail the alert sink cut from the deciding frame) of dropped frames are
+carried over to the next delivery, so no alert and no chart point is lost.
 
 The worker emits ``result_available`` only when the UI has taken the previous delivery, so at most
 one queued signal exists at any time.
@@ -49,17 +49,18 @@ class Delivery:
     result: FrameResult | None  # None when only a status update or a summary came
     events: list[Event] = field(default_factory=list)  # all events since the last delivery, in order
     summaries: list[IntervalSummary] = field(default_factory=list)  # intervals closed since then
-    thumbnails: dict[int, np.ndarray] = field(default_factory=dict)  # track id -> RGB face crop (ALERT_LABELS)
     skipped: int = 0  # results the UI never saw, since the worker started (cumulative)
     status: Stats | None = None  # newest status while the source delivers no frames (after ``result``)
-    alerts: list[Alert] = field(default_factory=list)  # raised since the last delivery, in order
+    alerts: list[Alert] = field(default_factory=list)  # raised since the last delivery, in order; a person's
+    # alert has its face thumbnail (the alert sink's ``thumbnail``, :func:`person_thumbnail` in the app)
 
 
 THUMBNAIL_SIZE = 96
 
 
 def person_thumbnail(image_bgr: np.ndarray, box) -> np.ndarray | None:
-    """The person's face as an RGB (96, 96, 3) square, cut by the classifier's own crop function.
+    """The person's face as an RGB (96, 96, 3) square, cut by the classifier's own crop function
+    (the desktop app's alert sink cuts each person alert's thumbnail with it, once).
 
     >>> person_thumbnail(np.zeros((100, 100, 3), np.uint8), (40, 40, 60, 60)).shape
     (96, 96, 3)
@@ -79,8 +80,7 @@ class ResultMailbox(BaseSink):
 
     It is the desktop app's sink: ``on_result`` (frames and status updates), ``on_interval`` and
     ``on_alert`` (an :class:`~maskwatch.sinks.alerts.AlertSink` listener) put, and call ``notify``
-    when the UI should take. Events are read from each result (with the frame they were decided
-    on, for the thumbnails), so ``on_event`` has nothing to do.
+    when the UI should take. Events are read from each result, so ``on_event`` has nothing to do.
     """
 
     def __init__(self, notify: Callable[[], None] | None = None) -> None:
@@ -88,7 +88,6 @@ class ResultMailbox(BaseSink):
         self._latest: FrameResult | None = None
         self._events: list[Event] = []
         self._summaries: list[IntervalSummary] = []
-        self._thumbnails: dict[int, np.ndarray] = {}
         self._alerts: list[Alert] = []
         self._status: Stats | None = None
         self._skipped = 0
@@ -114,19 +113,12 @@ class ResultMailbox(BaseSink):
         return notify
 
     def put(self, result: FrameResult) -> bool:
-        thumbs = {}
-        for e in result.events:  # crop now: the frame of a skipped result is gone later
-            if e.kind == "label_decided" and e.label in ALERT_LABELS:
-                crop = person_thumbnail(result.frame.image, e.box)
-                if crop is not None:
-                    thumbs[e.track_id] = crop
         with self._lock:
             if self._latest is not None:
                 self._skipped += 1
             self._latest = result
             self._status = None
             self._events.extend(result.events)
-            self._thumbnails.update(thumbs)
             return self._armed()
 
     def put_summary(self, summary: IntervalSummary) -> bool:
@@ -149,10 +141,9 @@ class ResultMailbox(BaseSink):
             self._notify = True
             if self._latest is None and self._status is None and not self._summaries and not self._alerts:
                 return None
-            delivery = Delivery(self._latest, self._events, self._summaries, self._thumbnails, self._skipped,
-                                self._status, self._alerts)
-            self._latest, self._status, self._events, self._summaries, self._thumbnails = None, None, [], [], {}
-            self._alerts = []
+            delivery = Delivery(self._latest, self._events, self._summaries, self._skipped, self._status,
+                                self._alerts)
+            self._latest, self._status, self._events, self._summaries, self._alerts = None, None, [], [], []
             return delivery
 
     @property
