@@ -24,25 +24,35 @@ def _qt6_dir() -> Path:
 
 
 def _gui_env(**extra) -> dict:
-    env = {k: v for k, v in cli_env().items() if not k.startswith("QT_")}
+    # no Qt variables, and not the developer's Wayland session: Qt would try its wayland plugin first
+    env = {k: v for k, v in cli_env().items() if not k.startswith("QT_") and k not in ("WAYLAND_DISPLAY", "XDG_SESSION_TYPE")}
     env.update(extra)
     return env
+
+
+def _broken_plugins(folder: Path, *, xcb: bool = True, wayland: bool = False) -> Path:
+    """A Qt plugin folder with real platform plugins whose first library is renamed to one no system
+    has (same length, so the ELF stays valid): Qt itself would abort with a core dump on them."""
+    platforms = folder / "plugins" / "platforms"
+    platforms.mkdir(parents=True)
+    for name, lib, broken in [("libqxcb.so", b"libxcb-cursor.so.0", b"libxcb-cursXr.so.0"),
+                              ("libqwayland.so", b"libwayland-client.so.0", b"libwayland-clienX.so.0")]:
+        if (name == "libqxcb.so" and xcb) or (name == "libqwayland.so" and wayland):
+            data = (_qt6_dir() / "plugins" / "platforms" / name).read_bytes()
+            assert lib in data
+            (platforms / name).write_bytes(data.replace(lib, broken))
+    (folder / "lib").symlink_to(_qt6_dir() / "lib")  # the plugins' RPATH is $ORIGIN/../../lib
+    return folder / "plugins"
 
 
 def test_missing_xcb_library_is_one_line_naming_the_package(tmp_path):
     # A real xcb plugin whose libxcb-cursor dependency is renamed to a library no system has
     # (same length, so the ELF stays valid): Qt itself would abort with a core dump on it.
-    real = _qt6_dir() / "plugins" / "platforms" / "libqxcb.so"
-    data = real.read_bytes()
-    assert b"libxcb-cursor.so.0" in data
-    platforms = tmp_path / "plugins" / "platforms"
-    platforms.mkdir(parents=True)
-    (platforms / "libqxcb.so").write_bytes(data.replace(b"libxcb-cursor.so.0", b"libxcb-cursXr.so.0"))
-    (tmp_path / "lib").symlink_to(_qt6_dir() / "lib")  # the plugin's RPATH is $ORIGIN/../../lib
+    plugins = _broken_plugins(tmp_path)
     r = subprocess.run(
         [sys.executable, "-m", "maskwatch.cli", "--model", str(TINY_MODEL)],
         capture_output=True, text=True, timeout=120, cwd=REPO,
-        env=_gui_env(DISPLAY=":93", QT_PLUGIN_PATH=str(tmp_path / "plugins")),  # searched before Qt's own
+        env=_gui_env(DISPLAY=":93", QT_PLUGIN_PATH=str(plugins)),  # searched before Qt's own
     )
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
@@ -50,6 +60,35 @@ def test_missing_xcb_library_is_one_line_naming_the_package(tmp_path):
     assert lines[0].startswith("maskwatch: error: the desktop app cannot start")
     assert "libxcb-cursXr.so.0" in lines[0] and "maskwatch --headless" in lines[0]
     assert "Traceback" not in r.stderr and "core dumped" not in r.stderr
+
+
+def test_a_wayland_session_is_not_refused_for_missing_xcb_libraries(tmp_path, monkeypatch):
+    """Regression: the check assumed xcb whenever DISPLAY was set, but Qt 6 tries its wayland
+    plugin first in a Wayland session (WAYLAND_DISPLAY or XDG_SESSION_TYPE=wayland), so a working
+    Wayland desktop without the xcb libraries was refused."""
+    from maskwatch.errors import MaskwatchError
+    from maskwatch.gui.qt_env import check_platform_libraries, qt_platform_names
+
+    for name in ("QT_QPA_PLATFORM", "QT_QPA_PLATFORM_PLUGIN_PATH", "WAYLAND_DISPLAY", "XDG_SESSION_TYPE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DISPLAY", ":93")
+    monkeypatch.setenv("QT_PLUGIN_PATH", str(_broken_plugins(tmp_path / "xcb")))  # Qt's own wayland plugin is fine
+    with pytest.raises(MaskwatchError, match="xcb platform plugin needs libxcb-cursXr.so.0"):
+        check_platform_libraries()  # an X11 session: xcb is all Qt tries
+    for session in ({"WAYLAND_DISPLAY": "wayland-0", "XDG_SESSION_TYPE": "wayland"}, {"XDG_SESSION_TYPE": "wayland"},
+                    {"WAYLAND_DISPLAY": "wayland-0"}):
+        for name, value in session.items():
+            monkeypatch.setenv(name, value)
+        assert qt_platform_names() == ["wayland", "xcb"]
+        check_platform_libraries()  # wayland loads: not refused
+        for name in session:
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_SESSION_TYPE", "wayland")
+    monkeypatch.setenv("QT_PLUGIN_PATH", str(_broken_plugins(tmp_path / "both", wayland=True)))
+    with pytest.raises(MaskwatchError, match="xcb platform plugin needs libxcb-cursXr.so.0"):
+        check_platform_libraries()  # neither loads: the fallback's packages are named
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    check_platform_libraries()
 
 
 def test_source_on_the_command_line_starts_monitoring_at_once(tmp_path):

@@ -126,23 +126,56 @@ def parse_ldd_missing(ldd_output: str) -> list[str]:
     return missing
 
 
+def qt_platform_names(environ=None) -> list[str]:
+    """The platform plugins Qt 6 tries, in order, until one loads (Linux).
+
+    Qt's own rule (``QGuiApplicationPrivate::createPlatformIntegration`` in qtbase,
+    ``qguiapplication.cpp``): ``QT_QPA_PLATFORM`` (a ``;``-separated list) when set; else
+    ``wayland`` first when ``WAYLAND_DISPLAY`` is set or ``XDG_SESSION_TYPE`` is ``wayland``, then
+    ``xcb`` (when ``DISPLAY`` is set, and as the build's default in any case).
+
+    >>> qt_platform_names({"QT_QPA_PLATFORM": "wayland;xcb"}), qt_platform_names({"DISPLAY": ":0"})
+    (['wayland', 'xcb'], ['xcb'])
+    >>> qt_platform_names({"DISPLAY": ":0", "WAYLAND_DISPLAY": "wayland-0", "XDG_SESSION_TYPE": "wayland"})
+    ['wayland', 'xcb']
+    >>> qt_platform_names({"DISPLAY": ":0", "XDG_SESSION_TYPE": "wayland"}), qt_platform_names({})
+    (['wayland', 'xcb'], ['xcb'])
+    """
+    environ = os.environ if environ is None else environ
+    explicit = [p.split(":")[0].strip() for p in environ.get("QT_QPA_PLATFORM", "").split(";")]
+    if any(explicit):
+        return [p for p in explicit if p]
+    wayland = bool(environ.get("WAYLAND_DISPLAY")) or environ.get("XDG_SESSION_TYPE") == "wayland"
+    return (["wayland"] if wayland else []) + ["xcb"]
+
+
 def qt_platform_name(environ=None) -> str:
-    """The platform plugin Qt will load: ``QT_QPA_PLATFORM``, else ``wayland`` or ``xcb``.
+    """The platform plugin Qt tries first (:func:`qt_platform_names`).
 
     >>> qt_platform_name({"QT_QPA_PLATFORM": "offscreen"}), qt_platform_name({"DISPLAY": ":0"})
     ('offscreen', 'xcb')
+    >>> qt_platform_name({"DISPLAY": ":0", "WAYLAND_DISPLAY": "wayland-0", "XDG_SESSION_TYPE": "wayland"})
+    'wayland'
     """
-    environ = os.environ if environ is None else environ
-    explicit = environ.get("QT_QPA_PLATFORM", "").split(";")[0].split(":")[0].strip()
-    if explicit:
-        return explicit
-    if environ.get("WAYLAND_DISPLAY") and not environ.get("DISPLAY"):
-        return "wayland"
-    return "xcb"
+    return qt_platform_names(environ)[0]
+
+
+def _platform_plugin(platform: str, plugin_dir: str | Path | None = None) -> Path | None:
+    """The file Qt loads for ``platform`` (``libq<platform>.so``), searched where Qt searches:
+    ``plugin_dir`` (default ``QT_QPA_PLATFORM_PLUGIN_PATH``), then ``QT_PLUGIN_PATH``'s
+    ``platforms`` folders, then Qt's own; ``None`` when there is none (or no PyQt6)."""
+    try:
+        from PyQt6.QtCore import QLibraryInfo
+    except ImportError:
+        return None
+    dirs = [Path(d) for d in str(plugin_dir or os.environ.get("QT_QPA_PLATFORM_PLUGIN_PATH", "")).split(os.pathsep) if d]
+    dirs += [Path(d) / "platforms" for d in os.environ.get("QT_PLUGIN_PATH", "").split(os.pathsep) if d]
+    dirs.append(Path(QLibraryInfo.path(QLibraryInfo.LibraryPath.PluginsPath)) / "platforms")
+    return next((d / f"libq{platform}.so" for d in dirs if (d / f"libq{platform}.so").is_file()), None)
 
 
 def missing_platform_libraries(platform: str | None = None, plugin_dir: str | Path | None = None) -> list[str]:
-    """Sonames the Qt platform plugin (default: the one Qt will load) needs but this system lacks.
+    """Sonames the Qt platform plugin (default: the one Qt tries first) needs but this system lacks.
 
     ``plugin_dir``: where Qt loads platform plugins from (default: ``QT_QPA_PLATFORM_PLUGIN_PATH``,
     then ``QT_PLUGIN_PATH``'s ``platforms`` folders, then Qt's own; call
@@ -157,15 +190,7 @@ def missing_platform_libraries(platform: str | None = None, plugin_dir: str | Pa
     platform = platform or qt_platform_name()
     if not sys.platform.startswith("linux") or shutil.which("ldd") is None:
         return []
-    try:
-        from PyQt6.QtCore import QLibraryInfo
-    except ImportError:
-        return []
-    # the order Qt searches: the platform plugin path, then QT_PLUGIN_PATH's folders, then its own
-    dirs = [Path(d) for d in str(plugin_dir or os.environ.get("QT_QPA_PLATFORM_PLUGIN_PATH", "")).split(os.pathsep) if d]
-    dirs += [Path(d) / "platforms" for d in os.environ.get("QT_PLUGIN_PATH", "").split(os.pathsep) if d]
-    dirs.append(Path(QLibraryInfo.path(QLibraryInfo.LibraryPath.PluginsPath)) / "platforms")
-    plugin = next((d / f"libq{platform}.so" for d in dirs if (d / f"libq{platform}.so").is_file()), None)
+    plugin = _platform_plugin(platform, plugin_dir)
     if plugin is None:
         return []
     try:
@@ -176,18 +201,33 @@ def missing_platform_libraries(platform: str | None = None, plugin_dir: str | Pa
 
 
 def check_platform_libraries() -> None:
-    """Raise a one-line ``MaskwatchError`` when the Qt platform plugin in use cannot load.
+    """Raise a one-line ``MaskwatchError`` when no platform plugin Qt would try can load.
 
     Call after :func:`prepare_qt_environment` and before the ``QApplication`` exists (Qt aborts
-    the process, core dump and all, when its platform plugin's libraries are missing).
+    the process, core dump and all, when no platform plugin loads). Qt tries the plugins of
+    :func:`qt_platform_names` in order: a Wayland session whose ``wayland`` plugin loads starts
+    even when the ``xcb`` plugin lacks its libraries. A plugin that is not installed is skipped,
+    as Qt does; when none can be checked (no ``ldd``, not Linux) nothing is refused.
     """
-    platform = qt_platform_name()
-    if platform in ("offscreen", "minimal"):
+    import sys
+
+    if not sys.platform.startswith("linux"):
         return
-    missing = missing_platform_libraries(platform)
-    if missing:
+    refused: list[tuple[str, list[str]]] = []
+    for platform in qt_platform_names():
+        if platform in ("offscreen", "minimal"):
+            return
+        if _platform_plugin(platform) is None:
+            continue  # not installed here: Qt goes on to the next
+        missing = missing_platform_libraries(platform)
+        if not missing:
+            return  # this one loads (or it cannot be told): Qt starts with it
+        refused.append((platform, missing))
+    if refused:
         from maskwatch.errors import MaskwatchError
 
+        # name the xcb plugin's packages when it is among them (the fallback everywhere; its packages are known)
+        platform, missing = next((r for r in refused if r[0] == "xcb"), refused[0])
         raise MaskwatchError(platform_libraries_error(missing, platform))
 
 
