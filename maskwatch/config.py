@@ -128,8 +128,9 @@ class Config:
         a detector mode given without a ``min_score`` brings that mode's default score
         (:meth:`DetectorConfig.with_mode`); a ``vote_window`` given without ``min_votes`` caps
         ``min_votes`` at the window (else a short window never decides a label); text for a path
-        field becomes a ``Path``. Unknown keys and non-table values for tables are one-line errors
-        (prefixed with ``where``); values are checked by :meth:`validate`, not here.
+        field becomes a ``Path``, with ``~`` expanded (``log = "~/c.csv"`` is in the home folder,
+        not in a folder named ``~``). Unknown keys and non-table values for tables are one-line
+        errors (prefixed with ``where``); values are checked by :meth:`validate`, not here.
 
         >>> c = Config().with_overrides({"tracker": {"vote_window": 5}}, detector={"mode": "dense"}, log="out.csv")
         >>> c.tracker.min_votes, c.detector.min_score, str(c.log)
@@ -226,8 +227,8 @@ def _apply(config: "Config", flat: dict):
             top[head] = value
     for name in _path_fields(config) & set(top):
         value = top[name]
-        if isinstance(value, (str, os.PathLike)):
-            top[name] = Path(value) if str(value) else None
+        if isinstance(value, (str, os.PathLike)):  # "~/counts.csv" is in the home folder, as in a shell
+            top[name] = Path(value).expanduser() if str(value) else None
     for head, changes in tables.items():
         current = getattr(config, head)
         if isinstance(current, DetectorConfig) and isinstance(changes.get("mode"), str):

@@ -221,6 +221,26 @@ def test_an_explicit_score_survives_a_saved_mode(tmp_path):
     assert settings.apply(flags("--detector", "short", "--min-score", "0.3")).detector.min_score == 0.3
 
 
+def test_a_tilde_in_a_path_is_the_home_folder(tmp_path, monkeypatch):
+    """Regression: ``log = "~/c.csv"`` wrote ./~/c.csv (the sinks' same-file check expanded it)."""
+    from PyQt6.QtCore import QSettings
+
+    from maskwatch.cli import _main_parser, build_config
+    from maskwatch.gui.settings import GuiSettings
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    toml = write(tmp_path, 'log = "~/c.csv"\nevents = "~/e.jsonl"\nsnapshots = "~/snaps"\nsave_video = "~/v.mp4"\n'
+                           'model = "~/m.tflite"\n')
+    config = Config.from_toml(toml)
+    assert (config.log, config.events, config.snapshots, config.save_video, config.model) == (
+        tmp_path / "c.csv", tmp_path / "e.jsonl", tmp_path / "snaps", tmp_path / "v.mp4", tmp_path / "m.tflite")
+    flags = build_config(_main_parser().parse_args(["--log=~/flag.csv", "--snapshots", "~/s", "--model", "~/m.tflite"]))
+    assert (flags.log, flags.snapshots, flags.model) == (tmp_path / "flag.csv", tmp_path / "s", tmp_path / "m.tflite")
+    settings = GuiSettings(QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat))
+    settings.q.setValue("output/log", "~/gui.csv")
+    assert settings.apply(Config()).log == tmp_path / "gui.csv"
+
+
 def test_the_pipeline_checks_the_config_it_is_given():
     from maskwatch.pipeline import Pipeline
 
