@@ -329,7 +329,8 @@ def test_stop_during_an_outage_keeps_the_partial_interval_of_the_outage(tmp_path
     assert not runner.is_alive()
     last = rows[-1]
     assert last.frames == 0 and last.source_state == SourceState.RECONNECTING
-    assert last.start == rows[-2].end and 0 < last.end - last.start < 0.3
-    assert abs(last.end - stopped_at) < 0.2  # the row reaches the moment of the stop
+    assert last.start == rows[-2].end and 0 < last.end - last.start <= 0.3 + 1e-6  # a partial interval
+    # the row reaches the moment of the stop (loose: a loaded machine may run the stop late)
+    assert abs(last.end - stopped_at) < 1.0 and last.end <= time.time()
     table = list(csv.DictReader(log.open()))
     assert len(table) == len(rows) and table[-1]["source_state"] == "reconnecting"
