@@ -23,10 +23,11 @@ from maskwatch.paths import demo_clip, models_dir
 @dataclass
 class SourceConfig:
     realtime: bool = False  # files: pace to the file's fps
+    # the times below are at least 0.1 s (Config.validate says why)
     open_timeout_s: float = 10.0  # network: give up one open attempt after this
     read_timeout_s: float = 5.0  # network: a read that blocks longer is a failure
     stall_timeout_s: float = 5.0  # network: no new frame for this long -> reconnect
-    backoff_initial_s: float = 0.5
+    backoff_initial_s: float = 0.5  # the first wait before a reconnect, doubled up to backoff_max_s
     backoff_max_s: float = 30.0
     max_reconnects: int | None = None  # None = forever
 
@@ -77,7 +78,7 @@ class TrackerConfig:
 class Config:
     source: str = field(default_factory=lambda: str(demo_clip()))
     model: Path = field(default_factory=lambda: models_dir() / "mask_classifier.tflite")
-    interval_s: float = 60.0
+    interval_s: float = 60.0  # at least 0.001 s: rows are stamped to the millisecond
     log: Path | None = None  # CSV of interval summaries
     events: Path | None = None  # JSONL of events
     snapshots: Path | None = None  # folder; off when None
@@ -152,10 +153,10 @@ class Config:
         be finite, and the detector's options are checked by the detector registry without
         loading a model.
 
-        >>> Config().with_overrides(sources={"backoff_max_s": -1}).validate("config file site.toml")
+        >>> Config().with_overrides(sources={"backoff_max_s": 0.0001}).validate("config file site.toml")
         Traceback (most recent call last):
         ...
-        maskwatch.errors.MaskwatchError: config file site.toml: sources.backoff_max_s must be a number > 0, got -1
+        maskwatch.errors.MaskwatchError: config file site.toml: sources.backoff_max_s must be a number >= 0.1 (seconds; a shorter wait retries an unreachable camera many times a second), got 0.0001
         """
         for name, value, rule in _fields_and_rules(self):
             problem = rule(value)
@@ -252,11 +253,12 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _number(*, gt: float | None = None, ge: float | None = None, le: float | None = None):
+def _number(*, gt: float | None = None, ge: float | None = None, le: float | None = None, why: str = ""):
     if ge is not None and le is not None:
         wanted = f"must be a number between {ge:g} and {le:g}"
     else:
         wanted = f"must be a number > {gt:g}" if gt is not None else f"must be a number >= {ge:g}"
+    wanted += f" ({why})" if why else ""
 
     def check(value) -> str | None:
         ok = _is_number(value) and (gt is None or value > gt) and (ge is None or value >= ge) and (le is None or value <= le)
@@ -309,17 +311,24 @@ def _table(value) -> str | None:
     return None if isinstance(value, Mapping) else "must be a table"
 
 
+# Floors, in seconds: interval rows are stamped to the millisecond (maskwatch.sinks.timestamps), so a
+# shorter interval has no time of its own; a network timeout under 0.1 s fails on a healthy camera
+# (a frame takes tens of ms to come) and turns into reconnects; a reconnect wait under 0.1 s retries
+# an unreachable camera many times a second.
+_TIMEOUT = "seconds; a shorter one fails on a healthy camera and turns into reconnects"
+_BACKOFF = "seconds; a shorter wait retries an unreachable camera many times a second"
+
 _RULES = {
     "source": _source,
     "model": _path(optional=False),
-    "interval_s": _number(gt=0),
+    "interval_s": _number(ge=0.001, why="seconds; interval start times are written to the millisecond"),
     "alert_compliance_below": _number(ge=0, le=1),
     "sources.realtime": _boolean,
-    "sources.open_timeout_s": _number(gt=0),
-    "sources.read_timeout_s": _number(gt=0),
-    "sources.stall_timeout_s": _number(gt=0),
-    "sources.backoff_initial_s": _number(gt=0),
-    "sources.backoff_max_s": _number(gt=0),
+    "sources.open_timeout_s": _number(ge=0.1, why=_TIMEOUT),
+    "sources.read_timeout_s": _number(ge=0.1, why=_TIMEOUT),
+    "sources.stall_timeout_s": _number(ge=0.1, why=_TIMEOUT),
+    "sources.backoff_initial_s": _number(ge=0.1, why=_BACKOFF),
+    "sources.backoff_max_s": _number(ge=0.1, why=_BACKOFF),
     "sources.max_reconnects": _integer(0, optional="retry forever"),
     "detector.mode": _detector_mode,
     "detector.min_score": _number(ge=0, le=1),

@@ -39,15 +39,15 @@ def test_every_field_has_a_check():
 
 BAD_VALUES = {
     # the issue's own examples
-    "sources backoff": ("[sources]\nbackoff_max_s = -1\n", "sources.backoff_max_s must be a number > 0, got -1"),
+    "sources backoff": ("[sources]\nbackoff_max_s = -1\n", "sources.backoff_max_s must be a number >= 0.1 (seconds; a shorter wait retries an unreachable camera many times a second), got -1"),
     "sources reconnects text": ('[sources]\nmax_reconnects = "x"\n',
                                 "sources.max_reconnects must be an integer >= 0 (or left out: retry forever), got 'x'"),
     "log number": ("log = 5\n", "log must be a path (a non-empty string), or empty for none, got 5"),
     # the rest of [sources]
-    "open timeout zero": ("[sources]\nopen_timeout_s = 0\n", "sources.open_timeout_s must be a number > 0, got 0"),
-    "read timeout text": ('[sources]\nread_timeout_s = "5"\n', "sources.read_timeout_s must be a number > 0, got '5'"),
-    "stall timeout nan": ("[sources]\nstall_timeout_s = nan\n", "sources.stall_timeout_s must be a number > 0, got nan"),
-    "backoff inf": ("[sources]\nbackoff_initial_s = inf\n", "sources.backoff_initial_s must be a number > 0, got inf"),
+    "open timeout zero": ("[sources]\nopen_timeout_s = 0\n", "sources.open_timeout_s must be a number >= 0.1 (seconds; a shorter one fails on a healthy camera and turns into reconnects), got 0"),
+    "read timeout text": ('[sources]\nread_timeout_s = "5"\n', "sources.read_timeout_s must be a number >= 0.1 (seconds; a shorter one fails on a healthy camera and turns into reconnects), got '5'"),
+    "stall timeout nan": ("[sources]\nstall_timeout_s = nan\n", "sources.stall_timeout_s must be a number >= 0.1 (seconds; a shorter one fails on a healthy camera and turns into reconnects), got nan"),
+    "backoff inf": ("[sources]\nbackoff_initial_s = inf\n", "sources.backoff_initial_s must be a number >= 0.1 (seconds; a shorter wait retries an unreachable camera many times a second), got inf"),
     "backoff order": ("[sources]\nbackoff_initial_s = 10\nbackoff_max_s = 2\n",
                       "sources.backoff_initial_s must be <= sources.backoff_max_s (2), got 10"),
     "reconnects negative": ("[sources]\nmax_reconnects = -1\n", "sources.max_reconnects must be an integer >= 0"),
@@ -55,12 +55,12 @@ BAD_VALUES = {
     "sources not a table": ("sources = 5\n", "config key sources must be a table, got 5"),
     "unknown sources key": ("[sources]\nbackof_max_s = 1\n", "unknown config key sources.backof_max_s"),
     # bool is not a number
-    "interval bool": ("interval_s = true\n", "interval_s must be a number > 0, got True"),
+    "interval bool": ("interval_s = true\n", "interval_s must be a number >= 0.001 (seconds; interval start times are written to the millisecond), got True"),
     "score bool": ("[detector]\nmin_score = true\n", "detector.min_score must be a number between 0 and 1, got True"),
     "window bool": ("[tracker]\nvote_window = true\n", "tracker.vote_window must be an integer >= 1, got True"),
     "reconnects bool": ("[sources]\nmax_reconnects = false\n", "sources.max_reconnects must be an integer >= 0"),
     # top level
-    "interval negative": ("interval_s = -3\n", "interval_s must be a number > 0, got -3"),
+    "interval negative": ("interval_s = -3\n", "interval_s must be a number >= 0.001 (seconds; interval start times are written to the millisecond), got -3"),
     "alert threshold": ("alert_compliance_below = 1.5\n", "alert_compliance_below must be a number between 0 and 1, got 1.5"),
     "model empty": ('model = ""\n', "model must be a path (a non-empty string), got None"),
     "model number": ("model = 3\n", "model must be a path (a non-empty string), got 3"),
@@ -87,6 +87,18 @@ def test_bad_toml_values_are_one_line_naming_file_and_field(case, tmp_path):
     message = load_error(tmp_path, text)
     assert message.startswith("config file site.toml: ") or message.startswith("config file site.toml ")
     assert expected in message
+
+
+@pytest.mark.parametrize("field, floor", [
+    ("sources.backoff_initial_s", 0.1), ("sources.backoff_max_s", 0.1), ("sources.open_timeout_s", 0.1),
+    ("sources.read_timeout_s", 0.1), ("sources.stall_timeout_s", 0.1), ("interval_s", 0.001),
+])
+def test_times_have_floors(field, floor):
+    """Regression: ``backoff_initial_s = backoff_max_s = 0.0001`` passed the "> 0" check and gave
+    thousands of reconnects a second; a tiny interval has no millisecond timestamp of its own."""
+    with pytest.raises(MaskwatchError, match=rf"^{field} must be a number >= {floor:g} \(seconds; .+\), got 0.0001$"):
+        Config.load(overrides={field: 0.0001})
+    Config.load(overrides={field: floor, "sources.backoff_initial_s": 0.1})  # the floor itself is fine
 
 
 def test_config_file_that_is_not_a_file(tmp_path):
@@ -151,7 +163,7 @@ def test_cli_build_config_validates_and_names_the_file(tmp_path, capfd):
     toml = write(tmp_path, "[sources]\nbackoff_max_s = -1\n")
     assert main(["--headless", "--config", str(toml)]) == 2
     err = capfd.readouterr().err.strip().splitlines()
-    assert err == [f"maskwatch: error: config file {toml}: sources.backoff_max_s must be a number > 0, got -1"]
+    assert err == [f"maskwatch: error: config file {toml}: sources.backoff_max_s must be a number >= 0.1 (seconds; a shorter wait retries an unreachable camera many times a second), got -1"]
     assert main(["--headless", "--config", str(tmp_path)]) == 2
     err = capfd.readouterr().err.strip().splitlines()
     assert err == [f"maskwatch: error: config file {tmp_path} is a directory, not a TOML file"]
@@ -165,7 +177,7 @@ def test_gui_entry_point_validates_too(tmp_path, capfd):
     assert capfd.readouterr().err.strip().splitlines() == [
         f"maskwatch: error: config file {toml}: log must be a path (a non-empty string), or empty for none, got 5"]
     assert main(["--interval", "0"]) == 2
-    assert "interval_s must be a number > 0, got 0.0" in capfd.readouterr().err
+    assert "interval_s must be a number >= 0.001 (seconds; interval start times are written to the millisecond), got 0.0" in capfd.readouterr().err
     assert main(["--detector", "yolo"]) == 2
     assert "detector.mode must be one of" in capfd.readouterr().err
     assert main(["rtsp://admin:hunter22@cam:99999/x", "--detector", "yolo"]) == 2
@@ -245,5 +257,5 @@ def test_the_pipeline_checks_the_config_it_is_given():
     from maskwatch.pipeline import Pipeline
 
     config = dataclasses.replace(Config(), sources=SourceConfig(backoff_max_s=True))
-    with pytest.raises(MaskwatchError, match=r"^sources.backoff_max_s must be a number > 0, got True$"):
+    with pytest.raises(MaskwatchError, match=r"^sources.backoff_max_s must be a number >= 0.1 \(seconds; .*\), got True$"):
         Pipeline(config)

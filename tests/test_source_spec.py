@@ -273,7 +273,7 @@ def test_display_path_never_fails_to_print():
 # -- the real error paths --------------------------------------------------------------------------
 
 
-FAST = SourceConfig(open_timeout_s=1.0, read_timeout_s=0.5, stall_timeout_s=0.5, backoff_initial_s=0.05,
+FAST = SourceConfig(open_timeout_s=1.0, read_timeout_s=0.5, stall_timeout_s=0.5, backoff_initial_s=0.1,
                     backoff_max_s=0.1, max_reconnects=1)
 
 
