@@ -26,6 +26,7 @@ import numpy as np
 from maskwatch.config import Config
 from maskwatch.errors import MaskwatchError
 from maskwatch.pipeline import STAGES, Pipeline
+from maskwatch.sources.spec import display_path, redact
 
 
 def peak_rss_mb() -> float:
@@ -96,17 +97,22 @@ def run(config: Config, frames: int | None = None, warmup: int = 5, pipeline: Pi
     if t_start is None:  # warmup == 0
         t_start = t_end - sum(times["total"]) / 1000.0
     wall = max(t_end - t_start, 1e-9)
-    detector = pipeline.detector
+    from maskwatch.classification import MaskClassifier  # loaded by the pipeline already
+
     return {
-        "source": getattr(pipeline.source, "name", str(config.source)),
-        "source_kind": getattr(pipeline.source, "kind", None),
+        # the source is a stages.FrameSource: its name is redacted by contract, and once more here
+        # (a test double or a new source may not), so a camera password never reaches a report
+        "source": redact(pipeline.source.name),
+        "source_kind": pipeline.source.kind,
         "resolution": resolution,
         "frames": measured,
         "warmup_frames": warmup,
-        "detector": getattr(detector, "mode", config.detector.mode),
+        # the stages' protocols say nothing of modes or model files: the config the pipeline was
+        # built from (and checked) does; a classifier that is not the shipped kind has no version
+        "detector": pipeline.config.detector.mode,
         "detect_every": pipeline.every_n,
-        "classifier": {"path": str(getattr(pipeline.classifier, "model_path", config.model)),
-                       "version": getattr(pipeline.classifier, "version", None)},
+        "classifier": {"path": display_path(pipeline.config.model),
+                       "version": pipeline.classifier.version if isinstance(pipeline.classifier, MaskClassifier) else None},
         "stage_ms": {k: _summary(v) for k, v in times.items()},
         "fps": round(measured / wall, 2),
         "wall_s": round(wall, 3),
