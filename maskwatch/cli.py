@@ -38,8 +38,8 @@ from pathlib import Path
 
 from maskwatch import LABELS, __version__
 from maskwatch.errors import MaskwatchError
-from maskwatch.mediapipe_import import import_mediapipe_without_tensorflow  # noqa: F401 - also used by benchmarks
-from maskwatch.sinks.console import format_summary, format_totals  # noqa: F401 - the console sink's; kept importable here
+from maskwatch.mediapipe_import import import_mediapipe_without_tensorflow
+from maskwatch.sinks.console import format_totals
 
 PROG = "maskwatch"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")

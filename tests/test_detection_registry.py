@@ -33,8 +33,8 @@ def test_every_table_of_modes_is_the_registry():
     assert tuple(MODE_MIN_SCORE) == BUILT_IN
     assert dict(MODE_MIN_SCORE) == {"retina": 0.7, "short": 0.5, "full": 0.5, "dense": 0.6, "tiled": 0.6}
     assert detection.DEFAULT_MODE == "retina" == DetectorConfig().mode
-    assert detection.MODE_OPTIONS["retina"] == {"max_pixels": 960 * 540, "max_upscale": 3.0, "nms_iou": 0.4, "num_threads": None, "calibrate": True}
-    assert list(detection.MODE_OPTIONS["tiled"]) == ["tile", "overlap", "max_tiles", "nms_iou", "num_threads", "whole", "min_eye_mouth"]
+    assert registry.mode_options()["retina"] == {"max_pixels": 960 * 540, "max_upscale": 3.0, "nms_iou": 0.4, "num_threads": None, "calibrate": True}
+    assert list(registry.mode_options()["tiled"]) == ["tile", "overlap", "max_tiles", "nms_iou", "num_threads", "whole", "min_eye_mouth"]
     for mode in BUILT_IN:
         opts = registry.get(mode).options
         assert opts.mode == mode and opts.help and "\n" not in opts.help
@@ -54,7 +54,7 @@ LIGHT_CHECK = """
 import sys
 import maskwatch.config
 from maskwatch.config import DetectorConfig, MODE_MIN_SCORE
-from maskwatch.detection import DETECTOR_MODES, validate_mode_options, check_mode_options
+from maskwatch.detection import DETECTOR_MODES, validate_mode_options
 from maskwatch.cli import _main_parser
 _main_parser()  # the --detector choices and help
 assert DetectorConfig().with_mode("dense").min_score == 0.6 and len(MODE_MIN_SCORE) == len(DETECTOR_MODES)
@@ -95,7 +95,7 @@ def test_config_cli_and_option_checks_load_no_model_runtime():
     ],
 )
 def test_bad_option_values_are_one_line_errors_naming_the_option(mode, options, fragment):
-    for check in (validate_mode_options, detection.check_mode_options, lambda m, o: FaceDetector(m, **o)):
+    for check in (validate_mode_options, lambda m, o: FaceDetector(m, **o)):
         with pytest.raises(MaskwatchError) as e:
             check(mode, options)
         message = str(e.value)
@@ -167,9 +167,9 @@ def fake_mode():
 def test_a_registered_back_end_is_built_through_the_config_path(fake_mode):
     assert isinstance(FakeDetector(FakeOptions(), 0.5, None), detection.Detector)  # the protocol, structurally
     assert fake_mode in detection.DETECTOR_MODES and MODE_MIN_SCORE[fake_mode] == 0.42
-    assert detection.MODE_OPTIONS[fake_mode] == {"faces": 1}
+    assert registry.mode_options()[fake_mode] == {"faces": 1}
 
-    config = Config().updated({"detector": {"mode": "fake", "options": {"faces": 3}}})
+    config = Config().with_overrides({"detector": {"mode": "fake", "options": {"faces": 3}}})
     assert config.detector.min_score == 0.42  # the mode's own default
     closed = FakeDetector.closed
     with FaceDetector.from_config(config.detector) as det:
@@ -179,7 +179,7 @@ def test_a_registered_back_end_is_built_through_the_config_path(fake_mode):
     assert FakeDetector.closed == closed + 1
 
     with pytest.raises(MaskwatchError, match="face detector mode 'fake' option faces must be an integer >= 0, got -1"):
-        FaceDetector.from_config(Config().updated({"detector": {"mode": "fake", "options": {"faces": -1}}}).detector)
+        FaceDetector.from_config(Config().with_overrides({"detector": {"mode": "fake", "options": {"faces": -1}}}).detector)
 
 
 def test_a_registered_back_end_shows_in_the_cli(fake_mode, tmp_path):

@@ -21,7 +21,6 @@ from maskwatch.config import Config, SourceConfig
 from maskwatch.errors import MaskwatchError
 from maskwatch.faces import Faces
 from maskwatch.frames import SourceState
-from maskwatch.gui.source_spec import split_password as gui_split_password
 from maskwatch.sources import open_source
 from maskwatch.sources.spec import (
     SECRET_KEYS,
@@ -255,8 +254,7 @@ def test_one_password_goes_to_the_userinfo_when_there_is_a_user_name():
     assert with_credentials("clip.mp4", Credentials("pw")) == "clip.mp4"
 
 
-def test_gui_helpers_are_the_spec_ones():
-    assert gui_split_password is split_password
+def test_the_password_field_helpers():
     assert is_network_url("rtsp://x") and not is_network_url("0") and not is_network_url("ftp://x")
     assert strip_password("http://u:p@cam/x?pwd=q") == "http://u@cam/x?pwd="
     assert with_password("0", "pw") == "0" and with_password("rtsp://cam/x", "") == "rtsp://cam/x"

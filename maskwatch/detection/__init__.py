@@ -37,7 +37,6 @@ import importlib
 from maskwatch.detection.base import Detector, DetectorOptions, option
 from maskwatch.detection.registry import (
     DEFAULT_MODE,
-    check_mode_options,
     default_min_score,
     register,
     unregister,
@@ -60,10 +59,8 @@ _LAZY = {
 __all__ = [
     "DEFAULT_MODE",
     "DETECTOR_MODES",
-    "MODE_OPTIONS",
     "Detector",
     "DetectorOptions",
-    "check_mode_options",
     "default_min_score",
     "option",
     "register",
@@ -74,13 +71,12 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    # The mode tables are read from the registry on each access, so a mode registered later shows.
+    # The mode list is read from the registry on each access, so a mode registered later shows
+    # (each mode's options and their defaults: maskwatch.detection.registry.mode_options()).
     from maskwatch.detection import registry
 
     if name == "DETECTOR_MODES":
         return registry.modes()
-    if name == "MODE_OPTIONS":
-        return registry.mode_options()  # {mode: {option: default}}, kept for older callers
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -107,22 +107,16 @@ def parse_options(mode: str, options: Mapping) -> DetectorOptions:
 def validate_mode_options(mode: str, options: Mapping) -> dict:
     """The options a user gave for ``mode``, checked and normalised (a list of scales becomes a tuple).
 
-    Returns only the names given; raises a one-line :class:`MaskwatchError` naming the first bad option.
-    """
-    parsed = parse_options(mode, options)
-    return {name: getattr(parsed, name) for name in options}
+    Returns only the names given; raises a one-line :class:`MaskwatchError` naming the first bad
+    option, or an option ``mode`` does not take:
 
-
-def check_mode_options(mode: str, options) -> None:
-    """Raise a one-line :class:`MaskwatchError` for options that ``mode`` does not take or values it refuses.
-
-    >>> check_mode_options("retina", {"max_pixels": 100})
-    >>> check_mode_options("retina", {"tile": 96})
+    >>> validate_mode_options("retina", {"tile": 96})
     Traceback (most recent call last):
     ...
     maskwatch.errors.MaskwatchError: face detector mode 'retina' has no option tile (it takes max_pixels, max_upscale, nms_iou, num_threads, calibrate)
     """
-    parse_options(mode, options)
+    parsed = parse_options(mode, options)
+    return {name: getattr(parsed, name) for name in options}
 
 
 class _MinScores(Mapping):

@@ -61,23 +61,6 @@ class GuiSettings:
         except (TypeError, ValueError):
             return default
 
-    def detector_mode(self, default: str) -> str:
-        return str(self._get("detector/mode", default, str))
-
-    def min_score(self, default: float) -> float:
-        return float(self._get("detector/min_score", default, float))
-
-    def vote_window(self, default: int) -> int:
-        return int(self._get("tracker/vote_window", default, int))
-
-    def log_path(self, default: Path | None) -> Path | None:
-        value = self._get("output/log", None, str)
-        return Path(value) if value else default
-
-    def snapshots_dir(self, default: Path | None) -> Path | None:
-        value = self._get("output/snapshots", None, str)
-        return Path(value) if value else default
-
     def sound(self) -> bool:
         return bool(self._get("alerts/sound", False, bool))
 

@@ -1,18 +1,7 @@
-"""Source texts as the app handles them: URLs without passwords, and the webcams on this machine.
+"""The webcams on this machine, for the desktop app's source picker.
 
-The desktop app keeps a camera password only in its password field: URLs are shown, stored and
-put in the recent list without it, and :func:`with_password` inserts it only into the spec handed
-to the monitor when a run starts. The parsing is :mod:`maskwatch.sources.spec`'s (the one parser
-of source texts); this module adds what only the app needs, the list of webcams.
-
->>> strip_password("rtsp://admin:s3cret@10.0.0.7:554/live")
-'rtsp://admin@10.0.0.7:554/live'
->>> split_password("rtsp://admin:s3cret@10.0.0.7/live")
-('rtsp://admin@10.0.0.7/live', 's3cret')
->>> with_password("rtsp://admin@10.0.0.7/live", "p@ss:word")
-'rtsp://admin:p%40ss%3Aword@10.0.0.7/live'
->>> with_password("clip.mp4", "ignored")
-'clip.mp4'
+Everything else about source texts (kinds, URLs, the password field's split and join) is
+:mod:`maskwatch.sources.spec`'s, the one parser of source texts: import it from there.
 """
 
 from __future__ import annotations
@@ -24,9 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from maskwatch.sources.spec import is_network_url, split_password, strip_password, with_password
-
-__all__ = ["Webcam", "find_webcams", "is_network_url", "split_password", "strip_password", "with_password"]
+__all__ = ["Webcam", "find_webcams"]
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,6 @@ _LAZY = {
     "FileSource": "maskwatch.sources.files",
     "ImageFolderSource": "maskwatch.sources.files",
     "load_image": "maskwatch.sources.files",
-    "_load_image": "maskwatch.sources.files",
     "opencv_path": "maskwatch.sources.files",
     "Capture": "maskwatch.sources.live",
     "LiveSource": "maskwatch.sources.live",
@@ -70,8 +69,7 @@ _LAZY = {
 
 def __getattr__(name: str):
     if name in _LAZY:
-        module = importlib.import_module(_LAZY[name])
-        return getattr(module, "load_image" if name == "_load_image" else name)
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
