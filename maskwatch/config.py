@@ -141,10 +141,6 @@ class Config:
         _flatten(self, {**(overrides or {}), **flags}, "", flat, where)
         return _apply(self, flat)
 
-    def updated(self, data: Mapping) -> "Config":
-        """The old name of :meth:`with_overrides` (a nested dict, as TOML gives)."""
-        return self.with_overrides(data)
-
     def validate(self, where: str | None = None) -> "Config":
         """Check every field; returns ``self``. A bad value is a one-line ``MaskwatchError``
         naming the dotted field (and ``where``, e.g. the TOML file it came from).

@@ -150,7 +150,6 @@ def test_with_overrides_is_flags_over_toml_over_defaults(tmp_path):
     dotted = Config().with_overrides({"detector.mode": "short", "detector.min_score": 0.4})
     keywords = Config().with_overrides(detector={"mode": "short", "min_score": 0.4})
     assert nested == dotted == keywords and nested.detector.min_score == 0.4
-    assert Config().updated({"interval_s": 7}) == Config().with_overrides(interval_s=7)  # the old name
     with pytest.raises(MaskwatchError, match="^unknown config key detector.modes$"):
         Config().with_overrides({"detector.modes": "x"})
     with pytest.raises(MaskwatchError, match="^unknown config key interval_s.x$"):

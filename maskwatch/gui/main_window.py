@@ -301,7 +301,7 @@ class MainWindow(QMainWindow):
         realtime = realtime and not live  # pacing is for files standing in for cameras
         # the window records with Record (Ctrl+R, a new file each time); a save_video from the
         # command line or TOML is for --headless, where one run writes one file
-        return replace(cfg.updated({"source": spec, "sources": {"realtime": realtime}}), save_video=None)
+        return replace(cfg.with_overrides({"source": spec, "sources.realtime": realtime}), save_video=None)
 
     def start(self) -> None:
         if self.running:
