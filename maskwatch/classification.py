@@ -9,6 +9,11 @@ Example (needs the shipped model)::
 
     clf = MaskClassifier()
     probs = clf.classify_faces(frame_bgr, faces.xyxy)   # (N, 3) in clf.labels order
+
+The probabilities are *calibrated*: the metadata's ``temperature`` (fitted on validation faces by
+``maskwatch-train export``, see ``train/calibration.py``) is applied to every output, so the vote,
+the alerts, the review loop and ``detect --json`` read probabilities whose confidence means what
+it says. A model without the field keeps its raw outputs bit for bit.
 """
 
 from __future__ import annotations
@@ -29,6 +34,35 @@ from maskwatch.paths import models_dir
 log = logging.getLogger("maskwatch.classification")
 
 DEFAULT_MODEL = "mask_classifier.tflite"
+
+PROB_FLOOR = 0.5 / 256
+"""Smallest probability a temperature sees: half the step of the int8 model's uint8 softmax output
+(scale 1/256), so a quantised 0 stands for "under half a step" and its log stays finite. The same
+floor is used to fit the temperature (``train.calibration``) and to apply it here."""
+
+
+def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """Temperature-scaled probabilities ``softmax(log p / T)`` (rows of ``probs`` sum to 1).
+
+    The model outputs probabilities, not logits (the int8 TFLite ends in its softmax); ``log p``
+    equals the logits up to a per-row constant, which the softmax cancels, so this is exactly
+    temperature scaling of the logits (with ``p`` floored at :data:`PROB_FLOOR`). ``T > 1``
+    softens over-confident outputs; the arg-max never changes. ``T == 1`` returns ``probs`` itself.
+
+    >>> p = np.array([[0.8, 0.15, 0.05]], np.float32)
+    >>> apply_temperature(p, 1.0) is p
+    True
+    >>> np.round(apply_temperature(p, 2.0), 3)
+    array([[0.594, 0.257, 0.149]], dtype=float32)
+    >>> round(float(apply_temperature(p, 2.0).sum()), 6)
+    1.0
+    """
+    if temperature == 1.0:
+        return probs
+    z = np.log(np.clip(np.asarray(probs, np.float64), PROB_FLOOR, 1.0)) / float(temperature)
+    z -= z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
 def _interpreter_class():
@@ -60,7 +94,8 @@ def load_metadata(model_path: Path) -> dict:
 
     Every problem is one ``MaskwatchError`` line naming the file and the field (exit 2): the file
     must be a JSON object with ``labels`` (exactly :data:`maskwatch.LABELS`), ``input_size`` (two
-    equal integers >= 1), ``crop_margin`` (a number >= 0) and ``version`` (text or a number).
+    equal integers >= 1), ``crop_margin`` (a number >= 0) and ``version`` (text or a number);
+    ``temperature`` is optional (a number > 0; 1.0 when absent).
     """
     meta_path = model_path.with_suffix(".json")
     shown = _shown(meta_path)
@@ -94,6 +129,8 @@ def load_metadata(model_path: Path) -> dict:
         raise bad("crop_margin", "a number >= 0")
     if not (isinstance(meta["version"], str) or _is_number(meta["version"])):
         raise bad("version", "text or a number")
+    if "temperature" in meta and not (_is_number(meta["temperature"]) and meta["temperature"] > 0):
+        raise bad("temperature", "a number > 0 (fitted by maskwatch-train export; 1.0 = uncalibrated)")
     return meta
 
 
@@ -114,7 +151,8 @@ class MaskClassifier:
     """Classifies face crops as with_mask / without_mask / mask_worn_incorrectly.
 
     Accepts full-integer (uint8/int8 in and out) and float32 TFLite models; quantised tensors are
-    (de)quantised with their own scale and zero point.
+    (de)quantised with their own scale and zero point. ``temperature`` (from the metadata, 1.0 when
+    absent) calibrates every probability :meth:`classify` returns (:func:`apply_temperature`).
     """
 
     def __init__(self, model_path: str | Path | None = None, num_threads: int | None = 1):
@@ -127,6 +165,7 @@ class MaskClassifier:
         self.input_size = h
         self.margin = float(self.metadata["crop_margin"])
         self.version = str(self.metadata["version"])
+        self.temperature = float(self.metadata.get("temperature", 1.0))  # checked: a number > 0
         Interpreter, self.runtime = _interpreter_class()
         try:
             try:
@@ -167,8 +206,11 @@ class MaskClassifier:
         scale, zero = self._out_q
         return (out.astype(np.float32) - zero) * scale
 
-    def classify(self, crops: np.ndarray) -> np.ndarray:
-        """RGB uint8 crops (N, S, S, 3) at ``input_size`` -> probabilities (N, 3) in ``labels`` order."""
+    def classify(self, crops: np.ndarray, calibrated: bool = True) -> np.ndarray:
+        """RGB uint8 crops (N, S, S, 3) at ``input_size`` -> probabilities (N, 3) in ``labels`` order.
+
+        ``calibrated=False`` gives the model's raw outputs (before :attr:`temperature`), which is
+        what a calibration is fitted and measured on."""
         crops = np.asarray(crops)
         n = len(crops)
         if n == 0:
@@ -184,7 +226,8 @@ class MaskClassifier:
         probs = self._dequantize_output(self._interp.get_tensor(self._out_index)).astype(np.float32)
         probs = np.clip(probs, 0.0, None)
         total = probs.sum(axis=1, keepdims=True)
-        return np.divide(probs, total, out=np.full_like(probs, 1.0 / probs.shape[1]), where=total > 0)
+        probs = np.divide(probs, total, out=np.full_like(probs, 1.0 / probs.shape[1]), where=total > 0)
+        return apply_temperature(probs, self.temperature) if calibrated else probs
 
     def crop(self, image_bgr: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
         """The model's crops of ``xyxy`` boxes in a BGR frame (RGB uint8)."""

@@ -41,6 +41,17 @@ BAD_METADATA = {
     "margin bool": ({"crop_margin": True}, "crop_margin must be a number >= 0, got true"),
     "version object": ({"version": {"v": 1}}, 'version must be text or a number, got {"v": 1}'),
     "missing": (None, "lacks crop_margin"),  # None: crop_margin left out
+    "temperature zero": ({"temperature": 0}, "temperature must be a number > 0 (fitted by maskwatch-train export; "
+                                             "1.0 = uncalibrated), got 0"),
+    "temperature negative": ({"temperature": -1.5}, "temperature must be a number > 0"),
+    "temperature text": ({"temperature": "2"}, 'temperature must be a number > 0 (fitted by maskwatch-train export; '
+                                               '1.0 = uncalibrated), got "2"'),
+    "temperature bool": ({"temperature": True}, "temperature must be a number > 0"),
+    "temperature null": ({"temperature": None}, "temperature must be a number > 0"),
+    "temperature list": ({"temperature": [2.0]}, "temperature must be a number > 0"),
+    "temperature nan": ('{"labels": ["with_mask", "without_mask", "mask_worn_incorrectly"], "input_size": [32, 32], '
+                        '"crop_margin": 0.2, "version": "t", "temperature": NaN}', "got NaN"),
+    "temperature infinite": ({"temperature": float("inf")}, "1.0 = uncalibrated), got Infinity"),
 }
 
 
@@ -92,3 +103,29 @@ def test_a_model_whose_name_is_not_utf8_loads(tmp_path):
     with pytest.raises(MaskwatchError) as info:
         MaskClassifier(model)
     assert "mod\\xe8le.json lacks labels" in str(info.value)
+
+
+def test_temperature_calibrates_every_probability(tmp_path):
+    """The metadata's temperature is applied to what classify (and so the vote, alerts, --json) returns:
+    softmax(log p / T), the arg-max unchanged; no temperature = the raw outputs, bit for bit."""
+    crops = np.random.default_rng(0).integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
+    plain = MaskClassifier(model_with(tmp_path, GOOD, name="plain"))
+    assert plain.temperature == 1.0 and "temperature" not in GOOD
+    raw = plain.classify(crops)
+    assert np.array_equal(raw, plain.classify(crops, calibrated=False)), "no temperature: untouched"
+    warm = MaskClassifier(model_with(tmp_path, {**GOOD, "temperature": 2}, name="warm"))
+    assert warm.temperature == 2.0
+    assert np.array_equal(warm.classify(crops, calibrated=False), raw)
+    flat = warm.classify(crops)
+    floored = np.clip(raw.astype(np.float64), 0.5 / 256, 1.0)
+    expected = np.sqrt(floored) / np.sqrt(floored).sum(axis=1, keepdims=True)   # p ** (1 / T), normalised
+    assert np.allclose(flat, expected, atol=1e-6) and np.allclose(flat.sum(axis=1), 1.0, atol=1e-6)
+    assert np.array_equal(flat.argmax(axis=1), raw.argmax(axis=1))
+    assert np.all(flat.max(axis=1) <= raw.max(axis=1) + 1e-6) and flat.max() < raw.max(), "T = 2 flattens"
+    scene = np.full((120, 160, 3), 128, np.uint8)
+    boxes = np.array([[40, 30, 90, 90]], np.float32)
+    assert np.allclose(warm.classify_faces(scene, boxes),
+                       np.sqrt(np.clip(plain.classify_faces(scene, boxes), 0.5 / 256, 1)) /
+                       np.sqrt(np.clip(plain.classify_faces(scene, boxes), 0.5 / 256, 1)).sum(), atol=1e-6)
+    same = MaskClassifier(model_with(tmp_path, {**GOOD, "temperature": 1.0}, name="one"))
+    assert np.array_equal(same.classify(crops), raw), "T = 1.0 written out: the same bytes as none"
