@@ -41,7 +41,6 @@ import contextlib
 import functools
 import logging
 import os
-import shutil
 import tempfile
 import threading
 from pathlib import Path
@@ -50,6 +49,7 @@ import cv2
 import numpy as np
 
 from maskwatch.errors import MaskwatchError
+from maskwatch.opencv_paths import opencv_path
 from maskwatch.overlay import draw
 from maskwatch.results import FrameResult
 from maskwatch.sinks.base import BaseSink
@@ -112,39 +112,6 @@ def check_video_path(path: str | Path, *, overwrite: bool = False) -> Path:
 
 PART_PREFIX = ".maskwatch-recording-"
 """The temporary file's name starts so (then random letters and the real extension)."""
-
-
-def _utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-@contextlib.contextmanager
-def _opencv_folder(folder: Path):
-    """Text naming ``folder`` that OpenCV can take: itself, or (its name is not valid UTF-8) a
-    symlink to it with a plain name in a temporary folder, ``/proc/self/fd/N`` where symlinks fail."""
-    text = os.path.abspath(folder)
-    if _utf8(text):
-        yield text
-        return
-    tmp = tempfile.mkdtemp(prefix="maskwatch-")
-    try:
-        link = os.path.join(tmp, "folder")
-        try:
-            os.symlink(text, link)
-        except OSError:
-            fd = os.open(text, os.O_RDONLY)
-            try:
-                yield f"/proc/self/fd/{fd}"
-            finally:
-                os.close(fd)
-            return
-        yield link
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _publish(part: Path, path: Path, overwrite: bool) -> Path:
@@ -275,7 +242,7 @@ class VideoSink(BaseSink):
         os.close(fd)
         self._part = Path(part)
         stack = contextlib.ExitStack()
-        folder = stack.enter_context(_opencv_folder(self.path.parent))
+        folder = stack.enter_context(opencv_path(os.path.abspath(self.path.parent)))
         self._folder_text = stack
         fourcc = cv2.VideoWriter_fourcc(*FOURCC_BY_SUFFIX[suffix])
         writer = cv2.VideoWriter(os.path.join(folder, self._part.name), fourcc, self.fps, self.size)

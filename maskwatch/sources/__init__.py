@@ -58,7 +58,7 @@ _LAZY = {
     "FileSource": "maskwatch.sources.files",
     "ImageFolderSource": "maskwatch.sources.files",
     "load_image": "maskwatch.sources.files",
-    "opencv_path": "maskwatch.sources.files",
+    "opencv_path": "maskwatch.opencv_paths",
     "Capture": "maskwatch.sources.live",
     "LiveSource": "maskwatch.sources.live",
     "network_capture": "maskwatch.sources.live",

@@ -9,13 +9,9 @@ through a symlink with a plain name (or ``/proc/self/fd/N``).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-import os
 import re
-import shutil
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -26,6 +22,7 @@ import numpy as np
 from maskwatch.config import SourceConfig
 from maskwatch.errors import MaskwatchError
 from maskwatch.frames import Frame, SourceState
+from maskwatch.opencv_paths import opencv_path
 from maskwatch.sources.base import Source
 from maskwatch.sources.spec import IMAGE_SUFFIXES, display_path
 
@@ -35,43 +32,6 @@ log = logging.getLogger("maskwatch.sources")
 image_log = logging.getLogger("maskwatch.images")
 
 FALLBACK_FPS = 25.0
-
-
-def _opencv_can_take(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-@contextlib.contextmanager
-def opencv_path(path: str | Path):
-    """A path text OpenCV can be given for ``path``: itself, or, when its name is not valid UTF-8,
-    a symlink with a plain name in a temporary folder (``/proc/self/fd/N`` where symlinks fail),
-    valid inside the ``with`` block (long enough for ``cv2.VideoCapture`` to open it)."""
-    text = os.fspath(path)
-    if _opencv_can_take(text):
-        yield text
-        return
-    suffix = Path(text).suffix if _opencv_can_take(Path(text).suffix) else ""
-    folder = tempfile.mkdtemp(prefix="maskwatch-")
-    try:
-        link = os.path.join(folder, "source" + suffix)
-        try:
-            os.symlink(os.path.abspath(text), link)
-        except OSError:
-            link = None
-        if link is not None:
-            yield link
-            return
-        fd = os.open(text, os.O_RDONLY)
-        try:
-            yield f"/proc/self/fd/{fd}"
-        finally:
-            os.close(fd)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def load_image(path: str | Path) -> np.ndarray | None:
