@@ -28,7 +28,7 @@ def data_dir(tmp_path_factory):
     return out
 
 
-def test_fit_export_classify(tmp_path, data_dir):
+def test_fit_export_classify(tmp_path, data_dir, capsys):
     from maskwatch.classification import MaskClassifier
 
     backbone = "efficientnet_lite0"
@@ -44,11 +44,19 @@ def test_fit_export_classify(tmp_path, data_dir):
     rc = cli.main(["export", str(run / "best.keras"), "--data", str(data_dir), "--out", str(model_path),
                    "--calib-size", "10", "--no-progress"])
     assert rc == 0
+    printed = capsys.readouterr().out
     meta = json.loads(model_path.with_suffix(".json").read_text())
+    assert f"calibration: temperature {meta['temperature']:.3f} fitted on val" in printed
     assert meta["labels"] == list(LABELS) and meta["input_size"] == [32, 32] and meta["crop_margin"] == 0.2
     assert meta["input_dtype"] == "uint8" and meta["version"]
+    # calibrated on val with the exported int8 model: temperature and ECE before / after in the metadata
+    assert meta["temperature"] > 0 and meta["calibration"]["fitted_on"] == "val"
+    assert 0.0 <= meta["ece_before"] <= 1.0 and 0.0 <= meta["ece_after"] <= 1.0
+    assert meta["calibration"]["val"]["nll_after"] <= meta["calibration"]["val"]["nll_before"] + 1e-4
+    assert meta["calibration"]["val"]["n"] == meta["metrics"]["val"]["int8"]["n"]
     clf = MaskClassifier(model_path)
     assert clf.input_size == 32 and clf.margin == 0.2 and tuple(clf.labels) == LABELS
+    assert clf.temperature == meta["temperature"]
     x, _ = load_split(data_dir, "train", 32)
     probs = clf.classify(x[:5])
     assert probs.shape == (5, 3) and np.allclose(probs.sum(1), 1.0, atol=0.02)

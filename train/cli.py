@@ -85,6 +85,11 @@ def _cmd_export(args) -> int:
                   version=args.version, command=command, evaluation=args.evaluation,
                   progress=not args.no_progress)
     print(f"wrote {args.out} ({meta['size_bytes'] / 1e6:.2f} MB, input {meta['input_size'][0]} px) and its metadata JSON")
+    if meta.get("ece_before") is not None:
+        print(f"  calibration: temperature {meta['temperature']:.3f} fitted on val; expected calibration error (val) "
+              f"{meta['ece_before']:.4f} -> {meta['ece_after']:.4f}"
+              + ("; test {ece_before:.4f} -> {ece_after:.4f}".format(**meta["calibration"]["test"])
+                 if "test" in meta.get("calibration", {}) else ""))
     for split, m in meta["metrics"].items():
         if "int8" not in m:
             continue

@@ -1,7 +1,10 @@
 """Export a trained Keras model to the app's full-integer int8 TFLite (uint8 in/out) + metadata JSON.
 
-Calibration uses real training crops (no augmentation). The int8 model is then checked against the
-float model on the validation split: agreement of the predicted class and the accuracy of both.
+Quantisation is calibrated on real training crops (no augmentation). The int8 model is then checked
+against the float model on the validation split: agreement of the predicted class and the accuracy
+of both. Its probabilities are calibrated too: one temperature fitted on the validation split's
+int8 outputs (``train.calibration``) goes into the metadata as ``temperature``, with the expected
+calibration error before and after (``ece_before``, ``ece_after``, val); the app applies it.
 
 Example::
 
@@ -115,6 +118,25 @@ def basic_metrics(y: np.ndarray, probs: np.ndarray) -> dict:
     }
 
 
+def calibrate_on_val(int8_probs: dict) -> dict:
+    """Temperature of the exported model fitted on its val outputs; ECE/NLL before and after on val
+    (and on test, where the temperature was not fitted). ``int8_probs``: split -> (probabilities, labels).
+
+    Without val faces the temperature stays 1.0 (uncalibrated) and the summary says so."""
+    from train.calibration import calibration_summary
+
+    if "val" not in int8_probs:
+        return {"temperature": 1.0, "fitted_on": None, "note": "no val faces: not calibrated"}
+    def as_app(p):  # rows summed to 1 as MaskClassifier does (a uint8 softmax sums to 1 +- a few steps)
+        p = np.clip(np.asarray(p, np.float32), 0.0, None)
+        return p / np.maximum(p.sum(axis=1, keepdims=True), 1e-12)
+
+    (p_val, y_val), (p_test, y_test) = int8_probs["val"], int8_probs.get("test", (None, None))
+    summary = calibration_summary(as_app(p_val), y_val, None if p_test is None else as_app(p_test), y_test)
+    return {"temperature": summary.pop("temperature"), "fitted_on": "val", "method":
+            "temperature scaling of log-probabilities (int8 softmax outputs), NLL on val", **summary}
+
+
 def export(model_path: str | Path, out: str | Path, data: str | Path, calib_size: int = 300, seed: int = 0,
            margin: float | None = None, version: str = __version__, command: str = "",
            training_seconds: float | None = None, evaluation: str | Path | None = None,
@@ -146,18 +168,20 @@ def export(model_path: str | Path, out: str | Path, data: str | Path, calib_size
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(tflite)
 
-    checks = {}
+    checks, int8_probs = {}, {}
     for split in ("val", "test"):
         x, y = load_split(rows, split, size, margin, cache_dir=cache, progress=progress)
         if len(x) == 0:
             continue
         p_float = model.predict(x.astype(np.float32), batch_size=256, verbose=0)
         p_int8 = tflite_predict(out, x)
+        int8_probs[split] = (p_int8, y)
         checks[split] = {
             "float": basic_metrics(y, p_float),
             "int8": basic_metrics(y, p_int8),
             "int8_float_agreement": round(float((p_float.argmax(1) == p_int8.argmax(1)).mean()), 4),
         }
+    calibration = calibrate_on_val(int8_probs)
     meta = {
         "name": "maskwatch-mask-classifier",
         "version": version,
@@ -170,6 +194,10 @@ def export(model_path: str | Path, out: str | Path, data: str | Path, calib_size
         "backbone": cfg.get("backbone", model.name),
         "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "size_bytes": len(tflite),
+        "temperature": calibration["temperature"],
+        "ece_before": calibration["val"]["ece_before"] if "val" in calibration else None,
+        "ece_after": calibration["val"]["ece_after"] if "val" in calibration else None,
+        "calibration": calibration,
         "training": {"command": command, "data": [], "seconds": training_seconds, "config": cfg},
         "metrics": {split: {"int8": c["int8"], "float": {k: c["float"][k] for k in ("accuracy", "macro_f1", "two_class_accuracy")},
                             "int8_float_agreement": c["int8_float_agreement"]} for split, c in checks.items()},
