@@ -209,6 +209,11 @@ def test_evaluate_keras_report_buckets_and_float_vs_int8(tiny_models, crops, tmp
     assert (out_dir / "mistakes.png").is_file() == bool(n_wrong)
     report = (out_dir / "report.md").read_text()
     assert "Float vs int8" in report and "By face width" in report
+    # an ImageFolder has no val split: ECE of the raw outputs only, no fitted temperature
+    c = m["calibration"]
+    assert 0.0 <= c["ece_before"] <= 1.0 and c["temperature"] is None and c["ece_after"] is None
+    assert "## Calibration" in report and "no val split" in report
+    assert cv2.imread(str(out_dir / "reliability.png")) is not None and "reliability.png" in report
 
     code, out, err = cli(["evaluate", "--model", str(keras_path), "--data", str(crops), "--json"], capsys)
     assert code == 0, err
@@ -231,6 +236,38 @@ def test_evaluate_manifest_split(tiny_models, tmp_path, capsys):
     assert m["n"] == n_test > 0
     assert m["face_width_source"] == "manifest"
     assert sum(r["n"] for r in m["by_face_width"]) == n_test
+    # calibration: ECE of the test faces, raw and with a temperature fitted on the val split only
+    from maskwatch.classification import MaskClassifier
+    from train.calibration import calibrate, expected_calibration_error, fit_temperature
+    from train.evaluate import read_manifest_split
+
+    c = m["calibration"]
+    n_val = sum(r["split"] == "val" for r in load_manifest(tmp_path / "prep"))
+    assert c["fitted_on"].endswith("[val]") and c["n_fit"] == n_val > 0 and c["in_sample"] is False
+    clf = MaskClassifier(tflite)
+    raw = {sp: (clf.classify(read_manifest_split(tmp_path / "prep", sp, 32, 0.2).at_size(32), calibrated=False),
+                read_manifest_split(tmp_path / "prep", sp, 32, 0.2).y) for sp in ("val", "test")}
+    t = fit_temperature(*raw["val"])
+    assert c["temperature"] == pytest.approx(t)
+    assert c["ece_before"] == pytest.approx(expected_calibration_error(*raw["test"]))
+    assert c["ece_after"] == pytest.approx(expected_calibration_error(calibrate(raw["test"][0], t), raw["test"][1]))
+    assert c["model_temperature"] == 1.0 and c["ece_model"] == pytest.approx(c["ece_before"])
+    # a model whose metadata carries a temperature: the app's probabilities (ece_model) use it, the fit does not
+    warm = tmp_path / "warm.tflite"
+    warm.write_bytes(tflite.read_bytes())
+    warm.with_suffix(".json").write_text(json.dumps({**json.loads(tflite.with_suffix(".json").read_text()),
+                                                     "temperature": 3.0}))
+    code, out, err = cli(["evaluate", "--model", str(warm), "--manifest", str(tmp_path / "prep"), "--split", "test",
+                          "--json"], capsys)
+    assert code == 0, err
+    mw = json.loads(out)
+    cw = mw["calibration"]
+    assert cw["model_temperature"] == 3.0 and cw["ece_before"] == pytest.approx(c["ece_before"])
+    assert cw["temperature"] == pytest.approx(t) and mw["accuracy"] == m["accuracy"]
+    assert cw["ece_model"] == pytest.approx(expected_calibration_error(calibrate(raw["test"][0], 3.0), raw["test"][1]))
+    code, out, err = cli(["evaluate", "--model", str(warm), "--manifest", str(tmp_path / "prep"), "--split", "val",
+                          "--json"], capsys)
+    assert code == 0 and json.loads(out)["calibration"]["in_sample"] is True
     sources = {r["source"] for r in test_rows}
     if len(sources) > 1:
         assert {r["source"] for r in m["by_source"]} == sources

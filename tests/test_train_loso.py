@@ -41,7 +41,7 @@ def test_holdout_rows_never_leak_the_held_out_source():
     assert [r["split"] for r in sub if r["source"] == "s"] == ["test"] * 3, "every face of S is tested"
     assert all(r["source"] == "s" for r in sub if r["split"] == "test")
     assert sorted((r["split"], r["group"]) for r in sub if r["source"] == "o") == [("train", "9"), ("val", "8")]
-    assert n == {"left_out_same_group": 2, "other_test_unused": 1}
+    assert n == {"left_out_same_group": 2, "other_test_unused": 1, "left_out_donor": 0}
     assert rows[0]["split"] == "train", "the input rows are not changed"
 
 
@@ -69,6 +69,9 @@ def test_loso_end_to_end_and_resume(tmp_path, pool, capsys):
         assert 0.0 <= m["macro_f1"] <= 1.0
         assert [b["bucket"] for b in r["by_face_width"]] == ["<16", "16-32", "32-64", ">=64"]
         assert sum(b["n"] for b in r["by_face_width"]) == r["n_test"]
+        c = r["calibration"]   # ECE of the held-out faces; T from the other source's val split only
+        assert 0.0 <= c["ece_before"] <= 1.0 and c["fitted_on"] == f"val split of {other}" and not c["in_sample"]
+        assert c["n_fit"] == r["n_val"] and (c["temperature"] is None) == (r["n_val"] == 0)
         held = load_manifest(out / r["holdout"] / "data")
         assert {x["source"] for x in held if x["split"] == "test"} == {r["holdout"]}
         assert {x["source"] for x in held if x["split"] != "test"} == {other}
@@ -77,14 +80,22 @@ def test_loso_end_to_end_and_resume(tmp_path, pool, capsys):
     md = (out / "loso.md").read_text()
     assert md.count("| crops |") == 1 and md.count("| yolo_yaml |") == 1 and "## yolo_yaml held out" in md
     assert "recall with / without / incorrect" in md and "![confusion matrices](loso.png)" in md
+    assert "| ECE before → after |" in md and md.count(" → ") >= 2
+
     assert "| crops |" in cap.out, "the table is printed too"
 
-    # resumable: a finished source is skipped, its result kept
+    # resumable: a finished source is skipped, its result kept (one stored before calibration was measured
+    # still loads: its ECE column reads "–")
+    stored = json.loads((out / "crops" / "result.json").read_text())
+    del stored["calibration"]
+    (out / "crops" / "result.json").write_text(json.dumps(stored))
     stamp = (out / "crops" / "result.json").stat().st_mtime_ns
     rc = cli.main(["loso", "--manifest", str(pool), "--holdout", "crops", "--out", str(out), *TINY])
     cap = capsys.readouterr()
     assert rc == 0 and "[1/1] crops: result exists" in cap.err and "training on" not in cap.err
     assert (out / "crops" / "result.json").stat().st_mtime_ns == stamp
+    row = next(line for line in (out / "loso.md").read_text().splitlines() if line.startswith("| crops |"))
+    assert "| – |" in row
     # another recipe is refused (one line), not mixed in; --force redoes it
     rc = cli.main(["loso", "--manifest", str(pool), "--holdout", "crops", "--out", str(out), *TINY, "--seed", "1"])
     err = capsys.readouterr().err.strip()

@@ -6,6 +6,11 @@ confusion matrix (rows = true, columns = predicted, in ``maskwatch.LABELS`` orde
 from ``maskwatch-train prepare``) it also reports accuracy/F1 by face-width bucket, a low-res slice
 (faces shrunk to 16/24/32 px wide and upscaled back as the app does) and float vs int8 side by side.
 
+Calibration: the expected calibration error (ECE, ``train.calibration``) of the model's raw
+probabilities, with the temperature in its metadata (what the app reads) and, on a manifest, with a
+temperature fitted on the manifest's *val* split (the training sources' validation faces, never the
+faces reported on); ``--out`` adds ``reliability.png``.
+
 ``.tflite`` models run through the app's own :class:`maskwatch.classification.MaskClassifier`, so
 the numbers are what the app gets.
 
@@ -33,6 +38,7 @@ import cv2
 import numpy as np
 
 from maskwatch import LABELS
+from maskwatch.classification import apply_temperature
 from maskwatch.crop import DEFAULT_MARGIN
 from maskwatch.errors import MaskwatchError
 
@@ -60,21 +66,24 @@ class Predictor:
     margin: float
     metadata: dict = field(default_factory=dict)
     _impl: object = None
+    temperature: float = 1.0      # the metadata's calibration temperature, applied by predict()
 
     @property
     def name(self) -> str:
         return f"{self.path.name} ({'int8 TFLite' if self.kind == 'tflite' else 'float Keras'})"
 
-    def predict(self, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    def predict(self, x: np.ndarray, batch_size: int = 64, calibrated: bool = True) -> np.ndarray:
+        """Probabilities as the app reads them (``temperature`` applied); ``calibrated=False``: raw."""
         x = np.asarray(x)
         if x.ndim != 4 or x.shape[1:] != (self.input_size, self.input_size, 3):
             raise ValueError(f"expected (N, {self.input_size}, {self.input_size}, 3) crops, got {x.shape}")
         if len(x) == 0:
             return np.zeros((0, len(LABELS)), np.float32)
         if self.kind == "tflite":
-            return np.concatenate([self._impl.classify(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
-        out = self._impl.predict(x.astype(np.float32), batch_size=batch_size, verbose=0)
-        return np.asarray(out, np.float32)
+            return np.concatenate([self._impl.classify(x[i:i + batch_size], calibrated=calibrated)
+                                   for i in range(0, len(x), batch_size)])
+        out = np.asarray(self._impl.predict(x.astype(np.float32), batch_size=batch_size, verbose=0), np.float32)
+        return apply_temperature(out, self.temperature) if calibrated else out
 
 
 def load_keras_model(path: str | Path):
@@ -124,7 +133,7 @@ def load_predictor(path: str | Path, num_threads: int | None = 1) -> Predictor:
         from maskwatch.classification import MaskClassifier
 
         clf = MaskClassifier(path, num_threads=num_threads)
-        return Predictor(path, "tflite", clf.input_size, clf.margin, clf.metadata, clf)
+        return Predictor(path, "tflite", clf.input_size, clf.margin, clf.metadata, clf, clf.temperature)
     if suffix in (".keras", ".h5"):
         model = load_keras_model(path)
         shape = model.input_shape
@@ -134,7 +143,11 @@ def load_predictor(path: str | Path, num_threads: int | None = 1) -> Predictor:
             raise MaskwatchError(f"model {path} has {model.output_shape[-1]} outputs, expected {len(LABELS)}")
         meta = _keras_metadata(path)
         margin = float(meta.get("crop_margin", DEFAULT_MARGIN))
-        return Predictor(path, "keras", int(shape[1]), margin, meta, model)
+        temperature = meta.get("temperature", 1.0)
+        if not (isinstance(temperature, (int, float)) and not isinstance(temperature, bool)
+                and np.isfinite(temperature) and temperature > 0):
+            raise MaskwatchError(f"model metadata of {path}: temperature must be a number > 0, got {temperature!r}")
+        return Predictor(path, "keras", int(shape[1]), margin, meta, model, float(temperature))
     raise MaskwatchError(f"unsupported model file {path}: expected .tflite or .keras")
 
 
@@ -367,6 +380,36 @@ def time_per_face(predictor: Predictor, x: np.ndarray, batch: int = 32, repeats:
     return float(np.median(times))
 
 
+def _val_split_probs(predictor: Predictor, manifest, cache_dir) -> tuple[np.ndarray, np.ndarray] | None:
+    """Raw probabilities and labels of the manifest's val split, or None when it has no faces."""
+    from train.data import load_manifest
+
+    if not any(r["split"] == "val" for r in load_manifest(manifest)):
+        return None
+    ds = read_manifest_split(manifest, "val", predictor.input_size, predictor.margin, cache_dir)
+    return predictor.predict(ds.at_size(predictor.input_size), calibrated=False), ds.y
+
+
+def calibration_metrics(y: np.ndarray, probs_raw: np.ndarray, model_temperature: float = 1.0,
+                        val: tuple[np.ndarray, np.ndarray] | None = None, fitted_on: str | None = None,
+                        in_sample: bool = False) -> dict:
+    """ECE of the raw probabilities (``ece_before``), with the model's own temperature (``ece_model``:
+    what the app reads) and with a temperature fitted on ``val`` = (raw probabilities, labels)
+    (``temperature``, ``ece_after``; None without val faces). ``in_sample``: the faces reported on
+    are the ones the temperature was fitted on (evaluating the val split itself)."""
+    from train.calibration import ECE_BINS, calibrate, expected_calibration_error, fit_temperature
+
+    out = {"bins": ECE_BINS, "ece_before": expected_calibration_error(probs_raw, y),
+           "model_temperature": float(model_temperature),
+           "ece_model": expected_calibration_error(apply_temperature(probs_raw, model_temperature), y),
+           "temperature": None, "ece_after": None, "fitted_on": None, "n_fit": 0, "in_sample": False}
+    if val is not None and len(val[1]):
+        t = fit_temperature(*val)
+        out.update(temperature=t, ece_after=expected_calibration_error(calibrate(probs_raw, t), y),
+                   fitted_on=fitted_on, n_fit=int(len(val[1])), in_sample=bool(in_sample))
+    return out
+
+
 # ---------------------------------------------------------------- the whole evaluation
 
 def evaluate(model: str | Path, data: str | Path | None = None, manifest: str | Path | None = None,
@@ -386,9 +429,20 @@ def evaluate(model: str | Path, data: str | Path | None = None, manifest: str | 
         same = other is None or other.input_size == predictor.input_size
         ds = read_imagefolder(data, predictor.margin, size=predictor.input_size if same else None)
     x = ds.at_size(predictor.input_size)
-    probs = predictor.predict(x)
+    probs_raw = predictor.predict(x, calibrated=False)
+    probs = apply_temperature(probs_raw, predictor.temperature)   # what the app reads
     result = {"model": str(predictor.path), "model_kind": predictor.kind, "input_size": predictor.input_size,
               "data": ds.source, "skipped_unreadable": ds.skipped, **classification_metrics(ds.y, probs)}
+    val = None
+    if manifest is not None:   # the val split (the training sources' validation faces) fits a temperature
+        val = probs_raw, ds.y
+        if split != "val":
+            val = _val_split_probs(predictor, manifest, cache_dir)
+    result["calibration"] = calibration_metrics(ds.y, probs_raw, predictor.temperature, val,
+                                                fitted_on=f"{manifest} [val]" if manifest is not None else None,
+                                                in_sample=split in ("val", "all"))
+    if keep_crops:
+        result["_reliability"] = (probs_raw, ds.y)
     wrong = np.flatnonzero(probs.argmax(1) != ds.y)
     worst = wrong[np.argsort(-probs[wrong].max(axis=1))][:MAX_MISTAKES]   # most confident mistakes first
     result["mistakes"] = [{"path": ds.paths[i], "true": LABELS[int(ds.y[i])], "predicted": LABELS[int(probs[i].argmax())],
@@ -408,7 +462,9 @@ def evaluate(model: str | Path, data: str | Path | None = None, manifest: str | 
             xo = read_manifest_split(manifest, split, other.input_size, other.margin, cache_dir).at_size(other.input_size)
         else:
             xo = ds.at_size(other.input_size)
-        result["float_vs_int8"] = float_vs_int8(ds.y, other.predict(xo), probs, other.name, predictor.name)
+        # raw outputs on both sides: the difference is the quantisation's, not a calibration's
+        result["float_vs_int8"] = float_vs_int8(ds.y, other.predict(xo, calibrated=False), probs_raw, other.name,
+                                                predictor.name)
     return result
 
 
@@ -440,6 +496,8 @@ def report_markdown(m: dict) -> str:
               "| true \\ predicted | " + " | ".join(cm["labels"]) + " |", "|---" * (len(cm["labels"]) + 1) + "|"]
     for lab, row in zip(cm["labels"], cm["matrix"]):
         lines.append(f"| {lab} | " + " | ".join(str(v) for v in row) + " |")
+    if "calibration" in m:
+        lines += ["", *calibration_markdown(m["calibration"])]
     if "by_face_width" in m:
         lines += ["", f"## By face width (px; {m['face_width_source']})", "",
                   "Macro F1 averages the classes present in the bucket; recall per class with its support.", "",
@@ -466,6 +524,23 @@ def report_markdown(m: dict) -> str:
         lines += ["", f"Prediction agreement: **{_fmt(f['agreement'], pct=True)}**; "
                       f"largest probability difference {_fmt(f['max_abs_prob_diff'])}."]
     return "\n".join(lines) + "\n"
+
+
+def calibration_markdown(c: dict) -> list[str]:
+    """The calibration section of the report: ECE of the raw, the model's and the val-fitted probabilities."""
+    lines = [f"## Calibration (expected calibration error, {c['bins']} equal-width bins of the top probability)", "",
+             "| probabilities | temperature | ECE |", "|---|---|---|",
+             f"| raw model outputs | 1 | {_fmt(c['ece_before'])} |"]
+    if c["model_temperature"] != 1.0:
+        lines.append(f"| with the model's metadata temperature (what the app reads) | {c['model_temperature']:.3f} | "
+                     f"{_fmt(c['ece_model'])} |")
+    if c.get("temperature") is not None:
+        where = f"fitted on {c['fitted_on']} ({c['n_fit']} faces" + (", the same faces: in-sample" if c["in_sample"]
+                                                                      else "") + ")"
+        lines.append(f"| {where} | {c['temperature']:.3f} | {_fmt(c['ece_after'])} |")
+    else:
+        lines.append("| fitted on a val split | – (no val split: ImageFolder data or empty val) | – |")
+    return lines
 
 
 def save_confusion_matrix(m: dict, path: str | Path) -> Path:
@@ -534,6 +609,14 @@ def write_report(m: dict, out_dir: str | Path) -> Path:
     (out / "metrics.json").write_text(json.dumps(public(m), indent=2))
     save_confusion_matrix(m, out / "confusion_matrix.png")
     md = report_markdown(m) + "\n![confusion matrix](confusion_matrix.png)\n"
+    if m.get("_reliability") is not None and "calibration" in m:
+        from train.calibration import save_reliability_diagram
+
+        c = m["calibration"]
+        t = c["temperature"] if c.get("temperature") is not None else c["model_temperature"]
+        save_reliability_diagram(*m["_reliability"], out / "reliability.png", temperature=t,
+                                 title=f"{Path(m['model']).name} on {m['n']} faces")
+        md += "\n![reliability diagram](reliability.png)\n"
     crops = m.get("_mistake_crops")
     if m.get("mistakes") and crops is not None and len(crops):
         save_mistakes(m, crops, out / "mistakes.png")
@@ -569,6 +652,14 @@ def print_report(m: dict) -> None:
     cm = m["confusion_matrix"]
     table("confusion matrix (rows true, columns predicted)", ("true \\ pred", *cm["labels"]),
           ((lab, *map(str, row)) for lab, row in zip(cm["labels"], cm["matrix"])), left_first=True)
+    if "calibration" in m:
+        c = m["calibration"]
+        after = (f"; T {c['temperature']:.3f} fitted on {c['fitted_on']}"
+                 + (" (in-sample)" if c["in_sample"] else "") + f": {_fmt(c['ece_after'])}"
+                 if c.get("temperature") is not None else "")
+        model_t = f"; with the model's T {c['model_temperature']:.3f}: {_fmt(c['ece_model'])}" \
+            if c["model_temperature"] != 1.0 else ""
+        con.print(f"expected calibration error: raw {_fmt(c['ece_before'])}{model_t}{after}")
     if "by_face_width" in m:
         table(f"by face width ({m['face_width_source']})", ("face width", "n", "accuracy", "macro F1"),
               ((r["bucket"], str(r["n"]), _fmt(r["accuracy"]), _fmt(r["macro_f1"])) for r in m["by_face_width"]))

@@ -9,7 +9,10 @@ train split (best epoch by their val split) and tests it on every face of S, wha
 of a test face leaks in. The other sources' test faces are not used.
 
 Per held-out source: per-class precision and recall, macro F1, accuracy by face width (the buckets
-of ``evaluate --size-buckets``) and the confusion matrix of the float model (``best.keras``).
+of ``evaluate --size-buckets``) and the confusion matrix of the float model (``best.keras``), and
+the expected calibration error of its probabilities on the held-out faces before and after a
+temperature fitted on the *training* sources' val split (``train.calibration``; never on the
+held-out source). Results stored before this was added show "–" there.
 Writes ``OUT/loso.md`` (one row per held-out source, then the per-class detail), ``OUT/loso.png``
 (the confusion matrices side by side) and ``OUT/loso.json`` (every figure).
 
@@ -113,7 +116,8 @@ def run_holdout(source: str, rows: list[dict], template, out: Path, manifest_md5
     from dataclasses import replace
 
     from train.data import write_manifest
-    from train.evaluate import by_face_width, classification_metrics, load_predictor, read_manifest_split
+    from train.evaluate import (by_face_width, calibration_metrics, classification_metrics, load_predictor,
+                                read_manifest_split)
     from train.fit import fit, recipe_of
 
     run_dir = out / source
@@ -153,15 +157,20 @@ def run_holdout(source: str, rows: list[dict], template, out: Path, manifest_md5
     _say(f"{tag} {source}: testing on all {n_test} of its faces")
     predictor = load_predictor(best)
     ds = read_manifest_split(data_dir, "test", predictor.input_size, predictor.margin, cache_dir=data_dir / "cache")
-    probs = predictor.predict(ds.at_size(predictor.input_size))
+    probs = predictor.predict(ds.at_size(predictor.input_size), calibrated=False)
     metrics = classification_metrics(ds.y, probs)
+    val = None
+    if n_val:   # the temperature comes from the training sources' val faces, never from the held-out source
+        vs = read_manifest_split(data_dir, "val", predictor.input_size, predictor.margin, cache_dir=data_dir / "cache")
+        val = predictor.predict(vs.at_size(predictor.input_size), calibrated=False), vs.y
+    calibration = calibration_metrics(ds.y, probs, 1.0, val, fitted_on="val split of " + ", ".join(train_sources))
     result = {
         "holdout": source, "recipe": recipe, "manifest_md5": manifest_md5, "model": str(best),
         "train_sources": train_sources, "n_train": n_train, "n_val": n_val, "n_test": n_test, **moved,
         "train_labels": _label_counts(sub, "train"), "test_labels": _label_counts(sub, "test"),
         "seconds_fit": round(seconds_fit, 1), "fit_reused": reuse, "fit_seconds_total": fit_summary.get("seconds_total"),
         "val": fit_summary.get("val"),
-        "metrics": metrics, "by_face_width": by_face_width(ds.y, probs, ds.face_w),
+        "metrics": metrics, "by_face_width": by_face_width(ds.y, probs, ds.face_w), "calibration": calibration,
     }
     _write_json_atomic(result_path, result)
     return result
@@ -229,17 +238,29 @@ def _f(v, digits: int = 3) -> str:
     return "–" if v is None else f"{v:.{digits}f}"
 
 
+def ece_text(r: dict) -> str:
+    """``ECE before → after`` of a result (temperature fitted on the training sources' val split);
+    "–" for a result stored before calibration was measured, or whose training sources had no val faces."""
+    c = r.get("calibration") or {}
+    if c.get("ece_before") is None:
+        return "–"
+    if c.get("ece_after") is None:
+        return f"{_f(c['ece_before'])} → –"
+    return f"{_f(c['ece_before'])} → {_f(c['ece_after'])} (T {c['temperature']:.2f})"
+
+
 def table_markdown(results: list[dict]) -> str:
     """The headline table: one row per held-out source."""
     head = ("| held-out source | test faces | accuracy | macro F1 | recall with / without / incorrect | "
-            "precision with / without / incorrect | mask vs no-mask acc. | trained on (faces) |")
+            "precision with / without / incorrect | mask vs no-mask acc. | ECE before → after | trained on (faces) |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in results:
         m = r["metrics"]
         rec = " / ".join(_f(m["per_class"][lab]["recall"]) for lab in LABELS)
         prec = " / ".join(_f(m["per_class"][lab]["precision"]) for lab in LABELS)
         lines.append(f"| {r['holdout']} | {r['n_test']} | {_f(m['accuracy'])} | **{_f(m['macro_f1'])}** | {rec} | "
-                     f"{prec} | {_f(m['two_class']['accuracy'])} | {', '.join(r['train_sources'])} ({r['n_train']}) |")
+                     f"{prec} | {_f(m['two_class']['accuracy'])} | {ece_text(r)} | "
+                     f"{', '.join(r['train_sources'])} ({r['n_train']}) |")
     return "\n".join(lines) + "\n"
 
 
@@ -253,7 +274,9 @@ def detail_markdown(r: dict) -> str:
              + ", ".join(f"{SHORT[k]} {v}" for k, v in r["train_labels"].items())
              + f"), validated on {r['n_val']}; {r['left_out_same_group']} faces of other sources left out as "
              f"near-duplicates of {r['holdout']} faces. Tested on all {r['n_test']} faces of {r['holdout']}. "
-             f"Fit {r['seconds_fit']:.0f} s" + (" (reused)" if r.get("fit_reused") else "") + ".", "",
+             f"Fit {r['seconds_fit']:.0f} s" + (" (reused)" if r.get("fit_reused") else "") + ". "
+             f"Expected calibration error on the held-out faces (15 bins), before → after a temperature fitted "
+             f"on the training sources' val split: {ece_text(r)}.", "",
              "| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
     for lab in LABELS:
         c = m["per_class"][lab]
@@ -319,7 +342,9 @@ def write_outputs(out: Path, results: list[dict], manifest: Path, manifest_md5: 
           f"- recipe (`maskwatch-train fit`'s code): {recipe_text}",
           "- each row: trained on the other sources' train split (best epoch by their val split), tested with "
           "the float model on every face of the held-out source; faces of other sources in a near-duplicate "
-          "group with a held-out face are left out of training", "",
+          "group with a held-out face are left out of training",
+          "- ECE: expected calibration error of the held-out faces' probabilities (15 equal-width bins), raw → "
+          "with one temperature fitted on the training sources' val split (never on the held-out source)", "",
           table_markdown(results) if results else "_no held-out source finished yet_", ""]
     if results:
         md += ["![confusion matrices](loso.png)", ""]
