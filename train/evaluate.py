@@ -629,6 +629,7 @@ def write_report(m: dict, out_dir: str | Path) -> Path:
 def print_report(m: dict) -> None:
     """Readable terminal report (rich tables)."""
     from rich.console import Console
+    from rich.markup import escape   # "runs/pool [test]" is text, not a style tag
     from rich.table import Table
 
     con = Console()
@@ -641,7 +642,7 @@ def print_report(m: dict) -> None:
             t.add_row(*row)
         con.print(t)
 
-    con.print(f"[bold]{Path(m['model']).name}[/] ({m['model_kind']}, {m['input_size']} px) on {m['data']}: "
+    con.print(f"[bold]{escape(Path(m['model']).name)}[/] ({m['model_kind']}, {m['input_size']} px) on {escape(m['data'])}: "
               f"{m['n']} faces" + (f", {m['skipped_unreadable']} unreadable skipped" if m.get("skipped_unreadable") else ""))
     table(f"accuracy {_fmt(m['accuracy'])} · macro F1 {_fmt(m['macro_f1'])} · "
           f"2-class accuracy {_fmt(m['two_class']['accuracy'])}",
@@ -659,7 +660,7 @@ def print_report(m: dict) -> None:
                  if c.get("temperature") is not None else "")
         model_t = f"; with the model's T {c['model_temperature']:.3f}: {_fmt(c['ece_model'])}" \
             if c["model_temperature"] != 1.0 else ""
-        con.print(f"expected calibration error: raw {_fmt(c['ece_before'])}{model_t}{after}")
+        con.print(escape(f"expected calibration error: raw {_fmt(c['ece_before'])}{model_t}{after}"))
     if "by_face_width" in m:
         table(f"by face width ({m['face_width_source']})", ("face width", "n", "accuracy", "macro F1"),
               ((r["bucket"], str(r["n"]), _fmt(r["accuracy"]), _fmt(r["macro_f1"])) for r in m["by_face_width"]))
