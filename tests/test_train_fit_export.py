@@ -66,6 +66,17 @@ def test_fit_export_classify(tmp_path, data_dir, capsys):
     p2 = clf.classify_faces(scene, np.array([[180, 64, 222, 107], [85, 65, 118, 103]], np.float32))
     assert p2.shape == (2, 3)
 
+    # --temperature none: fitted and reported, not applied (the app reads the raw outputs)
+    raw_path = tmp_path / "model" / "raw.tflite"
+    rc = cli.main(["export", str(run / "best.keras"), "--data", str(data_dir), "--out", str(raw_path),
+                   "--calib-size", "10", "--no-progress", "--temperature", "none"])
+    assert rc == 0
+    assert "(not applied: --temperature none" in capsys.readouterr().out
+    raw = json.loads(raw_path.with_suffix(".json").read_text())
+    assert raw["temperature"] == 1.0 and raw["calibration"]["applied"] is False
+    assert raw["calibration"]["temperature"] == meta["temperature"] and meta["calibration"]["applied"] is True
+    assert MaskClassifier(raw_path).temperature == 1.0
+
 
 def test_fit_from_scratch_lowres_cnn(tmp_path, data_dir):
     from train.fit import FitConfig, fit

@@ -83,13 +83,14 @@ def _cmd_export(args) -> int:
     command = args.command_line or " ".join([PROG] + [shlex.quote(a) for a in sys.argv[1:]])
     meta = export(args.model, args.out, args.data, calib_size=args.calib_size, seed=args.seed,
                   version=args.version, command=command, evaluation=args.evaluation,
-                  progress=not args.no_progress)
+                  progress=not args.no_progress, apply_temperature=args.temperature == "fit")
     print(f"wrote {args.out} ({meta['size_bytes'] / 1e6:.2f} MB, input {meta['input_size'][0]} px) and its metadata JSON")
-    if meta.get("ece_before") is not None:
-        print(f"  calibration: temperature {meta['temperature']:.3f} fitted on val; expected calibration error (val) "
-              f"{meta['ece_before']:.4f} -> {meta['ece_after']:.4f}"
-              + ("; test {ece_before:.4f} -> {ece_after:.4f}".format(**meta["calibration"]["test"])
-                 if "test" in meta.get("calibration", {}) else ""))
+    cal = meta.get("calibration", {})
+    if "val" in cal:
+        print(f"  calibration: temperature {cal['temperature']:.3f} fitted on val"
+              + (" (applied)" if cal.get("applied") else " (not applied: --temperature none; the app reads raw outputs)")
+              + f"; expected calibration error (val) {cal['val']['ece_before']:.4f} -> {cal['val']['ece_after']:.4f}"
+              + ("; test {ece_before:.4f} -> {ece_after:.4f}".format(**cal["test"]) if "test" in cal else ""))
     for split, m in meta["metrics"].items():
         if "int8" not in m:
             continue
@@ -150,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", default=None, help="model version written to the metadata")
     p.add_argument("--command-line", default=None, help="training command recorded in the metadata")
     p.add_argument("--evaluation", default=None, help="metrics.json from 'maskwatch-train evaluate' to copy into the metadata")
+    p.add_argument("--temperature", choices=("fit", "none"), default="fit",
+                   help="fit: the temperature fitted on val goes into the metadata and the app applies it "
+                        "(default); none: fitted and reported only, the app reads raw outputs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_export)

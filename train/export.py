@@ -140,13 +140,17 @@ def calibrate_on_val(int8_probs: dict) -> dict:
 def export(model_path: str | Path, out: str | Path, data: str | Path, calib_size: int = 300, seed: int = 0,
            margin: float | None = None, version: str = __version__, command: str = "",
            training_seconds: float | None = None, evaluation: str | Path | None = None,
-           progress: bool = True) -> dict:
+           progress: bool = True, apply_temperature: bool = True) -> dict:
     """Convert, check int8 vs float on val (and test if present), write ``out`` + ``out.json``.
 
     Returns the metadata dict (also written). ``data`` is the prepare folder whose training crops
     calibrate the quantisation and whose val/test splits check it. ``evaluation``: a ``metrics.json``
     written by ``maskwatch-train evaluate`` for this model, copied into the metadata (re-exporting
     with the same model, data and seed writes the same bytes, so the figures stay true).
+    ``apply_temperature=False``: the temperature is still fitted and reported (``calibration``) but
+    the metadata's ``temperature`` stays 1.0, so the app reads the raw outputs (for a model whose
+    leave-one-source-out runs showed that the val-fitted temperature worsens calibration on sources
+    it never saw).
     """
     from train.data import load_manifest, load_split
 
@@ -182,6 +186,7 @@ def export(model_path: str | Path, out: str | Path, data: str | Path, calib_size
             "int8_float_agreement": round(float((p_float.argmax(1) == p_int8.argmax(1)).mean()), 4),
         }
     calibration = calibrate_on_val(int8_probs)
+    calibration["applied"] = bool(apply_temperature and calibration.get("fitted_on"))
     meta = {
         "name": "maskwatch-mask-classifier",
         "version": version,
@@ -194,9 +199,9 @@ def export(model_path: str | Path, out: str | Path, data: str | Path, calib_size
         "backbone": cfg.get("backbone", model.name),
         "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "size_bytes": len(tflite),
-        "temperature": calibration["temperature"],
+        "temperature": calibration["temperature"] if apply_temperature else 1.0,
         "ece_before": calibration["val"]["ece_before"] if "val" in calibration else None,
-        "ece_after": calibration["val"]["ece_after"] if "val" in calibration else None,
+        "ece_after": calibration["val"]["ece_after"] if "val" in calibration and apply_temperature else None,
         "calibration": calibration,
         "training": {"command": command, "data": [], "seconds": training_seconds, "config": cfg},
         "metrics": {split: {"int8": c["int8"], "float": {k: c["float"][k] for k in ("accuracy", "macro_f1", "two_class_accuracy")},
