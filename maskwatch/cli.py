@@ -6,6 +6,9 @@
     maskwatch --headless [--source S] [--log counts.csv] [--events events.jsonl] [--interval 60]
     maskwatch detect PATH... [--json]           # faces and labels of images and folders
     maskwatch bench --source FILE [--frames N] [--json out.json]
+    maskwatch serve --config site.toml          # every camera of a site, MQTT, history database
+    maskwatch aggregate --config site.toml      # broker -> one history database (cameras on many hosts)
+    maskwatch report --db URL [--since 7d]      # compliance per camera per day from the history
 
 Every user error (missing file, bad URL, corrupt video, unreadable image, bad model, bad flag, bad
 TOML) is ONE line on stderr, ``maskwatch: error: ...``, and a non-zero exit, never a traceback;
@@ -28,6 +31,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import importlib
 import json
 import logging
 import os
@@ -112,7 +116,8 @@ def _main_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog=PROG,
         description="Real-time face-mask compliance monitor. Without --headless: the desktop app. "
-        "Subcommands: 'maskwatch detect PATH... [--json]', 'maskwatch bench --source FILE'.",
+        "Subcommands: 'maskwatch detect PATH... [--json]', 'maskwatch bench --source FILE', "
+        "'maskwatch serve --config site.toml', 'maskwatch aggregate --config site.toml', 'maskwatch report --db URL'.",
     )
     p.add_argument("--version", action="version", version=f"maskwatch {__version__}")
     p.add_argument("--headless", action="store_true", help="run without a window: log counts to CSV/JSONL")
@@ -418,9 +423,30 @@ def main(argv: list[str] | None = None) -> int:
         stop_signals.restore()
 
 
+SITE_COMMANDS = {
+    "serve": "maskwatch.site.serve",
+    "aggregate": "maskwatch.site.aggregate",
+    "report": "maskwatch.site.report",
+}
+"""Subcommands that live in their own module. Each module has ``build_parser(parser_class, prog)``
+(an argparse parser built with the one-line-error ``parser_class``; it must accept ``--debug``)
+and ``run(args, stop_signals) -> int`` (``stop_signals``: the installed SIGINT/SIGTERM handler,
+see :class:`_StopSignals`; a command that wants the default handlers back calls
+``stop_signals.restore()``). ``MaskwatchError`` from ``run`` is one error line and exit 2."""
+
+
+def _site_command(name: str, stop_signals: _StopSignals):
+    module = importlib.import_module(SITE_COMMANDS[name])
+    return module.build_parser(_Parser, f"{PROG} {name}"), functools.partial(module.run, stop_signals=stop_signals)
+
+
 def _main(argv: list[str] | None, stop_signals: _StopSignals) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "detect":
+    site_command = bool(argv) and argv[0] in SITE_COMMANDS
+    if site_command:
+        parser, command = _site_command(argv[0], stop_signals)
+        argv = argv[1:]
+    elif argv and argv[0] == "detect":
         parser, command = _detect_parser(), _run_detect
         argv = argv[1:]
     elif argv and argv[0] == "bench":
@@ -429,11 +455,13 @@ def _main(argv: list[str] | None, stop_signals: _StopSignals) -> int:
     else:
         parser, command = _main_parser(), None
     args = parser.parse_args(argv)
-    if command is None and not args.headless and args.save_video is not None:  # before the app starts
-        parser.error("--save-video is for --headless runs; in the desktop app use Record (Ctrl+R)")
-    if command is None and args.headless:
+    if site_command:
+        pass  # the command handles signals itself (stop_signals is installed, or restored by it)
+    elif command is None and args.headless:
         command = functools.partial(_run_headless, stop_signals=stop_signals)
     else:
+        if command is None and args.save_video is not None:  # before the app starts
+            parser.error("--save-video is for --headless runs; in the desktop app use Record (Ctrl+R)")
         command = command or _run_gui
         stop_signals.restore()  # detect, bench and the app handle signals their own way
         if stop_signals.received is not None:  # asked to stop while starting: nothing done yet

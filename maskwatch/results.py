@@ -71,6 +71,7 @@ class IntervalSummary:
     fps: float
     dropped_frames: int  # dropped during this interval
     source_state: SourceState
+    model: str | None = None  # the mask classifier that labelled this interval ("mask_classifier 0.4.0")
 
     @property
     def compliance_rate(self) -> float | None:

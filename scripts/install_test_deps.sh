@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the tests need: ffmpeg, Xvfb (GUI tests), the GStreamer RTSP test server
-# (python3-gi + gst-rtsp-server + plugins, run by /usr/bin/python3) and the X/xcb libraries PyQt6 loads.
+# (python3-gi + gst-rtsp-server + plugins, run by /usr/bin/python3), the X/xcb libraries PyQt6 loads,
+# the mosquitto MQTT broker and a PostgreSQL server (the site tests start their own on a free port).
 # Idempotent: does nothing at all when every package is already installed; otherwise needs root
 # (or sudo) and runs apt-get update + apt-get install -y.
 #   bash scripts/install_test_deps.sh
@@ -14,6 +15,7 @@ PACKAGES=(
     libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0
     libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1
     libegl1 libgl1 libfontconfig1 libdbus-1-3
+    mosquitto postgresql
 )
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
