@@ -32,6 +32,9 @@ class SourceConfig:
     max_reconnects: int | None = None  # None = forever
 
 
+BLUR_MODES: tuple[str, ...] = ("off", "others", "all")
+"""``Config.blur_faces`` values: which faces saved snapshots and videos blur."""
+
 MODE_MIN_SCORE: Mapping[str, float] = MIN_SCORES
 """Each detector mode's default ``min_score`` (benchmarks/results/face_recall.md): choosing a mode
 without a score (``--detector dense``, ``mode = "dense"`` in TOML, the GUI's mode list) gets it.
@@ -83,6 +86,11 @@ class Config:
     events: Path | None = None  # JSONL of events
     snapshots: Path | None = None  # folder; off when None
     save_video: Path | None = None  # annotated video of every processed frame (maskwatch.sinks.video); off when None
+    # privacy: faces blurred in saved snapshots and videos: "off", "others" (every face but the one
+    # whose event triggered the snapshot; in videos every face), "all" (maskwatch.sinks.blur)
+    blur_faces: str = "off"
+    # snapshots and recordings older than this many days are deleted (maskwatch.site.retention); None = kept
+    retain_days: float | None = None
     alert_compliance_below: float = 0.8
     sources: SourceConfig = field(default_factory=SourceConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
@@ -334,6 +342,8 @@ _RULES = {
     "tracker.min_votes": _integer(1),
     "tracker.min_hits": _integer(1),
     "tracker.max_age": _integer(0),
+    "blur_faces": lambda value: None if value in BLUR_MODES else f"must be one of {', '.join(BLUR_MODES)}",
+    "retain_days": lambda value: None if value is None else _number(gt=0, why="days; or left out to keep everything")(value),
 }
 """The check of each field; a field not listed is checked by its type (a path, a flag, a number)."""
 
