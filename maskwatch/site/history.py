@@ -1,0 +1,527 @@
+"""``History``: the history database of a site (interval rows and events per camera), also the MQTT outbox.
+
+One SQLAlchemy Core schema, two tables, for SQLite (the default: one file, no server) and any
+other SQLAlchemy URL (``postgresql+psycopg://user@host/db`` for a site whose history is shared):
+
+- ``intervals``: one row per closed interval of one camera (the CSV log's columns, plus ``id``,
+  ``camera``, epoch ``start_ts``/``end_ts`` and the ``model`` that labelled it);
+- ``events``: one row per counter event (``new`` person, ``update`` = label decided, ``end`` =
+  track ended), with the path of the snapshot JPEG saved for it, if any.
+
+Both have ``published`` (has the MQTT broker acknowledged it?) and ``written_at``. A worker writes a
+row first (``published`` false) and the publisher sends what :meth:`History.pending` returns, then
+:meth:`History.mark_published` on the broker's PUBACK: a broker outage leaves rows pending and loses
+nothing. Each row's ``id`` (uuid4 hex) is made once when it is written, so a republished row keeps
+its id and a consumer (``maskwatch aggregate``, :meth:`History.upsert`) drops duplicates by it.
+
+The payloads (:func:`interval_payload`, :func:`event_payload`) are the MQTT message bodies and what
+:meth:`History.intervals` / :meth:`History.events` return: one shape for the broker and the database.
+
+SQLite: WAL mode (a reader never blocks the writers), ``busy_timeout`` (several worker processes
+writing one file wait for each other's short transactions instead of failing); every write is one
+short transaction that starts with its write.
+
+>>> import tempfile, pathlib
+>>> from maskwatch.frames import SourceState
+>>> from maskwatch.results import IntervalSummary
+>>> history = History(pathlib.Path(tempfile.mkdtemp()) / "history.db")
+>>> row = IntervalSummary(start=1e9, end=1e9 + 60, frames=1500, faces=3000, people_seen=4,
+...                       by_label={"with_mask": 3, "without_mask": 1, "mask_worn_incorrectly": 0},
+...                       fps=25.0, dropped_frames=0, source_state=SourceState.LIVE)
+>>> payload = history.add_interval("entrance", row)
+>>> payload["people_seen"], payload["compliance_rate"], payload["source_state"], len(payload["id"])
+(4, 0.75, 'live', 32)
+>>> [kind for kind, p in history.pending()]
+['interval']
+>>> history.mark_published([payload["id"]]); history.pending()
+[]
+>>> history.upsert("interval", payload), history.intervals() == [payload]
+(False, True)
+>>> history.close()
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy import event as sa_event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql as sa_postgresql
+from sqlalchemy.dialects import sqlite as sa_sqlite
+
+from maskwatch import LABELS
+from maskwatch.errors import MaskwatchError
+from maskwatch.sinks.timestamps import iso_time
+
+if TYPE_CHECKING:
+    from maskwatch.results import Event, IntervalSummary
+
+EVENT_TYPES: dict[str, str] = {"person_seen": "new", "label_decided": "update", "track_ended": "end"}
+"""Counter event kind -> the ``type`` of its payload (Frigate's event types)."""
+
+KINDS = ("interval", "event")
+"""The two kinds of rows (``pending`` returns them, ``upsert`` takes them)."""
+
+BUSY_TIMEOUT_MS = 30_000
+"""How long an SQLite writer waits for another process's transaction before giving up."""
+
+INTERVAL_FIELDS: tuple[str, ...] = (
+    "id", "camera", "start", "end", "start_ts", "end_ts", "frames", "faces", "people_seen",
+    *LABELS, "compliance_rate", "fps", "dropped_frames", "source_state", "model",
+)
+"""The keys of an interval payload, in order."""
+
+EVENT_FIELDS: tuple[str, ...] = (
+    "id", "type", "camera", "track_id", "label", "time", "ts", "confidence", "box", "snapshot",
+)
+"""The keys of an event payload, in order."""
+
+metadata = sa.MetaData()
+
+intervals_table = sa.Table(
+    "intervals", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("camera", sa.String(200), nullable=False),
+    sa.Column("start", sa.String(40), nullable=False),
+    sa.Column("end", sa.String(40), nullable=False),
+    sa.Column("start_ts", sa.Float, nullable=False),
+    sa.Column("end_ts", sa.Float, nullable=False),
+    sa.Column("frames", sa.Integer, nullable=False),
+    sa.Column("faces", sa.Integer, nullable=False),
+    sa.Column("people_seen", sa.Integer, nullable=False),
+    *(sa.Column(label, sa.Integer, nullable=False) for label in LABELS),
+    sa.Column("compliance_rate", sa.Float, nullable=True),
+    sa.Column("fps", sa.Float, nullable=False),
+    sa.Column("dropped_frames", sa.Integer, nullable=False),
+    sa.Column("source_state", sa.String(20), nullable=False),
+    sa.Column("model", sa.String(200), nullable=True),
+    sa.Column("published", sa.Boolean, nullable=False, default=False),
+    sa.Column("written_at", sa.Float, nullable=False),
+    sa.Index("ix_intervals_camera_start", "camera", "start_ts"),
+    sa.Index("ix_intervals_published", "published"),
+)
+
+events_table = sa.Table(
+    "events", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("type", sa.String(10), nullable=False),
+    sa.Column("camera", sa.String(200), nullable=False),
+    sa.Column("track_id", sa.Integer, nullable=False),
+    sa.Column("label", sa.String(40), nullable=True),
+    sa.Column("time", sa.String(40), nullable=False),
+    sa.Column("ts", sa.Float, nullable=False),
+    sa.Column("confidence", sa.Float, nullable=True),
+    sa.Column("box", sa.JSON, nullable=True),
+    sa.Column("snapshot", sa.String(1000), nullable=True),
+    sa.Column("published", sa.Boolean, nullable=False, default=False),
+    sa.Column("written_at", sa.Float, nullable=False),
+    sa.Index("ix_events_camera_ts", "camera", "ts"),
+    sa.Index("ix_events_published", "published"),
+)
+
+_TABLES = {"interval": intervals_table, "event": events_table}
+_FIELDS = {"interval": INTERVAL_FIELDS, "event": EVENT_FIELDS}
+
+
+# -- payloads ------------------------------------------------------------------------------------
+
+
+def payload_time(epoch: float) -> str:
+    """Local ISO 8601 time with its offset, like the CSV's; milliseconds only if the time has them.
+
+    >>> from datetime import datetime
+    >>> len(payload_time(1e9)), len(payload_time(1e9 + 0.25))  # 2001-09-09T01:46:40+00:00 (in UTC)
+    (25, 29)
+    >>> datetime.fromisoformat(payload_time(1e9 + 0.25)).timestamp()
+    1000000000.25
+    """
+    whole = round(float(epoch) * 1000) % 1000 == 0
+    return iso_time(float(epoch), "seconds" if whole else "milliseconds")
+
+
+def new_id() -> str:
+    """A row id: uuid4 hex, made once when the row is written (a republished row keeps it)."""
+    return uuid.uuid4().hex
+
+
+def _finite(value) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def interval_payload(camera: str, summary: IntervalSummary, id: str | None = None) -> dict:
+    """The JSON-ready payload of one closed interval of ``camera`` (the MQTT ``intervals`` body).
+
+    >>> from maskwatch.frames import SourceState
+    >>> from maskwatch.results import IntervalSummary
+    >>> p = interval_payload("door", IntervalSummary(0.0, 60.0, 10, 12, 2, {"with_mask": 1,
+    ...     "without_mask": 1, "mask_worn_incorrectly": 0}, 9.5, 0, SourceState.RECONNECTING), id="x")
+    >>> {k: p[k] for k in ("id", "camera", "start_ts", "end_ts", "with_mask", "compliance_rate", "source_state")}
+    {'id': 'x', 'camera': 'door', 'start_ts': 0.0, 'end_ts': 60.0, 'with_mask': 1, 'compliance_rate': 0.5, 'source_state': 'reconnecting'}
+    >>> tuple(p) == INTERVAL_FIELDS
+    True
+    """
+    state = summary.source_state
+    return {
+        "id": id or new_id(),
+        "camera": str(camera),
+        "start": payload_time(summary.start),
+        "end": payload_time(summary.end),
+        "start_ts": float(summary.start),
+        "end_ts": float(summary.end),
+        "frames": int(summary.frames),
+        "faces": int(summary.faces),
+        "people_seen": int(summary.people_seen),
+        **{label: int(summary.by_label.get(label, 0)) for label in LABELS},
+        "compliance_rate": _finite(summary.compliance_rate),
+        "fps": _finite(summary.fps) or 0.0,
+        "dropped_frames": int(summary.dropped_frames),
+        "source_state": str(getattr(state, "value", state)),
+        "model": getattr(summary, "model", None),
+    }
+
+
+def event_payload(camera: str, event: Event, snapshot: str | os.PathLike | None = None, id: str | None = None) -> dict:
+    """The JSON-ready payload of one counter event of ``camera`` (the MQTT ``events`` body).
+
+    ``type``: ``new`` (person seen), ``update`` (label decided), ``end`` (track ended).
+
+    >>> from maskwatch.results import Event
+    >>> p = event_payload("door", Event("label_decided", 7, 1e9, 3, label="with_mask", confidence=0.9,
+    ...                                 box=(1, 2, 3, 4)), id="y")
+    >>> p["type"], p["track_id"], p["label"], p["box"], p["snapshot"], tuple(p) == EVENT_FIELDS
+    ('update', 7, 'with_mask', [1.0, 2.0, 3.0, 4.0], None, True)
+    """
+    try:
+        kind = EVENT_TYPES[event.kind]
+    except KeyError:
+        raise MaskwatchError(f"unknown event kind {event.kind!r} (known: {', '.join(EVENT_TYPES)})") from None
+    return {
+        "id": id or new_id(),
+        "type": kind,
+        "camera": str(camera),
+        "track_id": int(event.track_id),
+        "label": event.label,
+        "time": payload_time(event.timestamp),
+        "ts": float(event.timestamp),
+        "confidence": _finite(event.confidence),
+        "box": None if event.box is None else [float(v) for v in event.box],
+        "snapshot": None if snapshot is None else os.fspath(snapshot),
+    }
+
+
+# -- URLs --------------------------------------------------------------------------------------
+
+
+def database_url(url: str | os.PathLike) -> sa.URL:
+    """The SQLAlchemy URL of ``url``: a plain path (``history.db``) means an SQLite file.
+
+    >>> database_url("site/history.db").render_as_string()
+    'sqlite:///site/history.db'
+    >>> database_url("postgresql+psycopg://mw:s3cret@db.local/maskwatch").render_as_string()
+    'postgresql+psycopg://mw:***@db.local/maskwatch'
+    >>> database_url("not a url://x")
+    Traceback (most recent call last):
+    ...
+    maskwatch.errors.MaskwatchError: not a database URL: 'not a url://x' (give an SQLAlchemy URL such as sqlite:///maskwatch.db or postgresql+psycopg://user@host/db, or a file path)
+    """
+    if isinstance(url, os.PathLike) or "://" not in str(url):
+        path = os.fspath(url)
+        if not str(path).strip():
+            raise MaskwatchError("no database given (an SQLite file path or an SQLAlchemy URL)")
+        return sa.URL.create("sqlite", database=str(path))
+    try:
+        return sa.make_url(str(url))
+    except (sa_exc.ArgumentError, ValueError):
+        from maskwatch.sources.spec import redact
+
+        raise MaskwatchError(
+            f"not a database URL: {redact(url)!r} (give an SQLAlchemy URL such as sqlite:///maskwatch.db"
+            " or postgresql+psycopg://user@host/db, or a file path)") from None
+
+
+def shown(url: sa.URL) -> str:
+    """``url`` for messages and logs: the password hidden."""
+    return url.render_as_string(hide_password=True)
+
+
+# -- the database --------------------------------------------------------------------------------
+
+
+class History:
+    """The history database (see the module docstring); safe to share between threads of a process.
+
+    ``url``: ``"sqlite:///x.db"``, a plain path (an SQLite file), or any SQLAlchemy URL. Tables are
+    created if missing. Every failure (bad URL, missing driver, unreachable server, unwritable file,
+    a file that is not a database, a database with other tables of these names) is a one-line
+    :class:`MaskwatchError` naming :attr:`shown_url`, never the password.
+    """
+
+    def __init__(self, url: str | os.PathLike):
+        self.url = database_url(url)
+        self.shown_url: str = shown(self.url)
+        self._lock = threading.Lock()
+        self._closed = False
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        kwargs: dict[str, Any] = {}
+        if self.is_sqlite:
+            database = self.url.database or ""
+            if database and database != ":memory:" and not database.startswith("file:"):
+                self._prepare_sqlite_file(Path(database))
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000}
+        else:
+            kwargs["pool_pre_ping"] = True  # a server restarted overnight: reconnect, don't fail the next write
+        try:
+            self.engine = sa.create_engine(self.url, **kwargs)
+        except (sa_exc.NoSuchModuleError, sa_exc.ArgumentError) as e:
+            raise MaskwatchError(f"cannot use database {self.shown_url}: unknown database kind ({self._reason(e)})") from None
+        except ImportError as e:
+            hint = " (pip install 'maskwatch[postgres]')" if self.url.get_backend_name() == "postgresql" else ""
+            raise MaskwatchError(f"cannot use database {self.shown_url}: its driver is not installed: {e}{hint}") from None
+        if self.is_sqlite:
+            sa_event.listen(self.engine, "connect", _sqlite_pragmas)
+        with self._errors("open"):
+            self._create_tables()
+
+    # -- public API ---------------------------------------------------------------------------
+
+    def add_interval(self, camera: str, summary: IntervalSummary) -> dict:
+        """Store one closed interval of ``camera`` (unpublished); returns its payload (with its new ``id``)."""
+        payload = interval_payload(camera, summary)
+        self._insert("interval", payload, published=False)
+        return payload
+
+    def add_event(self, camera: str, event: Event, snapshot: str | os.PathLike | None = None) -> dict:
+        """Store one event of ``camera`` (unpublished) with the path of its snapshot; returns its payload."""
+        payload = event_payload(camera, event, snapshot)
+        self._insert("event", payload, published=False)
+        return payload
+
+    def pending(self, limit: int = 500) -> list[tuple[str, dict]]:
+        """Up to ``limit`` rows not yet published, oldest written first: ``("interval"|"event", payload)``."""
+        limit = max(int(limit), 0)
+        rows: list[tuple[float, str, dict]] = []
+        with self._errors("read"), self.engine.connect() as conn:
+            for kind, table in _TABLES.items():
+                query = (sa.select(table).where(table.c.published == sa.false())
+                         .order_by(table.c.written_at, table.c.id).limit(limit))
+                rows.extend((r.written_at, kind, self._payload(kind, r)) for r in conn.execute(query))
+        rows.sort(key=lambda r: r[0])
+        return [(kind, payload) for _, kind, payload in rows[:limit]]
+
+    def mark_published(self, ids: Iterable[str]) -> None:
+        """Mark the rows with these ids published (unknown ids are ignored)."""
+        ids = [str(i) for i in ids]
+        if not ids:
+            return
+        with self._errors("write"), self.engine.begin() as conn:
+            for start in range(0, len(ids), 500):  # well under every database's bound-parameter limit
+                chunk = ids[start:start + 500]
+                for table in _TABLES.values():
+                    conn.execute(sa.update(table).where(table.c.id.in_(chunk)).values(published=True))
+
+    def upsert(self, kind: str, payload: dict) -> bool:
+        """Insert a row received from elsewhere (stored as published) unless its ``id`` exists.
+
+        For ``maskwatch aggregate``: the broker delivers QoS 1 messages at least once, so a
+        duplicate is expected and ignored. Returns ``True`` if the row was new. A payload that is
+        not a row of this ``kind`` is a ``MaskwatchError`` naming what is wrong.
+        """
+        if kind not in _TABLES:
+            raise MaskwatchError(f"unknown row kind {kind!r} (known: {', '.join(KINDS)})")
+        return self._insert(kind, _checked(kind, payload), published=True)
+
+    def intervals(self, since: float | None = None, camera: str | None = None) -> list[dict]:
+        """Interval payloads ending after ``since`` (epoch seconds), of one ``camera`` or all, oldest first."""
+        t = intervals_table
+        query = sa.select(t).order_by(t.c.start_ts, t.c.camera, t.c.written_at)
+        if since is not None:
+            query = query.where(t.c.end_ts > float(since))
+        if camera is not None:
+            query = query.where(t.c.camera == camera)
+        return self._select("interval", query)
+
+    def events(self, since: float | None = None, camera: str | None = None) -> list[dict]:
+        """Event payloads at or after ``since`` (epoch seconds), of one ``camera`` or all, oldest first."""
+        t = events_table
+        query = sa.select(t).order_by(t.c.ts, t.c.camera, t.c.written_at)
+        if since is not None:
+            query = query.where(t.c.ts >= float(since))
+        if camera is not None:
+            query = query.where(t.c.camera == camera)
+        return self._select("event", query)
+
+    def cameras(self) -> list[str]:
+        """The cameras that have interval rows, sorted."""
+        with self._errors("read"), self.engine.connect() as conn:
+            return sorted(conn.execute(sa.select(intervals_table.c.camera).distinct()).scalars())
+
+    def close(self) -> None:
+        """Release the connections (the file stays consistent: every write was committed)."""
+        if not self._closed:
+            self._closed = True
+            self.engine.dispose()
+
+    def __enter__(self) -> History:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"History({self.shown_url!r})"
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _insert(self, kind: str, payload: dict, published: bool) -> bool:
+        table = _TABLES[kind]
+        row = {k: payload.get(k) for k in _FIELDS[kind]}
+        row["published"] = published
+        row["written_at"] = time.time()
+        dialect = self.engine.dialect.name
+        with self._errors("write"):
+            if dialect in ("sqlite", "postgresql"):  # one atomic statement, no read-then-write race
+                module = sa_sqlite if dialect == "sqlite" else sa_postgresql
+                stmt = module.insert(table).values(**row).on_conflict_do_nothing(index_elements=["id"])
+                with self.engine.begin() as conn:
+                    return conn.execute(stmt).rowcount == 1
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(sa.insert(table).values(**row))
+                return True
+            except sa_exc.IntegrityError:
+                with self.engine.connect() as conn:
+                    if conn.execute(sa.select(table.c.id).where(table.c.id == row["id"])).first() is not None:
+                        return False
+                raise
+
+    def _select(self, kind: str, query) -> list[dict]:
+        with self._errors("read"), self.engine.connect() as conn:
+            return [self._payload(kind, r) for r in conn.execute(query)]
+
+    @staticmethod
+    def _payload(kind: str, row) -> dict:
+        m = row._mapping
+        payload = {k: m[k] for k in _FIELDS[kind]}
+        if kind == "event" and payload["box"] is not None:
+            payload["box"] = [float(v) for v in payload["box"]]
+        return payload
+
+    def _create_tables(self) -> None:
+        for attempt in range(3):
+            try:
+                metadata.create_all(self.engine, checkfirst=True)
+                break
+            except (sa_exc.OperationalError, sa_exc.ProgrammingError, sa_exc.IntegrityError):
+                # another process created the tables between our check and our CREATE: look again
+                if attempt == 2:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        inspector = sa.inspect(self.engine)
+        for table in metadata.sorted_tables:
+            have = {c["name"] for c in inspector.get_columns(table.name)}
+            missing = [c.name for c in table.columns if c.name not in have]
+            if missing:
+                raise MaskwatchError(
+                    f"database {self.shown_url} has a table {table.name!r} that is not maskwatch's history"
+                    f" (no column {', '.join(missing)}); use another database")
+
+    def _prepare_sqlite_file(self, path: Path) -> None:
+        if path.is_dir():
+            raise MaskwatchError(f"cannot open database {self.shown_url}: {path} is a directory")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise MaskwatchError(f"cannot open database {self.shown_url}: cannot create folder {path.parent}: "
+                                 f"{e.strerror or e}") from None
+
+    @contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        """Database errors -> one-line MaskwatchError naming the shown URL, never the password."""
+        if self._closed:
+            raise MaskwatchError(f"database {self.shown_url} is closed")
+        try:
+            yield
+        except MaskwatchError:
+            raise
+        except sa_exc.SQLAlchemyError as e:
+            raise MaskwatchError(f"cannot {doing} database {self.shown_url}: {self._reason(e)}") from None
+        except OSError as e:
+            raise MaskwatchError(f"cannot {doing} database {self.shown_url}: {e.strerror or e}") from None
+
+    def _reason(self, error: BaseException) -> str:
+        """The driver's own first line (no SQL, no parameters), with any password hidden."""
+        from maskwatch.sources.spec import redact
+
+        cause = getattr(error, "orig", None) or error
+        lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+        text = lines[0] if lines else type(cause).__name__
+        password = self.url.password
+        if password:
+            text = text.replace(str(password), "***")
+        return redact(text)
+
+
+def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
+    """Each new SQLite connection: wait for other writers, WAL (readers never block writers)."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")  # persistent in the file; a no-op once set
+        cursor.execute("PRAGMA synchronous = FULL")  # a committed row survives a power cut
+    finally:
+        cursor.close()
+
+
+_REQUIRED = {
+    "interval": {"id": str, "camera": str, "start_ts": (int, float), "end_ts": (int, float)},
+    "event": {"id": str, "type": str, "camera": str, "track_id": int, "ts": (int, float)},
+}
+
+
+def _checked(kind: str, payload) -> dict:
+    """A received payload made into a complete row, or a one-line MaskwatchError."""
+    if not isinstance(payload, dict):
+        raise MaskwatchError(f"{kind} payload is not a JSON object")
+    for key, types in _REQUIRED[kind].items():
+        value = payload.get(key)
+        if not isinstance(value, types) or isinstance(value, bool) or (isinstance(value, str) and not value):
+            raise MaskwatchError(f"{kind} payload has no valid {key!r}")
+    if len(payload["id"]) > 32:
+        raise MaskwatchError(f"{kind} payload id is longer than 32 characters")
+    row = dict(payload)
+    try:
+        if kind == "interval":
+            row.setdefault("start", payload_time(row["start_ts"]))
+            row.setdefault("end", payload_time(row["end_ts"]))
+            for key in ("frames", "faces", "people_seen", *LABELS, "dropped_frames"):
+                row[key] = int(row.get(key) or 0)
+            row["fps"] = float(row.get("fps") or 0.0)
+            rate = row.get("compliance_rate")
+            row["compliance_rate"] = None if rate is None else float(rate)
+            row["source_state"] = str(row.get("source_state") or "live")
+        else:
+            if row["type"] not in EVENT_TYPES.values():
+                raise MaskwatchError(f"event payload has an unknown type {row['type']!r}")
+            row.setdefault("time", payload_time(row["ts"]))
+            conf = row.get("confidence")
+            row["confidence"] = None if conf is None else float(conf)
+            box = row.get("box")
+            if box is not None:
+                if not isinstance(box, list) or len(box) != 4:
+                    raise MaskwatchError("event payload 'box' is not [x1, y1, x2, y2]")
+                row["box"] = [float(v) for v in box]
+    except (TypeError, ValueError) as e:
+        raise MaskwatchError(f"{kind} payload has a field of the wrong type: {e}") from None
+    return row
