@@ -1,0 +1,292 @@
+"""``SiteConfig``: a whole site in one TOML file (``maskwatch serve --config site.toml``).
+
+::
+
+    [defaults]                      # any single-camera setting, for every camera that does not set it
+    interval_s = 60
+    detector.every_n = 2
+
+    [[cameras]]
+    name = "entrance"               # unique, [A-Za-z0-9_-]+ (it becomes an MQTT topic level)
+    source = "rtsp://admin@10.0.0.7:554/live"
+    password_env = "ENTRANCE_PW"    # or password = "..." / password_file = "/run/secrets/entrance"
+    log = "entrance.csv"            # and any other single-camera key: snapshots, blur_faces, retain_days, ...
+
+    [db]                            # default: sqlite file maskwatch.db next to site.toml
+    url = "postgresql+psycopg://maskwatch@db/maskwatch"
+    password_file = "/run/secrets/db"
+
+    [mqtt]                          # absent: no MQTT (maskwatch.site.publisher.MqttSettings)
+    host = "127.0.0.1"
+
+    [serve]                         # the supervisor (maskwatch.site.serve)
+    restart_backoff_initial_s = 1
+    restart_backoff_max_s = 60
+
+Relative paths (outputs, the model, a video file source, a SQLite file) are relative to the folder
+of ``site.toml``, not to the working directory a service manager happens to start in.
+
+Each camera's :class:`~maskwatch.config.Config` is the defaults, then ``[defaults]``, then the
+camera's own keys, checked by :meth:`~maskwatch.config.Config.validate`. Every error is one line
+naming the file and the key (``config file site.toml: camera 'entrance': interval_s must be ...``);
+passwords (from the file, the environment or a secrets file, :mod:`maskwatch.site.secrets`) are
+put into the source or database URL only here and never reach a message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from maskwatch.config import Config
+from maskwatch.errors import MaskwatchError
+from maskwatch.site.secrets import resolve_secret, secret_keys
+
+CAMERA_NAME = re.compile(r"[A-Za-z0-9_-]+")
+"""A camera name: a single MQTT topic level and a safe file name (no ``/``, ``+``, ``#``, spaces)."""
+
+DEFAULT_DB_FILE = "maskwatch.db"
+"""The SQLite file ``[db]`` defaults to, next to ``site.toml``."""
+
+OUTPUT_KEYS = ("log", "events", "save_video")
+"""Per-camera output files: two cameras writing one of them is an error."""
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """The ``[serve]`` table: how the supervisor restarts and stops workers (seconds)."""
+
+    restart_backoff_initial_s: float = 1.0  # the first wait before restarting a dead worker, doubled ...
+    restart_backoff_max_s: float = 60.0  # ... up to this
+    restart_reset_after_s: float = 60.0  # a worker that ran this long before dying gets the initial wait again
+    stop_timeout_s: float = 20.0  # SIGTERM -> wait this long for workers to write their last row, then SIGKILL
+
+    @classmethod
+    def from_table(cls, table: Mapping, where: str) -> "ServeSettings":
+        names = [f.name for f in dataclasses.fields(cls)]
+        values = {}
+        for key, value in table.items():
+            if key not in names:
+                raise MaskwatchError(f"{where}: unknown key {key!r} (known: {', '.join(names)})")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.1 <= value <= 86400:
+                raise MaskwatchError(f"{where}: {key} must be a number of seconds between 0.1 and 86400, got {value!r}")
+            values[key] = float(value)
+        settings = cls(**values)
+        if settings.restart_backoff_initial_s > settings.restart_backoff_max_s:
+            raise MaskwatchError(f"{where}: restart_backoff_initial_s must be <= restart_backoff_max_s "
+                                 f"({settings.restart_backoff_max_s:g}), got {settings.restart_backoff_initial_s:g}")
+        return settings
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    """One ``[[cameras]]`` entry: its name and its checked single-camera config (the source URL with
+    its password in it: hand ``config`` only to the worker; show :attr:`shown_source`)."""
+
+    name: str
+    config: Config = field(repr=False)
+    shown_source: str = ""
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    """A parsed ``site.toml`` (see the module docstring)."""
+
+    path: Path
+    cameras: tuple[CameraConfig, ...]
+    db_url: str = field(repr=False)  # with its password, if one was given: show shown_db_url
+    shown_db_url: str
+    mqtt: object | None = None  # maskwatch.site.publisher.MqttSettings, None without [mqtt]
+    serve: ServeSettings = field(default_factory=ServeSettings)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "SiteConfig":
+        """Read and check ``path``; a one-line ``MaskwatchError`` naming the file and key otherwise."""
+        path = Path(path).expanduser()
+        where = f"config file {_shown(path)}"
+        data = _read_toml(path, where)
+        return cls.from_table(data, path, where)
+
+    @classmethod
+    def from_table(cls, data: Mapping, path: Path, where: str) -> "SiteConfig":
+        known = {"cameras", "defaults", "db", "mqtt", "serve"}
+        for key in data:
+            if key not in known:
+                raise MaskwatchError(f"{where}: unknown key {key!r} (known: {', '.join(sorted(known))})")
+        base = path.absolute().parent
+        defaults = _table(data, "defaults", where)
+        for key in ("name", "source", *secret_keys("password")):
+            if key in defaults:
+                raise MaskwatchError(f"{where}: [defaults] cannot set {key}: it belongs to each [[cameras]] entry")
+        cameras_raw = data.get("cameras")
+        if cameras_raw is None:
+            raise MaskwatchError(f"{where}: no [[cameras]]: a site needs at least one camera")
+        if not isinstance(cameras_raw, list) or not all(isinstance(c, Mapping) for c in cameras_raw) or not cameras_raw:
+            raise MaskwatchError(f"{where}: cameras must be [[cameras]] tables, at least one")
+        cameras: list[CameraConfig] = []
+        for i, table in enumerate(cameras_raw):
+            cameras.append(_camera(table, i, defaults, base, where))
+        names = [c.name for c in cameras]
+        for name in names:
+            if names.count(name) > 1:
+                raise MaskwatchError(f"{where}: camera name {name!r} is used twice: each camera needs its own name")
+        _check_outputs(cameras, where)
+        db_url, shown_db = _db_url(_table(data, "db", where), base, f"{where}: [db]")
+        mqtt = None
+        if "mqtt" in data:
+            from maskwatch.site.publisher import MqttSettings
+
+            mqtt = MqttSettings.from_table(_table(data, "mqtt", where), f"{where}: [mqtt]")
+        serve = ServeSettings.from_table(_table(data, "serve", where), f"{where}: [serve]")
+        return cls(path=path, cameras=tuple(cameras), db_url=db_url, shown_db_url=shown_db, mqtt=mqtt, serve=serve)
+
+    def camera(self, name: str) -> CameraConfig:
+        for camera in self.cameras:
+            if camera.name == name:
+                return camera
+        raise KeyError(name)
+
+
+# -- pieces ----------------------------------------------------------------------------------------
+
+
+def _shown(path) -> str:
+    return os.fsencode(os.fspath(path)).decode("utf-8", "backslashreplace")
+
+
+def _read_toml(path: Path, where: str) -> dict:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise MaskwatchError(f"config file not found: {_shown(path)}") from None
+    except IsADirectoryError:
+        raise MaskwatchError(f"{where} is a directory, not a TOML file") from None
+    except OSError as e:
+        raise MaskwatchError(f"cannot read {where}: {(e.strerror or str(e)).lower()}") from None
+    except UnicodeDecodeError:
+        raise MaskwatchError(f"{where} is not valid TOML: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as e:
+        raise MaskwatchError(f"{where} is not valid TOML: {e}") from None
+
+
+def _table(data: Mapping, key: str, where: str) -> Mapping:
+    value = data.get(key, {})
+    if not isinstance(value, Mapping):
+        raise MaskwatchError(f"{where}: {key} must be a table ([{key}])")
+    return value
+
+
+def _relative_to(base: Path, value):
+    """``value`` (a path from the file) anchored at the file's folder unless absolute or ``~``."""
+    if value is None or not isinstance(value, (str, os.PathLike)) or not str(value):
+        return value
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else base / p
+
+
+def _source_with_password(source, password: str | None, where: str) -> str:
+    """``source`` with ``password`` put into it (a camera URL only)."""
+    from maskwatch.sources.spec import is_network_url, split_credentials, with_password
+
+    if password is None:
+        return source
+    if not isinstance(source, str) or not is_network_url(source):
+        raise MaskwatchError(f"{where}: a password is given but source is not a camera URL (rtsp://, http://, ...)")
+    if split_credentials(source)[1]:
+        raise MaskwatchError(f"{where}: source already has a password: give it once (in source, or as password / "
+                             "password_env / password_file)")
+    return with_password(source, password)
+
+
+def _camera(table: Mapping, index: int, defaults: Mapping, base: Path, where: str) -> CameraConfig:
+    name = table.get("name")
+    if not isinstance(name, str) or not CAMERA_NAME.fullmatch(name):
+        raise MaskwatchError(f"{where}: cameras[{index}].name must be letters, digits, '_' or '-' "
+                             f"(it is an MQTT topic level), got {name!r}")
+    here = f"{where}: camera {name!r}"
+    source = table.get("source")
+    if source is None:
+        raise MaskwatchError(f"{here}: source is missing")
+    if isinstance(source, str) and source.strip() and not re.fullmatch(r"\d+", source.strip()):
+        from maskwatch.sources.spec import is_network_url
+
+        if not is_network_url(source):
+            source = str(_relative_to(base, source))
+    source = _source_with_password(source, resolve_secret(table, "password", here), here)
+    keys = {k: v for k, v in table.items() if k not in ("name", "source", *secret_keys("password"))}
+    anchored = lambda t: {k: (_relative_to(base, v) if k in (*OUTPUT_KEYS, "snapshots", "model", "collect") else v)  # noqa: E731
+                          for k, v in t.items()}
+    config = (Config().with_overrides(anchored(defaults), where=f"{where}: [defaults]")
+              .with_overrides(anchored(keys), where=here)
+              .with_overrides(source=source, where=here)
+              .validate(where=here))
+    shown = source
+    if isinstance(source, str):
+        from maskwatch.sources.spec import parse
+
+        try:
+            shown = parse(source).name  # also teaches redact() this password, wherever it may appear
+        except MaskwatchError as e:
+            raise MaskwatchError(f"{here}: source: {e}") from None
+    from maskwatch.sinks.from_config import check_output_paths, source_file
+
+    try:
+        check_output_paths(log=config.log, events=config.events, snapshots=config.snapshots,
+                           save_video=config.save_video, source=source_file(config.source))
+    except MaskwatchError as e:
+        raise MaskwatchError(f"{here}: {e}") from None
+    return CameraConfig(name=name, config=config, shown_source=str(shown))
+
+
+def _check_outputs(cameras: list[CameraConfig], where: str) -> None:
+    """Two cameras must not write one file or share one snapshots folder."""
+    seen: dict[Path, tuple[str, str]] = {}
+    for camera in cameras:
+        for key in (*OUTPUT_KEYS, "snapshots"):
+            value = getattr(camera.config, key)
+            if value is None:
+                continue
+            target = Path(value).resolve()
+            if target in seen:
+                other, other_key = seen[target]
+                raise MaskwatchError(f"{where}: cameras {other!r} ({other_key}) and {camera.name!r} ({key}) both "
+                                     f"write {_shown(value)}: give each camera its own")
+            seen[target] = (camera.name, key)
+
+
+def _db_url(table: Mapping, base: Path, where: str) -> tuple[str, str]:
+    """(the database URL with its password, the URL shown in messages)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    for key in table:
+        if key not in ("url", *secret_keys("password")):
+            raise MaskwatchError(f"{where}: unknown key {key!r} (known: url, password, password_env, password_file)")
+    raw = table.get("url")
+    if raw is None:
+        raw = str(base / DEFAULT_DB_FILE)
+    if not isinstance(raw, str) or not raw.strip():
+        raise MaskwatchError(f"{where}: url must be a database URL (sqlite:///file.db, postgresql+psycopg://...) or a file")
+    if "://" not in raw:  # a plain path: a SQLite file
+        raw = "sqlite:///" + str(_relative_to(base, raw))
+    try:
+        url = make_url(raw)
+    except (ArgumentError, ValueError):
+        raise MaskwatchError(f"{where}: url is not a database URL (sqlite:///file.db, postgresql+psycopg://user@host/db)") from None
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        database = Path(url.database).expanduser()
+        if not database.is_absolute():
+            url = url.set(database=str(base / database))
+    password = resolve_secret(table, "password", where)
+    if password is not None:
+        if url.password is not None:
+            raise MaskwatchError(f"{where}: url already has a password: give it once (in url, or as password / "
+                                 "password_env / password_file)")
+        url = url.set(password=password)
+    return url.render_as_string(hide_password=False), url.render_as_string(hide_password=True)
