@@ -111,3 +111,6 @@ def start_cli(*args, cwd: Path | None = None) -> subprocess.Popen:
         [sys.executable, "-m", "maskwatch.cli", *map(str, args)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(), cwd=cwd or REPO,
     )
+
+
+from services import mosquitto  # noqa: E402,F401  (a real MQTT broker for the site tests; see tests/services.py)
