@@ -8,7 +8,11 @@ Events, once per track and never again:
   person is counted once, with this first decided label, even if the vote changes later. A label
   decided before ``min_hits`` is reached waits: ``label_decided`` follows ``person_seen`` on the
   frame the track is counted, so every counted label belongs to a counted person (a track not
-  counted as a person never gets a ``label_decided``).
+  counted as a person never gets a ``label_decided``);
+- ``track_ended`` (only with ``end_events=True`` and ``tracks`` given to :meth:`Counter.update`) on
+  the first frame a counted track is no longer among the tracker's live tracks, with the label it
+  was counted with (``None`` if it was never decided) and its last box. Tracks still live when the
+  run ends get none (their person was counted; nothing ended).
 
 Intervals are cut by the frames' ``timestamp`` (epoch seconds): the first interval starts at the
 first frame's timestamp (or at the previous multiple of ``interval_s`` with ``align_to_clock=True``,
@@ -109,6 +113,7 @@ class Counter:
         align_to_clock: bool = False,
         min_track_score: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
+        end_events: bool = False,
     ):
         if not interval_s > 0:
             raise ValueError(f"interval_s must be > 0, got {interval_s}")
@@ -117,11 +122,14 @@ class Counter:
         self.align_to_clock = align_to_clock
         self.min_track_score = float(min_track_score)
         self.clock = clock
+        self.end_events = bool(end_events)  # emit ``track_ended`` (see the module docstring)
         self.totals = Totals()
         self._hits: dict[int, int] = {}  # frames each track id appeared on (until it is seen)
         self._best_score: dict[int, float] = {}  # best detector score of each id (until it is seen)
         self._seen: set[int] = set()
         self._decided: set[int] = set()
+        self._labels: dict[int, str] = {}  # decided label of each counted track (for track_ended)
+        self._last_box: dict[int, tuple[float, float, float, float]] = {}  # of counted tracks (end_events)
         self._interval: _Interval | None = None
         self._dropped = 0  # last cumulative stats.dropped_frames
         self._updates = 0
@@ -166,6 +174,8 @@ class Counter:
                 continue
             box = tuple(float(v) for v in faces.xyxy[i])
             label = int(faces.track_label[i])
+            if self.end_events and tid in self._seen:
+                self._last_box[tid] = box
             if tid not in self._seen:
                 track = by_id.get(tid)
                 if track is not None:  # detector matches: frames where the tracker only predicted don't count
@@ -180,19 +190,34 @@ class Counter:
                     self.totals.people_seen += 1
                     iv.people_seen += 1
                     events.append(Event("person_seen", tid, timestamp, frame_index, box=box))
+                    if self.end_events:
+                        self._last_box[tid] = box
             if label >= 0 and tid in self._seen and tid not in self._decided:
                 self._decided.add(tid)
                 name = LABELS[label]
+                if self.end_events:
+                    self._labels[tid] = name
                 self.totals.by_label[name] += 1
                 iv.by_label[name] += 1
                 events.append(Event("label_decided", tid, timestamp, frame_index, label=name,
                                     confidence=self._confidence(faces, i, label, by_id.get(tid)), box=box))
+        if self.end_events and tracks is not None:
+            events.extend(self._ended(by_id, timestamp, frame_index))
         self._updates += 1
         if tracks is not None and self._updates % self.PRUNE_EVERY == 0:
             self._prune(by_id.keys())
         return events, closed
 
     PRUNE_EVERY = 256
+
+    def _ended(self, live: dict, timestamp: float, frame_index: int) -> list[Event]:
+        """``track_ended`` for counted tracks no longer live; they are forgotten at once (ids are never reused)."""
+        gone = sorted(tid for tid in self._seen if tid not in live)
+        for tid in gone:
+            self._seen.discard(tid)
+            self._decided.discard(tid)
+        return [Event("track_ended", tid, timestamp, frame_index, label=self._labels.pop(tid, None),
+                      box=self._last_box.pop(tid, None)) for tid in gone]
 
     def _prune(self, live_ids) -> None:
         """Forget ids of finished tracks (ids are never reused), so memory stays flat on long runs."""
@@ -201,6 +226,8 @@ class Counter:
         self._decided &= live
         self._hits = {k: v for k, v in self._hits.items() if k in live}
         self._best_score = {k: v for k, v in self._best_score.items() if k in live}
+        self._labels = {k: v for k, v in self._labels.items() if k in live}
+        self._last_box = {k: v for k, v in self._last_box.items() if k in live}
 
     def tick(self, timestamp: float, stats: Stats) -> IntervalSummary | None:
         """Close the open interval if ``timestamp`` has passed its end, without counting a frame.

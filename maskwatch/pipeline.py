@@ -129,7 +129,7 @@ class Pipeline:
             if counter is None:
                 from maskwatch.counting import Counter
 
-                counter = Counter(config.interval_s, min_hits=config.tracker.min_hits)
+                counter = Counter(config.interval_s, min_hits=config.tracker.min_hits, end_events=True)
             self.counter = counter
             if source is None:
                 from maskwatch.sources import open_source

@@ -26,9 +26,11 @@ class Stats:
 
 @dataclass(frozen=True)
 class Event:
-    """Something the counter decided. ``kind`` is ``"person_seen"`` or ``"label_decided"``.
+    """Something the counter decided. ``kind`` is ``"person_seen"``, ``"label_decided"`` or
+    ``"track_ended"`` (a counted track left; see :mod:`maskwatch.counting`).
 
-    ``label`` is one of ``LABELS`` for ``label_decided``, ``None`` for ``person_seen``.
+    ``label`` is one of ``LABELS`` for ``label_decided``, ``None`` for ``person_seen``, the label the
+    person was counted with (or ``None``) for ``track_ended``.
     """
 
     kind: str

@@ -1,10 +1,11 @@
-"""``maskwatch-train``: prepare, fit, export (and evaluate, explain, compare, loso when present).
+"""``maskwatch-train``: prepare, fit, export (and evaluate, explain, compare, loso, finetune when present).
 
     maskwatch-train prepare ../shared/data/facemask-scenes ../shared/data/facemask-12k --out runs/data
     maskwatch-train prepare ../shared/data/ilc2021-scenes --label-map with_incorrect_mask=mask_worn_incorrectly --out runs/ilc
     maskwatch-train fit --data runs/data --out runs/lite0 --backbone efficientnet_lite0 --size 64
     maskwatch-train export runs/lite0/best.keras --data runs/data --out models/mask_classifier.tflite
     maskwatch-train loso --manifest runs/pool --holdout facemask-scenes,ilc2021-scenes --out runs/loso
+    maskwatch-train finetune --data site/labelled --out runs/site_ft --replay runs/pool
 
 Every user error is one line (``maskwatch-train: error: ...``) and exit status 2, no traceback.
 """
@@ -158,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_export)
 
-    for name in ("evaluate", "explain", "compare", "loso", "synthesis"):
+    for name in ("evaluate", "explain", "compare", "loso", "synthesis", "finetune"):
         try:
             mod = importlib.import_module(f"train.{name}")
         except ModuleNotFoundError as e:

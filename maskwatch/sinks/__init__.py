@@ -18,6 +18,7 @@ _EXPORTS: dict[str, str] = {
     "Alert": "alerts", "AlertPolicy": "alerts", "AlertSink": "alerts", "alert_record": "alerts",
     "BaseSink": "base", "CallbackSink": "base", "Sink": "base",
     "ConsoleSink": "console", "format_summary": "console", "format_totals": "console",
+    "DatabaseSink": "database",
     "CSV_COLUMNS": "csv_log", "IntervalCsvLog": "csv_log",
     "EventJsonl": "events", "event_record": "events",
     "check_output_paths": "from_config", "check_sinks_config": "from_config", "sinks_from_config": "from_config",

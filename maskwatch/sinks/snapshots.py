@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from datetime import datetime
 from pathlib import Path
 
@@ -15,6 +16,12 @@ from maskwatch.faces import Faces
 from maskwatch.overlay import draw
 from maskwatch.results import FrameResult
 from maskwatch.sinks.base import BaseSink
+from maskwatch.sinks.blur import blur_faces, faces_to_blur
+
+BLUR_MODES = ("off", "others", "all")  # maskwatch.config.BLUR_MODES (not imported: config is heavier)
+
+NAME_PATTERN = re.compile(r"\d{8}T\d{6}[+-]\d{4}_track\d+_(?:" + "|".join(LABELS) + r")\.jpg")
+"""The names :class:`SnapshotSaver` writes (what :mod:`maskwatch.site.retention` may delete)."""
 
 
 class SnapshotSaver(BaseSink):
@@ -22,9 +29,19 @@ class SnapshotSaver(BaseSink):
 
     File names: ``<local time, e.g. 20261121T235959+0100>_track<id>_<label>.jpg`` in ``folder``
     (created if missing). As a sink it reads ``on_result`` (the decision and its frame together).
+    ``written``: the paths saved for the last result's events, by track id (the history database
+    records them: :class:`~maskwatch.sinks.database.DatabaseSink`). Names match :data:`NAME_PATTERN`.
+
+    ``blur``: ``"off"``, ``"others"`` (every face but the decided person's is blurred before the
+    overlay is drawn: the snapshot shows whom it is about, not the bystanders) or ``"all"``
+    (:mod:`maskwatch.sinks.blur`).
     """
 
-    def __init__(self, folder: str | Path, labels=("without_mask", "mask_worn_incorrectly"), jpeg_quality: int = 90):
+    def __init__(self, folder: str | Path, labels=("without_mask", "mask_worn_incorrectly"), jpeg_quality: int = 90,
+                 blur: str = "off"):
+        if blur not in BLUR_MODES:
+            raise MaskwatchError(f"blur_faces must be one of {', '.join(BLUR_MODES)}, got {blur!r}")
+        self.blur = blur
         self.folder = Path(folder)
         self.labels = tuple(labels)
         unknown = set(self.labels) - set(LABELS)
@@ -32,6 +49,7 @@ class SnapshotSaver(BaseSink):
             raise MaskwatchError(f"unknown snapshot label(s): {', '.join(sorted(unknown))}")
         self.jpeg_quality = int(jpeg_quality)
         self._saved: set[int] = set()
+        self.written: dict[int, Path] = {}
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -40,6 +58,7 @@ class SnapshotSaver(BaseSink):
             raise MaskwatchError(f"cannot write snapshots to {self.folder}: permission denied")
 
     def on_result(self, result: FrameResult) -> None:
+        self.written = {}
         if result.events and result.frame is not None:
             self.maybe_save(result.frame.image, result.faces, result.events)
 
@@ -49,12 +68,11 @@ class SnapshotSaver(BaseSink):
                 if e.kind == "label_decided" and e.label in self.labels and e.track_id not in self._saved]
         if not todo:
             return []
-        annotated = draw(frame_image_bgr, faces)
-        ok, data = cv2.imencode(".jpg", annotated, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
-        if not ok:
-            raise MaskwatchError("cannot encode snapshot JPEG")
         written = []
+        data = None
         for e in todo:
+            if data is None or self.blur == "others":  # "others": each snapshot keeps its own person
+                data = self._encode(frame_image_bgr, faces, e.track_id)
             stamp = datetime.fromtimestamp(e.timestamp).astimezone().strftime("%Y%m%dT%H%M%S%z")
             path = self.folder / f"{stamp}_track{e.track_id}_{e.label}.jpg"
             part = path.with_name(path.name + ".part")
@@ -64,5 +82,16 @@ class SnapshotSaver(BaseSink):
             except OSError as err:
                 raise MaskwatchError(f"cannot write snapshot {path}: {err.strerror or err}") from None
             self._saved.add(e.track_id)
+            self.written[e.track_id] = path
             written.append(path)
         return written
+
+    def _encode(self, image: np.ndarray, faces: Faces, trigger: int) -> np.ndarray:
+        """The JPEG of ``image`` with the overlay, faces blurred first as ``blur`` says."""
+        keep = faces_to_blur(self.blur, faces.track_id, trigger)
+        if keep is not None and len(faces):
+            image = blur_faces(image, faces.xyxy, keep)
+        ok, data = cv2.imencode(".jpg", draw(image, faces), [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
+        if not ok:
+            raise MaskwatchError("cannot encode snapshot JPEG")
+        return data

@@ -1,0 +1,174 @@
+"""``maskwatch-train finetune`` end to end on a tiny model and the fixture crops, and its one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.train
+
+FIXTURES = Path(__file__).parent / "fixtures" / "train" / "crops"
+
+
+def _site_folder(root: Path, per_class: int = 6) -> Path:
+    """An ImageFolder with ``per_class`` crops per class, made from the 12 fixture crops (and their mirrors)."""
+    for src in sorted(FIXTURES.iterdir()):
+        dst = root / src.name
+        dst.mkdir(parents=True)
+        files = sorted(src.glob("*.jpg"))
+        for i in range(per_class):
+            img = cv2.imread(str(files[i % len(files)]))
+            if i >= len(files):
+                img = cv2.flip(img, 1)
+            cv2.imwrite(str(dst / f"{i}.jpg"), img)
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    """A 32 px lowres_cnn (random weights) saved as .keras, with metadata JSON next to it like the shipped one."""
+    from train.models import build_model
+
+    d = tmp_path_factory.mktemp("model")
+    m = build_model("lowres_cnn", 32, weights="none")
+    path = d / "tiny.keras"
+    m.save(path)
+    (d / "tiny.json").write_text(json.dumps({"labels": ["with_mask", "without_mask", "mask_worn_incorrectly"],
+                                             "version": "0.9.1", "crop_margin": 0.2, "backbone": "lowres_cnn",
+                                             "temperature": 1.0, "calibration": {"applied": False}}))
+    return path
+
+
+def _replay_manifest(root: Path) -> Path:
+    """A prepared-pool manifest over the fixture crops (rows without boxes: the whole image is the crop)."""
+    from train.data import write_manifest
+
+    rows = []
+    for i, f in enumerate(sorted(FIXTURES.rglob("*.jpg"))):
+        from train.data import canonical_label
+
+        rows.append({"path": str(f), "source": "fixtures", "label": canonical_label(f.parent.name), "face_w": None,
+                     "face_h": None, "split": "train" if i % 4 else "val", "group": str(i), "x1": None, "y1": None,
+                     "x2": None, "y2": None, "box_from": "crop", "source_label": f.parent.name})
+    return write_manifest(rows, root / "pool" / "manifest.csv").parent
+
+
+def test_finetune_end_to_end(tmp_path, tiny_model, capsys):
+    from maskwatch.classification import MaskClassifier
+    from train.cli import main
+
+    site = _site_folder(tmp_path / "site")
+    (site / "not_a_face").mkdir()
+    shutil.copy(next(FIXTURES.rglob("*.jpg")), site / "not_a_face" / "x.jpg")
+    replay = _replay_manifest(tmp_path)
+    run = tmp_path / "run"
+    rc = main(["finetune", "--data", str(site), "--out", str(run), "--model", str(tiny_model), "--replay", str(replay),
+               "--replay-per-class", "3", "--epochs", "2", "--holdout", "0.34", "--batch-size", "8",
+               "--calib-size", "8", "--no-progress"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    tfl = run / "mask_classifier.tflite"
+    assert f"maskwatch --model {tfl}" in out
+    assert "held-out site crops (6)" in out and "not_a_face 1" in out
+    report = json.loads((run / "finetune.json").read_text())
+    assert report["site_crops"] == {"with_mask": 6, "without_mask": 6, "mask_worn_incorrectly": 6}
+    assert report["held_out"] == 6 and report["site_train"] == 12 and report["replay_faces"] == 9
+    assert set(report["before"]["recall"]) == set(report["after"]["recall"]) == {"with_mask", "without_mask",
+                                                                                  "mask_worn_incorrectly"}
+    meta = json.loads(tfl.with_suffix(".json").read_text())
+    assert meta["version"].startswith("0.9.1+ft.") and meta["input_size"] == [32, 32]
+    assert meta["temperature"] == 1.0  # the base model's metadata does not apply one
+    assert meta["base_model"]["version"] == "0.9.1" and meta["finetune"]["held_out"] == 6
+    # the app loads it, and the held-out crops' split in the run's manifest is the site's
+    clf = MaskClassifier(tfl)
+    assert clf.version == meta["version"]
+    probs = clf.classify(np.zeros((2, 32, 32, 3), np.uint8))
+    assert probs.shape == (2, 3) and np.allclose(probs.sum(1), 1, atol=1e-3)
+    with open(run / "data" / "manifest.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert sum(r["source"] == "site" and r["split"] == "test" for r in rows) == 6
+
+
+def test_unknown_folder_is_one_line_error(tmp_path, tiny_model, capsys):
+    from train.cli import main
+
+    site = _site_folder(tmp_path / "site")
+    (site / "cats").mkdir()
+    rc = main(["finetune", "--data", str(site), "--out", str(tmp_path / "run"), "--model", str(tiny_model)])
+    err = capsys.readouterr().err.strip()
+    assert rc != 0 and len(err.splitlines()) == 1
+    assert "unknown class folders" in err and "cats" in err and "not_a_face" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_too_few_crops_is_one_line_error(tmp_path, tiny_model, capsys):
+    from train.cli import main
+
+    site = _site_folder(tmp_path / "site", per_class=2)
+    rc = main(["finetune", "--data", str(site), "--out", str(tmp_path / "run"), "--model", str(tiny_model)])
+    err = capsys.readouterr().err.strip()
+    assert rc != 0 and len(err.splitlines()) == 1 and "too few labelled crops" in err
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--model", "models/mask_classifier.tflite"], "float .keras model"),
+    (["--holdout", "1.5"], "--holdout must be in [0, 1)"),
+    (["--epochs", "0"], "--epochs must be at least 1"),
+])
+def test_bad_options_are_one_line_errors(tmp_path, tiny_model, capsys, args, words):
+    from train.cli import main
+
+    site = _site_folder(tmp_path / "site")
+    argv = ["finetune", "--data", str(site), "--out", str(tmp_path / "run"), "--model", str(tiny_model)] + args
+    rc = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert rc != 0 and len(err.splitlines()) == 1 and words in err
+
+
+def test_missing_data_folder(tmp_path, capsys):
+    from train.cli import main
+
+    rc = main(["finetune", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "run")])
+    assert rc != 0 and "folder not found" in capsys.readouterr().err
+
+
+def test_few_crops_in_one_class_warn_and_all_train(tmp_path):
+    from train.finetune import check_counts, holdout_split, read_site
+
+    site = _site_folder(tmp_path / "site")
+    for f in sorted((site / "mask_weared_incorrect").glob("*.jpg"))[2:]:
+        f.unlink()
+    crops, ignored, _ = read_site(site)
+    labels = [c.label for c in crops]
+    warnings = check_counts(__import__("collections").Counter(labels))
+    assert len(warnings) == 1 and "only 2 mask_worn_incorrectly" in warnings[0]
+    held = holdout_split(labels, 0.5, seed=0)
+    assert not any(h for h, lab in zip(held, labels) if lab == "mask_worn_incorrectly")
+    assert sum(held) == 6 and list(held) == list(holdout_split(labels, 0.5, seed=0))
+
+
+def test_collected_crops_are_recut_to_the_served_box(tmp_path):
+    """A collect folder: labelled/<label>/ files with context, collected.csv saying where the face is."""
+    from train.data import crop_rows
+    from train.finetune import _site_rows, read_site
+
+    collect = tmp_path / "collect"
+    (collect / "labelled" / "with_mask").mkdir(parents=True)
+    img = np.zeros((100, 100, 3), np.uint8)
+    img[40:60, 40:60] = 255  # the face: a white square in the middle of black context
+    cv2.imwrite(str(collect / "labelled" / "with_mask" / "a.png"), img)
+    with open(collect / "collected.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["file", "crop_x1", "crop_y1", "crop_x2", "crop_y2"])
+        w.writerow(["crops/a.png", 40, 40, 60, 60])
+    crops, _, notes = read_site(collect)
+    assert crops[0].box == (40.0, 40.0, 60.0, 60.0) and "re-cut" in notes[0]
+    x = crop_rows(_site_rows(crops, np.array([False])), 32, 0.2)
+    # cut with the served margin (0.2): the white face fills the middle 5/7 of the crop
+    assert x[0, 16, 16].min() == 255 and x[0, 1, 1].max() == 0

@@ -1,0 +1,520 @@
+"""``maskwatch-train finetune``: adapt the shipped classifier to one site from a folder of labelled crops.
+
+The loop the review tab closes: collected crops are labelled into an ImageFolder
+(``DIR/labelled/<label>/``), and this module trains the shipped float model
+(``models/mask_classifier.keras``) briefly on them — the training augmentations of ``train.fit``,
+a small learning rate, the head first, then the top blocks of the backbone — optionally mixed with
+*replay* faces from a prepared pool (``--replay runs/pool``) so that the sites it already knew are
+not forgotten. A stratified, seeded slice of the site crops is held out and reported before
+(the base int8 model) and after (the new int8 model). The int8 model and its metadata are written by
+``train.export`` into the run folder, ready for ``maskwatch --model RUN/mask_classifier.tflite``.
+
+Everything goes through a manifest (``RUN/data/manifest.csv``) whose crops are cut by
+``train.data.crop_rows``, the function serving uses: a collected crop is cut to its served box
+(``collected.csv`` tells where the face is inside the saved image), a plain crop is taken whole.
+
+Example::
+
+    from train.finetune import FinetuneConfig, finetune
+    report = finetune(FinetuneConfig(data="site/labelled", out="runs/site_ft", replay="runs/pool"))
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import json
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from maskwatch import LABELS
+from maskwatch.errors import MaskwatchError
+
+DEFAULT_MODEL = "models/mask_classifier.keras"
+MIN_PER_CLASS = 5
+"""A class with fewer site crops than this is not held out (all of its crops train) and is warned about."""
+IGNORED_FOLDERS = {"not_a_face", "not a face", "notaface", "not_face", "no_face", "skip", "skipped", "unsure",
+                   "x", "ignore", "ignored"}
+"""Folder names the review tab (or a person) uses for crops that are not training data: left out, counted."""
+SITE_SOURCE = "site"
+
+
+@dataclass
+class FinetuneConfig:
+    data: str                                # ImageFolder of site crops (or a collect folder with labelled/)
+    out: str                                 # run folder
+    model: str = DEFAULT_MODEL               # float .keras model to start from
+    replay: str | None = None                # a prepared pool (manifest.csv) to mix in
+    replay_per_class: int = 200              # replay train faces per class (and val faces per class / 2)
+    epochs: int = 6                          # total: a third (at least 1) head-only, the rest head + top blocks
+    holdout: float = 0.2                     # fraction of each class's site crops held out for before/after
+    batch_size: int = 32
+    lr_head: float = 3e-4
+    lr_top: float = 1e-4
+    top_fraction: float = 0.3                # top fraction of backbone layers trained in phase 2
+    augment: str = "lowres_heavy"
+    label_smoothing: float = 0.05
+    class_weight: str = "sqrt"
+    calib_size: int = 200
+    version: str | None = None               # default "<base version>+ft.<YYYYMMDD>"
+    temperature: str = "base"                # base (as the base model's metadata) | fit | none
+    seed: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- the site folder
+
+
+@dataclass
+class SiteCrop:
+    path: str
+    label: str
+    box: tuple[float, float, float, float] | None = None   # served box inside the image; None = whole image
+
+
+def _read_csv(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            return list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise MaskwatchError(f"cannot read {path}: {e}") from None
+
+
+def _float(v) -> float | None:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def _box_in_file(row: dict) -> tuple[float, float, float, float] | None:
+    """The served face box inside a collected file, from a ``collected.csv`` / ``decisions.csv`` row.
+
+    Understood columns: ``crop_x1..crop_y2`` / ``face_x1..face_y2`` (the face in the file's pixels),
+    or the frame box ``x1..y2`` (or ``box`` as ``"x1 y1 x2 y2"``) with the file's origin in the frame
+    ``file_x1, file_y1`` (or ``origin_x, origin_y``) and an optional ``file_scale`` (file px per frame px).
+
+    >>> _box_in_file({"crop_x1": "10", "crop_y1": "12", "crop_x2": "40", "crop_y2": "50"})
+    (10.0, 12.0, 40.0, 50.0)
+    >>> _box_in_file({"box": "110 62 140 100", "file_x1": "100", "file_y1": "50", "file_scale": "2"})
+    (20.0, 24.0, 80.0, 100.0)
+    >>> _box_in_file({"file": "a.jpg"}) is None
+    True
+    """
+    for pre in ("crop_", "face_", "box_in_file_"):
+        vals = [_float(row.get(pre + k)) for k in ("x1", "y1", "x2", "y2")]
+        if all(v is not None for v in vals):
+            return tuple(vals)  # type: ignore[return-value]
+    frame = [_float(row.get(k)) for k in ("x1", "y1", "x2", "y2")]
+    if any(v is None for v in frame) and row.get("box"):
+        parts = str(row["box"]).replace(",", " ").split()
+        frame = [_float(p) for p in parts[:4]] if len(parts) >= 4 else frame
+    ox = _float(row.get("file_x1", row.get("origin_x")))
+    oy = _float(row.get("file_y1", row.get("origin_y")))
+    if any(v is None for v in frame) or ox is None or oy is None:
+        return None
+    s = _float(row.get("file_scale")) or 1.0
+    x1, y1, x2, y2 = frame
+    return ((x1 - ox) * s, (y1 - oy) * s, (x2 - ox) * s, (y2 - oy) * s)
+
+
+def site_root(data: str | Path) -> tuple[Path, Path | None]:
+    """(folder with the ``<label>/`` folders, collect folder with ``collected.csv`` or None).
+
+    ``data`` may be the labelled folder itself or the collect folder that holds ``labelled/``."""
+    data = Path(data)
+    if not data.is_dir():
+        raise MaskwatchError(f"folder not found: {data}")
+    if (data / "labelled").is_dir() and not any(canonical(d.name) for d in data.iterdir() if d.is_dir()):
+        data = data / "labelled"
+    for cand in (data, data.parent):
+        if (cand / "collected.csv").is_file() or (cand / "decisions.csv").is_file():
+            return data, cand
+    return data, None
+
+
+def canonical(name: str) -> str | None:
+    from train.data import canonical_label
+
+    return canonical_label(name)
+
+
+def read_site(data: str | Path) -> tuple[list[SiteCrop], Counter, list[str]]:
+    """The labelled crops of a site folder -> (crops, ignored folder counts, notes).
+
+    Unknown folder names are an error naming them and the fix; ``not_a_face`` / ``skip`` folders
+    are left out and counted. Files listed in ``collected.csv`` / ``decisions.csv`` with their face
+    box are re-cut to the served box; anything else is taken as the crop itself."""
+    from train.data import IMAGE_SUFFIXES
+
+    root, collect_dir = site_root(data)
+    dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    unknown = [d.name for d in dirs if canonical(d.name) is None and d.name.strip().lower() not in IGNORED_FOLDERS]
+    if unknown:
+        raise MaskwatchError(
+            f"unknown class folders in {root}: {', '.join(unknown)} (rename each to with_mask, without_mask or "
+            f"mask_worn_incorrectly, or to not_a_face to leave it out)")
+    boxes: dict[str, tuple] = {}
+    if collect_dir is not None:
+        for name in ("collected.csv", "decisions.csv"):
+            for row in _read_csv(collect_dir / name):
+                b = _box_in_file(row)
+                for key in ("file", "crop", "path", "source_file", "labelled_file"):
+                    if row.get(key) and b is not None:
+                        boxes[Path(row[key]).name] = b
+    crops, ignored, notes = [], Counter(), []
+    for d in dirs:
+        files = sorted(f for f in d.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        label = canonical(d.name)
+        if label is None:
+            ignored[d.name] += len(files)
+            continue
+        for f in files:
+            crops.append(SiteCrop(str(f), label, boxes.get(f.name)))
+    if not crops:
+        raise MaskwatchError(f"no labelled crops in {root} (expected {', '.join(LABELS)} folders of images)")
+    n_boxed = sum(c.box is not None for c in crops)
+    if n_boxed:
+        notes.append(f"{n_boxed} collected crops re-cut to their served box (from {collect_dir}), "
+                     f"{len(crops) - n_boxed} taken whole")
+    return crops, ignored, notes
+
+
+def check_counts(counts: Counter) -> list[str]:
+    """Warnings for classes with 1..MIN_PER_CLASS-1 site crops; an error when no class can be held out.
+
+    A class with a few crops is a warning, not an error: a site may truly see almost no badly worn
+    masks, and refusing would push the user to mislabel or delete. Those crops all train (none held
+    out, so that class has no before/after), and the replay pool keeps the class alive.
+
+    >>> check_counts(Counter(with_mask=20, without_mask=12, mask_worn_incorrectly=2))
+    ['only 2 mask_worn_incorrectly crops (fewer than 5): all of them train, none is held out, so its recall is not reported; label more to measure it']
+    >>> check_counts(Counter(with_mask=3))
+    Traceback (most recent call last):
+    ...
+    maskwatch.errors.MaskwatchError: too few labelled crops: with_mask 3; fine-tuning needs at least 5 crops in one class (label more, or add --replay runs/pool)
+    """
+    if not any(n >= MIN_PER_CLASS for n in counts.values()):
+        have = ", ".join(f"{k} {v}" for k, v in counts.items()) or "none"
+        raise MaskwatchError(f"too few labelled crops: {have}; fine-tuning needs at least {MIN_PER_CLASS} crops in "
+                             f"one class (label more, or add --replay runs/pool)")
+    return [f"only {n} {lab} crops (fewer than {MIN_PER_CLASS}): all of them train, none is held out, so its recall "
+            f"is not reported; label more to measure it" for lab, n in counts.items() if 0 < n < MIN_PER_CLASS]
+
+
+def holdout_split(labels: list[str], fraction: float, seed: int) -> np.ndarray:
+    """Boolean mask of held-out crops: ``fraction`` of each class with >= MIN_PER_CLASS crops (at least 1), seeded.
+
+    >>> m = holdout_split(["a"] * 10 + ["b"] * 3, 0.2, 0)
+    >>> int(m[:10].sum()), int(m[10:].sum())
+    (2, 0)
+    """
+    labels_arr = np.asarray(labels)
+    mask = np.zeros(len(labels_arr), bool)
+    if fraction <= 0:
+        return mask
+    rng = np.random.default_rng(seed)
+    for lab in sorted(set(labels)):
+        idx = np.flatnonzero(labels_arr == lab)
+        if len(idx) < MIN_PER_CLASS:
+            continue
+        k = min(len(idx) - 1, max(1, int(round(len(idx) * fraction))))
+        mask[rng.permutation(idx)[:k]] = True
+    return mask
+
+
+def _replay_rows(manifest: str | Path, per_class: int, seed: int) -> list[dict]:
+    """``per_class`` train faces and ``per_class // 2`` val faces per class of a prepared pool, seeded."""
+    from train.data import load_manifest
+
+    rows = load_manifest(manifest)
+    rng = np.random.default_rng(seed)
+    out = []
+    for split, k in (("train", per_class), ("val", per_class // 2)):
+        for lab in LABELS:
+            cand = [r for r in rows if r["split"] == split and r["label"] == lab and r.get("generated") != "1"]
+            if not cand or k <= 0:
+                continue
+            out += [cand[i] for i in sorted(rng.permutation(len(cand))[:k])]
+    if not any(r["split"] == "train" for r in out):
+        raise MaskwatchError(f"no training faces in the replay manifest {manifest}")
+    return out
+
+
+def _site_rows(crops: list[SiteCrop], held: np.ndarray) -> list[dict]:
+    rows = []
+    for c, h in zip(crops, held):
+        b = c.box or (None, None, None, None)
+        w = (b[2] - b[0]) if c.box else None
+        hh = (b[3] - b[1]) if c.box else None
+        rows.append({"path": c.path, "source": SITE_SOURCE, "label": c.label, "face_w": w, "face_h": hh,
+                     "split": "test" if h else "train", "group": f"site:{Path(c.path).name}",
+                     "x1": b[0], "y1": b[1], "x2": b[2], "y2": b[3],
+                     "box_from": "collected" if c.box else "crop", "source_label": c.label})
+    return rows
+
+
+# --------------------------------------------------------------------------- the base model
+
+
+def base_metadata(model_path: str | Path) -> dict:
+    """The metadata JSON of the int8 model the float model belongs to (``X.keras`` -> ``X.json``), or {}."""
+    p = Path(model_path)
+    for cand in (p.with_suffix(".json"), p.parent / "mask_classifier.json"):
+        if cand.is_file() and cand != p:
+            try:
+                meta = json.loads(cand.read_text())
+            except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+                continue
+            if isinstance(meta, dict) and "labels" in meta:
+                return meta
+    return {}
+
+
+def _base_probs(model_path: Path, float_model, x: np.ndarray) -> tuple[np.ndarray, str]:
+    """Probabilities of the model the user runs now: the int8 file next to the float one, else the float model."""
+    from train.export import tflite_predict
+
+    tfl = model_path.with_suffix(".tflite")
+    if tfl.is_file():
+        try:
+            return tflite_predict(tfl, x), f"{tfl} (int8)"
+        except (ValueError, RuntimeError):
+            pass
+    return float_model.predict(x.astype(np.float32), batch_size=128, verbose=0), f"{model_path} (float)"
+
+
+def _report(y: np.ndarray, probs: np.ndarray) -> dict:
+    from train.export import basic_metrics
+
+    m = basic_metrics(y, probs)
+    present = [lab for lab in LABELS if m["per_class"][lab]["support"] > 0]
+    if len(present) < len(LABELS):  # macro F1 over the classes that are held out, not zeros for absent ones
+        from sklearn.metrics import f1_score
+
+        labs = [LABELS.index(lab) for lab in present]
+        m["macro_f1"] = round(float(f1_score(y, probs.argmax(1), labels=labs, average="macro", zero_division=0)), 4)
+        m["macro_f1_over"] = present
+    return {"n": m["n"], "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
+            "recall": {lab: (m["per_class"][lab]["recall"] if lab in present else None) for lab in LABELS},
+            "confusion_matrix": m["confusion_matrix"]}
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _train(model, x_tr, y_tr, cfg: FinetuneConfig, progress: bool) -> list[dict]:
+    import keras
+
+    from train.augment import Augmenter
+    from train.fit import _batches_class, _tqdm_callback, class_weights
+    from train.models import backbone_of, set_backbone_trainable
+
+    onehot = np.eye(len(LABELS), dtype=np.float32)[y_tr]
+    Batches = _batches_class()
+    data = Batches(x_tr, onehot, cfg.batch_size, Augmenter(cfg.augment, cfg.seed), cfg.seed)
+    cw = class_weights(y_tr, cfg.class_weight)
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
+    history: list[dict] = []
+    try:
+        base = backbone_of(model)
+    except ValueError:
+        base = None   # a model without a nested "backbone": everything trains in both phases
+    epochs_head = max(1, cfg.epochs // 3) if cfg.epochs > 1 else cfg.epochs
+    phases = [("head", epochs_head, cfg.lr_head), ("top", cfg.epochs - epochs_head, cfg.lr_top)]
+    for phase, epochs, lr in phases:
+        if epochs <= 0:
+            continue
+        if base is not None:
+            if phase == "head":
+                base.trainable = False
+            else:
+                set_backbone_trainable(model, cfg.top_fraction)
+        model.compile(optimizer=keras.optimizers.Adam(lr), loss=loss, metrics=["accuracy"])
+        cbs = [_tqdm_callback(f"finetune {phase}", epochs, len(data))] if progress else []
+        h = model.fit(data, epochs=epochs, class_weight=cw, callbacks=cbs, verbose=0)
+        for i in range(epochs):
+            history.append({"phase": phase, "epoch": i + 1, **{k: float(v[i]) for k, v in h.history.items()}})
+    return history
+
+
+def default_version(base_version: str, today: _dt.date | None = None) -> str:
+    """``0.4.0`` -> ``0.4.0+ft.20261129`` (a fine-tune of an already fine-tuned model keeps one ``+ft``).
+
+    >>> default_version("0.4.0", _dt.date(2026, 11, 29)), default_version("0.4.0+ft.20261101", _dt.date(2026, 11, 29))
+    ('0.4.0+ft.20261129', '0.4.0+ft.20261129')
+    """
+    today = today or _dt.datetime.now(_dt.timezone.utc).date()
+    return f"{base_version.split('+')[0]}+ft.{today:%Y%m%d}"
+
+
+def finetune(cfg: FinetuneConfig, progress: bool = True, say=print) -> dict:
+    """Fine-tune per ``cfg``; writes ``RUN/mask_classifier.tflite`` (+ ``.json``), ``RUN/finetuned.keras``,
+    ``RUN/finetune.json`` (the report, also returned) and ``RUN/data/manifest.csv``."""
+    import keras
+
+    from train.data import load_split, write_manifest
+    from train.export import export, load_keras_model
+    from train.fit import seed_everything
+
+    t0 = time.time()
+    if not 0 <= cfg.holdout < 1:
+        raise MaskwatchError(f"--holdout must be in [0, 1), not {cfg.holdout}")
+    if cfg.epochs < 1:
+        raise MaskwatchError(f"--epochs must be at least 1, not {cfg.epochs}")
+    model_path = Path(cfg.model)
+    if model_path.suffix != ".keras" and not model_path.is_dir():
+        raise MaskwatchError(f"--model must be a float .keras model (the .tflite cannot be trained), not {model_path}")
+    crops, ignored, notes = read_site(cfg.data)
+    counts = Counter(c.label for c in crops)
+    warnings = check_counts(counts)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    seed_everything(cfg.seed)
+
+    model = load_keras_model(model_path)
+    size = int(model.input_shape[1])
+    meta0 = base_metadata(model_path)
+    margin = float(meta0.get("crop_margin", 0.2))
+    base_version = str(meta0.get("version", "0.0.0"))
+    held = holdout_split([c.label for c in crops], cfg.holdout, cfg.seed)
+    rows = _site_rows(crops, held)
+    if cfg.replay:
+        rep = _replay_rows(cfg.replay, cfg.replay_per_class, cfg.seed)
+        rows += rep
+    data_dir = out / "data"
+    write_manifest(rows, data_dir / "manifest.csv")
+    # the recipe's margin and backbone, for train.export (it reads the model folder's config.json)
+    backbone = meta0.get("backbone") or model.name
+    (out / "config.json").write_text(json.dumps({"margin": margin, "backbone": backbone, "input_size": size,
+                                                 "finetune": asdict(cfg)}, indent=2))
+
+    # one load per split, cached where train.export looks, so the export does not cut the crops again
+    cache = data_dir / "cache"
+    x_all, y_all = load_split(rows, "train", size, margin, cache_dir=cache, progress=progress)
+    is_site = np.array([r["source"] == SITE_SOURCE for r in rows if r["split"] == "train"], bool)
+    x_site_tr, y_site_tr = x_all[is_site], y_all[is_site]
+    x_rep, y_rep = x_all[~is_site], y_all[~is_site]
+    x_hold, y_hold = load_split(rows, "test", size, margin, cache_dir=cache, progress=progress)
+    if len(x_site_tr) == 0:
+        raise MaskwatchError("every labelled crop was held out; lower --holdout")
+    # site crops repeated so that they are about half of what each epoch sees next to the replay faces
+    repeat = max(1, int(round(len(x_rep) / len(x_site_tr)))) if len(x_rep) else 1
+    x_tr = np.concatenate([np.repeat(x_site_tr, repeat, axis=0), x_rep])
+    y_tr = np.concatenate([np.repeat(y_site_tr, repeat), y_rep])
+
+    before, before_of = None, None
+    if len(x_hold):
+        p0, before_of = _base_probs(model_path, model, x_hold)
+        before = _report(y_hold, p0)
+    say(f"site crops: {len(crops)} (" + ", ".join(f"{lab} {counts.get(lab, 0)}" for lab in LABELS) + f"); "
+        f"training on {len(x_site_tr)} (x{repeat}) + {len(x_rep)} replay, holding out {len(x_hold)}"
+        + (f"; left out: " + ", ".join(f"{k} {v}" for k, v in ignored.items()) if ignored else ""))
+    for n in notes:
+        say("  " + n)
+    for w in warnings:
+        say(f"warning: {w}")
+
+    t1 = time.time()
+    history = _train(model, x_tr, y_tr, cfg, progress)
+    t_train = time.time() - t1
+    keras_path = out / "finetuned.keras"
+    model.save(keras_path)
+
+    version = cfg.version or default_version(base_version)
+    if cfg.temperature == "base":
+        apply_t = bool(meta0.get("calibration", {}).get("applied", "temperature" in meta0 and meta0["temperature"] != 1.0))
+    else:
+        apply_t = cfg.temperature == "fit"
+    tflite = out / "mask_classifier.tflite"
+    t2 = time.time()
+    command = cfg.extra.get("command", "")
+    meta = export(keras_path, tflite, data_dir, calib_size=cfg.calib_size, seed=cfg.seed, margin=margin,
+                  version=version, command=command, training_seconds=round(t_train, 1), progress=progress,
+                  apply_temperature=apply_t)
+    t_export = time.time() - t2
+    after = None
+    if len(x_hold):
+        from train.export import tflite_predict
+
+        after = _report(y_hold, tflite_predict(tflite, x_hold))
+    # the metadata says where the model came from (the app shows version and source)
+    meta["base_model"] = {"path": str(model_path), "version": base_version}
+    meta["finetune"] = {"site_crops": dict(counts), "held_out": int(len(x_hold)), "replay": cfg.replay,
+                        "replay_faces": int(len(x_rep)), "before": before, "after": after}
+    tflite.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    report = {"model": str(tflite), "version": version, "base_model": str(model_path), "base_version": base_version,
+              "before_measured_with": before_of, "site_crops": {lab: counts.get(lab, 0) for lab in LABELS},
+              "ignored_folders": dict(ignored), "site_train": int(len(x_site_tr)), "site_repeat": repeat,
+              "held_out": int(len(x_hold)), "replay_faces": int(len(x_rep)), "before": before, "after": after,
+              "warnings": warnings, "history": history, "seconds_train": round(t_train, 1),
+              "seconds_export": round(t_export, 1), "seconds_total": round(time.time() - t0, 1),
+              "config": asdict(cfg)}
+    (out / "finetune.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def format_report(r: dict) -> list[str]:
+    """The terminal summary of a :func:`finetune` report."""
+    lines = []
+    if r["before"] and r["after"]:
+        b, a = r["before"], r["after"]
+        lines.append(f"held-out site crops ({r['held_out']}): macro F1 {b['macro_f1']:.3f} -> {a['macro_f1']:.3f}; recall "
+                     + ", ".join(f"{lab} {b['recall'][lab]:.2f} -> {a['recall'][lab]:.2f}" for lab in LABELS
+                                 if b["recall"][lab] is not None))
+    else:
+        lines.append("no site crops held out (--holdout 0): no before/after")
+    lines.append(f"fine-tuned in {r['seconds_train']:.0f} s, exported in {r['seconds_export']:.0f} s "
+                 f"(total {r['seconds_total']:.0f} s); version {r['version']}")
+    lines.append(f"wrote {r['model']} (+ .json); use it: maskwatch --model {r['model']}")
+    return lines
+
+
+def register(sub) -> None:
+    """Add the ``finetune`` subcommand to ``maskwatch-train``."""
+    d = FinetuneConfig(data="", out="")
+    p = sub.add_parser("finetune", help="adapt the shipped model to a site from a folder of labelled crops -> int8 model")
+    p.add_argument("--data", required=True, help="ImageFolder of face crops (<label>/ folders; the review tab's "
+                   "DIR/labelled or DIR itself); not_a_face/ and skip/ folders are left out")
+    p.add_argument("--out", required=True, help="run folder: mask_classifier.tflite + .json, finetune.json, finetuned.keras")
+    p.add_argument("--model", default=d.model, help="float .keras model to start from (default %(default)s)")
+    p.add_argument("--replay", default=None, metavar="MANIFEST",
+                   help="prepared pool (folder with manifest.csv) whose faces are mixed in so old sites are not forgotten")
+    p.add_argument("--replay-per-class", type=int, default=d.replay_per_class,
+                   help="replay training faces per class (default %(default)s)")
+    p.add_argument("--epochs", type=int, default=d.epochs, help="epochs in all, a third head-only (default %(default)s)")
+    p.add_argument("--holdout", type=float, default=d.holdout,
+                   help="fraction of each class's site crops held out for the before/after report (default %(default)s)")
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr-head", type=float, default=d.lr_head)
+    p.add_argument("--lr-top", type=float, default=d.lr_top)
+    p.add_argument("--top-fraction", type=float, default=d.top_fraction,
+                   help="top fraction of the backbone's layers trained after the head (default %(default)s)")
+    p.add_argument("--calib-size", type=int, default=d.calib_size, help="crops that calibrate the int8 export")
+    p.add_argument("--model-version", dest="ft_version", default=None,
+                   help="version written to the metadata (default <base version>+ft.<date>)")
+    p.add_argument("--temperature", choices=("base", "fit", "none"), default=d.temperature,
+                   help="base: apply a fitted temperature only if the base model's metadata does (default)")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_finetune)
+
+
+def _cmd_finetune(args) -> int:
+    from train.cli import command_line
+
+    cfg = FinetuneConfig(data=args.data, out=args.out, model=args.model, replay=args.replay,
+                         replay_per_class=args.replay_per_class, epochs=args.epochs, holdout=args.holdout,
+                         batch_size=args.batch_size, lr_head=args.lr_head, lr_top=args.lr_top,
+                         top_fraction=args.top_fraction, calib_size=args.calib_size, version=args.ft_version,
+                         temperature=args.temperature, seed=args.seed, extra={"command": command_line(args)})
+    report = finetune(cfg, progress=not args.no_progress)
+    for line in format_report(report):
+        print(line)
+    return 0
