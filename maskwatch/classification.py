@@ -18,10 +18,12 @@ it says. A model without the field keeps its raw outputs bit for bit.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -147,6 +149,66 @@ def _shown(path: Path) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes (hex): what identifies a model, whatever its file is called."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Which mask classifier is in use: written in the logs' metadata, shown in the app.
+
+    ``name`` is the metadata's ``name`` (the file's stem when it has none), ``sha256`` the model
+    file's hash (a fine-tuned model keeps the name and may keep the version; its hash differs),
+    ``path`` where it was loaded from (show it with :meth:`short_path`: never a whole home folder
+    in a log), ``margin`` / ``input_size`` its crop.
+
+    >>> info = ModelInfo("mask_classifier", "0.4.0", "0123456789abcdef", Path("/x/mask_classifier.tflite"), 0.2, 96)
+    >>> info.describe()
+    'mask_classifier 0.4.0 (sha256 01234567)'
+    >>> info.short_path()
+    'x/mask_classifier.tflite'
+    """
+
+    name: str
+    version: str
+    sha256: str
+    path: Path
+    margin: float
+    input_size: int
+
+    def describe(self) -> str:
+        return f"{self.name} {self.version} (sha256 {self.sha256[:8]})"
+
+    def short_path(self) -> str:
+        """The model's folder and file name only (``run3/mask_classifier.tflite``)."""
+        parts = Path(self.path).parts[-2:]
+        return _shown(Path(*parts)) if parts else ""
+
+
+def model_info(model_path: str | Path, metadata: dict | None = None) -> ModelInfo:
+    """The :class:`ModelInfo` of a model file, from its metadata and its bytes (the model itself
+    is not loaded: :class:`MaskClassifier` checks that it runs)."""
+    model_path = Path(model_path)
+    meta = load_metadata(model_path) if metadata is None else metadata
+    try:
+        sha = file_sha256(model_path)
+    except OSError as e:
+        raise MaskwatchError(f"cannot read model {_shown(model_path)}: {(e.strerror or str(e)).lower()}") from None
+    return ModelInfo(
+        name=str(meta.get("name") or model_path.stem),
+        version=str(meta["version"]),
+        sha256=sha,
+        path=model_path,
+        margin=float(meta["crop_margin"]),
+        input_size=int(meta["input_size"][0]),
+    )
+
+
 class MaskClassifier:
     """Classifies face crops as with_mask / without_mask / mask_worn_incorrectly.
 
@@ -189,6 +251,7 @@ class MaskClassifier:
         if int(out["shape"][-1]) != len(LABELS):
             raise MaskwatchError(f"model {_shown(self.model_path)} has {out['shape'][-1]} outputs, expected {len(LABELS)}")
         self._batch = int(inp["shape"][0])
+        self.info = model_info(self.model_path, self.metadata)
 
     def _quantize_input(self, crops: np.ndarray) -> np.ndarray:
         if self._in_dtype == np.float32:

@@ -131,6 +131,9 @@ def _main_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-video", type=Path, metavar="FILE",
                    help="--headless: write every processed frame with boxes, labels and track ids to a new "
                         "video (.mp4, .avi, .mkv, .mov) at the source's frame rate (the app: Record, Ctrl+R)")
+    p.add_argument("--collect", type=Path, metavar="DIR",
+                   help="save the face crops the model is least sure of, with DIR/collected.csv, to label in "
+                        "the app's Review tab (docs/review-loop.md)")
     p.add_argument("--vote-window", type=_positive_int, metavar="N", help="frames a track's label is voted over")
     p.add_argument("--realtime", action="store_true", help="files: pace to the file's frame rate")
     p.add_argument("--quiet", action="store_true", help="no per-interval lines, only the final totals")
@@ -180,6 +183,7 @@ def build_config(args: argparse.Namespace):
         "detector.every_n": get("detect_every"),
         "tracker.vote_window": get("vote_window"),  # caps tracker.min_votes
         "sources.realtime": True if get("realtime") else None,
+        "collect.folder": get("collect"),  # --collect: uncertain crops for the review loop (maskwatch.sinks.collect)
     }
     return Config.load(get("config"), flags)
 

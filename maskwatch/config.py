@@ -78,6 +78,19 @@ class TrackerConfig:
 
 
 @dataclass
+class CollectConfig:
+    """The review loop's collector (``maskwatch.sinks.collect``): which face crops are saved for a
+    person to label. Off while ``folder`` is ``None`` (``--collect DIR``, ``[collect] folder``)."""
+
+    folder: Path | None = None
+    max_top_prob: float = 0.75  # a face whose calibrated top probability is under this is saved
+    split_vote: bool = True  # ... and a track whose runner-up label has >= 1/3 of the votes
+    per_track_s: float = 3.0  # at most one crop per track every this many seconds (media time for files)
+    max_files: int = 2000  # the oldest crops are deleted (and their rows dropped) beyond this ...
+    max_mb: float = 500.0  # ... or this many megabytes of crops
+
+
+@dataclass
 class Config:
     source: str = field(default_factory=lambda: str(demo_clip()))
     model: Path = field(default_factory=lambda: models_dir() / "mask_classifier.tflite")
@@ -95,6 +108,7 @@ class Config:
     sources: SourceConfig = field(default_factory=SourceConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    collect: CollectConfig = field(default_factory=CollectConfig)
 
     @classmethod
     def from_toml(cls, path: str | Path) -> "Config":
@@ -238,6 +252,10 @@ def _apply(config: "Config", flat: dict):
         current = getattr(config, head)
         if isinstance(current, DetectorConfig) and isinstance(changes.get("mode"), str):
             current = current.with_mode(changes["mode"])  # a min_score given next to it still wins
+        for name in _path_fields(current) & set(changes):  # [collect] folder = "~/crops"
+            value = changes[name]
+            if isinstance(value, (str, os.PathLike)):
+                changes = {**changes, name: Path(value).expanduser() if str(value) else None}
         if isinstance(current, TrackerConfig) and "min_votes" not in changes:
             window = changes.get("vote_window")
             if _is_int(window) and window >= 1:
@@ -343,6 +361,12 @@ _RULES = {
     "tracker.min_hits": _integer(1),
     "tracker.max_age": _integer(0),
     "blur_faces": lambda value: None if value in BLUR_MODES else f"must be one of {', '.join(BLUR_MODES)}",
+    "collect.folder": _path(optional=True),
+    "collect.split_vote": _boolean,
+    "collect.max_top_prob": _number(ge=0, le=1, why="a calibrated probability"),
+    "collect.per_track_s": _number(ge=0, why="seconds between two crops of one track"),
+    "collect.max_files": _integer(1),
+    "collect.max_mb": _number(gt=0, why="megabytes of crops kept"),
     "retain_days": lambda value: None if value is None else _number(gt=0, why="days; or left out to keep everything")(value),
 }
 """The check of each field; a field not listed is checked by its type (a path, a flag, a number)."""

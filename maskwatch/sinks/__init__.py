@@ -2,7 +2,8 @@
 
 One module per sink: ``csv_log`` (interval rows), ``events`` (JSONL event log), ``snapshots``
 (annotated JPEGs of flagged people), ``video`` (annotated video), ``alerts`` (the alert policy and
-its sink), ``console`` (what ``--headless`` prints). :func:`sinks_from_config` opens what a config
+its sink), ``console`` (what ``--headless`` prints), ``collect`` (uncertain face crops for the
+review loop). :func:`sinks_from_config` opens what a config
 names. File writers append and flush each record as it is written, so a crash, SIGKILL or power
 cut loses at most the record being written, and an existing log is never clobbered.
 
@@ -17,6 +18,7 @@ import importlib
 _EXPORTS: dict[str, str] = {
     "Alert": "alerts", "AlertPolicy": "alerts", "AlertSink": "alerts", "alert_record": "alerts",
     "BaseSink": "base", "CallbackSink": "base", "Sink": "base",
+    "COLLECT_COLUMNS": "collect", "CollectSink": "collect",
     "ConsoleSink": "console", "format_summary": "console", "format_totals": "console",
     "DatabaseSink": "database",
     "CSV_COLUMNS": "csv_log", "IntervalCsvLog": "csv_log",

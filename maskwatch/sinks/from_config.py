@@ -115,6 +115,14 @@ def check_sinks_config(config) -> None:
         check_writable(config.snapshots, "snapshots", folder=True)
     if save_video is not None:
         check_video_path(save_video)
+    collect = getattr(getattr(config, "collect", None), "folder", None)
+    if collect is not None:
+        from maskwatch.sinks.collect import check_collect_folder
+
+        if config.snapshots is not None and _same_file(collect, config.snapshots):
+            raise MaskwatchError(f"collect and snapshots are the same folder ({collect}): give each its own folder")
+        check_writable(collect, "collect", folder=True)
+        check_collect_folder(collect)
 
 
 class _NewPaths:
@@ -143,6 +151,16 @@ class _NewPaths:
                 pass
 
 
+def _model_info(path):
+    """The configured model's identity (the monitor tells sinks when it changes), ``None`` if unreadable."""
+    from maskwatch.classification import model_info
+
+    try:
+        return model_info(path)
+    except (MaskwatchError, OSError):
+        return None
+
+
 def sinks_from_config(
     config,
     *,
@@ -161,7 +179,8 @@ def sinks_from_config(
     """
     check_sinks_config(config)
     save_video = getattr(config, "save_video", None)
-    new_paths = _NewPaths([config.log, config.events, config.snapshots])
+    collect = getattr(getattr(config, "collect", None), "folder", None)
+    new_paths = _NewPaths([config.log, config.events, config.snapshots, collect])
     sinks: list[Sink] = []
     try:
         if config.log is not None:
@@ -174,6 +193,11 @@ def sinks_from_config(
             sinks.append(SnapshotSaver(config.snapshots))
         if save_video is not None:
             sinks.append(VideoSink(save_video))
+        if collect is not None:  # the review loop's uncertain crops (maskwatch.sinks.collect)
+            from maskwatch.sinks.collect import CollectSink
+
+            sinks.append(CollectSink(config.collect, source=config.source, vote_window=config.tracker.vote_window,
+                                     model=_model_info(config.model)))
         listeners: list[AlertListener] = []
         if events is not None:
             listeners.append(jsonl_listener(events))

@@ -1,0 +1,407 @@
+"""``CollectSink``: saves the face crops the classifier is least sure of, for a person to label.
+
+The first step of the review loop (``docs/review-loop.md``): collect -> review (the app's Review
+tab) -> fine-tune (``maskwatch-train finetune``) -> swap the model live.
+
+Which faces: a face whose *calibrated* top probability (``FrameResult.faces.probs``, temperature
+applied by :class:`~maskwatch.classification.MaskClassifier`) is under ``max_top_prob``
+(reason ``low_confidence``), or, with ``split_vote``, a face of a track whose vote is split: over
+the track's last ``vote_window`` classified frames the runner-up label has at least a third of
+the votes (reason ``split_vote``; counted once the track has :data:`SPLIT_MIN_VOTES` votes). At
+most one crop per track every ``per_track_s`` seconds (frame time: media time for files). Image
+folders (and single images) have no tracks worth the name (the tracker links unrelated images):
+there every face is judged on its own, and only ``low_confidence`` applies.
+
+What is saved (``DIR/<name>.png``, lossless): the classifier's crop as served, the square
+:func:`maskwatch.crop.square_box` of the face box with the model's ``crop_margin``, with
+:data:`CONTEXT` times its side around it (the same centre), at the frame's own pixels (no
+resizing; parts outside the frame replicate the border, as serving does). So the crop can be cut
+again with another margin or size: the served square is the ``crop_x1..crop_y2`` box of the
+saved image (for a crop inside the frame, its central 1/CONTEXT).
+
+``DIR/collected.csv`` gets one row per saved crop (:data:`COLLECT_COLUMNS`): ``file`` (name in
+``DIR``), ``time`` (local ISO time of saving), ``camera`` (the source, credentials redacted),
+``image`` (the image's file name for image-folder sources, else empty), ``frame`` (frame index),
+``track`` (track id, -1 for image sources), ``x1..y2`` (the face box in frame pixels),
+``face_px`` (its width), ``crop_x1..crop_y2`` (the served square inside the saved image),
+``p_<label>`` (the three calibrated probabilities), ``guess`` (the most probable label),
+``top_prob``, ``model`` (:meth:`~maskwatch.classification.ModelInfo.describe`) and ``reason``
+(``low_confidence`` or ``split_vote``).
+
+Caps: beyond ``max_files`` crops or ``max_mb`` megabytes the oldest are deleted until a tenth of
+the room is free again. Their rows leave ``collected.csv`` *first* (the file is rewritten
+atomically), then the files go: a crash in between leaves a file without a row, never a row
+without its file. An existing folder is appended to (the caps count what is already there); rows
+whose file was deleted by hand are dropped, with a warning, when it is opened.
+
+>>> from maskwatch.sinks.collect import served_and_saved
+>>> served_and_saved((100, 100, 140, 150), margin=0.2)   # a 40x50 face: 70 px served, 105 px saved
+((85, 90, 155, 160), (68, 73, 173, 178))
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+import re
+import tempfile
+import time
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+
+from maskwatch import LABELS
+from maskwatch.crop import square_box
+from maskwatch.errors import MaskwatchError
+from maskwatch.results import FrameResult
+from maskwatch.sinks.base import BaseSink
+from maskwatch.sinks.timestamps import iso_time
+
+log = logging.getLogger("maskwatch.collect")
+
+CSV_NAME = "collected.csv"
+CONTEXT = 1.5
+"""Side of the saved image over the side of the served crop."""
+SPLIT_MIN_VOTES = 5
+"""A track's vote is judged split only once it has this many classified frames."""
+PRUNE_TO = 0.9
+"""When a cap is passed, the oldest crops are deleted until this share of each cap is used."""
+REASONS = ("low_confidence", "split_vote")
+
+COLLECT_COLUMNS: tuple[str, ...] = (
+    "file", "time", "camera", "image", "frame", "track",
+    "x1", "y1", "x2", "y2", "face_px",
+    "crop_x1", "crop_y1", "crop_x2", "crop_y2",
+    *(f"p_{label}" for label in LABELS), "guess", "top_prob",
+    "model", "reason",
+)
+"""``collected.csv``'s header, in order (stable: ``benchmarks/site_adaptation.py`` reads it)."""
+
+
+def served_and_saved(box, margin: float, context: float = CONTEXT) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(served square, saved square) of a face box, both ``(x1, y1, x2, y2)`` in frame pixels.
+
+    The served square is what the classifier crops (:func:`~maskwatch.crop.square_box`); the
+    saved square has ``context`` times its side and the same centre."""
+    sx1, sy1, sx2, sy2 = square_box(box, margin)
+    side = sx2 - sx1
+    big = max(int(round(side * context)), side)
+    ox, oy = sx1 - (big - side) // 2, sy1 - (big - side) // 2
+    return (sx1, sy1, sx2, sy2), (ox, oy, ox + big, oy + big)
+
+
+def cut_region(image: np.ndarray, x1: int, y1: int, x2: int, y2: int) -> np.ndarray:
+    """``image[y1:y2, x1:x2]`` where parts outside the image replicate its border (as serving does)."""
+    import cv2
+
+    h, w = image.shape[:2]
+    cx1, cy1, cx2, cy2 = max(x1, 0), max(y1, 0), min(x2, w), min(y2, h)
+    if cx2 <= cx1 or cy2 <= cy1:
+        return np.zeros((max(y2 - y1, 1), max(x2 - x1, 1), 3), np.uint8)
+    region = image[cy1:cy2, cx1:cx2]
+    pad = (cy1 - y1, y2 - cy2, cx1 - x1, x2 - cx2)
+    if any(pad):
+        region = cv2.copyMakeBorder(region, *pad, borderType=cv2.BORDER_REPLICATE)
+    return np.ascontiguousarray(region)
+
+
+def split_vote(votes) -> bool:
+    """A vote is split when the runner-up label has at least a third of the votes.
+
+    >>> split_vote([6, 3, 0]), split_vote([7, 2, 0]), split_vote([5, 0, 0])
+    (True, False, False)
+    """
+    counts = sorted((int(v) for v in votes), reverse=True)
+    total = sum(counts)
+    return total > 0 and len(counts) > 1 and 3 * counts[1] >= total
+
+
+def read_collected(folder: str | Path) -> list[dict]:
+    """The rows of ``folder/collected.csv`` (``[]`` when there is none); a file with another
+    header is a one-line ``MaskwatchError`` (never rows mixed into a file that is not ours)."""
+    path = Path(folder) / CSV_NAME
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if header is None:
+                return []
+            if tuple(header) != COLLECT_COLUMNS:
+                raise MaskwatchError(f"{path} exists with a different header; collect into another folder "
+                                     f"(expected: {','.join(COLLECT_COLUMNS)})")
+            return [dict(zip(COLLECT_COLUMNS, row)) for row in reader if len(row) == len(COLLECT_COLUMNS)]
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError) as e:
+        raise MaskwatchError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
+
+
+def check_collect_folder(folder: str | Path) -> None:
+    """The checks made before anything is opened: ``folder`` is (or can be) a folder, and an
+    existing ``collected.csv`` in it is ours."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise MaskwatchError(f"cannot collect into {folder}: not a folder")
+    read_collected(folder)
+
+
+def _source_image_names(source) -> list[str] | None:
+    """The image file names of an image-folder (or single image) source, in the order the source
+    reads them (``frame.index`` is the position); ``None`` for videos and cameras."""
+    from maskwatch.sources.files import IMAGE_SUFFIXES, _natural_key
+    from maskwatch.sources.spec import parse
+
+    try:
+        spec = parse(source).resolve()
+    except MaskwatchError:
+        return None
+    if spec.kind == "image" and spec.path is not None:
+        return [spec.path.name]
+    if spec.kind == "images" and spec.path is not None:
+        try:
+            paths = [p for p in spec.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+        except OSError:
+            return []
+        return [p.name for p in sorted(paths, key=_natural_key)]
+    return None
+
+
+class CollectSink(BaseSink):
+    """Saves uncertain face crops into ``config.folder`` with a ``collected.csv`` row each (see the
+    module docstring). ``config``: a :class:`~maskwatch.config.CollectConfig`; ``source``: the
+    source text (for the ``camera`` column, redacted, and to tell image folders from videos);
+    ``model``: the :class:`~maskwatch.classification.ModelInfo` in use (its crop margin and its
+    description; :meth:`on_model` changes it when the model is swapped)."""
+
+    def __init__(self, config, *, source=None, vote_window: int = 15, model=None, fsync: bool = False):
+        from maskwatch.sources.spec import redact
+
+        if config.folder is None:
+            raise MaskwatchError("collect: no folder given")
+        self.folder = Path(config.folder)
+        self.max_top_prob = float(config.max_top_prob)
+        self.split_vote = bool(config.split_vote)
+        self.per_track_s = float(config.per_track_s)
+        self.max_files = int(config.max_files)
+        self.max_bytes = int(float(config.max_mb) * 1e6)
+        self.vote_window = max(int(vote_window), 1)
+        self.fsync = fsync
+        self.camera = "" if source is None else redact(str(source))
+        self._image_names = _source_image_names(source) if source is not None else None
+        self.per_face = self._image_names is not None
+        self.model = model
+        self.saved = 0  # crops written by this sink
+        self.pruned = 0  # crops deleted for the caps by this sink
+        self._votes: dict[int, deque] = {}
+        self._last_seen: dict[int, float] = {}
+        self._last_saved: dict[int, float] = {}
+        self._fh = None
+        self._path = self.folder / CSV_NAME
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise MaskwatchError(f"cannot create collect folder {self.folder}: {e.strerror or e}") from None
+        if not os.access(self.folder, os.W_OK | os.X_OK):
+            raise MaskwatchError(f"cannot write to collect folder {self.folder}: permission denied")
+        rows = read_collected(self.folder)
+        kept = [r for r in rows if (self.folder / r["file"]).is_file()]
+        if len(kept) != len(rows):
+            log.warning("%s: %d rows named crops that are gone; their rows were dropped",
+                        self._path, len(rows) - len(kept))
+        self._rows: deque[tuple[dict, int]] = deque((r, self._size(r["file"])) for r in kept)
+        self._bytes = sum(size for _, size in self._rows)
+        self._seq = 1 + max((self._seq_of(r["file"]) for r in kept), default=0)
+        if len(kept) != len(rows) or not self._path.exists():
+            self._rewrite()
+        self._open()
+
+    # -- sink --------------------------------------------------------------------------------------
+
+    def on_model(self, info) -> None:
+        """The model in use changed (:meth:`maskwatch.monitor.Monitor.swap_model`)."""
+        self.model = info
+
+    def on_result(self, result: FrameResult) -> None:
+        frame, faces = result.frame, result.faces
+        if frame is None or not len(faces) or self._fh is None:
+            return
+        now = float(frame.timestamp)
+        for i in range(len(faces)):
+            probs = faces.probs[i]
+            if not np.all(np.isfinite(probs)):
+                continue  # not classified on this frame (the detector was skipped)
+            track = int(faces.track_id[i])
+            reason = None
+            if float(probs.max()) < self.max_top_prob:
+                reason = "low_confidence"
+            if self.per_face or track < 0:
+                if reason is not None:
+                    self._save(frame, faces, i, -1 if self.per_face else track, reason)
+                continue
+            votes = self._votes.setdefault(track, deque(maxlen=self.vote_window))
+            votes.append(int(np.argmax(probs)))
+            self._last_seen[track] = now
+            if reason is None and self.split_vote and len(votes) >= SPLIT_MIN_VOTES:
+                if split_vote(np.bincount(np.asarray(votes), minlength=len(LABELS))):
+                    reason = "split_vote"
+            if reason is None:
+                continue
+            last = self._last_saved.get(track)
+            if last is not None and now - last < self.per_track_s:
+                continue
+            self._last_saved[track] = now
+            self._save(frame, faces, i, track, reason)
+        if len(self._last_seen) > 256:
+            self._forget(now)
+
+    def close(self) -> None:
+        fh, self._fh = self._fh, None
+        if fh is not None:
+            try:
+                fh.close()
+            except OSError:
+                pass
+
+    # -- internals ---------------------------------------------------------------------------------
+
+    def _forget(self, now: float) -> None:
+        """Drop the votes of tracks not seen for a while (a long run sees thousands of people)."""
+        horizon = max(60.0, 2 * self.per_track_s)
+        for track in [t for t, seen in self._last_seen.items() if now - seen > horizon]:
+            self._last_seen.pop(track, None)
+            self._votes.pop(track, None)
+            self._last_saved.pop(track, None)
+
+    @staticmethod
+    def _seq_of(name: str) -> int:
+        match = re.match(r"(\d+)", name)
+        return int(match.group(1)) if match else 0
+
+    def _size(self, name: str) -> int:
+        try:
+            return (self.folder / name).stat().st_size
+        except OSError:
+            return 0
+
+    def _save(self, frame, faces, i: int, track: int, reason: str) -> None:
+        import cv2
+
+        box = [float(v) for v in faces.xyxy[i]]
+        margin = float(self.model.margin) if self.model is not None else 0.2
+        served, saved = served_and_saved(box, margin)
+        crop = cut_region(frame.image, *saved)
+        ok, data = cv2.imencode(".png", crop)
+        if not ok:
+            raise MaskwatchError("cannot encode a collected crop as PNG")
+        data = data.tobytes()
+        while True:
+            name = f"{self._seq:06d}_t{track}.png" if track >= 0 else f"{self._seq:06d}.png"
+            self._seq += 1
+            try:
+                with open(self.folder / name, "xb") as fh:
+                    fh.write(data)
+                break
+            except FileExistsError:  # a file left by another run: never overwritten
+                continue
+            except OSError as e:
+                raise MaskwatchError(f"cannot write collected crop {self.folder / name}: {e.strerror or e}") from None
+        probs = faces.probs[i]
+        guess = int(np.argmax(probs))
+        image = ""
+        if self._image_names is not None and 0 <= frame.index < len(self._image_names):
+            image = self._image_names[frame.index]
+        ox, oy = saved[0], saved[1]
+        row = {
+            "file": name,
+            "time": iso_time(time.time(), "milliseconds"),
+            "camera": self.camera,
+            "image": image,
+            "frame": str(int(frame.index)),
+            "track": str(track),
+            "x1": f"{box[0]:.1f}", "y1": f"{box[1]:.1f}", "x2": f"{box[2]:.1f}", "y2": f"{box[3]:.1f}",
+            "face_px": f"{box[2] - box[0]:.1f}",
+            "crop_x1": str(served[0] - ox), "crop_y1": str(served[1] - oy),
+            "crop_x2": str(served[2] - ox), "crop_y2": str(served[3] - oy),
+            **{f"p_{label}": f"{float(p):.4f}" for label, p in zip(LABELS, probs)},
+            "guess": LABELS[guess],
+            "top_prob": f"{float(probs[guess]):.4f}",
+            "model": self.model.describe() if self.model is not None else "",
+            "reason": reason,
+        }
+        self._append(row)
+        self._rows.append((row, len(data)))
+        self._bytes += len(data)
+        self.saved += 1
+        if len(self._rows) > self.max_files or self._bytes > self.max_bytes:
+            self._prune()
+
+    def _append(self, row: dict) -> None:
+        try:
+            self._writer.writerow([row[c] for c in COLLECT_COLUMNS])
+            self._fh.flush()
+            if self.fsync:
+                os.fsync(self._fh.fileno())
+        except OSError as e:
+            raise MaskwatchError(f"cannot write {self._path}: {e.strerror or e}") from None
+
+    def _prune(self) -> None:
+        """Delete the oldest crops until both caps have a tenth of room: rows first, then files."""
+        count_to = max(int(self.max_files * PRUNE_TO), 0)
+        bytes_to = int(self.max_bytes * PRUNE_TO)
+        gone = []
+        while self._rows and (len(self._rows) > count_to or self._bytes > bytes_to):
+            row, size = self._rows.popleft()
+            self._bytes -= size
+            gone.append(row["file"])
+        self.close()
+        self._rewrite()
+        self._open()
+        for name in gone:
+            try:
+                (self.folder / name).unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                log.warning("cannot delete collected crop %s: %s", self.folder / name, e.strerror or e)
+        self.pruned += len(gone)
+
+    def _rewrite(self) -> None:
+        """Write ``collected.csv`` anew from the kept rows, atomically (a temporary file renamed)."""
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".collected.", suffix=".csv", dir=self.folder)
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+                writer = csv.writer(fh, lineterminator="\n")
+                writer.writerow(COLLECT_COLUMNS)
+                writer.writerows([row[c] for c in COLLECT_COLUMNS] for row, _ in self._rows)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self._path)
+        except OSError as e:
+            raise MaskwatchError(f"cannot write {self._path}: {e.strerror or e}") from None
+
+    def _open(self) -> None:
+        try:
+            self._fh = open(self._path, "a", encoding="utf-8", newline="")
+        except OSError as e:
+            raise MaskwatchError(f"cannot write {self._path}: {e.strerror or e}") from None
+        self._writer = csv.writer(self._fh, lineterminator="\n")
+
+
+def rows_by_uncertainty(rows: list[dict]) -> list[dict]:
+    """Rows sorted most uncertain first (lowest ``top_prob``; rows without one last).
+
+    >>> [r["file"] for r in rows_by_uncertainty([{"file": "a", "top_prob": "0.9"}, {"file": "b", "top_prob": "0.4"},
+    ...                                          {"file": "c", "top_prob": ""}])]
+    ['b', 'a', 'c']
+    """
+    def key(row):
+        try:
+            value = float(row.get("top_prob") or "nan")
+        except ValueError:
+            value = math.nan
+        return (1, 0.0) if math.isnan(value) else (0, value)
+
+    return sorted(rows, key=key)
