@@ -16,14 +16,17 @@ What is saved (``DIR/<name>.png``, lossless): the classifier's crop as served, t
 :func:`maskwatch.crop.square_box` of the face box with the model's ``crop_margin``, with
 :data:`CONTEXT` times its side around it (the same centre), at the frame's own pixels (no
 resizing; parts outside the frame replicate the border, as serving does). So the crop can be cut
-again with another margin or size: the served square is the ``crop_x1..crop_y2`` box of the
-saved image (for a crop inside the frame, its central 1/CONTEXT).
+again with another margin or size: in the saved image's pixels, ``face_x1..face_y2`` is the face
+box (``square_box(face, margin)`` of it is the served square again, which is how
+``maskwatch-train finetune`` re-cuts it) and ``served_x1..served_y2`` the served square (for a
+crop inside the frame, its central 1/CONTEXT).
 
 ``DIR/collected.csv`` gets one row per saved crop (:data:`COLLECT_COLUMNS`): ``file`` (name in
 ``DIR``), ``time`` (local ISO time of saving), ``camera`` (the source, credentials redacted),
 ``image`` (the image's file name for image-folder sources, else empty), ``frame`` (frame index),
 ``track`` (track id, -1 for image sources), ``x1..y2`` (the face box in frame pixels),
-``face_px`` (its width), ``crop_x1..crop_y2`` (the served square inside the saved image),
+``face_px`` (its width), ``face_x1..face_y2`` and ``served_x1..served_y2`` (the face box and the
+served square inside the saved image),
 ``p_<label>`` (the three calibrated probabilities), ``guess`` (the most probable label),
 ``top_prob``, ``model`` (:meth:`~maskwatch.classification.ModelInfo.describe`) and ``reason``
 (``low_confidence`` or ``split_vote``).
@@ -74,7 +77,8 @@ REASONS = ("low_confidence", "split_vote")
 COLLECT_COLUMNS: tuple[str, ...] = (
     "file", "time", "camera", "image", "frame", "track",
     "x1", "y1", "x2", "y2", "face_px",
-    "crop_x1", "crop_y1", "crop_x2", "crop_y2",
+    "face_x1", "face_y1", "face_x2", "face_y2",
+    "served_x1", "served_y1", "served_x2", "served_y2",
     *(f"p_{label}" for label in LABELS), "guess", "top_prob",
     "model", "reason",
 )
@@ -323,8 +327,10 @@ class CollectSink(BaseSink):
             "track": str(track),
             "x1": f"{box[0]:.1f}", "y1": f"{box[1]:.1f}", "x2": f"{box[2]:.1f}", "y2": f"{box[3]:.1f}",
             "face_px": f"{box[2] - box[0]:.1f}",
-            "crop_x1": str(served[0] - ox), "crop_y1": str(served[1] - oy),
-            "crop_x2": str(served[2] - ox), "crop_y2": str(served[3] - oy),
+            "face_x1": f"{box[0] - ox:.1f}", "face_y1": f"{box[1] - oy:.1f}",
+            "face_x2": f"{box[2] - ox:.1f}", "face_y2": f"{box[3] - oy:.1f}",
+            "served_x1": str(served[0] - ox), "served_y1": str(served[1] - oy),
+            "served_x2": str(served[2] - ox), "served_y2": str(served[3] - oy),
             **{f"p_{label}": f"{float(p):.4f}" for label, p in zip(LABELS, probs)},
             "guess": LABELS[guess],
             "top_prob": f"{float(probs[guess]):.4f}",
