@@ -190,9 +190,13 @@ def sinks_from_config(
             events = EventJsonl(config.events)
             sinks.append(events)
         if config.snapshots is not None:
-            sinks.append(SnapshotSaver(config.snapshots))
+            sinks.append(SnapshotSaver(config.snapshots, blur=config.blur_faces))
         if save_video is not None:
-            sinks.append(VideoSink(save_video))
+            sinks.append(VideoSink(save_video, blur=config.blur_faces))
+        if config.retain_days is not None:  # old snapshots and recordings go (maskwatch.site.retention)
+            from maskwatch.site.retention import RetentionSink
+
+            sinks.append(RetentionSink(config))
         if collect is not None:  # the review loop's uncertain crops (maskwatch.sinks.collect)
             from maskwatch.sinks.collect import CollectSink
 

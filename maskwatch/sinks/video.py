@@ -9,8 +9,10 @@ Frame rate: the source's, measured from the frames' own timestamps over the firs
 frames carry their media position, so this is exactly the file's frame rate; a live camera's carry
 the capture time, so a camera processed at 12 fps gives a 12 fps video that plays in real time).
 ``fps`` overrides it. Frames of another size (a camera reconnecting at another resolution) are
-resized to the first frame's size. The file is finalised by :meth:`VideoSink.close`, which the
-monitor calls however the run ends (end of source, stop, SIGINT/SIGTERM, error).
+resized to the first frame's size. With ``blur`` (``Config.blur_faces``) other than ``"off"``
+every face is blurred before the overlay is drawn (:mod:`maskwatch.sinks.blur`). The file is
+finalised by :meth:`VideoSink.close`, which the monitor calls however the run ends (end of
+source, stop, SIGINT/SIGTERM, error).
 
 Frames go to a hidden temporary file with a plain ASCII name in the same folder
 (``.maskwatch-recording-*.mp4``), which ``close`` moves to the real name once the file is complete:
@@ -53,6 +55,7 @@ from maskwatch.opencv_paths import opencv_path
 from maskwatch.overlay import draw
 from maskwatch.results import FrameResult
 from maskwatch.sinks.base import BaseSink
+from maskwatch.sinks.blur import blur_faces
 
 log = logging.getLogger("maskwatch.sinks.video")
 
@@ -157,7 +160,10 @@ class VideoSink(BaseSink):
     """
 
     def __init__(self, path: str | Path, fps: float | None = None, *, overwrite: bool = False,
-                 show_track_ids: bool = True):
+                 show_track_ids: bool = True, blur: str = "off"):
+        if blur not in ("off", "others", "all"):
+            raise MaskwatchError(f"blur_faces must be one of off, others, all, got {blur!r}")
+        self.blur = blur  # a video has no triggering face: "others" and "all" blur every face
         self.path = check_video_path(path, overwrite=overwrite)
         if fps is not None and not (MIN_FPS <= float(fps) <= MAX_FPS):
             raise MaskwatchError(f"video frame rate must be between {MIN_FPS:g} and {MAX_FPS:g}, got {fps}")
@@ -180,7 +186,10 @@ class VideoSink(BaseSink):
     def on_result(self, result: FrameResult) -> None:
         if result.frame is None:
             return
-        image = draw(result.frame.image, result.faces, show_track_ids=self.show_track_ids)
+        image = result.frame.image
+        if self.blur != "off" and len(result.faces):
+            image = blur_faces(image, result.faces.xyxy)  # before the overlay: boxes and labels stay readable
+        image = draw(image, result.faces, show_track_ids=self.show_track_ids, copy=image is result.frame.image)
         with self._lock:
             if self._closed:
                 return

@@ -220,8 +220,16 @@ def _camera(table: Mapping, index: int, defaults: Mapping, base: Path, where: st
             source = str(_relative_to(base, source))
     source = _source_with_password(source, resolve_secret(table, "password", here), here)
     keys = {k: v for k, v in table.items() if k not in ("name", "source", *secret_keys("password"))}
-    anchored = lambda t: {k: (_relative_to(base, v) if k in (*OUTPUT_KEYS, "snapshots", "model", "collect") else v)  # noqa: E731
-                          for k, v in t.items()}
+    def anchored(t: Mapping) -> dict:
+        out = {}
+        for k, v in t.items():
+            if k in (*OUTPUT_KEYS, "snapshots", "model", "collect.folder"):
+                v = _relative_to(base, v)
+            elif k == "collect" and isinstance(v, Mapping) and "folder" in v:
+                v = {**v, "folder": _relative_to(base, v["folder"])}
+            out[k] = v
+        return out
+
     config = (Config().with_overrides(anchored(defaults), where=f"{where}: [defaults]")
               .with_overrides(anchored(keys), where=here)
               .with_overrides(source=source, where=here)
@@ -248,8 +256,8 @@ def _check_outputs(cameras: list[CameraConfig], where: str) -> None:
     """Two cameras must not write one file or share one snapshots folder."""
     seen: dict[Path, tuple[str, str]] = {}
     for camera in cameras:
-        for key in (*OUTPUT_KEYS, "snapshots"):
-            value = getattr(camera.config, key)
+        for key in (*OUTPUT_KEYS, "snapshots", "collect.folder"):
+            value = camera.config.collect.folder if key == "collect.folder" else getattr(camera.config, key)
             if value is None:
                 continue
             target = Path(value).resolve()

@@ -1,0 +1,128 @@
+"""Retention: snapshots and recordings older than ``retain_days`` are deleted (a site keeps faces).
+
+Only files maskwatch wrote are touched, recognised by name: in the ``snapshots`` folder the
+:class:`~maskwatch.sinks.snapshots.SnapshotSaver` names (``20261121T235959+0100_track7_without_mask.jpg``,
+:data:`~maskwatch.sinks.snapshots.NAME_PATTERN`) and their ``.part`` leftovers; next to
+``save_video`` (``out/door.mp4``) the video itself, its numbered variants (``door-1.mp4``), the
+per-run recordings of ``maskwatch serve`` (``door-20261121T235959.mp4``) and abandoned temporary
+recordings (``.maskwatch-recording-*.mp4``). A photo a person put in the same folder stays. The
+age is the file's modification time. The review loop's collect folder is not purged here: its
+crops and ``collected.csv`` are capped by the collector itself (``max_files``, ``max_mb``),
+which deletes rows and files together.
+
+:class:`RetentionSink` runs :func:`purge` when it is opened and then every ``every_s`` seconds
+(an hour) from the monitor's loop; :func:`maskwatch.sinks.sinks_from_config` adds it when
+``retain_days`` is set, so ``maskwatch --headless`` and every ``maskwatch serve`` worker keep
+their own outputs trimmed. Each deleted file is logged (``maskwatch.site.retention``, INFO).
+
+>>> import os, tempfile, time
+>>> from pathlib import Path
+>>> folder = Path(tempfile.mkdtemp())
+>>> old, mine = folder / "20200101T000000+0000_track3_without_mask.jpg", folder / "holiday.jpg"
+>>> for p in (old, mine):
+...     _ = p.write_bytes(b"x"); os.utime(p, (0, 0))
+>>> [p.name for p in purge_folder(folder, snapshot_names(), max_age_s=86400)]
+['20200101T000000+0000_track3_without_mask.jpg']
+>>> mine.exists()
+True
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from pathlib import Path
+
+from maskwatch.sinks.base import BaseSink
+
+log = logging.getLogger("maskwatch.site.retention")
+
+EVERY_S = 3600.0
+"""How often a running camera purges its folders."""
+
+DAY_S = 86400.0
+
+
+def snapshot_names() -> re.Pattern:
+    """The snapshot names (and their ``.part`` leftovers) :class:`SnapshotSaver` writes."""
+    from maskwatch.sinks.snapshots import NAME_PATTERN
+
+    return re.compile(f"(?:{NAME_PATTERN.pattern})(?:\\.part)?")
+
+
+def recording_names(save_video: Path) -> re.Pattern:
+    """The recordings of ``save_video`` (see the module docstring).
+
+    >>> bool(recording_names(Path("v/door.mp4")).fullmatch("door-20261121T235959-2.mp4"))
+    True
+    >>> bool(recording_names(Path("v/door.mp4")).fullmatch("door-party.mp4"))
+    False
+    """
+    from maskwatch.sinks.video import PART_PREFIX
+
+    stem, suffix = re.escape(save_video.stem), re.escape(save_video.suffix)
+    return re.compile(
+        f"{stem}(?:-\\d{{8}}T\\d{{6}})?(?:-\\d{{1,2}})?{suffix}|{re.escape(PART_PREFIX)}[A-Za-z0-9_]+{suffix}")
+
+
+def purge_folder(folder: Path, names: re.Pattern, max_age_s: float, now: float | None = None) -> list[Path]:
+    """Delete the files in ``folder`` (not below it) whose name matches ``names`` and whose
+    modification time is older than ``max_age_s``; the paths deleted. A file that cannot be
+    deleted is logged and left."""
+    now = time.time() if now is None else now
+    deleted: list[Path] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:  # no folder (yet): nothing to keep short
+        return deleted
+    for entry in entries:
+        if not names.fullmatch(entry.name):
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False) or now - entry.stat(follow_symlinks=False).st_mtime <= max_age_s:
+                continue
+            os.unlink(entry.path)
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            log.warning("cannot delete old file %s: %s", entry.path, e.strerror or e)
+            continue
+        deleted.append(Path(entry.path))
+    return sorted(deleted)
+
+
+def purge(config, now: float | None = None) -> list[Path]:
+    """Delete the snapshots and recordings of ``config`` older than ``config.retain_days``;
+    nothing when it is ``None``. Each deleted file is logged."""
+    days = getattr(config, "retain_days", None)
+    if days is None:
+        return []
+    max_age = float(days) * DAY_S
+    deleted: list[Path] = []
+    if config.snapshots is not None:
+        deleted += purge_folder(Path(config.snapshots), snapshot_names(), max_age, now)
+    if config.save_video is not None:
+        video = Path(config.save_video)
+        deleted += purge_folder(video.parent, recording_names(video), max_age, now)
+    for path in deleted:
+        log.info("retention: deleted %s (older than %g days)", path, days)
+    return deleted
+
+
+class RetentionSink(BaseSink):
+    """Purges ``config``'s old snapshots and recordings when made and every ``every_s`` seconds
+    after (checked on each result: a dead camera's folders are trimmed once it comes back)."""
+
+    def __init__(self, config, every_s: float = EVERY_S) -> None:
+        self.config = config
+        self.every_s = float(every_s)
+        self.deleted = len(purge(config))
+        self._next = time.monotonic() + self.every_s
+
+    def on_result(self, result) -> None:
+        now = time.monotonic()
+        if now >= self._next:
+            self._next = now + self.every_s
+            self.deleted += len(purge(self.config))
