@@ -15,6 +15,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -70,6 +71,8 @@ class Mosquitto:
         self.conf = self.workdir / "mosquitto.conf"
         lines = [f"listener {self.port} 127.0.0.1", "persistence false", "log_dest stderr",
                  "log_type error", "log_type warning", "log_type notice", "log_type information"]
+        if os.geteuid() == 0:  # as root it would become user 'mosquitto', who cannot read pytest's 0700 folders
+            lines.append("user root")
         if users:
             passwd = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
             if not os.access(passwd, os.X_OK):
@@ -155,3 +158,79 @@ def mosquitto(tmp_path_factory) -> Mosquitto:
         yield broker
     finally:
         broker.stop()
+
+
+class MqttRecorder:
+    """A paho subscriber that records ``(topic, payload text, retain)`` of every message on ``topics``.
+
+    It subscribes on every connect (so it follows a restarted broker); :meth:`connect` returns once
+    the broker acknowledged the subscription.
+    """
+
+    def __init__(self, broker: Mosquitto, topics: str | list[str] = "#", username: str | None = None,
+                 password: str | None = None) -> None:
+        import paho.mqtt.client as mqtt
+
+        self.broker = broker
+        self.topics = [topics] if isinstance(topics, str) else list(topics)
+        self.messages: list[tuple[str, str, bool]] = []
+        self._subscribed = threading.Event()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        if username is not None:
+            self.client.username_pw_set(username, password)
+        self.client.reconnect_delay_set(0.1, 0.5)
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = lambda *a: self._subscribed.set()
+        self.client.on_message = self._on_message
+        self._lock = threading.Lock()
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if not reason_code.is_failure:
+            client.subscribe([(t, 1) for t in self.topics])
+
+    def _on_message(self, client, userdata, message) -> None:
+        with self._lock:
+            self.messages.append((message.topic, message.payload.decode("utf-8", "replace"), bool(message.retain)))
+
+    def connect(self, timeout: float = 10.0) -> "MqttRecorder":
+        self._subscribed.clear()
+        self.client.connect(self.broker.host, self.broker.port, keepalive=10)
+        self.client.loop_start()
+        if not self._subscribed.wait(timeout):
+            raise RuntimeError("the recorder's subscription was not acknowledged")
+        return self
+
+    def wait_subscribed(self, timeout: float = 10.0) -> None:
+        """After a broker restart: until the recorder is subscribed again."""
+        self._subscribed.clear()
+        if not self._subscribed.wait(timeout):
+            raise RuntimeError("the recorder did not resubscribe")
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def snapshot(self) -> list[tuple[str, str, bool]]:
+        with self._lock:
+            return list(self.messages)
+
+    def on(self, topic: str) -> list[str]:
+        """Payloads received on ``topic``, in order."""
+        return [payload for t, payload, _retain in self.snapshot() if t == topic]
+
+    def wait_for(self, predicate, timeout: float = 20.0, what: str = "messages") -> None:
+        """Until ``predicate(recorder)`` is true; AssertionError naming ``what`` otherwise."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate(self):
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}; got {len(self.snapshot())} messages")
+
+
+def retained(broker: Mosquitto, topics: str = "#", settle: float = 1.0, **auth) -> dict[str, str]:
+    """What a new subscriber gets at once: the retained value of every topic under ``topics``."""
+    recorder = MqttRecorder(broker, topics, **auth).connect()
+    time.sleep(settle)
+    recorder.close()
+    return {topic: payload for topic, payload, is_retained in recorder.snapshot() if is_retained}
