@@ -10,6 +10,11 @@ monitor decides nothing about outputs: every consumer is a :class:`~maskwatch.si
 3. ``on_result(result)``, for frames and for status updates alike (``result.frame is None``
    while a live source is connecting or reconnecting: see :mod:`maskwatch.sinks.base`).
 
+Sinks that want to know which mask classifier is in use (the event log's ``model`` key, the
+collector's crop margin) have an optional ``on_model(info)`` (a
+:class:`~maskwatch.classification.ModelInfo`): called once the sinks are open, and again before
+the first result the pipeline produced with a swapped model (:meth:`Monitor.swap_model`).
+
 Each call goes to every sink even when an earlier sink raised (a full disk for the video must not
 cost the CSV its row); the first error then ends the run. Whatever ends it (the source ending,
 :meth:`Monitor.stop`, a signal, an error), the partial interval is handed to every sink and every
@@ -36,6 +41,28 @@ from maskwatch.results import FrameResult, Totals
 log = logging.getLogger("maskwatch.monitor")
 
 SinkErrorHandler = Callable[[object, BaseException], None]
+
+
+def load_checked_classifier(path):
+    """A :class:`~maskwatch.classification.MaskClassifier` for ``path`` that has classified a
+    blank face once: a model that loads but cannot run fails here, before it replaces one that
+    works. Every problem is a one-line ``MaskwatchError``."""
+    import numpy as np
+
+    from maskwatch.classification import MaskClassifier
+    from maskwatch.errors import MaskwatchError
+
+    if path is None or not str(path).strip():
+        raise MaskwatchError("no model file given")
+    classifier = MaskClassifier(path)
+    size = classifier.input_size
+    try:
+        probs = classifier.classify(np.zeros((1, size, size, 3), np.uint8))
+    except (ValueError, RuntimeError) as e:
+        raise MaskwatchError(f"model {classifier.info.short_path()} does not run: {str(e).splitlines()[0]}") from None
+    if probs.shape != (1, 3) or not np.all(np.isfinite(probs)):
+        raise MaskwatchError(f"model {classifier.info.short_path()} gives no probabilities for a blank face")
+    return classifier
 
 
 def fan_out(result: FrameResult, sinks: Iterable) -> BaseException | None:
@@ -108,6 +135,8 @@ class Monitor:
         self._entries: list[tuple[object, SinkErrorHandler | None]] = [] if callable(sinks) else [(s, None) for s in sinks]
         self._finished = False
         self._finishing = threading.Event()
+        self._pending_classifier = None  # swapped in before the pipeline was built
+        self._model_told = None  # the ModelInfo the sinks were last told about
 
     @property
     def finishing(self) -> bool:
@@ -145,6 +174,30 @@ class Monitor:
         if close:
             sink.close()
 
+    def swap_model(self, path) -> str:
+        """Load and check the mask classifier at ``path`` (in the calling thread: the run goes on
+        meanwhile) and have the pipeline use it from its next frame; counts, tracks and votes stay.
+
+        Returns ``"name version (sha256 8 hex)"``. A model that cannot be loaded or does not run
+        raises a one-line ``MaskwatchError`` and the model in use stays. Thread-safe: the
+        desktop app calls it from its GUI thread, ``serve`` on SIGHUP.
+        """
+        classifier = load_checked_classifier(path)
+        with self._lock:
+            pipeline = self.pipeline
+            if pipeline is None:  # not built yet: run() hands it over once it is
+                self._pending_classifier = classifier
+        if pipeline is not None:
+            pipeline.swap_classifier(classifier)
+        log.info("mask classifier %s loaded from %s", classifier.info.describe(), classifier.info.short_path())
+        return classifier.info.describe()
+
+    @property
+    def model_info(self):
+        """The :class:`~maskwatch.classification.ModelInfo` in use (``None`` before the pipeline is
+        built, or for a classifier without one)."""
+        return getattr(self.pipeline, "model_info", None)
+
     def stop(self) -> None:
         """End the run after the current frame. Thread-safe; safe in a signal handler."""
         self._stop.set()
@@ -172,7 +225,11 @@ class Monitor:
                 built = Pipeline(self.config)
                 with self._lock:
                     self.pipeline = built
-            pipeline = self.pipeline
+            with self._lock:
+                pipeline = self.pipeline
+                pending, self._pending_classifier = self._pending_classifier, None
+            if pipeline is not None and pending is not None:
+                pipeline.swap_classifier(pending)
             if pipeline is not None and self._stop.is_set():  # stop() came before or while it was built
                 pipeline.stop()
             if self._open_sinks is not None and pipeline is not None and not self._stop.is_set():
@@ -180,6 +237,9 @@ class Monitor:
                 with self._lock:
                     self._entries = [(s, None) for s in opened] + self._entries
             for result in pipeline if pipeline is not None else ():
+                error = self._tell_model(pipeline)
+                if error is not None:
+                    break
                 self.totals = result.totals
                 if result.summary is not None:
                     self.rows_written += 1
@@ -195,6 +255,21 @@ class Monitor:
         return self.totals
 
     # -- internals ---------------------------------------------------------------------------------
+
+    def _tell_model(self, pipeline) -> BaseException | None:
+        """``on_model(info)`` to the sinks that have it, when the model in use is not the one they
+        were last told about (the first result, and the first after a swap)."""
+        info = getattr(pipeline, "model_info", None)  # a pipeline given by a test or a script may not say
+        if info is None or info == self._model_told:
+            return None
+        self._model_told = info
+        with self._lock:
+            entries = [(s, h) for s, h in self._entries if callable(getattr(s, "on_model", None))]
+        first = None
+        for sink, on_error in entries:
+            error = _call(lambda s: s.on_model(info), sink, self._guard(on_error))
+            first = first or error
+        return first
 
     def _deliver(self, result: FrameResult) -> BaseException | None:
         with self._lock:

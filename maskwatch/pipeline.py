@@ -22,6 +22,12 @@ time at which the run started, so interval rows and events of a file run are in 
 (a 10 s clip gives the same rows whether it is processed at 5 or 500 fps). Live frames already
 carry the epoch time of capture. ``stats.latency_ms`` is capture to label (monotonic clock).
 
+The classifier can be swapped while the pipeline runs (:meth:`Pipeline.swap_classifier`, from any
+thread: the desktop app's Settings, ``serve``'s SIGHUP): the next frame is classified by the new
+model; tracks, their votes and the counts so far stay. Each interval row names the model(s) that
+labelled it (``IntervalSummary.model``: ``"name version (sha256 8 hex)"``, ``"A -> B"`` for an
+interval during which the model was swapped).
+
 Live sources that deliver nothing (connecting, reconnecting after a camera dropped): ``read``
 returns ``None`` after ``idle_tick_s``; the pipeline then yields a *status update*: a
 ``FrameResult`` whose ``frame`` is ``None`` and ``faces`` empty, with the current
@@ -104,6 +110,9 @@ class Pipeline:
         self._frame_state: SourceState | None = None  # the source's state when a read-ahead frame was read
         self._closed = False
         self._final: IntervalSummary | None = None
+        self._swap_lock = threading.Lock()
+        self._pending_classifier: Classifier | None = None
+        self.swaps = 0  # classifiers swapped in so far
         self.detector = None
         self.source = None
         if source is None:
@@ -144,6 +153,7 @@ class Pipeline:
         self.frames_processed = 0
         self._last_frame: Frame | None = None
         self._last_done: float | None = None  # perf_counter at the end of the previous frame
+        self._interval_models: list[str] = [m for m in (self.model_description,) if m]
 
     # -- public ------------------------------------------------------------------------------------
 
@@ -156,6 +166,24 @@ class Pipeline:
         """A copy of the counter's totals (unique people since start)."""
         t = self.counter.totals
         return Totals(people_seen=t.people_seen, by_label=dict(t.by_label))
+
+    @property
+    def model_info(self):
+        """The :class:`~maskwatch.classification.ModelInfo` of the classifier in use (``None`` for
+        a classifier that has none, e.g. a test double)."""
+        return getattr(self.classifier, "info", None)
+
+    @property
+    def model_description(self) -> str | None:
+        """``"name version (sha256 8 hex)"`` of the classifier in use, ``None`` if it does not say."""
+        info = self.model_info
+        return info.describe() if info is not None else None
+
+    def swap_classifier(self, classifier: Classifier) -> None:
+        """Classify with ``classifier`` from the next frame on (thread-safe; the caller loaded and
+        checked it). Tracks, votes and counts stay; a second swap before the next frame wins."""
+        with self._swap_lock:
+            self._pending_classifier = classifier
 
     def __iter__(self) -> Iterator[FrameResult]:
         if self._closed:
@@ -201,7 +229,8 @@ class Pipeline:
         try:
             self._frame_state = None  # the last row reports the source's state now (ended, for a finished file)
             self._refresh_source_stats()
-            self._final = self.counter.flush(self._end_timestamp(), self.stats)
+            self._apply_swap()
+            self._final = self._with_model(self.counter.flush(self._end_timestamp(), self.stats))
         finally:
             self._close_stages()
         return self._final
@@ -230,7 +259,32 @@ class Pipeline:
         self.stats.reconnect_in = s.reconnect_in
         self.stats.dropped_frames = int(s.dropped)
 
+    def _apply_swap(self) -> None:
+        """Take the classifier :meth:`swap_classifier` left, if any (in the iterating thread)."""
+        with self._swap_lock:
+            new, self._pending_classifier = self._pending_classifier, None
+        if new is None:
+            return
+        old = self.model_description
+        self.classifier = new
+        self.swaps += 1
+        now = self.model_description
+        log.info("mask classifier swapped: %s -> %s", old, now)
+        if now and (not self._interval_models or self._interval_models[-1] != now):
+            self._interval_models.append(now)
+
+    def _with_model(self, summary: IntervalSummary | None) -> IntervalSummary | None:
+        """``summary`` with the model(s) that labelled its interval; the next one starts with the current."""
+        if summary is None:
+            return None
+        if summary.model is None and self._interval_models:
+            summary.model = " -> ".join(self._interval_models)
+        current = self.model_description
+        self._interval_models = [current] if current else []
+        return summary
+
     def _process(self, frame: Frame, decode_ms: float) -> FrameResult:
+        self._apply_swap()
         ms = {"decode": decode_ms, "detect": 0.0, "classify": 0.0, "track": 0.0}
         seq = self.frames_processed  # our own frame counter: monotonic even if a source restarts its index
         if seq % self.every_n == 0:
@@ -264,7 +318,7 @@ class Pipeline:
             faces, self._timestamp(frame), frame.index, self._stats_copy(), tracks=self.tracker.tracks
         )
         return FrameResult(frame=frame, faces=faces, stats=self._stats_copy(), totals=self.totals,
-                           events=events, summary=summary)
+                           events=events, summary=self._with_model(summary))
 
     def _check_first_connection(self) -> None:
         """A live source that failed before its first frame: the camera is unreachable or the URL
@@ -287,7 +341,8 @@ class Pipeline:
         """No frame this tick (a live source connecting or reconnecting): state, and elapsed intervals."""
         summary = None
         if self.is_live:
-            summary = self.counter.tick(time.time(), self._stats_copy())
+            self._apply_swap()
+            summary = self._with_model(self.counter.tick(time.time(), self._stats_copy()))
         self.stats.stage_ms = {}
         return FrameResult(frame=None, faces=Faces.empty(), stats=self._stats_copy(), totals=self.totals,
                            summary=summary)

@@ -20,7 +20,7 @@ from maskwatch.frames import SourceState
 from maskwatch.results import Event, IntervalSummary
 from maskwatch.sinks import CSV_COLUMNS, EventJsonl, IntervalCsvLog, SnapshotSaver
 
-HEADER = "start,end,frames,faces,people_seen,with_mask,without_mask,mask_worn_incorrectly,compliance_rate,fps,dropped_frames,source_state"
+HEADER = "start,end,frames,faces,people_seen,with_mask,without_mask,mask_worn_incorrectly,compliance_rate,fps,dropped_frames,source_state,model"
 
 
 def summary(start=1_700_000_000.0, people=(3, 1, 0), **kw) -> IntervalSummary:
@@ -144,7 +144,7 @@ def test_event_jsonl(tmp_path):
     recs = [json.loads(line) for line in path.read_text().splitlines()]
     assert [r["track_id"] for r in recs] == [5, 5, 6, 7]
     r = recs[1]
-    assert set(r) == {"kind", "track_id", "label", "confidence", "time", "epoch", "frame_index", "box"}
+    assert set(r) == {"kind", "track_id", "label", "confidence", "time", "epoch", "frame_index", "box", "model"}
     assert (r["kind"], r["label"], r["confidence"], r["frame_index"]) == ("label_decided", "without_mask", 0.8, 42)
     assert r["epoch"] == 1_700_000_001.25
     assert datetime.fromisoformat(r["time"]).timestamp() == pytest.approx(1_700_000_001.25)

@@ -12,7 +12,12 @@
 >>> path.read_text().splitlines()[0] == ",".join(CSV_COLUMNS)
 True
 >>> path.read_text().splitlines()[1].split(",")[2:]
-['1500', '3000', '4', '3', '1', '0', '0.750', '25.0', '0', 'live']
+['1500', '3000', '4', '3', '1', '0', '0.750', '25.0', '0', 'live', '']
+
+The last column, ``model``, names the mask classifier that labelled the interval
+(``IntervalSummary.model``: ``"name version (sha256 8 hex)"``, ``"A -> B"`` when it was swapped
+during the interval). A log written before that column existed keeps its header and gets rows of
+its own shape (:data:`LEGACY_COLUMNS`): appending never breaks a file.
 """
 
 from __future__ import annotations
@@ -30,15 +35,19 @@ from maskwatch.sinks.timestamps import iso_time
 CSV_COLUMNS: tuple[str, ...] = (
     "start", "end", "frames", "faces", "people_seen",
     "with_mask", "without_mask", "mask_worn_incorrectly",
-    "compliance_rate", "fps", "dropped_frames", "source_state",
+    "compliance_rate", "fps", "dropped_frames", "source_state", "model",
 )
 """The interval log's header, in order."""
+
+LEGACY_COLUMNS: tuple[str, ...] = CSV_COLUMNS[:-1]
+"""The header of logs written before the ``model`` column: still appended to, in their shape."""
 
 
 def check_log_file(path: str | Path) -> tuple[str, bool] | None:
     """(first line, ends with a newline) of an existing non-empty interval log at ``path``, ``None``
     if it is missing or empty; one-line ``MaskwatchError`` if it is something else (another
-    header, a video, a directory), so rows are never appended to a file that is not ours."""
+    header, a video, a directory), so rows are never appended to a file that is not ours. The
+    header before the ``model`` column (:data:`LEGACY_COLUMNS`) is ours too."""
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -58,7 +67,7 @@ def check_log_file(path: str | Path) -> tuple[str, bool] | None:
     except OSError as e:
         raise MaskwatchError(f"cannot read log {path}: {e.strerror or e}") from None
     header = ",".join(CSV_COLUMNS)
-    if first != header:
+    if first not in (header, ",".join(LEGACY_COLUMNS)):
         raise MaskwatchError(f"{path} exists with a different header; use another --log file (expected: {header})")
     return first, ends_with_newline
 
@@ -78,6 +87,7 @@ class IntervalCsvLog(AppendedFile):
         self.timespec = timespec
         header = ",".join(CSV_COLUMNS)
         existing = check_log_file(self.path)
+        self.columns = LEGACY_COLUMNS if existing is not None and existing[0] == ",".join(LEGACY_COLUMNS) else CSV_COLUMNS
         self._fh = open_append(self.path, "log")
         self._writer = csv.writer(self._fh, lineterminator="\n")
         try:
@@ -91,8 +101,8 @@ class IntervalCsvLog(AppendedFile):
             raise MaskwatchError(f"cannot write log {self.path}: {e.strerror or e}") from None
 
     @staticmethod
-    def row(summary: IntervalSummary, timespec: str = "seconds") -> list[str]:
-        """The CSV fields of one summary, in ``CSV_COLUMNS`` order."""
+    def row(summary: IntervalSummary, timespec: str = "seconds", columns: tuple[str, ...] = CSV_COLUMNS) -> list[str]:
+        """The CSV fields of one summary, in ``CSV_COLUMNS`` order (``LEGACY_COLUMNS``: without ``model``)."""
         rate = summary.compliance_rate
         state = getattr(summary.source_state, "value", str(summary.source_state))
         return [
@@ -106,13 +116,14 @@ class IntervalCsvLog(AppendedFile):
             f"{summary.fps:.1f}",
             str(summary.dropped_frames),
             state,
+            *(() if columns == LEGACY_COLUMNS else (summary.model or "",)),
         ]
 
     def write(self, summary: IntervalSummary) -> None:
         if self._fh is None:
             raise MaskwatchError(f"log {self.path} is closed")
         try:
-            self._writer.writerow(self.row(summary, self.timespec))
+            self._writer.writerow(self.row(summary, self.timespec, self.columns))
             self._flush()
         except OSError as e:
             raise MaskwatchError(f"cannot write log {self.path}: {e.strerror or e}") from None

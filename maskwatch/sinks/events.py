@@ -1,13 +1,17 @@
 """``EventJsonl``: the event log, one JSON object per line, appended and flushed per line.
 
 Records: :func:`event_record` for ``person_seen`` / ``label_decided`` and, written by the alert
-sink (:mod:`maskwatch.sinks.alerts`), ``alert`` records with the same keys plus a few more.
+sink (:mod:`maskwatch.sinks.alerts`), ``alert`` records with the same keys plus a few more. Every
+event record has a ``model`` key: the mask classifier in use when it was written
+(``"name version (sha256 8 hex)"``, ``null`` while unknown); when the model is swapped during a
+run a :func:`model_record` (``"kind": "model_swapped"``) says so, at the wall-clock time of the swap.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -17,8 +21,8 @@ from maskwatch.sinks.appended import AppendedFile, open_append, sync
 from maskwatch.sinks.timestamps import iso_time
 
 
-def event_record(event: Event) -> dict:
-    """The JSON object written for one event.
+def event_record(event: Event, model: str | None = None) -> dict:
+    """The JSON object written for one event (``model``: the classifier in use, described).
 
     >>> event_record(Event("label_decided", 4, 0.0, 12, label="with_mask", confidence=0.8,
     ...                    box=(1.0, 2.0, 3.0, 4.0)))["box"]
@@ -33,6 +37,30 @@ def event_record(event: Event) -> dict:
         "epoch": round(float(event.timestamp), 3),
         "frame_index": int(event.frame_index),
         "box": None if event.box is None else [round(float(v), 1) for v in event.box],
+        "model": model,
+    }
+
+
+def model_record(info, previous: str | None, epoch: float | None = None) -> dict:
+    """The record written when the mask classifier is swapped during a run.
+
+    >>> from pathlib import Path
+    >>> from maskwatch.classification import ModelInfo
+    >>> info = ModelInfo("m", "2", "ab" * 32, Path("/runs/site/mask_classifier.tflite"), 0.2, 96)
+    >>> r = model_record(info, "m 1 (sha256 cdcdcdcd)", epoch=0.0)
+    >>> r["kind"], r["model"], r["previous"], r["path"]
+    ('model_swapped', 'm 2 (sha256 abababab)', 'm 1 (sha256 cdcdcdcd)', 'site/mask_classifier.tflite')
+    """
+    epoch = time.time() if epoch is None else float(epoch)
+    return {
+        "kind": "model_swapped",
+        "time": iso_time(epoch, timespec="milliseconds"),
+        "epoch": round(epoch, 3),
+        "model": info.describe(),
+        "previous": previous,
+        "version": info.version,
+        "sha256": info.sha256,
+        "path": info.short_path(),
     }
 
 
@@ -88,7 +116,11 @@ class EventJsonl(AppendedFile):
     An existing file is appended to only if it is an event log (:func:`check_events_file`).
 
     As a sink it writes every ``on_event``; :meth:`write_record` appends any other record (alerts).
+    :meth:`on_model` (from the monitor) sets the ``model`` of the records written after it, and
+    writes a ``model_swapped`` record when the model changes during the run.
     """
+
+    model: str | None = None
 
     def __init__(self, path: str | Path, fsync: bool = False):
         self.path = Path(path)
@@ -103,8 +135,15 @@ class EventJsonl(AppendedFile):
 
     on_event = write
 
+    def on_model(self, info) -> None:
+        """The mask classifier in use (a :class:`~maskwatch.classification.ModelInfo`)."""
+        described = info.describe()
+        if self.model is not None and described != self.model:
+            self._write_lines([model_record(info, self.model)])
+        self.model = described
+
     def write_all(self, events: Iterable[Event]) -> None:
-        self._write_lines([event_record(e) for e in events])
+        self._write_lines([event_record(e, self.model) for e in events])
 
     def write_record(self, record: dict) -> None:
         """Append one JSON object (its own line, flushed)."""
