@@ -393,9 +393,10 @@ class History:
         with self._errors("write"):
             if dialect in ("sqlite", "postgresql"):  # one atomic statement, no read-then-write race
                 module = sa_sqlite if dialect == "sqlite" else sa_postgresql
-                stmt = module.insert(table).values(**row).on_conflict_do_nothing(index_elements=["id"])
+                stmt = (module.insert(table).values(**row).on_conflict_do_nothing(index_elements=["id"])
+                        .returning(table.c.id))  # rowcount is not reliable for this on every driver
                 with self.engine.begin() as conn:
-                    return conn.execute(stmt).rowcount == 1
+                    return conn.execute(stmt).first() is not None
             try:
                 with self.engine.begin() as conn:
                     conn.execute(sa.insert(table).values(**row))
