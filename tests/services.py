@@ -200,12 +200,6 @@ class MqttRecorder:
             raise RuntimeError("the recorder's subscription was not acknowledged")
         return self
 
-    def wait_subscribed(self, timeout: float = 10.0) -> None:
-        """After a broker restart: until the recorder is subscribed again."""
-        self._subscribed.clear()
-        if not self._subscribed.wait(timeout):
-            raise RuntimeError("the recorder did not resubscribe")
-
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()

@@ -41,6 +41,18 @@ def wait_until(predicate, timeout: float = 20.0, what: str = "condition") -> Non
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+def start_between_retries(broker: Mosquitto, publisher: MqttPublisher) -> MqttRecorder:
+    """Start ``broker`` just after one of the publisher's reconnect tries failed, and subscribe at once.
+
+    paho's next try is then at least 1 s away (the backoff doubles from 1 s), so the recorder is
+    subscribed before the publisher can send anything: a new broker keeps no message for it.
+    """
+    failures = publisher.connect_failures
+    wait_until(lambda: publisher.connect_failures > failures, what="a failed reconnect try")
+    broker.start()
+    return MqttRecorder(broker, "maskwatch/#").connect()
+
+
 def interval_ids(recorder: MqttRecorder, camera: str) -> set[str]:
     return {json.loads(p)["id"] for p in recorder.on(f"maskwatch/{camera}/intervals")}
 
@@ -200,10 +212,14 @@ def test_broker_killed_mid_run_every_row_arrives_after_the_restart(mosquitto, hi
     live = MqttRecorder(mosquitto, "maskwatch/#").connect()
     publisher = MqttPublisher(settings(mosquitto), history, ["entrance"]).start()
     try:
+        publisher.set_state("entrance", "live")
+        publisher.set_in_view("entrance", {"without_mask": 3})
         for i in range(10):
             history.add_interval("entrance", summary(i))
             publisher.wake()
         live.wait_for(lambda r: len(interval_ids(r, "entrance")) == 10, what="the first 10 rows")
+        first = interval_ids(live, "entrance")
+        wait_until(lambda: not history.pending(), what="the first 10 rows acked")
 
         mosquitto.kill()  # mid-run, no goodbye: whatever was in flight is the publisher's problem
         wait_until(lambda: not publisher.connected, what="the publisher to see the broker gone")
@@ -211,17 +227,22 @@ def test_broker_killed_mid_run_every_row_arrives_after_the_restart(mosquitto, hi
         publisher.wake()
         time.sleep(0.5)
         assert {p["id"] for _k, p in history.pending()} == set(during)  # waiting in the outbox
-        mosquitto.start()  # between the publisher's reconnect tries (1 s, then 2 s apart)
-        live.wait_subscribed()
+        live.close()
+        live = start_between_retries(mosquitto, publisher)
         for i in range(40, 45):  # more rows while it reconnects
             history.add_interval("entrance", summary(i))
             publisher.wake()
         wait_until(lambda: not history.pending(), timeout=60, what="the outbox to empty after the restart")
         every = {p["id"] for p in history.intervals(camera="entrance")}
         assert len(every) == 45
-        live.wait_for(lambda r: interval_ids(r, "entrance") >= every, what="every row of the database")
+        live.wait_for(lambda r: interval_ids(r, "entrance") >= every - first, what="every row of the database")
         assert publisher.published_rows >= 45
-        assert retained(mosquitto)["maskwatch/entrance/compliance"] == "0.5"  # republished on reconnect
+        kept = retained(mosquitto)  # the restarted broker kept nothing (no persistence): all sent again
+        assert kept["maskwatch/entrance/compliance"] == "0.5"
+        assert kept["maskwatch/entrance/state"] == "live" and kept["maskwatch/entrance/without_mask"] == "3"
+        assert kept["maskwatch/available"] == "online"
+        assert "homeassistant/sensor/maskwatch_entrance_compliance/config" in kept
+        assert len(live.on("maskwatch/entrance/compliance")) < 10  # not once per row of the backlog
     finally:
         publisher.close()
         live.close()
@@ -237,12 +258,11 @@ def test_broker_down_at_start_is_not_fatal(tmp_path, history, caplog):
     ids.append(history.add_event("door", Event("person_seen", 1, T0, 0))["id"])
     publisher = MqttPublisher(settings(broker), history, ["door"]).start()
     try:
-        time.sleep(1.5)  # two tries failed: the first at once, the next after 1 s
+        wait_until(lambda: publisher.connect_failures >= 2, what="two failed tries")
         assert not publisher.connected and len(history.pending()) == 6
         warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
         assert len(warnings) == 1 and "not reachable" in warnings[0].getMessage(), [r.getMessage() for r in warnings]
-        broker.start()
-        live = MqttRecorder(broker, "maskwatch/#").connect()
+        live = start_between_retries(broker, publisher)
         try:
             wait_until(lambda: not history.pending(), timeout=60, what="the rows after the broker came")
             live.wait_for(lambda r: interval_ids(r, "door") == set(ids[:5]) and r.on("maskwatch/events"),

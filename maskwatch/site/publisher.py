@@ -281,6 +281,7 @@ class MqttPublisher:
         self._states: dict[str, str] = {}
         self._in_view: dict[str, dict[str, int]] = {}
         self._compliance: dict[str, tuple[float, str]] = {}  # camera -> (end_ts of its interval, payload)
+        self._compliance_sent: dict[str, float] = {}  # camera -> _connected_at of the connection that got it
         self._in_flight: dict[int, tuple[str, float]] = {}  # mid -> (row id, sent at)
         self._in_flight_ids: set[str] = set()
         self._early_acks: dict[int, float] = {}  # PUBACKs that beat publish() returning the mid
@@ -291,6 +292,7 @@ class MqttPublisher:
         self._thread: threading.Thread | None = None
         self._closing = False
         self.published_rows = 0  # rows acked by the broker since start (tests, status)
+        self.connect_failures = 0  # connection attempts that failed since start (tests, status)
         self._conn_log = ConnectionLog(log, settings, "publisher")
 
     # topics -------------------------------------------------------------------------------------
@@ -402,6 +404,7 @@ class MqttPublisher:
     # paho callbacks (network thread: never raise, never block on our lock across a paho call) ---------
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
+            self.connect_failures += 1
             self._conn_log.refused(reason_code)
             return
         with self._lock:
@@ -422,10 +425,14 @@ class MqttPublisher:
                 client.publish(self.topic(camera, label), str(n), qos=1, retain=True)
         for camera, text in compliance.items():
             client.publish(self.topic(camera, "compliance"), text, qos=1, retain=True)
+        with self._lock:
+            for camera in compliance:
+                self._compliance_sent[camera] = self._connected_at
         self._wake.set()
 
     def _on_connect_fail(self, client, userdata) -> None:
         self._connected.clear()
+        self.connect_failures += 1
         self._conn_log.connect_failed()
 
     def _on_disconnect(self, client, userdata, disconnect_flags, reason_code, properties) -> None:
@@ -561,6 +568,9 @@ class MqttPublisher:
             if last is not None and last[0] > end:  # an older row sent late: the newer rate stands
                 return
             self._compliance[camera] = (end, text)
+            if last is not None and last[1] == text and self._compliance_sent.get(camera) == self._connected_at:
+                return  # the broker has this value from this connection already (a backlog of equal rates)
+            self._compliance_sent[camera] = self._connected_at
         self._publish_retained(self.topic(camera, "compliance"), text)
 
     def _load_compliance(self) -> None:
