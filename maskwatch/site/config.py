@@ -65,6 +65,7 @@ class ServeSettings:
     restart_backoff_max_s: float = 60.0  # ... up to this
     restart_reset_after_s: float = 60.0  # a worker that ran this long before dying gets the initial wait again
     stop_timeout_s: float = 20.0  # SIGTERM -> wait this long for workers to write their last row, then SIGKILL
+    stats_every_s: float = 0.0  # > 0: log each camera's fps and capture-to-label latency this often (0: off)
 
     @classmethod
     def from_table(cls, table: Mapping, where: str) -> "ServeSettings":
@@ -73,7 +74,9 @@ class ServeSettings:
         for key, value in table.items():
             if key not in names:
                 raise MaskwatchError(f"{where}: unknown key {key!r} (known: {', '.join(names)})")
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.1 <= value <= 86400:
+            if key == "stats_every_s" and value == 0 and not isinstance(value, bool):
+                pass  # off
+            elif isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.1 <= value <= 86400:
                 raise MaskwatchError(f"{where}: {key} must be a number of seconds between 0.1 and 86400, got {value!r}")
             values[key] = float(value)
         settings = cls(**values)

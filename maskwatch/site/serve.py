@@ -56,7 +56,8 @@ EXIT_PERMANENT = 3
 EXIT_RETRY = 4
 """A worker's exit status: the camera failed (unreachable at start); restart it with backoff."""
 STATS_EVERY_S = 5.0
-"""How often a worker sends its speed (fps, capture-to-label latency) to the supervisor."""
+"""How often a worker sends its speed (fps, capture-to-label latency) to the supervisor, unless
+``[serve] stats_every_s`` says (then the supervisor logs it as an ordinary line, else in --debug)."""
 _POLL_S = 0.2
 
 
@@ -268,8 +269,9 @@ class Supervisor:
             worker.run_totals = message[2]
         elif kind == "stats":
             worker.fps, worker.latency_ms = message[2]["fps"], message[2]["latency_ms"]
-            log.debug("%.1f fps, capture to label %.0f ms, %d frames", worker.fps, worker.latency_ms,
-                      message[2]["frames"], extra={"camera": worker.name})
+            log.log(logging.INFO if self.settings.stats_every_s else logging.DEBUG,
+                    "%.1f fps, capture to label %.0f ms, %d frames", worker.fps, worker.latency_ms,
+                    message[2]["frames"], extra={"camera": worker.name})
         elif kind == "error":
             _, _, text, permanent = message
             if text != worker.last_error:
@@ -287,7 +289,8 @@ class Supervisor:
     def _start(self, worker: _Worker) -> None:
         receive, send = self._context.Pipe(duplex=False)
         process = self._context.Process(target=worker_main, name=f"maskwatch-{worker.name}",
-                                        args=(worker.name, worker.config, self.site.db_url, send, self.debug))
+                                        args=(worker.name, worker.config, self.site.db_url, send, self.debug,
+                                              self.settings.stats_every_s or STATS_EVERY_S))
         # The child starts with SIGINT/SIGTERM/SIGHUP blocked (the mask survives fork and exec): a
         # signal that comes while it imports waits until its handlers are in place.
         blocked = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
@@ -454,14 +457,14 @@ class StatusSink(BaseSink):
     """The camera's health for the supervisor: its state and the people in view (on change), its
     totals (with each interval row) and its speed (every ``STATS_EVERY_S``)."""
 
-    def __init__(self, send, camera: str) -> None:
-        self.send, self.camera = send, camera
+    def __init__(self, send, camera: str, stats_every_s: float = STATS_EVERY_S) -> None:
+        self.send, self.camera, self.stats_every_s = send, camera, stats_every_s
         self._state: str | None = None
         self._in_view: dict | None = None
         self._totals = None
         self._rows = 0
         self._frames = 0
-        self._next_stats = time.monotonic() + STATS_EVERY_S
+        self._next_stats = time.monotonic() + stats_every_s
 
     def on_result(self, result) -> None:
         state = getattr(result.stats.source_state, "value", str(result.stats.source_state))
@@ -478,7 +481,7 @@ class StatusSink(BaseSink):
             self.send(("in_view", self.camera, counts))
         now = time.monotonic()
         if now >= self._next_stats:
-            self._next_stats = now + STATS_EVERY_S
+            self._next_stats = now + self.stats_every_s
             self.send(("stats", self.camera, {"fps": float(result.stats.fps),
                                               "latency_ms": float(result.stats.latency_ms), "frames": self._frames}))
 
@@ -502,7 +505,8 @@ def _stamped_recording(path: Path) -> Path:
     return path.with_name(f"{path.stem}-{stamp}{path.suffix}")
 
 
-def worker_main(camera: str, config, db_url: str, conn: Connection, debug: bool) -> None:
+def worker_main(camera: str, config, db_url: str, conn: Connection, debug: bool,
+                stats_every_s: float = STATS_EVERY_S) -> None:
     """One camera's process (the target of the supervisor's ``Process``); exits with 0 (the
     source ended or it was stopped), ``EXIT_PERMANENT`` or ``EXIT_RETRY``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's business
@@ -525,14 +529,14 @@ def worker_main(camera: str, config, db_url: str, conn: Connection, debug: bool)
     root.setLevel(logging.DEBUG if debug else logging.INFO)
     for noisy in ("sqlalchemy", "PIL", "matplotlib", "absl"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    code = _worker_run(camera, config, db_url, send, holder)
+    code = _worker_run(camera, config, db_url, send, holder, stats_every_s)
     try:
         conn.close()
     finally:
         os._exit(code)  # no atexit work in a spawned child: its parent's queues are not ours
 
 
-def _worker_run(camera: str, config, db_url: str, send: _Sender, holder: dict) -> int:
+def _worker_run(camera: str, config, db_url: str, send: _Sender, holder: dict, stats_every_s: float) -> int:
     from maskwatch.sources.spec import parse, redact
 
     permanent = True
@@ -552,7 +556,7 @@ def _worker_run(camera: str, config, db_url: str, send: _Sender, holder: dict) -
         if config.save_video is not None:
             config = dataclasses.replace(config, save_video=_stamped_recording(config.save_video))
         history = History(db_url)
-        status = StatusSink(send, camera)
+        status = StatusSink(send, camera, stats_every_s)
         outbox = lambda *_args, **_kwargs: send(("outbox", camera))  # noqa: E731
 
         def open_sinks():
