@@ -254,3 +254,27 @@ def test_two_serve_hosts_and_one_aggregate_store_every_row_once(tmp_path, camera
     assert {r["camera"] for r in stored} == {"entrance", "corridor"}
     for row in stored:
         assert row == expected[row["id"]]
+
+
+def test_an_unreachable_camera_is_retried_with_backoff_and_its_error_logged_once(tmp_path, monkeypatch):
+    from services import free_port
+
+    monkeypatch.setenv("MW_TEST_SERVE_PW", PASSWORD)
+    url = f"rtsp://admin@127.0.0.1:{free_port()}/live"  # nobody listens there
+    config = site_toml(tmp_path / "site.toml", {"gate": url})
+    config.write_text(config.read_text().replace("open_timeout_s = 5.0", "open_timeout_s = 1.0"))
+    proc = start_cli("serve", "--config", config, cwd=tmp_path)
+    output = Output(proc)
+    try:
+        wait_for(lambda: output.find(r"gate: worker restarted \(restart 2\)"), 150, proc, "two restarts", output)
+        out, code = stop(proc, output)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    log = output.text()
+    assert code == 0, log
+    assert len(output.find(r"gate: error: ")) == 1, log  # the same reason is not repeated on every retry
+    waits = [float(m.group(1)) for m in output.find(r"gate: warning: worker failed after [\d.]+ s; restart \d+ in ([\d.]+) s")]
+    assert waits[:2] == [0.5, 1.0], log  # capped exponential backoff ([serve] 0.5 s doubling up to 2 s)
+    assert PASSWORD not in log + out and "1 restart" not in out and re.search(r"gate: .* [2-9] restarts, stopped", out)
