@@ -198,3 +198,23 @@ interval_s = 0
     assert PASSWORD not in result.stderr + result.stdout
     missing = run_cli("serve", "--config", tmp_path / "nope.toml")
     assert missing.returncode == 2 and "config file not found" in missing.stderr
+
+
+def test_the_example_in_docs_site_md_loads(tmp_path, monkeypatch):
+    text = (Path(__file__).resolve().parents[1] / "docs" / "site.md").read_text()
+    example = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    monkeypatch.setenv("ENTRANCE_PASSWORD", PASSWORD)
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "corridor.txt").write_text("c0rridor-pw\n")  # relative to site.toml, not the cwd
+    monkeypatch.chdir("/")
+    site = SiteConfig.load(write(tmp_path, example))
+    entrance, corridor = site.cameras
+    assert entrance.config.source == "rtsp://admin:Sup3r-s3cret%2Fpw%40x@10.0.0.7:554/Streaming/Channels/102"
+    assert corridor.config.source == "rtsp://viewer:c0rridor-pw@10.0.0.8/live"
+    assert (entrance.config.detector.every_n, corridor.config.detector.every_n) == (2, 3)
+    assert corridor.config.sources.stall_timeout_s == 10.0
+    assert (corridor.config.blur_faces, corridor.config.retain_days) == ("others", 30)
+    assert entrance.config.snapshots == tmp_path / "snapshots" / "entrance"
+    assert site.db_url == f"sqlite:///{tmp_path / 'history.db'}"
+    assert (site.mqtt.host, site.mqtt.port, site.mqtt.prefix) == ("127.0.0.1", 1883, "maskwatch")
+    assert site.serve == ServeSettings()

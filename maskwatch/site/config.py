@@ -144,7 +144,7 @@ class SiteConfig:
         if "mqtt" in data:
             from maskwatch.site.publisher import MqttSettings
 
-            mqtt = MqttSettings.from_table(_table(data, "mqtt", where), f"{where}: [mqtt]")
+            mqtt = MqttSettings.from_table(_secret_file_anchored(_table(data, "mqtt", where), base), f"{where}: [mqtt]")
         serve = ServeSettings.from_table(_table(data, "serve", where), f"{where}: [serve]")
         return cls(path=path, cameras=tuple(cameras), db_url=db_url, shown_db_url=shown_db, mqtt=mqtt, serve=serve)
 
@@ -193,6 +193,14 @@ def _relative_to(base: Path, value):
     return p if p.is_absolute() else base / p
 
 
+def _secret_file_anchored(table: Mapping, base: Path) -> Mapping:
+    """``table`` with a relative ``password_file`` taken from the site file's folder."""
+    value = table.get("password_file")
+    if not isinstance(value, str) or not value:
+        return table
+    return {**table, "password_file": str(_relative_to(base, value))}
+
+
 def _source_with_password(source, password: str | None, where: str) -> str:
     """``source`` with ``password`` put into it (a camera URL only)."""
     from maskwatch.sources.spec import is_network_url, split_credentials, with_password
@@ -221,7 +229,7 @@ def _camera(table: Mapping, index: int, defaults: Mapping, base: Path, where: st
 
         if not is_network_url(source):
             source = str(_relative_to(base, source))
-    source = _source_with_password(source, resolve_secret(table, "password", here), here)
+    source = _source_with_password(source, resolve_secret(_secret_file_anchored(table, base), "password", here), here)
     keys = {k: v for k, v in table.items() if k not in ("name", "source", *secret_keys("password"))}
     def anchored(t: Mapping) -> dict:
         out = {}
@@ -294,7 +302,7 @@ def _db_url(table: Mapping, base: Path, where: str) -> tuple[str, str]:
         database = Path(url.database).expanduser()
         if not database.is_absolute():
             url = url.set(database=str(base / database))
-    password = resolve_secret(table, "password", where)
+    password = resolve_secret(_secret_file_anchored(table, base), "password", where)
     if password is not None:
         if url.password is not None:
             raise MaskwatchError(f"{where}: url already has a password: give it once (in url, or as password / "
