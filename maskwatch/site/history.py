@@ -263,12 +263,13 @@ class History:
     """The history database (see the module docstring); safe to share between threads of a process.
 
     ``url``: ``"sqlite:///x.db"``, a plain path (an SQLite file), or any SQLAlchemy URL. Tables are
-    created if missing. Every failure (bad URL, missing driver, unreachable server, unwritable file,
+    created if missing; with ``create=False`` (a reader such as ``maskwatch report``) a missing
+    SQLite file or missing tables are an error instead. Every failure (bad URL, missing driver, unreachable server, unwritable file,
     a file that is not a database, a database with other tables of these names) is a one-line
     :class:`MaskwatchError` naming :attr:`shown_url`, never the password.
     """
 
-    def __init__(self, url: str | os.PathLike):
+    def __init__(self, url: str | os.PathLike, *, create: bool = True):
         self.url = database_url(url)
         self.shown_url: str = shown(self.url)
         self._lock = threading.Lock()
@@ -278,7 +279,7 @@ class History:
         if self.is_sqlite:
             database = self.url.database or ""
             if database and database != ":memory:" and not database.startswith("file:"):
-                self._prepare_sqlite_file(Path(database))
+                self._prepare_sqlite_file(Path(database), create)
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000}
         else:
             kwargs["pool_pre_ping"] = True  # a server restarted overnight: reconnect, don't fail the next write
@@ -292,7 +293,7 @@ class History:
         if self.is_sqlite:
             sa_event.listen(self.engine, "connect", _sqlite_pragmas)
         with self._errors("open"):
-            self._create_tables()
+            self._create_tables(create)
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -419,8 +420,8 @@ class History:
             payload["box"] = [float(v) for v in payload["box"]]
         return payload
 
-    def _create_tables(self) -> None:
-        for attempt in range(3):
+    def _create_tables(self, create: bool) -> None:
+        for attempt in range(3 if create else 0):
             try:
                 metadata.create_all(self.engine, checkfirst=True)
                 break
@@ -431,6 +432,8 @@ class History:
                 time.sleep(0.05 * (attempt + 1))
         inspector = sa.inspect(self.engine)
         for table in metadata.sorted_tables:
+            if not create and not inspector.has_table(table.name):
+                raise MaskwatchError(f"database {self.shown_url} has no maskwatch history (no table {table.name!r})")
             have = {c["name"] for c in inspector.get_columns(table.name)}
             missing = [c.name for c in table.columns if c.name not in have]
             if missing:
@@ -438,9 +441,13 @@ class History:
                     f"database {self.shown_url} has a table {table.name!r} that is not maskwatch's history"
                     f" (no column {', '.join(missing)}); use another database")
 
-    def _prepare_sqlite_file(self, path: Path) -> None:
+    def _prepare_sqlite_file(self, path: Path, create: bool) -> None:
         if path.is_dir():
             raise MaskwatchError(f"cannot open database {self.shown_url}: {path} is a directory")
+        if not create:
+            if not path.is_file():
+                raise MaskwatchError(f"no database {self.shown_url}: {path} does not exist")
+            return
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:

@@ -1,0 +1,425 @@
+"""``maskwatch report``: compliance per camera per day (or hour) from the history database.
+
+For each camera and each local day (``--by hour``: hour) since ``--since``: people seen, people per
+decided label, compliance (``with_mask`` / decided people), frames processed, and outage time. A
+table in the terminal, ``--csv`` a CSV of the same rows, ``--png`` a chart (compliance per camera
+over time above, people per label stacked below) to paste into a report.
+
+Outage time is time the history shows a camera was not watching: rows whose ``source_state`` is
+``reconnecting`` or ``connecting`` (the camera was away while the worker waited for it), plus gaps
+between consecutive rows longer than one interval (the camera's median row length: the worker or
+its host was down). It is split exactly at period boundaries. A row is counted in the period its
+``start`` falls in.
+
+>>> parse_since("7d", now=1e6), parse_since("36h", now=1e6)
+(395200.0, 870400.0)
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import os
+import re
+import statistics
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from maskwatch import LABELS
+from maskwatch.errors import MaskwatchError
+
+BY = ("day", "hour")
+OUTAGE_STATES = ("reconnecting", "connecting")
+DEFAULT_SINCE = "7d"
+_UNITS = {"m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
+_AGO = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([mhdw])\s*$", re.IGNORECASE)
+
+REPORT_COLUMNS: tuple[str, ...] = (
+    "camera", "period", "period_start", "people_seen", *LABELS, "decided", "compliance_rate",
+    "frames", "outage_s", "rows",
+)
+"""The header of ``--csv``, in order."""
+
+LABEL_COLORS = {"with_mask": "#2e8b57", "mask_worn_incorrectly": "#e69f00", "without_mask": "#c0392b"}
+
+
+# -- --since -------------------------------------------------------------------------------------
+
+
+def parse_since(text: str, now: float | None = None) -> float:
+    """Epoch seconds of ``--since``: ``30m``, ``24h``, ``7d``, ``2w`` ago, or a local date/time.
+
+    >>> from datetime import datetime
+    >>> parse_since("2026-11-01") == datetime(2026, 11, 1).timestamp()
+    True
+    >>> parse_since("2026-11-01T08:30") == datetime(2026, 11, 1, 8, 30).timestamp()
+    True
+    >>> parse_since("last week")
+    Traceback (most recent call last):
+    ...
+    maskwatch.errors.MaskwatchError: --since: not a duration or a date: 'last week' (use e.g. 24h, 7d, 2w or 2026-11-01)
+    """
+    now = time.time() if now is None else float(now)
+    m = _AGO.match(text)
+    if m:
+        return now - float(m.group(1)) * _UNITS[m.group(2).lower()]
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise MaskwatchError(f"--since: not a duration or a date: {text!r} (use e.g. 24h, 7d, 2w or 2026-11-01)") from None
+    return when.timestamp()  # a naive date/time is local time, like the CSV's
+
+
+def _since_type(text: str) -> str:
+    try:
+        parse_since(text)
+    except MaskwatchError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--since: ")) from None
+    return text
+
+
+# -- periods -------------------------------------------------------------------------------------
+
+
+def period_start(ts: float, by: str) -> float:
+    """Start (epoch) of the local day or hour that ``ts`` falls in."""
+    t = datetime.fromtimestamp(ts)
+    t = t.replace(minute=0, second=0, microsecond=0) if by == "hour" else t.replace(hour=0, minute=0, second=0,
+                                                                                     microsecond=0)
+    return t.timestamp()
+
+
+def next_period(start: float, by: str) -> float:
+    """Start of the period after the one starting at ``start`` (local midnights across DST too)."""
+    t = datetime.fromtimestamp(start)
+    if by == "hour":
+        return start + 3600.0
+    return (t + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+
+
+def period_name(start: float, by: str) -> str:
+    """``2026-11-29`` for a day, ``2026-11-29 09:00`` for an hour (local time)."""
+    return datetime.fromtimestamp(start).strftime("%Y-%m-%d %H:00" if by == "hour" else "%Y-%m-%d")
+
+
+@dataclass
+class Period:
+    """One camera's numbers for one day or hour."""
+
+    camera: str
+    start: float
+    people_seen: int = 0
+    by_label: dict[str, int] = field(default_factory=lambda: {k: 0 for k in LABELS})
+    frames: int = 0
+    outage_s: float = 0.0
+    rows: int = 0
+
+    @property
+    def decided(self) -> int:
+        return sum(self.by_label.values())
+
+    @property
+    def compliance_rate(self) -> float | None:
+        return None if self.decided == 0 else self.by_label["with_mask"] / self.decided
+
+    def add(self, other: Period) -> None:
+        self.people_seen += other.people_seen
+        for k in LABELS:
+            self.by_label[k] += other.by_label[k]
+        self.frames += other.frames
+        self.outage_s += other.outage_s
+        self.rows += other.rows
+
+
+def summarize(intervals: list[dict], by: str = "day") -> list[Period]:
+    """Interval payloads -> one :class:`Period` per camera and period, sorted (see the module docstring).
+
+    >>> rows = [dict(camera="door", start_ts=t, end_ts=t + 60.0, frames=600, people_seen=2, with_mask=1,
+    ...              without_mask=1, mask_worn_incorrectly=0, source_state=s)
+    ...         for t, s in [(1e9, "live"), (1e9 + 60, "reconnecting"), (1e9 + 300, "live")]]
+    >>> [(p.people_seen, p.decided, p.compliance_rate, p.frames, p.outage_s, p.rows) for p in summarize(rows, "day")]
+    [(6, 6, 0.5, 1800, 240.0, 3)]
+    """
+    if by not in BY:
+        raise MaskwatchError(f"--by must be one of {', '.join(BY)}, got {by!r}")
+    periods: dict[tuple[str, float], Period] = {}
+
+    def period(camera: str, ts: float) -> Period:
+        key = (camera, period_start(ts, by))
+        if key not in periods:
+            periods[key] = Period(camera, key[1])
+        return periods[key]
+
+    def add_outage(camera: str, a: float, b: float) -> None:
+        while b > a:  # split at period boundaries
+            p = period(camera, a)
+            end = min(b, next_period(p.start, by))
+            p.outage_s += end - a
+            a = end
+
+    per_camera: dict[str, list[dict]] = defaultdict(list)
+    for row in intervals:
+        per_camera[row["camera"]].append(row)
+    for camera, rows in per_camera.items():
+        rows.sort(key=lambda r: (r["start_ts"], r["end_ts"]))
+        lengths = [r["end_ts"] - r["start_ts"] for r in rows if r["end_ts"] > r["start_ts"]]
+        nominal = statistics.median(lengths) if lengths else 0.0
+        previous_end = None
+        for row in rows:
+            p = period(camera, row["start_ts"])
+            p.rows += 1
+            p.people_seen += int(row.get("people_seen") or 0)
+            p.frames += int(row.get("frames") or 0)
+            for k in LABELS:
+                p.by_label[k] += int(row.get(k) or 0)
+            if row.get("source_state") in OUTAGE_STATES:
+                add_outage(camera, row["start_ts"], row["end_ts"])
+            if previous_end is not None and nominal > 0 and row["start_ts"] - previous_end > nominal + 1e-6:
+                add_outage(camera, previous_end, row["start_ts"])  # nothing was recording
+            previous_end = row["end_ts"] if previous_end is None else max(previous_end, row["end_ts"])
+    return [periods[k] for k in sorted(periods)]
+
+
+def totals_by_camera(periods: list[Period]) -> dict[str, Period]:
+    out: dict[str, Period] = {}
+    for p in periods:
+        out.setdefault(p.camera, Period(p.camera, p.start)).add(p)
+    return out
+
+
+# -- output --------------------------------------------------------------------------------------
+
+
+def format_duration(seconds: float) -> str:
+    """``0``, ``45s``, ``12m 05s``, ``3h 02m``.
+
+    >>> format_duration(0), format_duration(45.2), format_duration(725), format_duration(3 * 3600 + 150)
+    ('0', '45s', '12m 05s', '3h 02m')
+    """
+    s = int(round(seconds))
+    if s <= 0:
+        return "0"
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    return f"{s // 3600}h {s % 3600 // 60:02d}m"
+
+
+def _rate(rate: float | None) -> str:
+    return "-" if rate is None else f"{100 * rate:.1f}%"
+
+
+def render_table(periods: list[Period], by: str, title: str):
+    """A rich table: one row per camera and period, and each camera's total when it has several."""
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    table.add_column("camera", no_wrap=True)
+    table.add_column(by, no_wrap=True)
+    for name in ("people", "with mask", "without mask", "incorrect", "compliance", "frames", "outage"):
+        table.add_column(name, justify="right")
+    totals = totals_by_camera(periods)
+    cameras = list(dict.fromkeys(p.camera for p in periods))
+    for i, camera in enumerate(cameras):
+        mine = [p for p in periods if p.camera == camera]
+        for p in mine:
+            table.add_row(camera, period_name(p.start, by), *_cells(p))
+        if len(mine) > 1:
+            table.add_row(camera, "total", *_cells(totals[camera]), style="bold")
+        if i < len(cameras) - 1:
+            table.add_section()
+    return table
+
+
+def _cells(p: Period) -> list[str]:
+    return [str(p.people_seen), *(str(p.by_label[k]) for k in LABELS), _rate(p.compliance_rate), str(p.frames),
+            format_duration(p.outage_s)]
+
+
+def _check_output(path: Path, what: str, is_ours) -> None:
+    """Refuse to overwrite a file that is not an earlier report (an interval log, a video)."""
+    if path.is_dir():
+        raise MaskwatchError(f"cannot write {what} {path}: it is a directory")
+    if path.exists():
+        try:
+            ours = is_ours(path)
+        except OSError as e:
+            raise MaskwatchError(f"cannot read {path}: {e.strerror or e}") from None
+        if not ours:
+            raise MaskwatchError(f"{path} exists and is not a maskwatch report {what}: use another --{what} file")
+
+
+def _is_report_csv(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        first = fh.readline(4096).decode("utf-8", "replace").rstrip("\r\n")
+    return first == ",".join(REPORT_COLUMNS) or path.stat().st_size == 0
+
+
+def _is_png(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(8) == b"\x89PNG\r\n\x1a\n" or path.stat().st_size == 0
+
+
+def _replace(path: Path, write, what: str) -> None:
+    """Write through a temporary file in the same folder, then rename: no half-written report."""
+    part = path.with_name(f".{path.name}.part")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write(part)
+        os.replace(part, path)
+    except OSError as e:
+        part.unlink(missing_ok=True)
+        raise MaskwatchError(f"cannot write {what} {path}: {e.strerror or e}") from None
+
+
+def write_csv(periods: list[Period], path: str | Path, by: str) -> None:
+    """One CSV row per camera and period (:data:`REPORT_COLUMNS`)."""
+    path = Path(path)
+    _check_output(path, "csv", _is_report_csv)
+
+    def write(part: Path) -> None:
+        with open(part, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh, lineterminator="\n")
+            w.writerow(REPORT_COLUMNS)
+            for p in periods:
+                rate = p.compliance_rate
+                w.writerow([p.camera, period_name(p.start, by),
+                            datetime.fromtimestamp(p.start).astimezone().isoformat(timespec="seconds"),
+                            p.people_seen, *(p.by_label[k] for k in LABELS), p.decided,
+                            "" if rate is None else f"{rate:.3f}", p.frames, f"{p.outage_s:.0f}", p.rows])
+
+    _replace(path, write, "csv")
+
+
+def check_matplotlib() -> None:
+    """One line naming the fix when matplotlib (the ``train`` extra, not the main install) is missing."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise MaskwatchError("--png needs matplotlib, which is not installed: pip install matplotlib") from None
+
+
+def write_png(periods: list[Period], path: str | Path, by: str, title: str) -> None:
+    """Compliance per camera over time (top) and people per label, all cameras stacked (bottom)."""
+    check_matplotlib()
+    path = Path(path)
+    _check_output(path, "png", _is_png)
+    import matplotlib.dates as mdates
+    from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
+
+    starts = sorted({p.start for p in periods})
+    x = {s: datetime.fromtimestamp(s + (1800 if by == "hour" else 43200)) for s in starts}  # mid-period
+    fig = Figure(figsize=(10, 6.5), dpi=120, layout="constrained")
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 2))
+    for camera in dict.fromkeys(p.camera for p in periods):
+        mine = [p for p in periods if p.camera == camera and p.compliance_rate is not None]
+        if mine:
+            top.plot([x[p.start] for p in mine], [100 * p.compliance_rate for p in mine], marker="o", label=camera)
+    top.set_ylim(0, 105)
+    top.set_ylabel("compliance (% with mask)")
+    top.grid(alpha=0.3)
+    if top.get_legend_handles_labels()[0]:
+        top.legend(loc="best", fontsize="small")
+    top.set_title(title, loc="left", fontsize="medium")
+
+    width = 0.8 / 24 if by == "hour" else 0.8  # matplotlib dates are in days
+    base = [0] * len(starts)
+    for label in ("with_mask", "mask_worn_incorrectly", "without_mask"):
+        counts = [sum(p.by_label[label] for p in periods if p.start == s) for s in starts]
+        bottom.bar([x[s] for s in starts], counts, width=width, bottom=base, color=LABEL_COLORS[label],
+                   label=label.replace("_", " "))
+        base = [b + c for b, c in zip(base, counts)]
+    bottom.set_ylabel("people (all cameras)")
+    bottom.set_ylim(0, max(max(base, default=0), 1) * 1.4)  # room for the legend above the bars
+    bottom.legend(loc="upper left", fontsize="small", ncols=3)
+    bottom.grid(axis="y", alpha=0.3)
+    days = (starts[-1] - starts[0]) / 86400 + 1
+    if by == "day" and days <= 62:  # one tick per day (or every few days), on midnights
+        bottom.xaxis.set_major_locator(mdates.DayLocator(interval=max(1, math.ceil(days / 12))))
+        bottom.xaxis.set_major_formatter(mdates.DateFormatter("%a %d %b"))
+    else:
+        locator = mdates.AutoDateLocator()
+        bottom.xaxis.set_major_locator(locator)
+        bottom.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    span = (timedelta(minutes=30) if by == "hour" else timedelta(hours=12))
+    bottom.set_xlim(x[starts[0]] - span, x[starts[-1]] + span)
+
+    def write(part: Path) -> None:
+        fig.savefig(part, format="png")
+
+    _replace(path, write, "png")
+
+
+# -- the command ---------------------------------------------------------------------------------
+
+
+def build_parser(parser_class=argparse.ArgumentParser, prog: str = "maskwatch report") -> argparse.ArgumentParser:
+    p = parser_class(
+        prog=prog,
+        description="Compliance per camera per day (or hour) from the history database of 'maskwatch serve' "
+                    "or 'maskwatch aggregate': people seen, people per label, compliance, frames, outage time.",
+    )
+    p.add_argument("--db", required=True, metavar="URL",
+                   help="the history database: an SQLite file (maskwatch.db) or an SQLAlchemy URL "
+                        "(postgresql+psycopg://user@host/db; a password in the URL is never printed)")
+    p.add_argument("--since", default=DEFAULT_SINCE, type=_since_type, metavar="WHEN",
+                   help="from this long ago (30m, 24h, 7d, 2w) or this local date/time (2026-11-01, "
+                        f"2026-11-01T08:00); default {DEFAULT_SINCE}")
+    p.add_argument("--by", choices=BY, default="day", help="one row per camera per day (default) or hour")
+    p.add_argument("--camera", metavar="NAME", help="only this camera")
+    p.add_argument("--csv", type=Path, metavar="FILE", help="also write the rows to this CSV file")
+    p.add_argument("--png", type=Path, metavar="FILE",
+                   help="also draw a chart (compliance per camera over time, people per label) into this PNG "
+                        "(needs matplotlib)")
+    p.add_argument("--debug", action="store_true", help="log details and show tracebacks")
+    return p
+
+
+def run(args, stop_signals=None) -> int:
+    """``maskwatch report``: see the module docstring. A bad input is one ``MaskwatchError`` line."""
+    if stop_signals is not None:
+        stop_signals.restore()  # a short read: Ctrl+C simply interrupts it
+    from rich.console import Console
+
+    from maskwatch.site.history import History
+
+    since = parse_since(args.since)
+    if args.png is not None:  # before reading anything
+        check_matplotlib()
+        _check_output(args.png, "png", _is_png)
+    if args.csv is not None:
+        _check_output(args.csv, "csv", _is_report_csv)
+    with History(args.db, create=False) as history:
+        if args.camera is not None:
+            cameras = history.cameras()
+            if args.camera not in cameras:
+                known = ", ".join(cameras) if cameras else "none"
+                raise MaskwatchError(f"no camera {args.camera!r} in {history.shown_url} (cameras: {known})")
+        rows = [r for r in history.intervals(since=since, camera=args.camera) if r["start_ts"] >= since]
+        shown_url = history.shown_url
+    since_text = datetime.fromtimestamp(since).strftime("%Y-%m-%d %H:%M")
+    console = Console(highlight=False)
+    if not console.is_terminal:  # piped or redirected: whole names and dates, not 80-column ellipses
+        console = Console(highlight=False, width=200)
+    if not rows:
+        # nothing went wrong: nothing was recorded (exit 0; a nightly job must not page anyone for a
+        # closed site), and no empty files are left to mistake for a report
+        what = f"of camera {args.camera!r} " if args.camera else ""
+        console.print(f"no intervals {what}since {since_text} in {shown_url}; nothing written")
+        return 0
+    periods = summarize(rows, args.by)
+    until = datetime.fromtimestamp(max(r["end_ts"] for r in rows)).strftime("%Y-%m-%d %H:%M")
+    title = f"maskwatch: compliance per camera per {args.by}, {since_text} to {until}"
+    console.print(render_table(periods, args.by, title))
+    if args.csv is not None:
+        write_csv(periods, args.csv, args.by)
+        console.print(f"wrote {args.csv}")
+    if args.png is not None:
+        write_png(periods, args.png, args.by, title)
+        console.print(f"wrote {args.png}")
+    return 0

@@ -1,0 +1,191 @@
+"""``maskwatch report``: numbers from a history database filled with known intervals, its CSV, its
+chart, and its one-line errors. Real databases (SQLite files; PostgreSQL where a server can start)."""
+
+from __future__ import annotations
+
+import csv
+import sqlite3
+import sys
+from datetime import datetime
+
+import cv2
+import pytest
+
+from conftest import run_cli
+from maskwatch import cli
+from maskwatch.frames import SourceState
+from maskwatch.results import IntervalSummary
+from maskwatch.site.history import History
+from maskwatch.site.report import REPORT_COLUMNS, parse_since, summarize
+from postgres import PASSWORD, postgres_server, postgres_url  # noqa: F401  (fixtures)
+
+LIVE, RECONNECTING = SourceState.LIVE, SourceState.RECONNECTING
+
+
+def at(day: int, hour: int, minute: int = 0) -> float:
+    """Local time on 2026-11-<day>."""
+    return datetime(2026, 11, day, hour, minute).timestamp()
+
+
+def row(start: float, length: float = 600.0, wm: int = 0, nm: int = 0, inc: int = 0, seen: int | None = None,
+        state: SourceState = LIVE, frames: int = 6000) -> IntervalSummary:
+    return IntervalSummary(start=start, end=start + length, frames=frames, faces=2 * frames,
+                           people_seen=wm + nm + inc if seen is None else seen,
+                           by_label={"with_mask": wm, "without_mask": nm, "mask_worn_incorrectly": inc},
+                           fps=10.0, dropped_frames=0, source_state=state)
+
+
+def fill(history: History) -> None:
+    """Two cameras, 10-minute rows. door: 27 Nov 09:00-09:40, a 20-minute reconnect, a 30-minute gap
+    (09:50-10:20), then 28 Nov 23:40 to 29 Nov 00:20 with a reconnect across midnight. hall: one row."""
+    for start, kw in [
+        (at(27, 9, 0), dict(wm=3, nm=1, seen=5)),  # one person still undecided
+        (at(27, 9, 10), dict(wm=2, inc=1)),
+        (at(27, 9, 20), dict(state=RECONNECTING, frames=0)),
+        (at(27, 9, 30), dict(state=RECONNECTING, frames=0)),
+        (at(27, 9, 40), dict(wm=1)),
+        # 09:50 .. 10:20 nothing: the worker was down
+        (at(27, 10, 20), dict(nm=2)),
+        (at(28, 23, 40), dict(wm=4)),
+        (at(28, 23, 50), dict(state=RECONNECTING, length=1200.0, frames=0)),  # 23:50 .. 00:10
+        (at(29, 0, 10), dict(wm=1, nm=1)),
+    ]:
+        history.add_interval("door", row(start, **kw))
+    history.add_interval("hall", row(at(27, 12, 0), wm=5, nm=5))
+
+
+@pytest.fixture
+def db(tmp_path):
+    path = tmp_path / "history.db"
+    with History(path) as h:
+        fill(h)
+    return path
+
+
+def test_summary_per_day_counts_labels_compliance_frames_and_outage(db):
+    with History(db) as h:
+        periods = summarize(h.intervals(), "day")
+    got = {(p.camera, datetime.fromtimestamp(p.start).day): p for p in periods}
+    assert sorted(got) == [("door", 27), ("door", 28), ("door", 29), ("hall", 27)]
+    d27 = got["door", 27]
+    assert (d27.people_seen, d27.by_label, d27.decided, d27.frames, d27.rows) == (
+        11, {"with_mask": 6, "without_mask": 3, "mask_worn_incorrectly": 1}, 10, 4 * 6000, 6)
+    assert d27.compliance_rate == pytest.approx(0.6)
+    # the reconnect rows, the 30-minute gap (longer than an interval), and from 10:30 to midnight
+    assert d27.outage_s == 20 * 60 + 30 * 60 + (at(28, 0) - at(27, 10, 30))
+    # the gap from 27 Nov 10:30 to 28 Nov 23:40 is an outage too, split at midnights
+    assert got["door", 27].outage_s + got["door", 28].outage_s + got["door", 29].outage_s == pytest.approx(
+        50 * 60 + (at(28, 23, 40) - at(27, 10, 30)) + 20 * 60)
+    assert got["door", 28].outage_s == pytest.approx(24 * 3600 - 20 * 60 + 10 * 60)  # all day but 23:40-23:50
+    assert got["door", 29].outage_s == pytest.approx(10 * 60)  # 00:00 .. 00:10 of the reconnect row
+    assert (got["door", 29].people_seen, got["door", 29].compliance_rate) == (2, 0.5)
+    assert (got["hall", 27].compliance_rate, got["hall", 27].outage_s) == (0.5, 0)
+
+
+def test_summary_per_hour(db):
+    with History(db) as h:
+        periods = summarize(h.intervals(camera="door", since=at(27, 0)), "hour")
+    nine, ten = periods[0], periods[1]
+    assert datetime.fromtimestamp(nine.start).hour == 9 and datetime.fromtimestamp(ten.start).hour == 10
+    assert (nine.people_seen, nine.by_label["with_mask"], nine.rows, nine.outage_s) == (9, 6, 5, 30 * 60)
+    assert (ten.people_seen, ten.by_label["without_mask"], ten.rows) == (2, 2, 1)
+    assert ten.outage_s == 20 * 60 + 30 * 60  # 10:00-10:20 of the gap, then from 10:30 on nothing
+
+
+def test_report_table_and_csv_and_png(db, tmp_path, capsys):
+    out_csv, out_png = tmp_path / "out" / "report.csv", tmp_path / "report.png"
+    assert cli.main(["report", "--db", str(db), "--since", "2026-11-27", "--csv", str(out_csv),
+                     "--png", str(out_png)]) == 0
+    shown = capsys.readouterr().out
+    assert "compliance per camera per day, 2026-11-27 00:00 to 2026-11-29 00:20" in shown
+    assert "60.0%" in shown and "50.0%" in shown and "total" in shown
+    with open(out_csv, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert tuple(rows[0]) == REPORT_COLUMNS
+    assert [(r["camera"], r["period"]) for r in rows] == [
+        ("door", "2026-11-27"), ("door", "2026-11-28"), ("door", "2026-11-29"), ("hall", "2026-11-27")]
+    assert {k: rows[0][k] for k in ("people_seen", "with_mask", "without_mask", "mask_worn_incorrectly", "decided",
+                                    "compliance_rate", "frames", "outage_s", "rows")} == {
+        "people_seen": "11", "with_mask": "6", "without_mask": "3", "mask_worn_incorrectly": "1", "decided": "10",
+        "compliance_rate": "0.600", "frames": "24000", "outage_s": str(50 * 60 + int(at(28, 0) - at(27, 10, 30))),
+        "rows": "6"}
+    assert datetime.fromisoformat(rows[3]["period_start"]).timestamp() == at(27, 0)
+    image = cv2.imread(str(out_png))
+    assert image is not None and image.shape[0] > 400 and image.shape[1] > 800
+    # a second run replaces its own report files
+    assert cli.main(["report", "--db", str(db), "--since", "2026-11-29", "--csv", str(out_csv),
+                     "--png", str(out_png), "--camera", "door", "--by", "hour"]) == 0
+    assert [r["period"] for r in csv.DictReader(open(out_csv))] == ["2026-11-29 00:00"]
+
+
+def test_since_filters_and_an_empty_window_says_so_and_writes_nothing(db, tmp_path, capsys):
+    assert cli.main(["report", "--db", str(db), "--since", "2026-11-28T12:00", "--camera", "door"]) == 0
+    shown = capsys.readouterr().out
+    assert "2026-11-28" in shown and "2026-11-27" not in shown and "hall" not in shown
+    out_csv = tmp_path / "empty.csv"
+    assert cli.main(["report", "--db", str(db), "--since", "2030-01-01", "--csv", str(out_csv)]) == 0
+    assert "no intervals since 2030-01-01 00:00 in sqlite:///" in capsys.readouterr().out
+    assert not out_csv.exists()
+
+
+def test_parse_since():
+    assert parse_since("7d", now=1e6) == 1e6 - 7 * 86400
+    assert parse_since("90m", now=1e6) == 1e6 - 5400
+    assert parse_since("2W", now=1e6) == 1e6 - 14 * 86400
+    assert parse_since("2026-11-01") == datetime(2026, 11, 1).timestamp()
+
+
+def errors_of(*args) -> tuple[int, str]:
+    done = run_cli("report", *args)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("maskwatch: error: "), done.stderr
+    return done.returncode, lines[0]
+
+
+def test_cli_errors_are_one_line(db, tmp_path):
+    assert errors_of("--db", tmp_path / "missing.db") == (
+        2, f"maskwatch: error: no database sqlite:///{tmp_path}/missing.db: {tmp_path}/missing.db does not exist")
+    assert not (tmp_path / "missing.db").exists()  # a report never creates a database
+    code, line = errors_of("--db", db, "--since", "last tuesday")
+    assert code == 2 and "--since: not a duration or a date: 'last tuesday'" in line
+    code, line = errors_of("--db", db, "--camera", "garage")
+    assert code == 2 and line.endswith("no camera 'garage' in sqlite:///" + str(db) + " (cameras: door, hall)")
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).execute("CREATE TABLE t (x)").connection.close()
+    code, line = errors_of("--db", other)
+    assert code == 2 and "has no maskwatch history (no table 'events')" in line
+    code, line = errors_of("--db", "postgresql+psycopg://mw:s3cret-77@127.0.0.1:1/site")
+    assert code == 2 and "postgresql+psycopg://mw:***@127.0.0.1:1/site" in line and "s3cret-77" not in line
+    code, line = errors_of()
+    assert code == 2 and "--db" in line
+
+
+def test_report_never_overwrites_a_file_that_is_not_a_report(db, tmp_path):
+    log = tmp_path / "counts.csv"
+    log.write_text("start,end,frames\n2026-11-27T09:00:00+00:00,2026-11-27T09:01:00+00:00,1500\n")
+    code, line = errors_of("--db", db, "--csv", log)
+    assert code == 2 and line.endswith("counts.csv exists and is not a maskwatch report csv: use another --csv file")
+    assert log.read_text().startswith("start,end,frames\n2026")
+    clip = tmp_path / "clip.png"
+    clip.write_bytes(b"not a png at all")
+    code, line = errors_of("--db", db, "--png", clip)
+    assert code == 2 and "is not a maskwatch report png" in line and clip.read_bytes() == b"not a png at all"
+
+
+def test_png_without_matplotlib_names_the_fix(db, tmp_path, monkeypatch, capfd):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as in an install without the train extra
+    assert cli.main(["report", "--db", str(db), "--png", str(tmp_path / "r.png")]) == 2
+    err = capfd.readouterr().err.strip()
+    assert err == "maskwatch: error: --png needs matplotlib, which is not installed: pip install matplotlib"
+    assert not (tmp_path / "r.png").exists()
+
+
+@pytest.mark.postgres
+def test_report_from_postgres(postgres_url, tmp_path, capsys):
+    with History(postgres_url) as h:
+        fill(h)
+    out_csv = tmp_path / "pg.csv"
+    assert cli.main(["report", "--db", postgres_url, "--since", "2026-11-27", "--csv", str(out_csv)]) == 0
+    captured = capsys.readouterr()
+    assert PASSWORD not in captured.out + captured.err and "60.0%" in captured.out
+    assert len(list(csv.DictReader(open(out_csv)))) == 4
