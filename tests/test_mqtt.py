@@ -317,3 +317,35 @@ def test_password_never_in_a_topic_payload_or_log(tmp_path, history, caplog, mon
         assert live.on("maskwatch/available")[-1] == "offline"
     finally:
         broker.stop()
+
+
+class FlakyHistory(History):
+    """The real history database, whose reads fail while ``broken`` (a locked file, a server restarting)."""
+
+    broken = False
+
+    def pending(self, limit: int = 500):
+        if self.broken:
+            raise MaskwatchError(f"cannot read database {self.shown_url}: database is locked")
+        return super().pending(limit)
+
+
+def test_a_failing_database_is_logged_once_and_rows_go_out_when_it_works(mosquitto, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="maskwatch.site.publisher")
+    history = FlakyHistory(tmp_path / "history.db")
+    history.broken = True
+    ids = {history.add_interval("door", summary(i))["id"] for i in range(3)}
+    live = MqttRecorder(mosquitto, "maskwatch/#").connect()
+    publisher = MqttPublisher(settings(mosquitto), history, ["door"]).start()
+    try:
+        time.sleep(5)  # two polls or more, each failing
+        assert live.on("maskwatch/door/intervals") == []
+        history.broken = False
+        live.wait_for(lambda r: interval_ids(r, "door") == ids, what="the rows once the database works")
+    finally:
+        publisher.close()
+        live.close()
+        history.close()
+    outbox = [r.getMessage() for r in caplog.records if r.getMessage().startswith("outbox:")]
+    assert len(outbox) == 2, outbox
+    assert "database is locked; trying again" in outbox[0] and "works again" in outbox[1]

@@ -21,7 +21,6 @@ import argparse
 import json
 import logging
 import threading
-import time
 from pathlib import Path
 
 from maskwatch.errors import MaskwatchError
@@ -99,6 +98,7 @@ class Aggregator:
         client.on_connect_fail = lambda c, u: self._conn_log.connect_failed()
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         self._client = client
         try:
             client.connect_async(self.settings.host, self.settings.port, keepalive=self.settings.keepalive)
@@ -121,6 +121,14 @@ class Aggregator:
             return
         self._conn_log.connected()
         client.subscribe([(self.intervals_topic, 1), (self.events_topic, 1)])
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        refused = [str(code) for code in reason_codes if code.is_failure]
+        if refused:  # an ACL without read access: say it, or the aggregate would wait for nothing
+            self._conn_log.problem(f"refused the subscription to {self.intervals_topic} and {self.events_topic} "
+                                   f"({', '.join(refused)}); check the broker's ACL")
+        else:
+            log.info("aggregate: subscribed to %s and %s", self.intervals_topic, self.events_topic)
 
     def _on_disconnect(self, client, userdata, disconnect_flags, reason_code, properties) -> None:
         if not self.stopped.is_set():
@@ -158,7 +166,7 @@ class Aggregator:
                     self.stopped.set()
                     return False
                 log.warning("%s; trying again in %.1f s", e, wait)
-                time.sleep(wait)
+                self.stopped.wait(wait)
                 continue
             except (TypeError, ValueError) as e:
                 return self._skip(topic, f"{type(e).__name__}: {e}")

@@ -291,6 +291,7 @@ class MqttPublisher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._closing = False
+        self._outbox_problem: str | None = None
         self.published_rows = 0  # rows acked by the broker since start (tests, status)
         self.connect_failures = 0  # connection attempts that failed since start (tests, status)
         self._conn_log = ConnectionLog(log, settings, "publisher")
@@ -470,8 +471,16 @@ class MqttPublisher:
                 if self.connected:
                     self._send_pending()
             except Exception as e:  # the database went away (locked, server down): retry at the next poll
-                log.warning("outbox: %s: %s", type(e).__name__, e, exc_info=log.isEnabledFor(logging.DEBUG))
+                text = str(e) if isinstance(e, MaskwatchError) else f"{type(e).__name__}: {e}"
+                if text != self._outbox_problem:  # once per change, not every poll
+                    self._outbox_problem = text
+                    log.warning("outbox: %s; trying again every %.0f s", text, POLL_S,
+                                exc_info=log.isEnabledFor(logging.DEBUG))
                 self._stop.wait(POLL_S)
+            else:
+                if self._outbox_problem is not None:
+                    self._outbox_problem = None
+                    log.warning("outbox: the history database works again")
         try:
             self._flush_acked()
         except Exception as e:
