@@ -233,3 +233,18 @@ def test_rows_by_uncertainty_most_unsure_first(tmp_path):
 def test_a_collect_config_without_a_folder_is_an_error():
     with pytest.raises(MaskwatchError, match="no folder"):
         CollectSink(CollectConfig())
+
+
+def test_the_apps_collect_and_model_settings_reach_the_run_config(tmp_path):
+    from PyQt6.QtCore import QSettings
+
+    from maskwatch.config import Config
+    from maskwatch.gui.settings import GuiSettings
+
+    settings = GuiSettings(QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat))
+    settings.set_model_and_collect(model=TINY_MODEL, collect=tmp_path / "crops")
+    config = settings.apply(Config())
+    assert config.collect.folder == tmp_path / "crops" and config.model == TINY_MODEL
+    settings.set_model_and_collect(model=tmp_path / "gone.tflite", collect=None)  # a model deleted since: not used
+    config = settings.apply(Config())
+    assert config.collect.folder is None and config.model == Config().model

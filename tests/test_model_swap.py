@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import threading
 from dataclasses import replace
 
 import numpy as np
 import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # the GUI test below: before any QApplication exists
 
 from conftest import SHIPPED_MODEL, TINY_MODEL, requires_shipped_model
 from maskwatch.classification import MaskClassifier, model_info
@@ -175,3 +178,78 @@ def test_an_old_log_without_the_model_column_is_appended_in_its_own_shape(tmp_pa
         log.write(summary(None))
     table = rows(new)
     assert table[0] == list(CSV_COLUMNS) and [r[-1] for r in table[1:]] == ["m 1 (sha256 abcdabcd)", ""]
+
+
+@requires_shipped_model
+def test_gui_swaps_the_model_from_settings_while_a_clip_plays_and_keeps_its_counts(qtbot, tmp_path, known_faces_clip):
+    from maskwatch.gui.qt_env import prepare_qt_environment
+
+    prepare_qt_environment()
+    from PyQt6.QtCore import QSettings
+
+    from maskwatch.gui.controls import ControlsDialog
+    from maskwatch.gui.main_window import MainWindow
+    from maskwatch.gui.settings import GuiSettings
+
+    settings = GuiSettings(QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat))
+    log = tmp_path / "counts.csv"
+    settings.save_controls(mode="full", min_score=0.5, vote_window=15, log=log, snapshots=None, sound=False,
+                           realtime=True)  # the clip plays at its speed (5 s): the swap comes while it plays
+    w = MainWindow(Config(model=TINY_MODEL, interval_s=1.0), settings)
+    qtbot.addWidget(w)
+    w.show()
+    tiny = model_info(TINY_MODEL).describe()
+    assert w.model_label.text() == f"model: {tiny} · fixtures/tiny_classifier.tflite"
+    w.picker.set_spec(str(known_faces_clip["path"]))
+    w.start()
+    qtbot.waitUntil(lambda: w.last_result is not None and w.last_result.frame.index >= 3, timeout=30000)
+    # the user picks the shipped model in Settings and saves, while the clip plays
+    dialog = ControlsDialog(w.settings, w.base_config, w)
+    dialog.model.setText(str(SHIPPED_MODEL))
+    dialog.accept()
+    with qtbot.waitSignal(w.run_finished, timeout=60000) as finished:
+        swapped_at = w.last_result.frame.index
+        seen_before = w.last_result.totals.people_seen
+        w.settings_saved(dialog)
+        assert w.running  # not restarted
+    assert finished.args == ["ended"], w.last_error
+    shipped = model_info(SHIPPED_MODEL).describe()
+    assert w.model_label.text() == f"model: {shipped} · models/mask_classifier.tflite"
+    assert swapped_at < 30  # person A was on screen: their track went on across the swap
+    totals = w.last_result.totals
+    assert totals.people_seen == 2 >= seen_before  # counted once each: nothing restarted
+    assert totals.by_label["without_mask"] == 1  # B came after the swap: the shipped model labelled them
+    models = [row[-1] for row in rows(log)[1:]]
+    swap_row = models.index(f"{tiny} -> {shipped}")
+    assert set(models[:swap_row]) <= {tiny} and set(models[swap_row + 1:]) == {shipped}
+    assert w.settings.saved_controls()["model"] == str(SHIPPED_MODEL)  # and the next Start uses it
+
+
+def test_gui_keeps_the_old_model_when_the_new_one_is_bad(qtbot, tmp_path, known_faces_clip):
+    from maskwatch.gui.qt_env import prepare_qt_environment
+
+    prepare_qt_environment()
+    from PyQt6.QtCore import QSettings
+
+    from maskwatch.gui.main_window import MainWindow
+    from maskwatch.gui.settings import GuiSettings
+
+    settings = GuiSettings(QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat))
+    settings.save_controls(mode="full", min_score=0.5, vote_window=15, log=None, snapshots=None, sound=False,
+                           realtime=True)
+    w = MainWindow(Config(model=TINY_MODEL, interval_s=60.0), settings)
+    qtbot.addWidget(w)
+    w.show()
+    assert w.swap_model(TINY_MODEL) is None and "no run" in w.banner.text.text()  # nothing running yet
+    w.picker.set_spec(str(known_faces_clip["path"]))
+    w.start()
+    qtbot.waitUntil(lambda: w.last_result is not None, timeout=30000)
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(b"junk")
+    shutil.copy(TINY_MODEL.with_suffix(".json"), bad.with_suffix(".json"))
+    with qtbot.waitSignal(w.run_finished, timeout=60000) as finished:
+        assert w.swap_model(bad) is None
+    assert finished.args == ["ended"]
+    assert w.banner.text.text().startswith("Model not changed: cannot load model") and "\n" not in w.banner.text.text()
+    assert "maskwatch-tiny-test-classifier" in w.model_label.text()
+    assert w.last_result.totals.people_seen == 2

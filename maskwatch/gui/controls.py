@@ -1,6 +1,7 @@
 """``ControlsDialog``: detector mode, confidence threshold, vote window, log file, snapshots folder,
-alert sound and file playback speed. Saved with :class:`~maskwatch.gui.settings.GuiSettings`;
-they apply from the next Start."""
+alert sound, file playback speed, the mask model and the collect folder of the review loop. Saved
+with :class:`~maskwatch.gui.settings.GuiSettings`; they apply from the next Start, except a new
+mask model, which the main window swaps in at once while a run goes on (:meth:`chosen_model`)."""
 
 from __future__ import annotations
 
@@ -59,6 +60,11 @@ def _path_row(edit: QLineEdit, browse) -> QWidget:
     return row
 
 
+def _path_or_none(text: str) -> Path | None:
+    text = text.strip()
+    return Path(text).expanduser() if text else None
+
+
 class ControlsDialog(QDialog):
     def __init__(self, settings: GuiSettings, base: Config, parent: QWidget | None = None):
         super().__init__(parent)
@@ -84,6 +90,11 @@ class ControlsDialog(QDialog):
         self.log.setPlaceholderText("off (the CSV of interval counts, as in --headless --log)")
         self.snapshots = QLineEdit()
         self.snapshots.setPlaceholderText("off (JPEGs of people without a mask)")
+        self.model = QLineEdit()
+        self.model.setPlaceholderText("the shipped model (a .tflite with its .json next to it)")
+        self.model.setToolTip("A fine-tuned model (maskwatch-train finetune) is used at once, without stopping the stream")
+        self.collect = QLineEdit()
+        self.collect.setPlaceholderText("off (the face crops the model is least sure of, to label in Review)")
         self.sound = QCheckBox("beep on alerts")
         self.realtime = QCheckBox("play video files at their real speed")
 
@@ -94,9 +105,12 @@ class ControlsDialog(QDialog):
         form.addRow("Vote window", self.vote_window)
         form.addRow("CSV log file", _path_row(self.log, self._browse_log))
         form.addRow("Snapshots folder", _path_row(self.snapshots, self._browse_snapshots))
+        form.addRow("Mask model", _path_row(self.model, self._browse_model))
+        form.addRow("Collect uncertain faces", _path_row(self.collect, self._browse_collect))
         form.addRow("Alerts", self.sound)
         form.addRow("Files", self.realtime)
-        note = QLabel("Changes apply from the next Start. Values set in a config file or on the command line win.")
+        note = QLabel("Changes apply from the next Start (a new mask model: at once). "
+                      "Values set in a config file or on the command line win.")
         note.setObjectName("muted")
         form.addRow(note)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
@@ -120,6 +134,8 @@ class ControlsDialog(QDialog):
         self.snapshots.setText("" if cfg.snapshots is None else str(cfg.snapshots))
         self.sound.setChecked(self.settings.sound())
         self.realtime.setChecked(self.settings.realtime())
+        self.model.setText("" if cfg.model == Config().model else str(cfg.model))
+        self.collect.setText("" if cfg.collect.folder is None else str(cfg.collect.folder))
 
     def save(self) -> None:
         self.settings.save_controls(
@@ -131,6 +147,11 @@ class ControlsDialog(QDialog):
             sound=self.sound.isChecked(),
             realtime=self.realtime.isChecked(),
         )
+        self.settings.set_model_and_collect(model=self.chosen_model(), collect=_path_or_none(self.collect.text()))
+
+    def chosen_model(self) -> Path | None:
+        """The mask model in the box (``None``: the shipped one)."""
+        return _path_or_none(self.model.text())
 
     def accept(self) -> None:
         self.save()
@@ -141,6 +162,17 @@ class ControlsDialog(QDialog):
                                               "CSV (*.csv)", options=QFileDialog.Option.DontConfirmOverwrite)
         if path:
             self.log.setText(path)
+
+    def _browse_model(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Mask model", self.model.text() or str(Path.home()),
+                                              "TFLite model (*.tflite)")
+        if path:
+            self.model.setText(path)
+
+    def _browse_collect(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Collect uncertain faces into", self.collect.text() or str(Path.home()))
+        if path:
+            self.collect.setText(path)
 
     def _browse_snapshots(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Snapshots folder", self.snapshots.text() or str(Path.home()))

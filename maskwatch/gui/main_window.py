@@ -13,6 +13,11 @@ processed frame with its boxes, labels and track ids goes to ``maskwatch_<date>_
 recordings folder (the button's menu picks it; default: the system's Videos folder /
 ``maskwatch``), until Record is pressed again or the run ends.
 
+The Review tab (:mod:`maskwatch.gui.review`) labels the face crops collected by the
+``Collect uncertain faces`` setting (or ``maskwatch --collect``); a model fine-tuned on them is
+picked in Settings and swapped in while the stream plays (:meth:`MainWindow.swap_model`: the next
+frame uses it, the counts so far stay). The status bar names the model in use.
+
 Keyboard: Space start/stop · Ctrl+O open file · Ctrl+S snapshot · Ctrl+R record · F11 full-screen
 (Esc leaves) · Ctrl+, settings · Ctrl+Q quit.
 """
@@ -32,6 +37,7 @@ from PyQt6.QtWidgets import (
     QMainWindow,
     QMenu,
     QSplitter,
+    QTabWidget,
     QToolBar,
     QToolButton,
     QVBoxLayout,
@@ -43,6 +49,7 @@ from maskwatch.errors import MaskwatchError
 from maskwatch.frames import SourceState
 from maskwatch.gui.alerts import AlertBanner, play_alert_sound
 from maskwatch.gui.controls import ControlsDialog
+from maskwatch.gui.review import ReviewTab
 from maskwatch.gui.settings import GuiSettings
 from maskwatch.gui.side_panel import SidePanel, elapsed_text
 from maskwatch.gui.source_picker import SourcePicker
@@ -167,6 +174,11 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.record_label)
         self.status_right = QLabel("")
         self.statusBar().addPermanentWidget(self.status_right)
+        self.model_label = QLabel("")
+        self.model_label.setObjectName("muted")
+        self.statusBar().addPermanentWidget(self.model_label)
+        self._model_path: Path | None = None
+        self._show_model(self.settings.apply(self.base_config).model)
         self._clock = QTimer(self)
         self._clock.timeout.connect(self._tick)
         self._clock.start(1000)
@@ -247,9 +259,14 @@ class MainWindow(QMainWindow):
         split.setStretchFactor(0, 1)
         split.setStretchFactor(1, 0)
         split.setCollapsible(0, False)
+        self.review = ReviewTab()
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(split, "Monitor")
+        self.tabs.addTab(self.review, "Review")
         layout = QVBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(split)
+        layout.addWidget(self.tabs)
         self.setCentralWidget(central)
         self.splitter = split
         split.setSizes([900, 360])
@@ -327,6 +344,7 @@ class MainWindow(QMainWindow):
         self.video.clear()
         self.video.set_hint(f"Opening {self._source_name} …")
         self.banner.hide()
+        self._show_model(self.run_config.model)
         self.worker.start(self.run_config, redact=self._redact)
         self._set_running_ui(True)
         self.statusBar().showMessage(f"Watching {self._source_name}")
@@ -546,6 +564,7 @@ class MainWindow(QMainWindow):
             self.leave_fullscreen()
         else:
             self.toolbar.hide()
+            self.tabs.tabBar().hide()
             self.side.hide()
             self.statusBar().hide()
             self.showFullScreen()
@@ -555,12 +574,50 @@ class MainWindow(QMainWindow):
             return
         self.showNormal()
         self.toolbar.show()
+        self.tabs.tabBar().show()
         self.side.show()
         self.statusBar().show()
 
     def open_settings(self) -> None:
         dialog = ControlsDialog(self.settings, self.base_config, self)
-        dialog.exec()
+        if dialog.exec():
+            self.settings_saved(dialog)
+
+    def settings_saved(self, dialog: ControlsDialog) -> None:
+        """While a run goes on, a newly chosen mask model is swapped in at once; the rest applies
+        from the next Start."""
+        chosen = dialog.chosen_model() or Config().model
+        if self.running and self._model_path is not None and Path(chosen) != self._model_path:
+            self.swap_model(chosen)
+        elif not self.running:
+            self._show_model(self.settings.apply(self.base_config).model)
+
+    def swap_model(self, path) -> str | None:
+        """Use the mask classifier at ``path`` from the running stream's next frame (counts kept).
+        Its description, or ``None`` (and the reason in the banner) when it cannot be used: the
+        model in use stays."""
+        try:
+            described = self.worker.swap_model(path)
+        except MaskwatchError as e:
+            self.banner.show_message(f"Model not changed: {self._redact(str(e))}", "error")
+            return None
+        self._show_model(path)
+        self.statusBar().showMessage(f"Now using {described}", 8000)
+        return described
+
+    def _show_model(self, path) -> None:
+        """The model in use in the status bar: name, version, hash and its folder/file (not the whole path)."""
+        from maskwatch.classification import model_info
+
+        self._model_path = Path(path)
+        try:
+            info = model_info(path)
+        except (MaskwatchError, OSError):
+            self.model_label.setText(f"model: {Path(path).name} (unreadable)")
+            self.model_label.setToolTip("")
+            return
+        self.model_label.setText(f"model: {info.describe()} · {info.short_path()}")
+        self.model_label.setToolTip(self._redact(str(path)))
 
     # --- shutdown --------------------------------------------------------------------------------------
     def shutdown(self, timeout: float = 10.0) -> bool:

@@ -1,7 +1,7 @@
 """``GuiSettings``: the desktop app's persisted choices (QSettings, organisation ``maskwatch``).
 
 Stored: detector mode, confidence threshold, vote window, CSV log file, snapshots folder, alert
-sound, real-time playback of files, the last source and a short list of recent sources. URLs are
+sound, real-time playback of files, the mask model, the folder uncertain faces are collected into, the last source and a short list of recent sources. URLs are
 stored without their password, always (the password lives only in the password field while the
 app runs). Tests pass their own ``QSettings`` (an INI file in a temp folder).
 
@@ -82,6 +82,13 @@ class GuiSettings:
         self.q.setValue("playback/realtime", bool(realtime))
         self.q.sync()
 
+    def set_model_and_collect(self, *, model: Path | None, collect: Path | None) -> None:
+        """The mask classifier (a ``.tflite``; ``None``: the shipped one) and the collect folder
+        (``None``: off) of the review loop (``docs/review-loop.md``)."""
+        self.q.setValue("model/path", "" if model is None else str(model))
+        self.q.setValue("output/collect", "" if collect is None else str(collect))
+        self.q.sync()
+
     def saved_controls(self) -> dict[str, object]:
         """The controls the user saved, as :meth:`Config.with_overrides` keys (unsaved ones left out)."""
         saved = {
@@ -90,6 +97,8 @@ class GuiSettings:
             "tracker.vote_window": self._get("tracker/vote_window", None, int),
             "log": self._get("output/log", None, str),
             "snapshots": self._get("output/snapshots", None, str),
+            "model": self._get("model/path", None, str),
+            "collect.folder": self._get("output/collect", None, str),
         }
         return {key: value for key, value in saved.items() if value is not None}
 
@@ -116,6 +125,9 @@ class GuiSettings:
                     continue  # a flag or TOML score wins; a score saved with another mode than the one running is that mode's
             elif _field(given, key) != _field(defaults, key):
                 continue  # set by a TOML file or a flag: that wins
+            if key == "model" and not Path(str(value)).expanduser().is_file():
+                log.warning("ignoring the saved mask model %s: the file is not there", value)
+                continue
             changes = {key: value}
             if key == "detector.mode" and explicit_score:
                 changes["detector.min_score"] = given.detector.min_score  # the mode's default must not replace it

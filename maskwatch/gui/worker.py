@@ -255,6 +255,17 @@ class MonitorWorker(QObject):
         else:
             sink.close()
 
+    def swap_model(self, path) -> str:
+        """Load and check the mask classifier at ``path`` (in the calling thread) and have the
+        running monitor use it from its next frame, counts kept (:meth:`Monitor.swap_model`).
+        Returns its description; a one-line ``MaskwatchError`` when it is bad (the old one stays)
+        or when no run is going on."""
+        with self._lock:
+            monitor = self._monitor
+        if monitor is None or not self.running:
+            raise MaskwatchError("no run is going on: the model is used from the next Start")
+        return monitor.swap_model(path)
+
     def _sink_error(self, sink, error: BaseException) -> None:
         self.sink_failed.emit(sink, self._redact(str(error).splitlines()[0] if str(error) else type(error).__name__))
 
