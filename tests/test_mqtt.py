@@ -349,3 +349,23 @@ def test_a_failing_database_is_logged_once_and_rows_go_out_when_it_works(mosquit
     outbox = [r.getMessage() for r in caplog.records if r.getMessage().startswith("outbox:")]
     assert len(outbox) == 2, outbox
     assert "database is locked; trying again" in outbox[0] and "works again" in outbox[1]
+
+
+def test_a_backlog_goes_out_in_order_with_a_bounded_number_in_flight(mosquitto, history):
+    from maskwatch.site.publisher import MAX_IN_FLIGHT
+
+    ids = [history.add_interval("door", summary(i))["id"] for i in range(150)]
+    live = MqttRecorder(mosquitto, "maskwatch/door/intervals").connect()
+    publisher = MqttPublisher(settings(mosquitto), history, ["door"]).start()
+    most = 0
+    try:
+        deadline = time.monotonic() + 60
+        while history.pending() and time.monotonic() < deadline:
+            most = max(most, len(publisher._in_flight))
+            time.sleep(0.005)
+        live.wait_for(lambda r: len(r.on("maskwatch/door/intervals")) >= 150, what="the backlog")
+    finally:
+        publisher.close()
+        live.close()
+    assert 0 < most <= MAX_IN_FLIGHT
+    assert [json.loads(p)["id"] for p in live.on("maskwatch/door/intervals")] == ids  # oldest first, once each

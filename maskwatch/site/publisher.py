@@ -526,7 +526,7 @@ class MqttPublisher:
         self._expire()
         with self._lock:
             room = MAX_IN_FLIGHT - len(self._in_flight)
-            busy = set(self._in_flight_ids)
+            busy = self._in_flight_ids | set(self._acked)  # acked, not yet marked in the database: not again
         if room <= 0:
             return
         rows = self.history.pending(limit=MAX_IN_FLIGHT + len(busy) + len(self._skipped))
