@@ -14,7 +14,6 @@ from datetime import datetime
 
 import numpy as np
 import pytest
-import sqlalchemy as sa
 
 from maskwatch import LABELS
 from maskwatch.errors import MaskwatchError

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -272,7 +271,6 @@ class History:
     def __init__(self, url: str | os.PathLike, *, create: bool = True):
         self.url = database_url(url)
         self.shown_url: str = shown(self.url)
-        self._lock = threading.Lock()
         self._closed = False
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         kwargs: dict[str, Any] = {}
