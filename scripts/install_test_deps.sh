@@ -15,7 +15,7 @@ PACKAGES=(
     libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0
     libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1
     libegl1 libgl1 libfontconfig1 libdbus-1-3
-    mosquitto postgresql
+    mosquitto mosquitto-clients postgresql
 )
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
