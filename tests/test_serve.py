@@ -81,7 +81,7 @@ def live_rows(db: Path, camera: str) -> list[dict]:
 
 
 def site_toml(path: Path, cameras: dict[str, str], *, interval: float = 1.0, mqtt=None, db: str = "site.db",
-              extra: str = "") -> Path:
+              extra: str = "", camera_keys: dict[str, str] | None = None) -> Path:
     text = f"""
 [defaults]
 interval_s = {interval}
@@ -102,6 +102,7 @@ stop_timeout_s = 30
         text += f'\n[[cameras]]\nname = "{name}"\nsource = "{source}"\n'
         if source.startswith("rtsp://"):
             text += 'password_env = "MW_TEST_SERVE_PW"\n'
+        text += (camera_keys or {}).get(name, "")
     if mqtt is not None:
         text += f'\n[mqtt]\nhost = "127.0.0.1"\nport = {mqtt.port}\nprefix = "site"\ndiscovery = false\n'
     path.write_text(text)
@@ -137,7 +138,9 @@ def test_killed_worker_is_restarted_and_sigterm_stops_every_camera(tmp_path, cam
 
     monkeypatch.setenv("MW_TEST_SERVE_PW", PASSWORD)
     url = camera.url.replace(f"admin:{PASSWORD}@", "admin@")
-    config = site_toml(tmp_path / "site.toml", {"door": url, "hall": url}, interval=2.0, mqtt=mosquitto)
+    config = site_toml(tmp_path / "site.toml", {"door": url, "hall": url}, interval=2.0, mqtt=mosquitto,
+                       camera_keys={"door": 'save_video = "videos/door.avi"\nblur_faces = "all"\n'})
+    (tmp_path / "videos").mkdir()
     db = tmp_path / "site.db"
     recorder = MqttRecorder(mosquitto, "site/#").connect()
     proc = start_cli("serve", "--config", config, cwd=tmp_path)
@@ -182,6 +185,9 @@ def test_killed_worker_is_restarted_and_sigterm_stops_every_camera(tmp_path, cam
     summary = {line.split(":", 1)[0]: line for line in out.splitlines()}
     assert re.search(r"interval rows?, .* 1 restart, stopped", summary["door"]), out
     assert re.search(r"interval rows?, .* 0 restarts, stopped", summary["hall"]), out
+    # the restarted worker recorded its own file (the killed one left only its hidden temporary file)
+    videos = sorted(p.name for p in (tmp_path / "videos").iterdir() if not p.name.startswith("."))
+    assert len(videos) == 1 and re.fullmatch(r"door-\d{8}T\d{6}\.avi", videos[0]), videos
     for name in ("door", "hall"):
         last = rows(db, name)[-1]
         # the final partial interval: written at SIGTERM, shorter than the 2 s interval

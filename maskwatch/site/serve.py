@@ -75,8 +75,11 @@ def run(args: argparse.Namespace, stop_signals) -> int:
 
     site = SiteConfig.load(args.config)
     for camera in site.cameras:
+        config = camera.config
+        if config.save_video is not None:  # each worker run records its own file (see _stamped_recording)
+            config = dataclasses.replace(config, save_video=_stamped_recording(config.save_video))
         try:
-            check_sinks_config(camera.config)  # a bad output path fails now, in one line
+            check_sinks_config(config)  # a bad output path fails now, in one line
         except MaskwatchError as e:
             raise MaskwatchError(f"camera {camera.name!r}: {e}") from None
     debug = bool(getattr(args, "debug", False) or os.environ.get("MASKWATCH_DEBUG", "") not in ("", "0"))
