@@ -71,7 +71,7 @@ def test_headless_run_writes_rows_events_and_totals(known_faces_clip, tmp_path):
     assert sum(int(r[2]) for r in body) == known_faces_clip["frames"]
     starts = [datetime.fromisoformat(r[0]) for r in body]
     assert [(b - a).total_seconds() for a, b in zip(starts, starts[1:])] == [1.0] * 4
-    assert [r[-1] for r in body] == ["live"] * 4 + ["ended"]  # the row written at the end of the file
+    assert [r[CSV_COLUMNS.index("source_state")] for r in body] == ["live"] * 4 + ["ended"]  # the row written at the end of the file
     people = sum(int(r[4]) for r in body)
     assert people == known_faces_clip["people"]  # tracks do not depend on the (untrained) test classifier
     out = r.stdout.strip().splitlines()
@@ -520,7 +520,7 @@ def test_sigterm_during_an_outage_writes_the_last_partial_interval(known_faces_c
     ends = [datetime.fromisoformat(r[1]).timestamp() for r in rows]
     assert all(e == s for e, s in zip(ends, starts[1:]))  # contiguous
     last = rows[-1]
-    assert last[-1] == "reconnecting" and last[2] == "0"
+    assert last[CSV_COLUMNS.index("source_state")] == "reconnecting" and last[2] == "0"
     # (the log's times are whole seconds, so a partial 2 s interval can read as 2 s long)
     assert 0 < ends[-1] - starts[-1] <= 2 and abs(ends[-1] - sent) < 1.5  # it reaches the shutdown
     assert "Traceback" not in err
