@@ -17,13 +17,15 @@ import json
 import os
 import re
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import TINY_MODEL, run_cli, start_cli
+from conftest import TINY_MODEL, cli_env, run_cli, start_cli
 from maskwatch.site.history import History
 from rtsp import FIXTURES, RtspServer, requires_rtsp_server
 
@@ -233,13 +235,22 @@ def test_two_serve_hosts_and_one_aggregate_store_every_row_once(tmp_path, camera
             folder = tmp_path / host
             folder.mkdir()
             config = site_toml(folder / "site.toml", {name: url}, mqtt=mosquitto)
-            proc = start_cli("serve", "--config", config, cwd=folder)
+            # each in its own process group, like a terminal's: Ctrl-C reaches the workers too
+            proc = subprocess.Popen([sys.executable, "-m", "maskwatch.cli", "serve", "--config", str(config)],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(),
+                                    cwd=folder, start_new_session=True)
             hosts.append((proc, Output(proc), folder / "site.db", name))
         for proc, output, db, name in hosts:
             wait_for(lambda: len(live_rows(db, name)) >= 3, 150, proc, f"{name}: rows", output)
-        for proc, output, db, name in hosts:
-            _, code = stop(proc, output)
-            assert code == 0, output.text()
+        east, west = hosts
+        interrupted_at = time.time()
+        os.killpg(east[0].pid, signal.SIGINT)  # Ctrl-C in east's terminal: every process of the group gets it
+        east[0].communicate(timeout=60)
+        east[1].join()
+        assert east[0].returncode == 0 and "Traceback" not in east[1].text(), east[1].text()
+        assert rows(east[2], "entrance")[-1]["end_ts"] >= interrupted_at - 0.5  # its last partial row was written
+        _, code = stop(west[0], west[1])
+        assert code == 0, west[1].text()
         expected = {r["id"]: r for _, _, db, name in hosts for r in rows(db, name)}
         aggregate_db = tmp_path / "aggregate.db"
         wait_for(lambda: {r["id"] for r in rows(aggregate_db)} >= set(expected), 30, aggregate,
