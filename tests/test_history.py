@@ -253,6 +253,12 @@ def test_an_unwritable_file(tmp_path):
         os.chmod(tmp_path, 0o755)
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc (a folder nobody can create files in)")
+def test_a_place_no_file_can_be_created_even_as_root():
+    message = one_line_error("/proc/maskwatch-history.db")
+    assert message == "cannot open database sqlite:////proc/maskwatch-history.db: unable to open database file"
+
+
 def test_another_programs_tables_are_refused(tmp_path):
     path = tmp_path / "other.db"
     with sqlite3.connect(path) as conn:
@@ -411,3 +417,13 @@ def test_the_old_sinks_ignore_track_ended(tmp_path):
     assert policy.check([end], totals, []) == []  # a person alert comes from label_decided only
     decided = Event("label_decided", 5, 1e9, 10, label="without_mask", box=(20, 20, 60, 70))
     assert [a.kind for a in policy.check([decided], totals, [])] == ["without_mask"]
+
+
+def test_a_plain_path_is_an_sqlite_file_and_tilde_is_home(monkeypatch, tmp_path):
+    from maskwatch.site.history import database_url
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert database_url("~/site/history.db").database == f"{tmp_path}/site/history.db"
+    with History("~/site/history.db") as h:
+        h.add_interval("door", summary(1e9))
+    assert (tmp_path / "site" / "history.db").is_file()

@@ -236,10 +236,10 @@ def database_url(url: str | os.PathLike) -> sa.URL:
     maskwatch.errors.MaskwatchError: not a database URL: 'not a url://x' (give an SQLAlchemy URL such as sqlite:///maskwatch.db or postgresql+psycopg://user@host/db, or a file path)
     """
     if isinstance(url, os.PathLike) or "://" not in str(url):
-        path = os.fspath(url)
-        if not str(path).strip():
+        path = str(os.fspath(url))
+        if not path.strip():
             raise MaskwatchError("no database given (an SQLite file path or an SQLAlchemy URL)")
-        return sa.URL.create("sqlite", database=str(path))
+        return sa.URL.create("sqlite", database=os.path.expanduser(path))
     try:
         return sa.make_url(str(url))
     except (sa_exc.ArgumentError, ValueError):
