@@ -125,7 +125,7 @@ class Monitor:
         self.totals = Totals()
         self.rows_written = 0
         self._stop = threading.Event()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: swap_model may run in a signal handler of the run's thread
         if sinks is None:
             def sinks():
                 from maskwatch.sinks import sinks_from_config
@@ -180,7 +180,8 @@ class Monitor:
 
         Returns ``"name version (sha256 8 hex)"``. A model that cannot be loaded or does not run
         raises a one-line ``MaskwatchError`` and the model in use stays. Thread-safe: the
-        desktop app calls it from its GUI thread, ``serve`` on SIGHUP.
+        desktop app calls it from its GUI thread, ``serve`` on SIGHUP; in a signal handler of the
+        run's own thread it works too (the locks are re-entrant), the run then waits for the load.
         """
         classifier = load_checked_classifier(path)
         with self._lock:

@@ -110,7 +110,7 @@ class Pipeline:
         self._frame_state: SourceState | None = None  # the source's state when a read-ahead frame was read
         self._closed = False
         self._final: IntervalSummary | None = None
-        self._swap_lock = threading.Lock()
+        self._swap_lock = threading.RLock()  # re-entrant: a swap may come from a signal handler in this thread
         self._pending_classifier: Classifier | None = None
         self.swaps = 0  # classifiers swapped in so far
         self.detector = None

@@ -253,3 +253,24 @@ def test_gui_keeps_the_old_model_when_the_new_one_is_bad(qtbot, tmp_path, known_
     assert w.banner.text.text().startswith("Model not changed: cannot load model") and "\n" not in w.banner.text.text()
     assert "maskwatch-tiny-test-classifier" in w.model_label.text()
     assert w.last_result.totals.people_seen == 2
+
+
+def test_swap_from_a_sighup_handler_in_the_run_thread(known_faces_clip):
+    """``serve`` reloads on SIGHUP: a handler that runs in the monitor's own thread, mid-run."""
+    import signal
+
+    fixed = []
+    config = tiny_config(known_faces_clip["path"], interval_s=60.0)
+
+    def on_result(result):
+        if result.frame is not None and result.frame.index == 3:
+            os.kill(os.getpid(), signal.SIGHUP)
+
+    monitor = Monitor(config, sinks=[CallbackSink(on_result=on_result)])
+    previous = signal.signal(signal.SIGHUP, lambda *_: fixed.append(monitor.swap_model(TINY_MODEL)))
+    try:
+        totals = monitor.run()
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+    assert fixed == [model_info(TINY_MODEL).describe()] and monitor.pipeline.swaps == 1
+    assert totals.people_seen == 2
