@@ -280,6 +280,17 @@ def test_write_failure_is_one_line_error_after_close_and_after_a_dropped_table(t
 
 
 @pytest.mark.postgres
+def test_an_sqlalchemy_url_object_keeps_its_password(postgres_server):
+    import sqlalchemy as sa
+
+    url = sa.make_url(postgres_server.new_database())
+    assert PASSWORD not in str(url)  # str() hides it: History must not go through str()
+    with History(url) as h:
+        h.add_interval("door", summary(1e9))
+        assert len(h.intervals()) == 1 and PASSWORD not in h.shown_url
+
+
+@pytest.mark.postgres
 def test_postgres_wrong_password_never_shows_either_password(postgres_server):
     url = postgres_server.url("postgres", password="wr0ng-Secret-77")
     message = one_line_error(url)

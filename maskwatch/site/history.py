@@ -223,7 +223,7 @@ def event_payload(camera: str, event: Event, snapshot: str | os.PathLike | None 
 # -- URLs --------------------------------------------------------------------------------------
 
 
-def database_url(url: str | os.PathLike) -> sa.URL:
+def database_url(url: str | os.PathLike | sa.URL) -> sa.URL:
     """The SQLAlchemy URL of ``url``: a plain path (``history.db``) means an SQLite file.
 
     >>> database_url("site/history.db").render_as_string()
@@ -235,6 +235,8 @@ def database_url(url: str | os.PathLike) -> sa.URL:
     ...
     maskwatch.errors.MaskwatchError: not a database URL: 'not a url://x' (give an SQLAlchemy URL such as sqlite:///maskwatch.db or postgresql+psycopg://user@host/db, or a file path)
     """
+    if isinstance(url, sa.URL):  # str() of a URL hides its password: never round-trip through it
+        return url
     if isinstance(url, os.PathLike) or "://" not in str(url):
         path = str(os.fspath(url))
         if not path.strip():
@@ -268,7 +270,7 @@ class History:
     :class:`MaskwatchError` naming :attr:`shown_url`, never the password.
     """
 
-    def __init__(self, url: str | os.PathLike, *, create: bool = True):
+    def __init__(self, url: str | os.PathLike | sa.URL, *, create: bool = True):
         self.url = database_url(url)
         self.shown_url: str = shown(self.url)
         self._closed = False
