@@ -508,7 +508,7 @@ class MainWindow(QMainWindow):
         try:
             folder.mkdir(parents=True, exist_ok=True)
             path = unused_name(folder, ".mp4")
-            sink = VideoSink(path)
+            sink = VideoSink(path, blur=self.run_config.blur_faces)  # blur_faces from the TOML (privacy)
         except OSError as e:
             self.banner.show_message(f"Cannot record in {folder}: {e.strerror or e}", "error")
             return None
