@@ -295,3 +295,35 @@ def test_an_unreachable_camera_is_retried_with_backoff_and_its_error_logged_once
     waits = [float(m.group(1)) for m in output.find(r"gate: warning: worker failed after [\d.]+ s; restart \d+ in ([\d.]+) s")]
     assert waits[:2] == [0.5, 1.0], log  # capped exponential backoff ([serve] 0.5 s doubling up to 2 s)
     assert PASSWORD not in log + out and "1 restart" not in out and re.search(r"gate: .* [2-9] restarts, stopped", out)
+
+
+class _DeadProcess:
+    """What the supervisor reads of a worker process that has exited."""
+
+    def __init__(self, exitcode: int) -> None:
+        self.exitcode = exitcode
+
+    def join(self) -> None:
+        pass
+
+
+def test_restart_backoff_doubles_to_its_cap_and_starts_over_after_a_long_run(tmp_path):
+    from maskwatch.site.config import SiteConfig
+    from maskwatch.site.serve import EXIT_PERMANENT, Supervisor
+
+    config = site_toml(tmp_path / "site.toml", {"cam": "x.mp4"})
+    supervisor = Supervisor(SiteConfig.load(config))
+    worker = supervisor.workers[0]
+    waits = []
+    for ran in (1.0, 1.0, 1.0, 1.0, 120.0, 1.0):  # [serve]: 0.5 s doubling to 2 s, reset after 60 s of running
+        worker.process, worker.started = _DeadProcess(-9), time.monotonic() - ran
+        before = time.monotonic()
+        supervisor._reap(worker, stopping=False)
+        waits.append(round(worker.restart_at - before, 1))
+    assert waits == [0.5, 1.0, 2.0, 2.0, 0.5, 1.0]
+    assert worker.restarts == 6 and not worker.done and worker.state == "reconnecting"
+    worker.process, worker.restart_at = _DeadProcess(EXIT_PERMANENT), None
+    worker.last_error = "cannot read video x.mp4"
+    supervisor._reap(worker, stopping=False)
+    assert worker.done and worker.restart_at is None and worker.how_ended == "failed: cannot read video x.mp4"
+    assert worker.state == "ended"
