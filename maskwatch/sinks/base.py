@@ -10,7 +10,7 @@ as context managers):
   a sink that shows health (the console, the GUI) reads them. One method, so a status update can
   never be missed by a sink that forgot a second method.
 - ``on_event(event)`` for every :class:`~maskwatch.results.Event` (``person_seen``,
-  ``label_decided``), before the ``on_result`` of the frame that decided it;
+  ``label_decided``, ``track_ended``), before the ``on_result`` of the frame that decided it;
 - ``on_interval(summary)`` for every :class:`~maskwatch.results.IntervalSummary` (one CSV row),
   including the final partial one written when the run ends (source ended, stop, signal, error);
 - ``close()`` once at the end of the run, even when the run failed: flush and release files.
