@@ -1,8 +1,8 @@
 """``EventJsonl``: the event log, one JSON object per line, appended and flushed per line.
 
 Records: :func:`event_record` for ``person_seen`` / ``label_decided`` / ``track_ended`` and,
-written by the alert sink (:mod:`maskwatch.sinks.alerts`), ``alert`` records with the same keys plus a few more. Every
-event record has a ``model`` key: the mask classifier in use when it was written
+written by the alert sink (:mod:`maskwatch.sinks.alerts`), ``alert`` records with the same keys
+plus a few more. Every event record has a ``model`` key: the mask classifier in use when it was written
 (``"name version (sha256 8 hex)"``, ``null`` while unknown); when the model is swapped during a
 run a :func:`model_record` (``"kind": "model_swapped"``) says so, at the wall-clock time of the swap.
 """
