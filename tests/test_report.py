@@ -93,6 +93,7 @@ def test_summary_per_hour(db):
 
 
 def test_report_table_and_csv_and_png(db, tmp_path, capsys):
+    pytest.importorskip("matplotlib", reason="--png needs matplotlib (the train extra)")
     out_csv, out_png = tmp_path / "out" / "report.csv", tmp_path / "report.png"
     assert cli.main(["report", "--db", str(db), "--since", "2026-11-27", "--csv", str(out_csv),
                      "--png", str(out_png)]) == 0
@@ -116,6 +117,15 @@ def test_report_table_and_csv_and_png(db, tmp_path, capsys):
     assert cli.main(["report", "--db", str(db), "--since", "2026-11-29", "--csv", str(out_csv),
                      "--png", str(out_png), "--camera", "door", "--by", "hour"]) == 0
     assert [r["period"] for r in csv.DictReader(open(out_csv))] == ["2026-11-29 00:00"]
+
+
+def test_report_csv_without_a_chart(db, tmp_path, capsys):
+    out_csv = tmp_path / "report.csv"
+    assert cli.main(["report", "--db", str(db), "--since", "2026-11-27", "--by", "hour", "--csv", str(out_csv)]) == 0
+    rows = list(csv.DictReader(open(out_csv)))
+    assert [r["period"] for r in rows if r["camera"] == "hall"] == ["2026-11-27 12:00"]
+    assert sum(int(r["people_seen"]) for r in rows) == 11 + 4 + 2 + 10 == sum(int(r["decided"]) for r in rows) + 1
+    assert "2026-11-27 09:00" in capsys.readouterr().out
 
 
 def test_since_filters_and_an_empty_window_says_so_and_writes_nothing(db, tmp_path, capsys):
