@@ -199,3 +199,18 @@ def test_report_from_postgres(postgres_url, tmp_path, capsys):
     captured = capsys.readouterr()
     assert PASSWORD not in captured.out + captured.err and "60.0%" in captured.out
     assert len(list(csv.DictReader(open(out_csv)))) == 4
+
+
+@pytest.mark.postgres
+def test_report_password_from_pgpassword_not_the_command_line(postgres_url, monkeypatch, capfd):
+    """A password in --db shows in `ps`; libpq's PGPASSWORD (or ~/.pgpass) keeps it out."""
+    with History(postgres_url) as h:
+        fill(h)
+    bare = postgres_url.replace(f":{PASSWORD}@", "@")
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    assert cli.main(["report", "--db", bare]) == 2
+    assert "no password supplied" in capfd.readouterr().err
+    monkeypatch.setenv("PGPASSWORD", PASSWORD)
+    assert cli.main(["report", "--db", bare, "--since", "2026-11-27"]) == 0
+    out = capfd.readouterr().out
+    assert "60.0%" in out and PASSWORD not in out
