@@ -57,19 +57,11 @@ def client_id_for(prefix: str) -> str:
 
 
 def load_tables(path: Path):
-    """(``MqttSettings``, database URL, shown database URL) from ``site.toml``'s ``[mqtt]`` and ``[db]``."""
-    from maskwatch.site import config as site_config  # H3's reader: the same TOML errors and [db] rules as serve
-    from maskwatch.site.publisher import MqttSettings
+    """(``MqttSettings``, database URL, shown database URL) from ``site.toml``'s ``[mqtt]`` and ``[db]``
+    (:meth:`maskwatch.site.config.SiteConfig.load_broker_and_db`: the same rules as ``serve``)."""
+    from maskwatch.site.config import SiteConfig
 
-    path = Path(path).expanduser()
-    where = f"config file {site_config._shown(path)}"
-    data = site_config._read_toml(path, where)
-    if "mqtt" not in data:
-        raise MaskwatchError(f"{where}: no [mqtt] table: aggregate needs the broker (host = ...)")
-    mqtt = MqttSettings.from_table(site_config._table(data, "mqtt", where), f"{where}: [mqtt]")
-    db_url, shown_db = site_config._db_url(site_config._table(data, "db", where), path.absolute().parent,
-                                           f"{where}: [db]")
-    return mqtt, db_url, shown_db
+    return SiteConfig.load_broker_and_db(path)
 
 
 class Aggregator:

@@ -148,6 +148,23 @@ class SiteConfig:
         serve = ServeSettings.from_table(_table(data, "serve", where), f"{where}: [serve]")
         return cls(path=path, cameras=tuple(cameras), db_url=db_url, shown_db_url=shown_db, mqtt=mqtt, serve=serve)
 
+    @staticmethod
+    def load_broker_and_db(path: str | os.PathLike):
+        """(``MqttSettings``, database URL, shown database URL) of ``path``'s ``[mqtt]`` and ``[db]``
+        only, by the same rules as :meth:`load` (``maskwatch aggregate`` runs where the cameras are not,
+        so their tables are not checked). No ``[mqtt]`` is a one-line error: aggregating needs a broker."""
+        from maskwatch.site.publisher import MqttSettings
+
+        path = Path(path).expanduser()
+        where = f"config file {_shown(path)}"
+        data = _read_toml(path, where)
+        if "mqtt" not in data:
+            raise MaskwatchError(f"{where}: no [mqtt] table: aggregate needs the broker (host = ...)")
+        base = path.absolute().parent
+        mqtt = MqttSettings.from_table(_secret_file_anchored(_table(data, "mqtt", where), base), f"{where}: [mqtt]")
+        db_url, shown_db = _db_url(_table(data, "db", where), base, f"{where}: [db]")
+        return mqtt, db_url, shown_db
+
     def camera(self, name: str) -> CameraConfig:
         for camera in self.cameras:
             if camera.name == name:
