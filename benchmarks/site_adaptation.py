@@ -156,7 +156,8 @@ def collect_standin(images: Path, out: Path, model: Path) -> list[dict]:
 
 def collect_cli(images: Path, out: Path, model: Path) -> list[dict]:
     """``maskwatch --headless --source IMAGES --collect OUT --model MODEL`` (the collect sink, issue 12)."""
-    cmd = [sys.executable, "-m", "maskwatch", "--headless", "--source", str(images), "--collect", str(out),
+    exe = shutil.which("maskwatch") or str(Path(sys.executable).with_name("maskwatch"))
+    cmd = [exe, "--headless", "--source", str(images), "--collect", str(out),
            "--model", str(model)]
     say("collect: " + " ".join(shlex.quote(c) for c in cmd))
     subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
@@ -284,7 +285,7 @@ def main(argv=None) -> int:
     ap.add_argument("--sizes", default="50,100,200")
     ap.add_argument("--strategies", default="uncertainty,random")
     ap.add_argument("--epochs", type=int, default=6)
-    ap.add_argument("--replay-per-class", type=int, default=200)
+    ap.add_argument("--replay-size", type=int, default=600)
     ap.add_argument("--no-replay-too", action="store_true", help="also fine-tune the largest uncertainty set without replay")
     ap.add_argument("--collector", choices=("auto", "cli", "standin"), default="auto")
     ap.add_argument("--seed", type=int, default=0)
@@ -330,7 +331,7 @@ def main(argv=None) -> int:
         lab_dir = write_labelled(picked, out / "collect", out / "labelled" / name)
         run_dir = out / "ft" / name
         cfg = FinetuneConfig(data=str(lab_dir), out=str(run_dir), model=str(base_keras),
-                             replay=str(loso / "data") if replay else None, replay_per_class=args.replay_per_class,
+                             replay=str(loso / "data") if replay else None, replay_size=args.replay_size,
                              epochs=args.epochs, holdout=0.0, seed=args.seed,
                              extra={"command": f"benchmarks/site_adaptation.py ({name})"})
         say(f"{name}: fine-tuning on {len(picked)} crops ({skipped} not-a-face skipped while reviewing)")

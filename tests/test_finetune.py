@@ -69,7 +69,7 @@ def test_finetune_end_to_end(tmp_path, tiny_model, capsys):
     replay = _replay_manifest(tmp_path)
     run = tmp_path / "run"
     rc = main(["finetune", "--data", str(site), "--out", str(run), "--model", str(tiny_model), "--replay", str(replay),
-               "--replay-per-class", "3", "--epochs", "2", "--holdout", "0.34", "--batch-size", "8",
+               "--replay-size", "9", "--epochs", "2", "--holdout", "0.34", "--batch-size", "8",
                "--calib-size", "8", "--no-progress"])
     assert rc == 0
     out = capsys.readouterr().out

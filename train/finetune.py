@@ -49,7 +49,8 @@ class FinetuneConfig:
     out: str                                 # run folder
     model: str = DEFAULT_MODEL               # float .keras model to start from
     replay: str | None = None                # a prepared pool (manifest.csv) to mix in
-    replay_per_class: int = 200              # replay train faces per class (and val faces per class / 2)
+    replay_size: int = 600                   # replay train faces, the pool's class mix (and half as many val faces)
+    site_share: float = 0.33                 # with replay: site crops' share of each epoch (repeated to reach it)
     epochs: int = 6                          # total: a third (at least 1) head-only, the rest head + top blocks
     holdout: float = 0.2                     # fraction of each class's site crops held out for before/after
     batch_size: int = 32
@@ -229,19 +230,21 @@ def holdout_split(labels: list[str], fraction: float, seed: int) -> np.ndarray:
     return mask
 
 
-def _replay_rows(manifest: str | Path, per_class: int, seed: int) -> list[dict]:
-    """``per_class`` train faces and ``per_class // 2`` val faces per class of a prepared pool, seeded."""
+def _replay_rows(manifest: str | Path, size: int, seed: int) -> list[dict]:
+    """``size`` train faces and ``size // 2`` val faces of a prepared pool, drawn at random (seeded).
+
+    Drawn in the pool's own class mix, not balanced per class: balanced replay (a third of it worn
+    incorrectly, against 5% in the pool) taught the rare class's prior and the old sources lost
+    0.04 macro F1 (benchmarks/site_adaptation.py), with_mask faces turning into mask_worn_incorrectly.
+    """
     from train.data import load_manifest
 
-    rows = load_manifest(manifest)
+    rows = [r for r in load_manifest(manifest) if r.get("generated") != "1"]
     rng = np.random.default_rng(seed)
     out = []
-    for split, k in (("train", per_class), ("val", per_class // 2)):
-        for lab in LABELS:
-            cand = [r for r in rows if r["split"] == split and r["label"] == lab and r.get("generated") != "1"]
-            if not cand or k <= 0:
-                continue
-            out += [cand[i] for i in sorted(rng.permutation(len(cand))[:k])]
+    for split, k in (("train", size), ("val", size // 2)):
+        cand = [r for r in rows if r["split"] == split]
+        out += [cand[i] for i in sorted(rng.permutation(len(cand))[:k])]
     if not any(r["split"] == "train" for r in out):
         raise MaskwatchError(f"no training faces in the replay manifest {manifest}")
     return out
@@ -386,7 +389,7 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, say=print) -> dict:
     held = holdout_split([c.label for c in crops], cfg.holdout, cfg.seed)
     rows = _site_rows(crops, held)
     if cfg.replay:
-        rep = _replay_rows(cfg.replay, cfg.replay_per_class, cfg.seed)
+        rep = _replay_rows(cfg.replay, cfg.replay_size, cfg.seed)
         rows += rep
     data_dir = out / "data"
     write_manifest(rows, data_dir / "manifest.csv")
@@ -404,8 +407,11 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, say=print) -> dict:
     x_hold, y_hold = load_split(rows, "test", size, margin, cache_dir=cache, progress=progress)
     if len(x_site_tr) == 0:
         raise MaskwatchError("every labelled crop was held out; lower --holdout")
-    # site crops repeated so that they are about half of what each epoch sees next to the replay faces
-    repeat = max(1, int(round(len(x_rep) / len(x_site_tr)))) if len(x_rep) else 1
+    # site crops repeated to about ``site_share`` of what each epoch sees next to the replay faces
+    # (a few dozen crops alone would be drowned by the replay; repeated to half, they over-fit and the
+    # old sources lost 0.05 macro F1 in benchmarks/site_adaptation.py)
+    want = cfg.site_share / max(1e-6, 1 - cfg.site_share) * len(x_rep)
+    repeat = max(1, int(round(want / len(x_site_tr)))) if len(x_rep) else 1
     x_tr = np.concatenate([np.repeat(x_site_tr, repeat, axis=0), x_rep])
     y_tr = np.concatenate([np.repeat(y_site_tr, repeat), y_rep])
 
@@ -486,8 +492,8 @@ def register(sub) -> None:
     p.add_argument("--model", default=d.model, help="float .keras model to start from (default %(default)s)")
     p.add_argument("--replay", default=None, metavar="MANIFEST",
                    help="prepared pool (folder with manifest.csv) whose faces are mixed in so old sites are not forgotten")
-    p.add_argument("--replay-per-class", type=int, default=d.replay_per_class,
-                   help="replay training faces per class (default %(default)s)")
+    p.add_argument("--replay-size", type=int, default=d.replay_size,
+                   help="replay training faces, drawn in the pool's class mix (default %(default)s)")
     p.add_argument("--epochs", type=int, default=d.epochs, help="epochs in all, a third head-only (default %(default)s)")
     p.add_argument("--holdout", type=float, default=d.holdout,
                    help="fraction of each class's site crops held out for the before/after report (default %(default)s)")
@@ -510,7 +516,7 @@ def _cmd_finetune(args) -> int:
     from train.cli import command_line
 
     cfg = FinetuneConfig(data=args.data, out=args.out, model=args.model, replay=args.replay,
-                         replay_per_class=args.replay_per_class, epochs=args.epochs, holdout=args.holdout,
+                         replay_size=args.replay_size, epochs=args.epochs, holdout=args.holdout,
                          batch_size=args.batch_size, lr_head=args.lr_head, lr_top=args.lr_top,
                          top_fraction=args.top_fraction, calib_size=args.calib_size, version=args.ft_version,
                          temperature=args.temperature, seed=args.seed, extra={"command": command_line(args)})
