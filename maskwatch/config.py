@@ -33,7 +33,12 @@ class SourceConfig:
 
 
 BLUR_MODES: tuple[str, ...] = ("off", "others", "all")
-"""``Config.blur_faces`` values: which faces saved snapshots and videos blur."""
+"""``Config.blur_faces`` values: which faces saved snapshots and videos blur (``true`` in a TOML file
+means ``"others"``, ``false`` ``"off"``).
+
+>>> Config().with_overrides(blur_faces=True).blur_faces
+'others'
+"""
 
 MODE_MIN_SCORE: Mapping[str, float] = MIN_SCORES
 """Each detector mode's default ``min_score`` (benchmarks/results/face_recall.md): choosing a mode
@@ -248,6 +253,8 @@ def _apply(config: "Config", flat: dict):
         value = top[name]
         if isinstance(value, (str, os.PathLike)):  # "~/counts.csv" is in the home folder, as in a shell
             top[name] = Path(value).expanduser() if str(value) else None
+    if isinstance(top.get("blur_faces"), bool):  # the issue's and users' spelling: true = all but the trigger
+        top["blur_faces"] = "others" if top["blur_faces"] else "off"
     for head, changes in tables.items():
         current = getattr(config, head)
         if isinstance(current, DetectorConfig) and isinstance(changes.get("mode"), str):

@@ -105,6 +105,11 @@ def test_video_blurs_every_face(tmp_path):
     assert (frame == two_faces_frame()[0]).all()  # the frame itself is never changed (other sinks read it)
 
 
+def test_blur_faces_true_means_others_false_means_off():
+    assert Config().with_overrides({"blur_faces": True}).validate().blur_faces == "others"
+    assert Config().with_overrides({"blur_faces": False}).validate().blur_faces == "off"
+
+
 def test_bad_blur_mode_is_one_line():
     with pytest.raises(MaskwatchError, match="blur_faces must be one of off, others, all"):
         Config().with_overrides(blur_faces="yes").validate()
