@@ -159,3 +159,31 @@ def test_review_session_without_qt_keys(collected):
         session.decide(0, "without_mask")
     assert session.undo() == 0 and session.undo() is None
     assert decisions(collected) == []
+
+
+def test_the_main_window_has_the_review_tab_and_opens_the_collect_folder(qtbot, tmp_path, collected):
+    from PyQt6.QtCore import QSettings
+
+    from maskwatch.config import Config
+    from maskwatch.gui.main_window import MainWindow
+    from maskwatch.gui.settings import GuiSettings
+
+    settings = GuiSettings(QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat))
+    settings.set_model_and_collect(model=None, collect=collected)
+    w = MainWindow(Config(model=TINY_MODEL), settings)
+    qtbot.addWidget(w)
+    w.show()
+    w.activateWindow()
+    qtbot.waitUntil(w.isActiveWindow)  # window shortcuts need the active window
+    assert w.tabs.tabText(1) == "Review" and w.tabs.currentIndex() == 0
+    w.video.setFocus()
+    qtbot.keyClick(w.video, Qt.Key.Key_2, Qt.KeyboardModifier.ControlModifier)
+    assert w.tabs.currentWidget() is w.review and w.review.session.folder == collected
+    assert w.review.focusWidget() is w.review.grid
+    qtbot.keyClick(w.review.grid, Qt.Key.Key_3)
+    assert [r["decision"] for r in decisions(collected)] == ["mask_worn_incorrectly"]
+    qtbot.keyClick(w.review.grid, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # Ctrl+Z undoes too
+    assert decisions(collected) == [] and w.review.current == 0
+    qtbot.keyClick(w.review.grid, Qt.Key.Key_1, Qt.KeyboardModifier.ControlModifier)  # Ctrl+1 is not "1"
+    assert w.tabs.currentIndex() == 0
+    w.shutdown()

@@ -19,7 +19,8 @@ picked in Settings and swapped in while the stream plays (:meth:`MainWindow.swap
 frame uses it, the counts so far stay). The status bar names the model in use.
 
 Keyboard: Space start/stop · Ctrl+O open file · Ctrl+S snapshot · Ctrl+R record · F11 full-screen
-(Esc leaves) · Ctrl+, settings · Ctrl+Q quit.
+(Esc leaves) · Ctrl+, settings · Ctrl+1 / Ctrl+2 the Monitor / Review tab · Ctrl+Shift+O open a
+folder to review · Ctrl+Q quit.
 """
 
 from __future__ import annotations
@@ -264,6 +265,7 @@ class MainWindow(QMainWindow):
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(split, "Monitor")
         self.tabs.addTab(self.review, "Review")
+        self.tabs.currentChanged.connect(self._tab_changed)
         layout = QVBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.tabs)
@@ -287,6 +289,9 @@ class MainWindow(QMainWindow):
         add(["Ctrl+S"], self.save_snapshot, "Snapshot")
         add(["Ctrl+R"], self.toggle_recording, "Record")
         add(["Ctrl+,"], self.open_settings, "Settings")
+        add(["Ctrl+1"], lambda: self.tabs.setCurrentIndex(0), "Monitor tab")
+        add(["Ctrl+2"], self.show_review, "Review tab")
+        add(["Ctrl+Shift+O"], self.review.choose_folder, "Review: open folder")
         add(["Ctrl+Q"], self.close, "Quit")
 
     # --- running -------------------------------------------------------------------------------------
@@ -582,6 +587,19 @@ class MainWindow(QMainWindow):
         dialog = ControlsDialog(self.settings, self.base_config, self)
         if dialog.exec():
             self.settings_saved(dialog)
+
+    def show_review(self) -> None:
+        """The Review tab, the keys on its grid; the collect folder opened if none is yet."""
+        self.tabs.setCurrentWidget(self.review)
+        self._tab_changed(self.tabs.currentIndex())
+
+    def _tab_changed(self, index: int) -> None:
+        if self.tabs.widget(index) is not self.review:
+            return
+        folder = self.settings.apply(self.base_config).collect.folder
+        if self.review.session is None and folder is not None and Path(folder).is_dir():
+            self.review.open_folder(folder)
+        self.review.grid.setFocus()
 
     def settings_saved(self, dialog: ControlsDialog) -> None:
         """While a run goes on, a newly chosen mask model is swapped in at once; the rest applies

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PyQt6.QtCore import QSize, Qt, pyqtSignal
-from PyQt6.QtGui import QColor, QIcon, QKeyEvent, QPixmap
+from PyQt6.QtGui import QColor, QIcon, QKeyEvent, QKeySequence, QPixmap
 from PyQt6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -258,7 +258,7 @@ class CropGrid(QListWidget):
             self.key_decision.emit(KEYS[key])
         elif key == Qt.Key.Key_S and not event.modifiers():
             self.key_decision.emit(SKIP)
-        elif key == Qt.Key.Key_Z and not event.modifiers() or event.matches(event.StandardKey.Undo):
+        elif key == Qt.Key.Key_Z and not event.modifiers() or event.matches(QKeySequence.StandardKey.Undo):
             self.key_undo.emit()
         else:
             super().keyPressEvent(event)
@@ -278,7 +278,7 @@ class ReviewTab(QWidget):
         layout.setContentsMargins(8, 8, 8, 8)
         top = QHBoxLayout()
         self.open_button = QPushButton("Open folder…")
-        self.open_button.setToolTip("A collect folder (collected.csv) or any folder of face crops")
+        self.open_button.setToolTip("A collect folder (collected.csv) or any folder of face crops (Ctrl+Shift+O)")
         self.open_button.clicked.connect(self.choose_folder)
         self.open_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # the keys belong to the grid
         top.addWidget(self.open_button)
