@@ -229,7 +229,6 @@ class Pipeline:
         try:
             self._frame_state = None  # the last row reports the source's state now (ended, for a finished file)
             self._refresh_source_stats()
-            self._apply_swap()
             self._final = self._with_model(self.counter.flush(self._end_timestamp(), self.stats))
         finally:
             self._close_stages()
@@ -259,32 +258,33 @@ class Pipeline:
         self.stats.reconnect_in = s.reconnect_in
         self.stats.dropped_frames = int(s.dropped)
 
-    def _apply_swap(self) -> None:
+    def _apply_swap(self) -> bool:
         """Take the classifier :meth:`swap_classifier` left, if any (in the iterating thread)."""
         with self._swap_lock:
             new, self._pending_classifier = self._pending_classifier, None
         if new is None:
-            return
+            return False
         old = self.model_description
         self.classifier = new
         self.swaps += 1
-        now = self.model_description
-        log.info("mask classifier swapped: %s -> %s", old, now)
-        if now and (not self._interval_models or self._interval_models[-1] != now):
-            self._interval_models.append(now)
+        log.info("mask classifier swapped: %s -> %s", old, self.model_description)
+        return True
 
-    def _with_model(self, summary: IntervalSummary | None) -> IntervalSummary | None:
-        """``summary`` with the model(s) that labelled its interval; the next one starts with the current."""
-        if summary is None:
-            return None
-        if summary.model is None and self._interval_models:
-            summary.model = " -> ".join(self._interval_models)
+    def _with_model(self, summary: IntervalSummary | None, swapped: bool = False) -> IntervalSummary | None:
+        """``summary`` (closed before this frame counted) with the model(s) that labelled its
+        interval; the next interval starts with the model in use. ``swapped``: the model changed
+        for this frame, which belongs to the interval still open."""
         current = self.model_description
-        self._interval_models = [current] if current else []
+        if summary is not None:
+            if summary.model is None and self._interval_models:
+                summary.model = " -> ".join(self._interval_models)
+            self._interval_models = [current] if current else []
+        elif swapped and current and (not self._interval_models or self._interval_models[-1] != current):
+            self._interval_models.append(current)
         return summary
 
     def _process(self, frame: Frame, decode_ms: float) -> FrameResult:
-        self._apply_swap()
+        swapped = self._apply_swap()
         ms = {"decode": decode_ms, "detect": 0.0, "classify": 0.0, "track": 0.0}
         seq = self.frames_processed  # our own frame counter: monotonic even if a source restarts its index
         if seq % self.every_n == 0:
@@ -318,7 +318,7 @@ class Pipeline:
             faces, self._timestamp(frame), frame.index, self._stats_copy(), tracks=self.tracker.tracks
         )
         return FrameResult(frame=frame, faces=faces, stats=self._stats_copy(), totals=self.totals,
-                           events=events, summary=self._with_model(summary))
+                           events=events, summary=self._with_model(summary, swapped))
 
     def _check_first_connection(self) -> None:
         """A live source that failed before its first frame: the camera is unreachable or the URL
@@ -341,8 +341,8 @@ class Pipeline:
         """No frame this tick (a live source connecting or reconnecting): state, and elapsed intervals."""
         summary = None
         if self.is_live:
-            self._apply_swap()
-            summary = self._with_model(self.counter.tick(time.time(), self._stats_copy()))
+            swapped = self._apply_swap()
+            summary = self._with_model(self.counter.tick(time.time(), self._stats_copy()), swapped)
         self.stats.stage_ms = {}
         return FrameResult(frame=None, faces=Faces.empty(), stats=self._stats_copy(), totals=self.totals,
                            summary=summary)
