@@ -78,6 +78,7 @@ class Crop:
     guess: str = ""
     top_prob: float | None = None
     decision: str | None = None  # set once labelled (or "skip") in this session
+    note: str = ""  # why it was collected, and the face's size (the tooltip)
 
     @property
     def labelled_name(self) -> str:
@@ -133,7 +134,8 @@ class ReviewSession:
             crops = []
             for row in rows_by_uncertainty(read_collected(self.folder)):
                 if (self.folder / row["file"]).is_file():
-                    crops.append(Crop(row["file"], row.get("guess", ""), _float(row.get("top_prob"))))
+                    note = f"{row.get('reason', '')}, face {row.get('face_px', '?')} px, {row.get('model', '')}"
+                    crops.append(Crop(row["file"], row.get("guess", ""), _float(row.get("top_prob")), note=note))
             return crops
         crops = []  # any folder of crops (an ImageFolder: the folder name is the guess)
         for path in sorted(self.folder.rglob("*")):
@@ -313,7 +315,7 @@ class ReviewTab(QWidget):
         self.grid.clear()
         for crop in session.crops:
             item = QListWidgetItem(QIcon(self._thumbnail(session.folder / crop.file)), "")
-            item.setToolTip(crop.file)
+            item.setToolTip(f"{crop.file}\n{crop.note}" if crop.note else crop.file)
             item.setSizeHint(QSize(THUMB + 20, THUMB + 44))
             self.grid.addItem(item)
             self._show_item(self.grid.count() - 1)
