@@ -148,3 +148,77 @@ def format_report(report: dict) -> str:
         f"peak RSS           {report['peak_rss_mb']:.1f} MiB",
     ]
     return "\n".join(lines)
+
+
+def _stream_worker(config: Config, frames: int | None, warmup: int, start, queue) -> None:
+    """One stream of :func:`run_streams`, in its own process: wait for the others, then :func:`run`."""
+    try:
+        pipeline = Pipeline(config)
+        start.wait()
+        t0 = time.perf_counter()
+        report = run(config, frames=frames, warmup=warmup, pipeline=pipeline)
+        report["started_s"], report["ended_s"] = t0, time.perf_counter()
+        queue.put(report)
+    except BaseException as e:  # the parent reports it; never hang it
+        queue.put({"error": f"{type(e).__name__}: {e}"})
+
+
+def run_streams(config: Config, streams: int, frames: int | None = None, warmup: int = 5) -> dict:
+    """``streams`` pipelines on ``config``'s source at once, one process each; aggregate and per-stream figures.
+
+    Processes, not threads: each camera of a site is its own pipeline, and the Python parts of
+    one (reading, tracking, counting) never wait for another's GIL. On a machine with fewer cores
+    than streams each detector gets ``cpus // streams`` inference threads (at least 1) unless the
+    config sets ``num_threads``: two streams with two threads each on two cores only trade places.
+    The aggregate fps is all streams' frames over the time from the common start to the last
+    stream's end; each stream's ``latency_ms`` is capture (or decode, for a file) to label.
+    """
+    import dataclasses
+    import multiprocessing as mp
+
+    streams = max(1, int(streams))
+    options = dict(config.detector.options)
+    threads = max(1, (os.cpu_count() or 1) // streams)
+    if "num_threads" not in options and config.detector.mode == "retina":
+        options["num_threads"] = threads
+    config = dataclasses.replace(config, detector=dataclasses.replace(config.detector, options=options))
+    ctx = mp.get_context("spawn")
+    start, queue = ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_stream_worker, args=(config, frames, warmup, start, queue), daemon=True) for _ in range(streams)]
+    for p in procs:
+        p.start()
+    time.sleep(0.5)
+    start.set()
+    reports = [queue.get() for _ in procs]
+    for p in procs:
+        p.join(timeout=10)
+    errors = [r["error"] for r in reports if "error" in r]
+    if errors:
+        raise MaskwatchError(f"bench: a stream failed: {errors[0]}")
+    wall = max(r["ended_s"] for r in reports) - min(r["started_s"] for r in reports)
+    total = sum(r["frames"] + r["warmup_frames"] for r in reports)
+    return {
+        "streams": streams,
+        "source": reports[0]["source"],
+        "resolution": reports[0]["resolution"],
+        "realtime": bool(config.sources.realtime),
+        "detector": config.detector.mode,
+        "detector_options": options,
+        "aggregate_fps": round(total / max(wall, 1e-9), 2),
+        "per_stream": [{"fps": r["fps"], "latency_ms": r["latency_ms"], "frames": r["frames"],
+                        "detect_ms": r["stage_ms"]["detect"], "faces_per_frame": r["faces_per_frame"]} for r in reports],
+        "machine": reports[0]["machine"],
+    }
+
+
+def format_streams(report: dict) -> str:
+    """The table of :func:`run_streams`."""
+    lines = [
+        f"{report['streams']} stream(s) of {report['source']} ({report['resolution'][0]}x{report['resolution'][1]}"
+        f"{', paced at the clip fps' if report['realtime'] else ', as fast as decoded'}); detector {report['detector']} "
+        f"{report['detector_options']}; aggregate {report['aggregate_fps']:.1f} fps",
+        f"{'stream':<8}{'fps':>8}{'latency p50 ms':>16}{'p95 ms':>10}{'detect ms':>11}",
+    ]
+    for k, s in enumerate(report["per_stream"]):
+        lines.append(f"{k:<8}{s['fps']:>8.1f}{s['latency_ms']['p50']:>16.1f}{s['latency_ms']['p95']:>10.1f}{s['detect_ms']['mean']:>11.1f}")
+    return "\n".join(lines)

@@ -35,6 +35,13 @@ class RetinaOptions(DetectorOptions):
     nms_iou: float = option(0.4, _NMS_HELP, gt=0, le=1)
     num_threads: int | None = option(None, _THREADS_HELP, ge=0)
     calibrate: bool = option(True, "move boxes to the face-box convention the mask classifier was trained on")
+    weights: str = option("float", "float32 network or its int8 quantization (scripts/quantize_retinaface.py)",
+                          choices=("float", "int8"))
+    # motion gating (maskwatch.detection.motion): fixed cameras only
+    motion: bool = option(False, "fixed camera: run the detector only where the picture moved, the whole frame every full_every frames")
+    full_every: int = option(10, "with motion: a whole-frame pass every this many frames (people who stand still)", ge=1)
+    region_scale: float = option(1.0, "with motion: moving regions run at this scale of the frame (1080p's whole frame runs at 0.5)", gt=0, le=4)
+    motion_width: int = option(320, "with motion: width in px of the grey frame the background subtractor sees", ge=32)
 
 
 @dataclass(frozen=True)

@@ -113,7 +113,7 @@ def validate_mode_options(mode: str, options: Mapping) -> dict:
     >>> validate_mode_options("retina", {"tile": 96})
     Traceback (most recent call last):
     ...
-    maskwatch.errors.MaskwatchError: face detector mode 'retina' has no option tile (it takes max_pixels, max_upscale, nms_iou, num_threads, calibrate)
+    maskwatch.errors.MaskwatchError: face detector mode 'retina' has no option tile (it takes max_pixels, max_upscale, nms_iou, num_threads, calibrate, weights, motion, full_every, region_scale, motion_width)
     """
     parsed = parse_options(mode, options)
     return {name: getattr(parsed, name) for name in options}
@@ -155,7 +155,7 @@ def build(mode: str, options: DetectorOptions, min_score: float, model_dir: Path
     return entry.factory()(options, min_score, model_dir)
 
 
-register(RetinaOptions, "maskwatch.detection.retina:RetinaDetector")
+register(RetinaOptions, "maskwatch.detection.retina:retina_backend")
 register(ShortOptions, "maskwatch.detection.tasks:ShortRangeDetector")
 register(FullOptions, "maskwatch.detection.tasks:FullRangeDetector")
 register(DenseOptions, "maskwatch.detection.blazeface:DenseDetector")

@@ -24,6 +24,8 @@ from maskwatch.errors import MaskwatchError
 from maskwatch.faces import Faces
 
 RETINA_MODEL = "face_detection_retinaface_mnet025.onnx"
+RETINA_INT8_MODEL = "face_detection_retinaface_mnet025_int8.onnx"
+RETINA_MODELS = {"float": RETINA_MODEL, "int8": RETINA_INT8_MODEL}
 
 
 class RetinaDetector:
@@ -50,7 +52,7 @@ class RetinaDetector:
 
     def __init__(self, options: RetinaOptions, min_score: float, model_dir: Path | None = None):
         self.options = options
-        path = model_path(model_dir, RETINA_MODEL)
+        path = model_path(model_dir, RETINA_MODELS[options.weights])
         data = read_model(path)
         self.path = path
         self._min_score, self._nms = min_score, options.nms_iou
@@ -105,7 +107,7 @@ class RetinaDetector:
                 wh = np.tile(np.repeat(np.asarray(sizes, np.float64)[:, None], 2, axis=1), (ny * nx, 1))
                 parts.append(np.hstack([centres, wh]))
             a = np.vstack(parts).astype(np.float32)
-            if len(self._anchors) >= 4:
+            if len(self._anchors) >= 32:  # the motion mode's regions come in a few sizes
                 self._anchors.pop(next(iter(self._anchors)))
             self._anchors[key] = a
         return a
@@ -113,6 +115,17 @@ class RetinaDetector:
     def detect(self, bgr: np.ndarray) -> Faces:
         h, w = bgr.shape[:2]
         nw, nh, _ = self.input_size(w, h)
+        return self.detect_resized(bgr, nw, nh)
+
+    def detect_at(self, bgr: np.ndarray, scale: float) -> Faces:
+        """Faces in ``bgr`` run at ``scale`` times its size (not ``max_pixels``'s): the motion mode's
+        regions, which run at a higher scale than the whole frame."""
+        h, w = bgr.shape[:2]
+        return self.detect_resized(bgr, max(1, round(w * scale)), max(1, round(h * scale)))
+
+    def detect_resized(self, bgr: np.ndarray, nw: int, nh: int) -> Faces:
+        """Faces in ``bgr`` with the network run on it resized to ``nw`` x ``nh``, in ``bgr``'s pixels."""
+        h, w = bgr.shape[:2]
         # INTER_AREA only for big reductions (4K -> 960x540), where bilinear would alias small faces
         # away; it is slow for other ratios (4.5 ms vs 0.5 ms for 1080p -> 964x542)
         interp = cv2.INTER_AREA if nw <= w / 2 else cv2.INTER_LINEAR
@@ -148,3 +161,14 @@ class RetinaDetector:
     def close(self) -> None:
         self._session = self._net = None
         self._anchors.clear()
+
+
+def retina_backend(options: RetinaOptions, min_score: float, model_dir: Path | None = None):
+    """The ``retina`` mode's back-end: :class:`RetinaDetector`, motion-gated when ``options.motion``."""
+    detector = RetinaDetector(options, min_score, model_dir)
+    if not options.motion:
+        return detector
+    from maskwatch.detection.motion import MotionGatedDetector
+
+    return MotionGatedDetector(detector, full_every=options.full_every, region_scale=options.region_scale,
+                               width=options.motion_width, max_pixels=options.max_pixels)
