@@ -126,7 +126,7 @@ class Pipeline:
             if detector is None:
                 from maskwatch.detection import FaceDetector
 
-                detector = FaceDetector.from_config(config.detector)
+                detector = FaceDetector.from_config(config.detector, video=True)  # frames of one camera: motion gating
             self.detector = detector
             if tracker is None:
                 from maskwatch.tracking import Tracker

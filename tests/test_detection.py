@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import xml.etree.ElementTree as ET
@@ -208,7 +209,10 @@ def test_face_shape_filter_runs_once_on_the_merged_faces(scene, mode):
 def test_every_back_end_has_the_detector_protocol(detectors, mode):
     backend = detectors[mode]._backend
     assert isinstance(backend, Detector)
-    assert backend.options == registry.parse_options(mode, {})  # built from its typed options
+    expected = registry.parse_options(mode, {})
+    if "motion" in expected.names():  # unset motion is resolved when the detector is built: off for photos
+        expected = dataclasses.replace(expected, motion=False)
+    assert backend.options == expected  # built from its typed options
 
 
 def test_context_manager_and_closed_detector(scene):

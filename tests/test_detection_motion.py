@@ -175,3 +175,34 @@ def test_motion_and_weights_options_are_checked():
 def test_int8_weights_missing_file_is_one_line(tmp_path):
     with pytest.raises(MaskwatchError, match="face detection model not found: .*_int8.onnx"):
         FaceDetector("retina", weights="int8", model_dir=tmp_path)
+
+
+def test_unset_motion_is_on_for_video_and_off_for_photos():
+    with FaceDetector("retina") as photos, FaceDetector("retina", video=True) as camera, \
+            FaceDetector("retina", video=True, motion=False) as told:
+        assert (photos.options["motion"], camera.options["motion"], told.options["motion"]) == (False, True, False)
+        assert isinstance(camera._backend, MotionGatedDetector)
+        assert not isinstance(photos._backend, MotionGatedDetector) and not isinstance(told._backend, MotionGatedDetector)
+
+
+def test_the_pipeline_gates_its_default_detector_and_still_counts(known_faces_clip):
+    """The pipeline's default detector is motion-gated; on the known-faces clip (two people walking
+    across, one after the other) most frames skip the whole-frame pass and both are counted."""
+    from conftest import TINY_MODEL
+
+    from maskwatch.config import Config
+    from maskwatch.pipeline import Pipeline
+
+    config = Config(source=str(known_faces_clip["path"]), model=TINY_MODEL, interval_s=60)
+    passes = collections.Counter()
+    with Pipeline(config) as pipeline:
+        backend = pipeline.detector._backend
+        assert isinstance(backend, MotionGatedDetector)
+        frames_with_faces = 0
+        for result in pipeline:
+            passes[backend.last_pass] += 1
+            frames_with_faces += len(result.faces) > 0
+        totals = pipeline.totals
+    assert totals.people_seen == known_faces_clip["people"] == 2
+    assert passes["full"] < passes["regions"] + passes["none"], passes
+    assert frames_with_faces >= 0.8 * (known_faces_clip["frames"] - known_faces_clip["gap_frames"])

@@ -7,6 +7,7 @@ mode's back-end, converts whatever image it is given to BGR, and hands back a
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -29,10 +30,16 @@ class FaceDetector:
 
     ``mode`` is one of :data:`~maskwatch.detection.DETECTOR_MODES`; ``mode_options`` are that
     mode's options (:mod:`maskwatch.detection.options`, for example ``FaceDetector("tiled", tile=256)``).
-    ``options`` holds all of them, defaults included.
+    ``options`` holds all of them, defaults included. ``video=True`` says frames come one after
+    another from one fixed camera: ``retina`` then gates on motion unless ``motion=False``.
+
+    >>> with FaceDetector("retina") as photos, FaceDetector("retina", video=True) as camera:
+    ...     photos.options["motion"], camera.options["motion"]
+    (False, True)
     """
 
-    def __init__(self, mode: str = registry.DEFAULT_MODE, min_score: float = 0.5, model_dir: Path | None = None, **mode_options):
+    def __init__(self, mode: str = registry.DEFAULT_MODE, min_score: float = 0.5, model_dir: Path | None = None,
+                 video: bool = False, **mode_options):
         entry = registry.get(mode)
         try:
             score = float(min_score)
@@ -41,15 +48,21 @@ class FaceDetector:
         if not 0.0 <= score <= 1.0:
             raise MaskwatchError(f"face detector min_score must be in [0, 1], got {min_score}")
         options = entry.options.from_dict(mode_options)
+        if "motion" in options.names() and options.motion is None:  # unset: gated on video only
+            options = dataclasses.replace(options, motion=bool(video))
         self.mode = mode
         self.min_score = score
         self.options: dict = options.as_dict()
         self._backend = registry.build(mode, options, self.min_score, model_dir)
 
     @classmethod
-    def from_config(cls, config) -> "FaceDetector":
-        """The detector a :class:`~maskwatch.config.DetectorConfig` describes (mode, min_score, options)."""
-        return cls(config.mode, config.min_score, **config.options)
+    def from_config(cls, config, video: bool = False) -> "FaceDetector":
+        """The detector a :class:`~maskwatch.config.DetectorConfig` describes (mode, min_score, options).
+
+        ``video``: its frames come one after another from one camera (the pipeline), so a mode
+        that can skip what did not change (``retina``'s ``motion``) does unless told otherwise.
+        """
+        return cls(config.mode, config.min_score, video=video, **config.options)
 
     def detect(self, image_bgr: np.ndarray) -> Faces:
         """Faces in ``image_bgr`` (uint8 BGR; BGRA and grayscale are converted)."""

@@ -171,6 +171,11 @@ class MotionGatedDetector:
         self.last_pass = "none"
         self.last_regions: list[Region] = []
 
+    @property
+    def options(self):
+        """The wrapped detector's options."""
+        return getattr(self.detector, "options", None)
+
     def _full(self, bgr: np.ndarray) -> Faces:
         faces = self.detector.detect(bgr)
         self._static, self._since_full, self.last_pass = faces, 0, "full"
