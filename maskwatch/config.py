@@ -122,19 +122,7 @@ class Config:
         must be a number > 0, got -1``)."""
         path = Path(path)
         where = f"config file {_shown(path)}"
-        try:
-            with open(path, "rb") as f:
-                data = tomllib.load(f)
-        except FileNotFoundError:
-            raise MaskwatchError(f"config file not found: {_shown(path)}") from None
-        except IsADirectoryError:
-            raise MaskwatchError(f"{where} is a directory, not a TOML file") from None
-        except OSError as e:
-            raise MaskwatchError(f"cannot read {where}: {(e.strerror or str(e)).lower()}") from None
-        except UnicodeDecodeError:
-            raise MaskwatchError(f"{where} is not valid TOML: not UTF-8 text") from None
-        except tomllib.TOMLDecodeError as e:
-            raise MaskwatchError(f"{where} is not valid TOML: {e}") from None
+        data = read_toml(path, where)
         return cls().with_overrides(data, where=where).validate(where=where)
 
     @classmethod
@@ -201,6 +189,30 @@ class Config:
 
 
 # -- merging ---------------------------------------------------------------------------------------
+
+
+def read_toml(path: str | os.PathLike, where: str) -> dict:
+    """The tables of the TOML file ``path``; every problem is one line starting with ``where``
+    (``config file site.toml``), the one reader of the single-camera and the site file.
+
+    >>> read_toml("/nonexistent/site.toml", "config file /nonexistent/site.toml")
+    Traceback (most recent call last):
+    ...
+    maskwatch.errors.MaskwatchError: config file not found: /nonexistent/site.toml
+    """
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise MaskwatchError(f"config file not found: {_shown(path)}") from None
+    except IsADirectoryError:
+        raise MaskwatchError(f"{where} is a directory, not a TOML file") from None
+    except OSError as e:
+        raise MaskwatchError(f"cannot read {where}: {(e.strerror or str(e)).lower()}") from None
+    except UnicodeDecodeError:
+        raise MaskwatchError(f"{where} is not valid TOML: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as e:
+        raise MaskwatchError(f"{where} is not valid TOML: {e}") from None
 
 
 def _shown(path) -> str:

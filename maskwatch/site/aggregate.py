@@ -9,7 +9,11 @@ Nothing is lost while it is down: it connects with a fixed client id
 (``maskwatch-aggregate-<prefix>``, ``--client-id`` to run a second one) and a persistent session
 (``clean_session`` false), so the broker keeps the QoS 1 messages that arrive meanwhile; and a
 message is acked only after its row is committed, so a crash or a database outage mid-write gets it
-delivered again. A malformed payload is logged and skipped (acked: sending it again would not help).
+delivered again. A malformed payload, or a row the database refuses for its values (a null where
+text belongs, an infinite number, a constraint), is logged and skipped (acked: sending it again
+would not help, and an unacked bad message would come back first at every start and stop the
+aggregate for good); only a database that is away (connection, lock) is retried, then the
+aggregate stops with the message unacked.
 
 It reads only the ``[mqtt]`` and ``[db]`` tables of ``site.toml`` (an aggregating host needs no
 cameras). SIGTERM / SIGINT: disconnect and exit 0.
@@ -143,16 +147,21 @@ class Aggregator:
         kind = "event" if topic == self.events_topic else "interval"
         try:
             payload = json.loads(raw)
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):
             return self._skip(topic, "not JSON")
         if kind == "interval" and isinstance(payload, dict) and topic.split("/")[-2] != payload.get("camera"):
             return self._skip(topic, f"camera {payload.get('camera')!r} is not the topic's")
+        from maskwatch.site.history import RowRejected
+
         for wait in (*DB_RETRIES_S, None):
             try:
                 new = self.history.upsert(kind, payload)
+            except RowRejected as e:  # the row itself: sending it again would fail again
+                return self._skip(topic, str(e))
             except MaskwatchError as e:
-                if str(e).startswith((f"{kind} payload", "unknown row kind")):  # the payload, not the database
+                if str(e).startswith("unknown row kind"):
                     return self._skip(topic, str(e))
+                # the database (unreachable, locked, restarting): try again, then stop without the ack
                 if wait is None or self.stopped.is_set():
                     self.failure = f"aggregate stopped: {e} (the message stays on the broker for the next start)"
                     self.stopped.set()
@@ -160,7 +169,7 @@ class Aggregator:
                 log.warning("%s; trying again in %.1f s", e, wait)
                 self.stopped.wait(wait)
                 continue
-            except (TypeError, ValueError) as e:
+            except (TypeError, ValueError, ArithmeticError) as e:  # a value no check foresaw: still the row's
                 return self._skip(topic, f"{type(e).__name__}: {e}")
             if new:
                 self.stored += 1

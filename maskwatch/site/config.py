@@ -38,12 +38,11 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from maskwatch.config import Config
+from maskwatch.config import Config, read_toml
 from maskwatch.errors import MaskwatchError
 from maskwatch.site.secrets import resolve_secret, secret_keys
 
@@ -112,7 +111,7 @@ class SiteConfig:
         """Read and check ``path``; a one-line ``MaskwatchError`` naming the file and key otherwise."""
         path = Path(path).expanduser()
         where = f"config file {_shown(path)}"
-        data = _read_toml(path, where)
+        data = read_toml(path, where)
         return cls.from_table(data, path, where)
 
     @classmethod
@@ -157,7 +156,7 @@ class SiteConfig:
 
         path = Path(path).expanduser()
         where = f"config file {_shown(path)}"
-        data = _read_toml(path, where)
+        data = read_toml(path, where)
         if "mqtt" not in data:
             raise MaskwatchError(f"{where}: no [mqtt] table: aggregate needs the broker (host = ...)")
         base = path.absolute().parent
@@ -177,22 +176,6 @@ class SiteConfig:
 
 def _shown(path) -> str:
     return os.fsencode(os.fspath(path)).decode("utf-8", "backslashreplace")
-
-
-def _read_toml(path: Path, where: str) -> dict:
-    try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
-    except FileNotFoundError:
-        raise MaskwatchError(f"config file not found: {_shown(path)}") from None
-    except IsADirectoryError:
-        raise MaskwatchError(f"{where} is a directory, not a TOML file") from None
-    except OSError as e:
-        raise MaskwatchError(f"cannot read {where}: {(e.strerror or str(e)).lower()}") from None
-    except UnicodeDecodeError:
-        raise MaskwatchError(f"{where} is not valid TOML: not UTF-8 text") from None
-    except tomllib.TOMLDecodeError as e:
-        raise MaskwatchError(f"{where} is not valid TOML: {e}") from None
 
 
 def _table(data: Mapping, key: str, where: str) -> Mapping:
@@ -298,7 +281,7 @@ def _check_outputs(cameras: list[CameraConfig], where: str) -> None:
 
 def _db_url(table: Mapping, base: Path, where: str) -> tuple[str, str]:
     """(the database URL with its password, the URL shown in messages)."""
-    from sqlalchemy.engine import make_url
+    from sqlalchemy.engine import URL, make_url
     from sqlalchemy.exc import ArgumentError
 
     for key in table:
@@ -309,16 +292,17 @@ def _db_url(table: Mapping, base: Path, where: str) -> tuple[str, str]:
         raw = str(base / DEFAULT_DB_FILE)
     if not isinstance(raw, str) or not raw.strip():
         raise MaskwatchError(f"{where}: url must be a database URL (sqlite:///file.db, postgresql+psycopg://...) or a file")
-    if "://" not in raw:  # a plain path: a SQLite file
-        raw = "sqlite:///" + str(_relative_to(base, raw))
-    try:
-        url = make_url(raw)
-    except (ArgumentError, ValueError):
-        raise MaskwatchError(f"{where}: url is not a database URL (sqlite:///file.db, postgresql+psycopg://user@host/db)") from None
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        database = Path(url.database).expanduser()
-        if not database.is_absolute():
-            url = url.set(database=str(base / database))
+    if "://" not in raw:  # a plain path: a SQLite file (URL.create: a '?' or '#' in the name stays the name's)
+        url = URL.create("sqlite", database=str(_relative_to(base, raw)))
+    else:
+        try:
+            url = make_url(raw)
+        except (ArgumentError, ValueError):
+            raise MaskwatchError(f"{where}: url is not a database URL (sqlite:///file.db, "
+                                 "postgresql+psycopg://user@host/db)") from None
+    if (url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:"
+            and not url.database.startswith("file:")):
+        url = url.set(database=str(_relative_to(base, url.database)))  # ~ is home, relative is site.toml's folder
     password = resolve_secret(_secret_file_anchored(table, base), "password", where)
     if password is not None:
         if url.password is not None:

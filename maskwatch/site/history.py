@@ -71,7 +71,19 @@ KINDS = ("interval", "event")
 """The two kinds of rows (``pending`` returns them, ``upsert`` takes them)."""
 
 BUSY_TIMEOUT_MS = 30_000
-"""How long an SQLite writer waits for another process's transaction before giving up."""
+"""How long an SQLite writer waits for another process's transaction before giving up (``History(busy_timeout_s=)``)."""
+
+
+class DatabaseUnavailable(MaskwatchError):
+    """A database error that may pass by itself: the server is down or restarting, the connection
+    dropped, the SQLite file is locked by another writer for longer than the busy timeout. The same
+    write may succeed later (:class:`~maskwatch.sinks.database.DatabaseSink` keeps the row and tries
+    again; ``maskwatch aggregate`` retries before giving up)."""
+
+
+class RowRejected(MaskwatchError):
+    """This row cannot be stored (a value of the wrong type, too large, not finite, a constraint):
+    writing it again would fail again, so a consumer logs it and moves on."""
 
 INTERVAL_FIELDS: tuple[str, ...] = (
     "id", "camera", "start", "end", "start_ts", "end_ts", "frames", "faces", "people_seen",
@@ -89,9 +101,9 @@ metadata = sa.MetaData()
 intervals_table = sa.Table(
     "intervals", metadata,
     sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("camera", sa.String(200), nullable=False),
-    sa.Column("start", sa.String(40), nullable=False),
-    sa.Column("end", sa.String(40), nullable=False),
+    sa.Column("camera", sa.Text, nullable=False),  # free text: Text, never a length a long value overflows
+    sa.Column("start", sa.Text, nullable=False),
+    sa.Column("end", sa.Text, nullable=False),
     sa.Column("start_ts", sa.Float, nullable=False),
     sa.Column("end_ts", sa.Float, nullable=False),
     sa.Column("frames", sa.Integer, nullable=False),
@@ -101,8 +113,8 @@ intervals_table = sa.Table(
     sa.Column("compliance_rate", sa.Float, nullable=True),
     sa.Column("fps", sa.Float, nullable=False),
     sa.Column("dropped_frames", sa.Integer, nullable=False),
-    sa.Column("source_state", sa.String(20), nullable=False),
-    sa.Column("model", sa.String(200), nullable=True),
+    sa.Column("source_state", sa.Text, nullable=False),
+    sa.Column("model", sa.Text, nullable=True),  # "A -> B -> C" after several live swaps grows
     sa.Column("published", sa.Boolean, nullable=False, default=False),
     sa.Column("written_at", sa.Float, nullable=False),
     sa.Index("ix_intervals_camera_start", "camera", "start_ts"),
@@ -113,14 +125,14 @@ events_table = sa.Table(
     "events", metadata,
     sa.Column("id", sa.String(32), primary_key=True),
     sa.Column("type", sa.String(10), nullable=False),
-    sa.Column("camera", sa.String(200), nullable=False),
+    sa.Column("camera", sa.Text, nullable=False),
     sa.Column("track_id", sa.Integer, nullable=False),
-    sa.Column("label", sa.String(40), nullable=True),
-    sa.Column("time", sa.String(40), nullable=False),
+    sa.Column("label", sa.Text, nullable=True),
+    sa.Column("time", sa.Text, nullable=False),
     sa.Column("ts", sa.Float, nullable=False),
     sa.Column("confidence", sa.Float, nullable=True),
     sa.Column("box", sa.JSON, nullable=True),
-    sa.Column("snapshot", sa.String(1000), nullable=True),
+    sa.Column("snapshot", sa.Text, nullable=True),
     sa.Column("published", sa.Boolean, nullable=False, default=False),
     sa.Column("written_at", sa.Float, nullable=False),
     sa.Index("ix_events_camera_ts", "camera", "ts"),
@@ -228,6 +240,8 @@ def database_url(url: str | os.PathLike | sa.URL) -> sa.URL:
 
     >>> database_url("site/history.db").render_as_string()
     'sqlite:///site/history.db'
+    >>> database_url("sqlite:///~/history.db").database == os.path.expanduser("~/history.db")
+    True
     >>> database_url("postgresql+psycopg://mw:s3cret@db.local/maskwatch").render_as_string()
     'postgresql+psycopg://mw:***@db.local/maskwatch'
     >>> database_url("not a url://x")
@@ -236,20 +250,29 @@ def database_url(url: str | os.PathLike | sa.URL) -> sa.URL:
     maskwatch.errors.MaskwatchError: not a database URL: 'not a url://x' (give an SQLAlchemy URL such as sqlite:///maskwatch.db or postgresql+psycopg://user@host/db, or a file path)
     """
     if isinstance(url, sa.URL):  # str() of a URL hides its password: never round-trip through it
-        return url
+        return _home_expanded(url)
     if isinstance(url, os.PathLike) or "://" not in str(url):
         path = str(os.fspath(url))
         if not path.strip():
             raise MaskwatchError("no database given (an SQLite file path or an SQLAlchemy URL)")
         return sa.URL.create("sqlite", database=os.path.expanduser(path))
     try:
-        return sa.make_url(str(url))
+        parsed = sa.make_url(str(url))
     except (sa_exc.ArgumentError, ValueError):
         from maskwatch.sources.spec import redact
 
         raise MaskwatchError(
             f"not a database URL: {redact(url)!r} (give an SQLAlchemy URL such as sqlite:///maskwatch.db"
             " or postgresql+psycopg://user@host/db, or a file path)") from None
+    return _home_expanded(parsed)
+
+
+def _home_expanded(url: sa.URL) -> sa.URL:
+    """An SQLite URL's ``~`` is the home folder (``sqlite:///~/x.db``), not a folder named ``~``."""
+    database = url.database or ""
+    if url.get_backend_name() == "sqlite" and database.startswith("~"):
+        return url.set(database=os.path.expanduser(database))
+    return url
 
 
 def shown(url: sa.URL) -> str:
@@ -270,8 +293,10 @@ class History:
     :class:`MaskwatchError` naming :attr:`shown_url`, never the password.
     """
 
-    def __init__(self, url: str | os.PathLike | sa.URL, *, create: bool = True):
+    def __init__(self, url: str | os.PathLike | sa.URL, *, create: bool = True,
+                 busy_timeout_s: float = BUSY_TIMEOUT_MS / 1000):
         self.url = database_url(url)
+        self.busy_timeout_s = float(busy_timeout_s)
         self.shown_url: str = shown(self.url)
         self._closed = False
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
@@ -280,7 +305,7 @@ class History:
             database = self.url.database or ""
             if database and database != ":memory:" and not database.startswith("file:"):
                 self._prepare_sqlite_file(Path(database), create)
-            kwargs["connect_args"] = {"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000}
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": self.busy_timeout_s}
         else:
             kwargs["pool_pre_ping"] = True  # a server restarted overnight: reconnect, don't fail the next write
         try:
@@ -291,7 +316,8 @@ class History:
             hint = " (pip install 'maskwatch[postgres]')" if self.url.get_backend_name() == "postgresql" else ""
             raise MaskwatchError(f"cannot use database {self.shown_url}: its driver is not installed: {e}{hint}") from None
         if self.is_sqlite:
-            sa_event.listen(self.engine, "connect", _sqlite_pragmas)
+            busy_ms = max(0, round(self.busy_timeout_s * 1000))
+            sa_event.listen(self.engine, "connect", lambda dbapi_connection, _record: _sqlite_pragmas(dbapi_connection, busy_ms))
         with self._errors("open"):
             self._create_tables(create)
 
@@ -308,6 +334,15 @@ class History:
         payload = event_payload(camera, event, snapshot)
         self._insert("event", payload, published=False)
         return payload
+
+    def write(self, kind: str, payload: dict) -> bool:
+        """Store a payload made earlier (:func:`interval_payload` / :func:`event_payload`) unpublished,
+        unless its ``id`` is there already; ``True`` if it was new. For a writer that retries the same
+        row after a failure (:class:`~maskwatch.sinks.database.DatabaseSink`): a write that committed
+        but whose answer was lost is not stored twice."""
+        if kind not in _TABLES:
+            raise MaskwatchError(f"unknown row kind {kind!r} (known: {', '.join(KINDS)})")
+        return self._insert(kind, payload, published=False)
 
     def pending(self, limit: int = 500) -> list[tuple[str, dict]]:
         """Up to ``limit`` rows not yet published, oldest written first: ``("interval"|"event", payload)``."""
@@ -391,7 +426,13 @@ class History:
         row["published"] = published
         row["written_at"] = time.time()
         dialect = self.engine.dialect.name
-        with self._errors("write"):
+        try:
+            return self._insert_row(table, row, dialect)
+        except (TypeError, ValueError, ArithmeticError) as e:  # a value the driver cannot bind
+            raise RowRejected(f"cannot write {kind} to database {self.shown_url}: {type(e).__name__}: {e}") from None
+
+    def _insert_row(self, table: sa.Table, row: dict, dialect: str) -> bool:
+        with self._errors("write", row=True):
             if dialect in ("sqlite", "postgresql"):  # one atomic statement, no read-then-write race
                 module = sa_sqlite if dialect == "sqlite" else sa_postgresql
                 stmt = (module.insert(table).values(**row).on_conflict_do_nothing(index_elements=["id"])
@@ -455,8 +496,10 @@ class History:
                                  f"{e.strerror or e}") from None
 
     @contextmanager
-    def _errors(self, doing: str) -> Iterator[None]:
-        """Database errors -> one-line MaskwatchError naming the shown URL, never the password."""
+    def _errors(self, doing: str, row: bool = False) -> Iterator[None]:
+        """Database errors -> one-line MaskwatchError naming the shown URL, never the password:
+        :class:`DatabaseUnavailable` when it may pass (:meth:`_transient`), :class:`RowRejected`
+        when ``row`` (one row's write) and the values were refused, else a plain MaskwatchError."""
         if self._closed:
             raise MaskwatchError(f"database {self.shown_url} is closed")
         try:
@@ -464,9 +507,36 @@ class History:
         except MaskwatchError:
             raise
         except sa_exc.SQLAlchemyError as e:
-            raise MaskwatchError(f"cannot {doing} database {self.shown_url}: {self._reason(e)}") from None
+            kind = MaskwatchError
+            if self._transient(e):
+                kind = DatabaseUnavailable
+            elif row and self._row_error(e):
+                kind = RowRejected
+            raise kind(f"cannot {doing} database {self.shown_url}: {self._reason(e)}") from None
         except OSError as e:
             raise MaskwatchError(f"cannot {doing} database {self.shown_url}: {e.strerror or e}") from None
+
+    def _transient(self, error: BaseException) -> bool:
+        """A connection or lock problem that may pass (the same statement may work later)."""
+        if isinstance(error, (sa_exc.DisconnectionError, sa_exc.TimeoutError)):
+            return True
+        if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
+            return True
+        if not isinstance(error, (sa_exc.OperationalError, sa_exc.InterfaceError)):
+            return False
+        if not self.is_sqlite:  # PostgreSQL & co.: OperationalError is the connection, the server, a lock
+            return True
+        text = str(getattr(error, "orig", error)).lower()  # SQLite: not "no such table" (the schema)
+        return any(word in text for word in _SQLITE_TRANSIENT)
+
+    def _row_error(self, error: BaseException) -> bool:
+        """An error caused by the row's values, not by the database."""
+        if isinstance(error, (sa_exc.IntegrityError, sa_exc.DataError)):
+            return True
+        if isinstance(error, sa_exc.StatementError) and not isinstance(error, sa_exc.DBAPIError):
+            return True  # SQLAlchemy could not bind or process a value
+        # SQLite reports a value it cannot bind as ProgrammingError/InterfaceError
+        return self.is_sqlite and isinstance(error, (sa_exc.ProgrammingError, sa_exc.InterfaceError))
 
     def _reason(self, error: BaseException) -> str:
         """The driver's own first line (no SQL, no parameters), with any password hidden."""
@@ -481,55 +551,114 @@ class History:
         return redact(text)
 
 
-def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
+_SQLITE_TRANSIENT = ("locked", "busy", "disk i/o", "unable to open", "disk is full", "readonly database")
+"""Words of the SQLite errors that may pass (another writer, a full or unmounted disk)."""
+
+
+def _sqlite_pragmas(dbapi_connection, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
     """Each new SQLite connection: wait for other writers, WAL (readers never block writers)."""
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         cursor.execute("PRAGMA journal_mode = WAL")  # persistent in the file; a no-op once set
         cursor.execute("PRAGMA synchronous = FULL")  # a committed row survives a power cut
     finally:
         cursor.close()
 
 
-_REQUIRED = {
-    "interval": {"id": str, "camera": str, "start_ts": (int, float), "end_ts": (int, float)},
-    "event": {"id": str, "type": str, "camera": str, "track_id": int, "ts": (int, float)},
-}
+_INT_RANGE = (-(2**31), 2**31 - 1)
+"""Every integer column is a 32-bit INTEGER (PostgreSQL's bound; SQLite takes more, but one rule)."""
 
 
 def _checked(kind: str, payload) -> dict:
-    """A received payload made into a complete row, or a one-line MaskwatchError."""
+    """A received payload made into a complete row, or a one-line :class:`RowRejected`.
+
+    Every value the database would refuse, or that would break a later step, is refused here with
+    the key's name: a required key missing or null, a number that is not finite (JSON's ``1e400``
+    is infinity), a string where a number belongs or the other way round, a count that is negative
+    or beyond 32 bits, a ``box`` that is not four numbers.
+
+    >>> _checked("event", {"id": "e1", "type": "new", "camera": "door", "track_id": 3, "ts": 1e9})["time"][:4]
+    '2001'
+    >>> _checked("interval", {"id": "i1", "camera": "door", "start_ts": 1.0, "end_ts": float("inf")})
+    Traceback (most recent call last):
+    ...
+    maskwatch.site.history.RowRejected: interval payload has no valid 'end_ts' (a finite number), got inf
+    """
     if not isinstance(payload, dict):
-        raise MaskwatchError(f"{kind} payload is not a JSON object")
-    for key, types in _REQUIRED[kind].items():
+        raise RowRejected(f"{kind} payload is not a JSON object")
+
+    def bad(key: str, what: str) -> RowRejected:
+        value = repr(payload.get(key))
+        return RowRejected(f"{kind} payload has no valid {key!r} ({what}), got {value[:60]}")
+
+    def text(key: str, required: bool, limit: int | None = None) -> str | None:
         value = payload.get(key)
-        if not isinstance(value, types) or isinstance(value, bool) or (isinstance(value, str) and not value):
-            raise MaskwatchError(f"{kind} payload has no valid {key!r}")
-    if len(payload["id"]) > 32:
-        raise MaskwatchError(f"{kind} payload id is longer than 32 characters")
-    row = dict(payload)
-    try:
-        if kind == "interval":
-            row.setdefault("start", payload_time(row["start_ts"]))
-            row.setdefault("end", payload_time(row["end_ts"]))
-            for key in ("frames", "faces", "people_seen", *LABELS, "dropped_frames"):
-                row[key] = int(row.get(key) or 0)
-            row["fps"] = float(row.get("fps") or 0.0)
-            rate = row.get("compliance_rate")
-            row["compliance_rate"] = None if rate is None else float(rate)
-            row["source_state"] = str(row.get("source_state") or "live")
-        else:
-            if row["type"] not in EVENT_TYPES.values():
-                raise MaskwatchError(f"event payload has an unknown type {row['type']!r}")
-            row.setdefault("time", payload_time(row["ts"]))
-            conf = row.get("confidence")
-            row["confidence"] = None if conf is None else float(conf)
-            box = row.get("box")
-            if box is not None:
-                if not isinstance(box, list) or len(box) != 4:
-                    raise MaskwatchError("event payload 'box' is not [x1, y1, x2, y2]")
-                row["box"] = [float(v) for v in box]
-    except (TypeError, ValueError) as e:
-        raise MaskwatchError(f"{kind} payload has a field of the wrong type: {e}") from None
+        if value is None and not required:
+            return None
+        if not isinstance(value, str) or not value or (limit is not None and len(value) > limit):
+            raise bad(key, "text" + (f" of at most {limit} characters" if limit else ""))
+        return value
+
+    def number(key: str, required: bool, default: float | None = None) -> float | None:
+        value = payload.get(key)
+        if value is None and not required:
+            return default
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad(key, "a finite number")
+        try:
+            value = float(value)
+        except OverflowError:  # an int too large for a float
+            raise bad(key, "a finite number") from None
+        if not math.isfinite(value):
+            raise bad(key, "a finite number")
+        return value
+
+    def integer(key: str, required: bool, low: int = 0) -> int:
+        value = payload.get(key)
+        if value is None and not required:
+            return 0
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or not max(low, _INT_RANGE[0]) <= value <= _INT_RANGE[1]:
+            raise bad(key, "a whole number" + (" >= 0" if low == 0 else ""))
+        return value
+
+    row: dict[str, Any] = {"id": text("id", True, 32), "camera": text("camera", True)}
+    if kind == "interval":
+        row["start_ts"], row["end_ts"] = number("start_ts", True), number("end_ts", True)
+        for key in ("start", "end"):
+            row[key] = text(key, False) or _time_or_rejected(kind, key, row[f"{key}_ts"])
+        for key in ("frames", "faces", "people_seen", *LABELS, "dropped_frames"):
+            row[key] = integer(key, False)
+        row["fps"] = number("fps", False, 0.0)
+        row["compliance_rate"] = number("compliance_rate", False)
+        row["source_state"] = text("source_state", False) or "live"
+        row["model"] = text("model", False)
+    else:
+        row["type"] = text("type", True)
+        if row["type"] not in EVENT_TYPES.values():
+            raise RowRejected(f"event payload has an unknown type {row['type'][:40]!r}")
+        row["track_id"] = integer("track_id", True, low=_INT_RANGE[0])
+        row["ts"] = number("ts", True)
+        row["time"] = text("time", False) or _time_or_rejected(kind, "time", row["ts"])
+        row["label"] = text("label", False)
+        row["confidence"] = number("confidence", False)
+        box = payload.get("box")
+        if box is not None:
+            if (not isinstance(box, list) or len(box) != 4
+                    or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in box)
+                    or not all(math.isfinite(float(v)) for v in box)):
+                raise RowRejected("event payload 'box' is not [x1, y1, x2, y2] (four finite numbers)")
+            box = [float(v) for v in box]
+        row["box"] = box
+        row["snapshot"] = text("snapshot", False)
     return row
+
+
+def _time_or_rejected(kind: str, key: str, epoch: float) -> str:
+    """The ISO time of ``epoch`` for a payload without ``key``; a time no calendar holds is refused."""
+    try:
+        return payload_time(epoch)
+    except (ArithmeticError, ValueError, OSError):
+        raise RowRejected(f"{kind} payload has no valid {key!r}: {epoch!r} is no time") from None

@@ -17,8 +17,12 @@ Supervision, Frigate's watchdog in small:
   initial wait once a worker has run ``restart_reset_after_s``; each restart is logged with the
   camera, the exit code or signal and the restart count, the camera's MQTT state is
   ``reconnecting`` meanwhile, and the count is in the final summary;
-- a camera that cannot work as configured (a video file that is not there, a broken model) is
-  reported once and not restarted: state ``ended``; a network camera's errors are retried;
+- a camera that cannot work as configured (a video file that is not there, a missing or broken
+  model: checked by each worker before it starts, whatever its source) is reported once and not
+  restarted: state ``ended``; a network camera's errors are retried, and so is a history database
+  that is away when a worker starts (the supervisor opened it at start: it will be back);
+- a worker that ends (for good or to be restarted) leaves nobody in view: its retained
+  ``<camera>/<label>`` counts go to 0;
 - a file source that ends ends its camera (``ended``); when every camera has ended, serve exits
   (status 0, or 1 when a camera could not work).
 
@@ -318,6 +322,7 @@ class Supervisor:
             worker.conn = None
         worker.process = None
         worker.bank()
+        self._nobody_in_view(worker)
         code = process.exitcode
         ran = time.monotonic() - worker.started
         if stopping or self._stop.is_set():
@@ -378,7 +383,14 @@ class Supervisor:
             worker.restart_at = None
             worker.done = True
             worker.how_ended = worker.how_ended or "stopped"
+            self._nobody_in_view(worker)
             self._set_state(worker, "ended")
+
+    def _nobody_in_view(self, worker: _Worker) -> None:
+        """A camera whose worker ended sees nobody: its retained ``<camera>/<label>`` counts read 0
+        (else Home Assistant shows the last people in view forever)."""
+        if self.publisher is not None:
+            self.publisher.set_in_view(worker.name, {label: 0 for label in LABELS})
 
     def summary(self) -> list[str]:
         """One line per camera: rows, people by label, restarts, how it ended."""
@@ -556,9 +568,20 @@ def _worker_run(camera: str, config, db_url: str, send: _Sender, holder: dict, s
         from maskwatch.sinks.database import DatabaseSink
         from maskwatch.sinks.snapshots import SnapshotSaver
 
+        from maskwatch.monitor import load_checked_classifier
+
+        try:  # a missing or broken model is the configuration, whatever the source: not restarted
+            load_checked_classifier(config.model)
+        except MaskwatchError as e:
+            send(("error", camera, redact(str(e)), True))
+            return EXIT_PERMANENT
         if config.save_video is not None:
             config = dataclasses.replace(config, save_video=_stamped_recording(config.save_video))
-        history = History(db_url)
+        try:  # the supervisor opened it at start: failing now is a database that is away (restarted)
+            history = History(db_url)
+        except MaskwatchError as e:
+            send(("error", camera, redact(f"{e} (trying again)"), False))
+            return EXIT_RETRY
         status = StatusSink(send, camera, stats_every_s)
         outbox = lambda *_args, **_kwargs: send(("outbox", camera))  # noqa: E731
 
@@ -585,6 +608,9 @@ def _worker_run(camera: str, config, db_url: str, send: _Sender, holder: dict, s
             history.close()
         return 0
     except MaskwatchError as e:
+        from maskwatch.site.history import DatabaseUnavailable
+
+        permanent = permanent and not isinstance(e, DatabaseUnavailable)  # an outage passes: restart
         send(("error", camera, redact(str(e)), permanent))
         return EXIT_PERMANENT if permanent else EXIT_RETRY
     except Exception as e:  # noqa: BLE001 - reported, then restarted by the supervisor
