@@ -151,6 +151,51 @@ def test_rows_sent_while_the_aggregate_is_down_arrive_when_it_is_back(tmp_path, 
         publisher.close()
 
 
+def test_rows_the_database_refuses_are_skipped_and_acked_not_retried_forever(tmp_path, mosquitto):
+    """A null, a table where text belongs, a list for the model, JSON's 1e400 (infinity): each was
+    "cannot write database", retried, and stopped the aggregate unacked, so the broker sent it
+    first again at every start. Now each is skipped (acked) and the good rows after it arrive."""
+    config = site_toml(tmp_path, mosquitto)
+    db = tmp_path / "aggregate.db"
+    publisher = Publisher(mosquitto)
+    try:
+        proc = start_cli("aggregate", "--config", config)
+        wait_subscribed(publisher, db)
+        good = interval("entrance", 0)
+        bad_intervals = [{**interval("entrance", 1), "start": None, "start_ts": None},
+                         {**interval("entrance", 2), "model": [1]},
+                         {**interval("entrance", 3), "source_state": {"a": 1}}]
+        for payload in bad_intervals:
+            publisher.send("maskwatch/entrance/intervals", payload)
+        publisher.send("maskwatch/entrance/intervals",
+                       json.dumps(interval("entrance", 4)).replace('"end_ts": ', '"end_ts": 1e400, "x": '))
+        publisher.send("maskwatch/events", {**event("entrance", 1), "label": {"a": 1}})
+        publisher.send("maskwatch/events", json.dumps(event("entrance", 2)).replace('"ts": ', '"ts": 1e400, "x": '))
+        publisher.send("maskwatch/entrance/intervals", good)
+        publisher.send("maskwatch/events", event("entrance", 3))
+        stored_intervals, stored_events = wait_rows(db, 1, 1, timeout=20)
+        assert good["id"] in {r["id"] for r in stored_intervals} and proc.poll() is None
+        code, err = stop(proc)
+        assert code == 0, err
+        assert err.count("skipped a malformed message") == 6, err
+        assert "cannot write database" not in err and "trying again" not in err, err
+        # nothing was left unacked: a new start gets no bad message first and stores the next row
+        proc = start_cli("aggregate", "--config", config)
+        later = interval("entrance", 5)
+        publisher.send("maskwatch/entrance/intervals", later)
+        try:
+            deadline = time.monotonic() + 30
+            while later["id"] not in {r["id"] for r in rows(db)[0]} and time.monotonic() < deadline:
+                assert proc.poll() is None, proc.communicate()[1]
+                time.sleep(0.2)
+        finally:
+            code, err = stop(proc)
+        assert code == 0 and "skipped" not in err, err
+        assert later["id"] in {r["id"] for r in rows(db)[0]}
+    finally:
+        publisher.close()
+
+
 def test_db_option_overrides_the_config(tmp_path, mosquitto):
     config = site_toml(tmp_path, mosquitto)
     other = tmp_path / "elsewhere.db"

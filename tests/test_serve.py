@@ -227,10 +227,12 @@ def test_two_serve_hosts_and_one_aggregate_store_every_row_once(tmp_path, camera
     url = camera.url.replace(f"admin:{PASSWORD}@", "admin@")
     hosts = []
     aggregate_toml = site_toml(tmp_path / "aggregate.toml", {"unused": "x.mp4"}, mqtt=mosquitto, db="aggregate.db")
-    aggregate = start_cli("aggregate", "--config", aggregate_toml, cwd=tmp_path)
+    aggregate = start_cli("aggregate", "--config", aggregate_toml, "--debug", cwd=tmp_path)  # --debug: its info lines
     aggregate_output = Output(aggregate)
     try:
-        time.sleep(2.0)  # subscribed before the hosts publish (it keeps a persistent session afterwards anyway)
+        # subscribed before the hosts publish (it keeps a persistent session afterwards anyway): its log says so
+        wait_for(lambda: aggregate_output.find(r"aggregate: subscribed to site/\+/intervals"), 60, aggregate,
+                 "the aggregate's subscription", aggregate_output)
         for host, name in (("east", "entrance"), ("west", "corridor")):
             folder = tmp_path / host
             folder.mkdir()
@@ -327,3 +329,94 @@ def test_restart_backoff_doubles_to_its_cap_and_starts_over_after_a_long_run(tmp
     supervisor._reap(worker, stopping=False)
     assert worker.done and worker.restart_at is None and worker.how_ended == "failed: cannot read video x.mp4"
     assert worker.state == "ended"
+
+
+# -- a camera that cannot work, a database that is away, nobody in view after the end ------------------
+
+
+def _camera_config(tmp_path, source: str, **keys):
+    from maskwatch.site.config import SiteConfig
+
+    extra = "".join(f'{k} = "{v}"\n' for k, v in keys.items())
+    config = site_toml(tmp_path / "site.toml", {"cam": source}, camera_keys={"cam": extra})
+    return SiteConfig.load(config).cameras[0].config
+
+
+def test_a_network_camera_with_a_broken_model_is_permanent_not_restarted_forever(tmp_path, monkeypatch):
+    from services import free_port
+
+    from maskwatch.site.serve import EXIT_PERMANENT, _worker_run
+
+    monkeypatch.setenv("MW_TEST_SERVE_PW", PASSWORD)
+    (tmp_path / "broken.tflite").write_bytes(b"not a model at all" * 50)
+    config = _camera_config(tmp_path, f"rtsp://admin@127.0.0.1:{free_port()}/live", model="broken.tflite")
+    sent = []
+    code = _worker_run("cam", config, str(tmp_path / "site.db"), sent.append, {"stop": False}, 5.0)
+    assert code == EXIT_PERMANENT  # was EXIT_RETRY: restarted with backoff for ever
+    errors = [m for m in sent if m[0] == "error"]
+    assert len(errors) == 1 and errors[0][3] is True and "broken." in errors[0][2], sent
+
+
+def test_serve_reports_a_network_cameras_broken_model_once_and_does_not_restart_it(tmp_path, monkeypatch):
+    from services import free_port
+
+    monkeypatch.setenv("MW_TEST_SERVE_PW", PASSWORD)
+    (tmp_path / "broken.tflite").write_bytes(b"not a model at all" * 50)
+    url = f"rtsp://admin@127.0.0.1:{free_port()}/live"
+    config = site_toml(tmp_path / "site.toml", {"gate": url}, camera_keys={"gate": 'model = "broken.tflite"\n'})
+    result = run_cli("serve", "--config", config, timeout=120, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("maskwatch serve: gate: error:")]
+    assert len(errors) == 2 and "broken." in errors[0] and "not restarted" in errors[1], result.stderr
+    assert "restart 1" not in result.stderr and PASSWORD not in result.stderr + result.stdout
+
+
+def test_a_database_away_when_a_worker_starts_is_retried_not_permanent(tmp_path):
+    """A file camera's worker restarted while PostgreSQL restarts: History() fails; that passes."""
+    from services import free_port
+
+    from maskwatch.site.serve import EXIT_RETRY, _worker_run
+
+    config = _camera_config(tmp_path, str(FIXTURES / "clip_320x240.mp4"))
+    sent = []
+    db_url = f"postgresql+psycopg://mw:s3cret-db@127.0.0.1:{free_port()}/site"  # nobody listens there
+    code = _worker_run("cam", config, db_url, sent.append, {"stop": False}, 5.0)
+    assert code == EXIT_RETRY  # was EXIT_PERMANENT: the camera was given up
+    errors = [m for m in sent if m[0] == "error"]
+    assert len(errors) == 1 and errors[0][3] is False and "s3cret-db" not in errors[0][2], sent
+
+
+def test_nobody_is_in_view_once_a_worker_ends_or_serve_stops(tmp_path, mosquitto):
+    from services import retained
+
+    from maskwatch import LABELS
+    from maskwatch.site.config import SiteConfig
+    from maskwatch.site.publisher import MqttPublisher
+    from maskwatch.site.serve import Supervisor
+
+    config = site_toml(tmp_path / "site.toml", {"door": "a.mp4", "hall": "b.mp4"}, mqtt=mosquitto)
+    supervisor = Supervisor(SiteConfig.load(config))
+    supervisor.publisher = MqttPublisher(supervisor.site.mqtt, None, ["door", "hall"]).start()
+    try:
+        door, hall = supervisor.workers
+        for worker in (door, hall):
+            supervisor._handle(worker, ("in_view", worker.name, {"with_mask": 2, "without_mask": 1,
+                                                                  "mask_worn_incorrectly": 0}))
+        deadline = time.monotonic() + 20
+        while retained(mosquitto, "site/+/with_mask", settle=0.3) != {"site/door/with_mask": "2",
+                                                                        "site/hall/with_mask": "2"}:
+            assert time.monotonic() < deadline, "the in-view counts never reached the broker"
+        door.process, door.started = _DeadProcess(0), time.monotonic()  # door's file ended
+        supervisor._reap(door, stopping=False)
+        door_values = {f"site/door/{label}": "0" for label in LABELS}
+        deadline = time.monotonic() + 20
+        while {t: v for t, v in retained(mosquitto, "site/door/#", settle=0.3).items() if t in door_values} != door_values:
+            assert time.monotonic() < deadline, retained(mosquitto, "site/door/#")
+        assert retained(mosquitto, "site/hall/with_mask")["site/hall/with_mask"] == "2"  # hall still sees them
+        supervisor._shutdown()  # SIGTERM: every camera ends (hall has no process here)
+    finally:
+        supervisor.publisher.close()
+    values = retained(mosquitto, "site/#")
+    for camera in ("door", "hall"):
+        assert {label: values.get(f"site/{camera}/{label}") for label in LABELS} == {label: "0" for label in LABELS}
+        assert values[f"site/{camera}/state"] == "ended"

@@ -218,3 +218,39 @@ def test_the_example_in_docs_site_md_loads(tmp_path, monkeypatch):
     assert site.db_url == f"sqlite:///{tmp_path / 'history.db'}"
     assert (site.mqtt.host, site.mqtt.port, site.mqtt.prefix) == ("127.0.0.1", 1883, "maskwatch")
     assert site.serve == ServeSettings()
+
+
+def test_db_sqlite_url_with_tilde_is_in_home_and_odd_file_names_stay_names(tmp_path, monkeypatch):
+    import sqlalchemy as sa
+
+    from maskwatch.site.history import History
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    camera = '[[cameras]]\nname = "a"\nsource = "a.mp4"\n'
+    site = SiteConfig.load(write(tmp_path, f'[db]\nurl = "sqlite:///~/x.db"\n{camera}'))
+    assert sa.make_url(site.db_url).database == str(tmp_path / "home" / "x.db")  # was "~/x.db": a folder named ~
+    with History(site.db_url):
+        pass
+    assert (tmp_path / "home" / "x.db").is_file() and not (tmp_path / "~").exists()
+    site = SiteConfig.load(write(tmp_path, f'[db]\nurl = "odd?name#1.db"\n{camera}'))  # a plain path, not a URL
+    assert sa.make_url(site.db_url).database == str(tmp_path / "odd?name#1.db")
+
+
+@pytest.mark.parametrize("content", [None, "dir", b"\xff\xfe not utf-8", b"[cameras\n", b"a = 1\na = 2\n"])
+def test_site_and_camera_files_are_read_by_one_reader_with_one_set_of_messages(tmp_path, content):
+    import maskwatch.config
+    import maskwatch.site.config
+    from maskwatch.config import Config
+
+    assert maskwatch.site.config.read_toml is maskwatch.config.read_toml
+    path = tmp_path / "site.toml"
+    if content == "dir":
+        path.mkdir()
+    elif content is not None:
+        path.write_bytes(content)
+    messages = []
+    for load in (Config.from_toml, SiteConfig.load):
+        with pytest.raises(MaskwatchError) as info:
+            load(path)
+        messages.append(str(info.value))
+    assert messages[0] == messages[1] and "site.toml" in messages[0] and "\n" not in messages[0]
