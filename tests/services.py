@@ -58,9 +58,12 @@ class Mosquitto:
     """One broker process; ``port`` stays the same across :meth:`restart`.
 
     ``users``: ``{name: password}`` -> a password file (``mosquitto_passwd``) and no anonymous access.
+    ``acl``: lines of a Mosquitto ACL file (``topic readwrite #``, ``topic deny a/+/b``); without it
+    every client may read and write every topic.
     """
 
-    def __init__(self, workdir: Path, port: int | None = None, users: dict[str, str] | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, users: dict[str, str] | None = None,
+                 acl: list[str] | None = None) -> None:
         self.binary = require_mosquitto()
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -85,6 +88,10 @@ class Mosquitto:
             lines += ["allow_anonymous false", f"password_file {password_file}"]
         else:
             lines.append("allow_anonymous true")
+        if acl is not None:
+            acl_file = self.workdir / "acl"
+            acl_file.write_text("\n".join(acl) + "\n")
+            lines.append(f"acl_file {acl_file}")
         self.conf.write_text("\n".join(lines) + "\n")
 
     @property
@@ -120,6 +127,16 @@ class Mosquitto:
     def kill(self) -> None:
         """SIGKILL: the clients see the connection drop, no clean goodbye."""
         self._end(signal.SIGKILL, 10.0)
+
+    def pause(self) -> None:
+        """SIGSTOP: the connections stay open, the kernel still takes bytes, nothing is answered."""
+        if self.running:
+            self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after :meth:`pause`."""
+        if self.running:
+            self.proc.send_signal(signal.SIGCONT)
 
     def restart(self, kill: bool = True) -> "Mosquitto":
         (self.kill if kill else self.stop)()

@@ -6,6 +6,7 @@ import json
 import logging
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -279,8 +280,9 @@ def test_broker_down_at_start_is_not_fatal(tmp_path, history, caplog):
 def test_unknown_host_is_logged_once(history, caplog):
     caplog.set_level(logging.INFO, logger="maskwatch.site.publisher")
     s = MqttSettings.from_table({"host": "no-such-host.invalid", "port": 1883})
-    with MqttPublisher(s, history, ["door"]):
-        time.sleep(2.5)  # a few tries
+    with MqttPublisher(s, history, ["door"]) as publisher:
+        wait_until(lambda: publisher.connect_failures >= 2, what="two failed tries")  # retried, not just tried
+    assert publisher.connect_failures >= 2
     messages = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(messages) == 1 and "cannot resolve host name 'no-such-host.invalid'" in messages[0], messages
 
@@ -296,8 +298,8 @@ def test_password_never_in_a_topic_payload_or_log(tmp_path, history, caplog, mon
         monkeypatch.setenv("MW_TEST_BROKER_PW", "wrong-Pw-0815")
         bad = MqttSettings.from_table({"host": broker.host, "port": broker.port, "username": "maskwatch",
                                        "password_env": "MW_TEST_BROKER_PW"})
-        with MqttPublisher(bad, history, ["door"]):
-            time.sleep(2.5)  # refused at least twice
+        with MqttPublisher(bad, history, ["door"]) as publisher:
+            wait_until(lambda: publisher.connect_failures >= 2, what="refused twice")
         refused = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
         assert len(refused) == 1 and "maskwatch" not in refused[0].split(":")[0], refused
 
@@ -369,3 +371,89 @@ def test_a_backlog_goes_out_in_order_with_a_bounded_number_in_flight(mosquitto, 
         live.close()
     assert 0 < most <= MAX_IN_FLIGHT
     assert [json.loads(p)["id"] for p in live.on("maskwatch/door/intervals")] == ids  # oldest first, once each
+
+
+# -- races and refusals (review findings) -----------------------------------------------------------------
+
+
+def test_a_state_set_while_connecting_is_not_overwritten_by_an_older_copy(mosquitto, history):
+    """set_state lands in _on_connect's window (after 'connected', before the retained values go out).
+
+    The hook runs where the connection is logged, inside that window, and sets a newer state from
+    another thread; the broker must end up with the newer one, not the value remembered before.
+    """
+    publisher = MqttPublisher(settings(mosquitto), history, ["door"])
+    publisher.set_state("door", "live")  # remembered; published on connect
+    original, fired = publisher._conn_log.connected, []
+
+    def connected_then_race() -> None:
+        original()
+        if not fired:
+            fired.append(True)
+            racer = threading.Thread(target=publisher.set_state, args=("door", "ended"))
+            racer.start()
+            racer.join(timeout=1.0)  # a fix that blocks here must not deadlock; it just waits
+
+    publisher._conn_log.connected = connected_then_race
+    publisher.start()
+    try:
+        wait_until(lambda: fired and publisher.connected, what="the connect with the race")
+        time.sleep(0.5)
+        assert retained(mosquitto, "maskwatch/door/state") == {"maskwatch/door/state": "ended"}
+    finally:
+        publisher.close()
+
+
+def test_rows_the_broker_refuses_stay_pending_and_are_logged_once(tmp_path, history, caplog, monkeypatch):
+    import maskwatch.site.publisher as publisher_module
+
+    caplog.set_level(logging.INFO, logger="maskwatch.site.publisher")
+    monkeypatch.setattr(publisher_module, "REFUSED_RETRY_S", 0.3)  # retried often within the test
+    acl = ["topic readwrite #", "topic deny maskwatch/+/intervals"]
+    broker = Mosquitto(tmp_path / "broker", acl=acl).start()
+    refused_ids = {history.add_interval("door", summary(i))["id"] for i in range(3)}
+    event_id = history.add_event("door", Event("person_seen", 1, T0, 0))["id"]
+    try:
+        with MqttPublisher(settings(broker), history, ["door"]) as publisher:
+            wait_until(lambda: event_id not in {p["id"] for _k, p in history.pending()}, what="the event published")
+            wait_until(lambda: publisher.refused_rows >= 9, timeout=30, what="the refused rows offered 3 times")
+            assert {p["id"] for _k, p in history.pending()} == refused_ids  # not marked published
+        refusals = [r.getMessage() for r in caplog.records if "refused a row" in r.getMessage()]
+        assert len(refusals) == 1 and "maskwatch/door/intervals" in refusals[0], refusals
+        assert "Not authorized" in refusals[0]
+
+        # the broker's ACL fixed: the waiting rows go out
+        broker.stop()
+        broker = Mosquitto(tmp_path / "broker", port=broker.port).start()
+        live = MqttRecorder(broker, "maskwatch/#").connect()
+        try:
+            with MqttPublisher(settings(broker), history, ["door"]):
+                wait_until(lambda: not history.pending(), timeout=30, what="the rows once allowed")
+                live.wait_for(lambda r: interval_ids(r, "door") == refused_ids, what="the rows on the topic")
+        finally:
+            live.close()
+    finally:
+        broker.stop()
+
+
+def test_rows_sent_to_a_frozen_broker_stay_pending_and_arrive_after_it_is_killed(mosquitto, history):
+    live = MqttRecorder(mosquitto, "maskwatch/#").connect()
+    publisher = MqttPublisher(settings(mosquitto), history, ["entrance"]).start()
+    try:
+        wait_until(lambda: publisher.connected, what="connected")
+        mosquitto.pause()  # SIGSTOP: the TCP connection stays up, nothing is acked
+        frozen = {history.add_interval("entrance", summary(i))["id"] for i in range(8)}
+        publisher.wake()
+        wait_until(lambda: len(publisher._in_flight) == 8, what="the rows sent into the frozen broker")
+        time.sleep(1.0)
+        assert {p["id"] for _k, p in history.pending()} == frozen  # sent, never acked: still pending
+        assert publisher.published_rows == 0
+        live.close()
+        mosquitto.kill()  # SIGKILL works on a stopped process: the in-flight rows die with it
+        wait_until(lambda: not publisher.connected, what="the publisher to see the broker gone")
+        live = start_between_retries(mosquitto, publisher)
+        wait_until(lambda: not history.pending(), timeout=60, what="the in-flight rows after the restart")
+        live.wait_for(lambda r: interval_ids(r, "entrance") == frozen, what="every in-flight row")
+    finally:
+        publisher.close()
+        live.close()

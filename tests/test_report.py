@@ -95,16 +95,20 @@ def test_summary_per_hour(db):
 def test_report_table_and_csv_and_png(db, tmp_path, capsys):
     pytest.importorskip("matplotlib", reason="--png needs matplotlib (the train extra)")
     out_csv, out_png = tmp_path / "out" / "report.csv", tmp_path / "report.png"
-    assert cli.main(["report", "--db", str(db), "--since", "2026-11-27", "--csv", str(out_csv),
-                     "--png", str(out_png)]) == 0
+    assert cli.main(["report", "--db", str(db), "--since", "2026-11-27", "--until", "2026-11-29T00:20",
+                     "--csv", str(out_csv), "--png", str(out_png)]) == 0
     shown = capsys.readouterr().out
     assert "compliance per camera per day, 2026-11-27 00:00 to 2026-11-29 00:20" in shown
     assert "60.0%" in shown and "50.0%" in shown and "total" in shown
     with open(out_csv, newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert tuple(rows[0]) == REPORT_COLUMNS
+    # hall's only row ends 27 Nov 12:10: the rest of the window is its outage, days without rows included
     assert [(r["camera"], r["period"]) for r in rows] == [
-        ("door", "2026-11-27"), ("door", "2026-11-28"), ("door", "2026-11-29"), ("hall", "2026-11-27")]
+        ("door", "2026-11-27"), ("door", "2026-11-28"), ("door", "2026-11-29"), ("hall", "2026-11-27"),
+        ("hall", "2026-11-28"), ("hall", "2026-11-29")]
+    assert [(r["rows"], int(r["outage_s"])) for r in rows[3:]] == [
+        ("1", int(at(28, 0) - at(27, 12, 10))), ("0", int(at(29, 0) - at(28, 0))), ("0", 20 * 60)]
     assert {k: rows[0][k] for k in ("people_seen", "with_mask", "without_mask", "mask_worn_incorrectly", "decided",
                                     "compliance_rate", "frames", "outage_s", "rows")} == {
         "people_seen": "11", "with_mask": "6", "without_mask": "3", "mask_worn_incorrectly": "1", "decided": "10",
@@ -114,8 +118,8 @@ def test_report_table_and_csv_and_png(db, tmp_path, capsys):
     image = cv2.imread(str(out_png))
     assert image is not None and image.shape[0] > 400 and image.shape[1] > 800
     # a second run replaces its own report files
-    assert cli.main(["report", "--db", str(db), "--since", "2026-11-29", "--csv", str(out_csv),
-                     "--png", str(out_png), "--camera", "door", "--by", "hour"]) == 0
+    assert cli.main(["report", "--db", str(db), "--since", "2026-11-29", "--until", "2026-11-29T00:30",
+                     "--csv", str(out_csv), "--png", str(out_png), "--camera", "door", "--by", "hour"]) == 0
     assert [r["period"] for r in csv.DictReader(open(out_csv))] == ["2026-11-29 00:00"]
 
 
@@ -123,7 +127,7 @@ def test_report_csv_without_a_chart(db, tmp_path, capsys):
     out_csv = tmp_path / "report.csv"
     assert cli.main(["report", "--db", str(db), "--since", "2026-11-27", "--by", "hour", "--csv", str(out_csv)]) == 0
     rows = list(csv.DictReader(open(out_csv)))
-    assert [r["period"] for r in rows if r["camera"] == "hall"] == ["2026-11-27 12:00"]
+    assert [r["period"] for r in rows if r["camera"] == "hall" and r["rows"] != "0"] == ["2026-11-27 12:00"]
     assert sum(int(r["people_seen"]) for r in rows) == 11 + 4 + 2 + 10 == sum(int(r["decided"]) for r in rows) + 1
     assert "2026-11-27 09:00" in capsys.readouterr().out
 
@@ -136,6 +140,38 @@ def test_since_filters_and_an_empty_window_says_so_and_writes_nothing(db, tmp_pa
     assert cli.main(["report", "--db", str(db), "--since", "2030-01-01", "--csv", str(out_csv)]) == 0
     assert "no intervals since 2030-01-01 00:00 in sqlite:///" in capsys.readouterr().out
     assert not out_csv.exists()
+
+
+def test_outage_counts_the_window_edges_and_days_without_rows(tmp_path, capsys):
+    """A camera down from 18:00 until the report runs, and a day with no rows at all (review finding)."""
+    path = tmp_path / "edges.db"
+    with History(path) as h:
+        h.add_interval("gate", row(at(20, 8, 0), wm=1))  # its first row ever, before the window
+        h.add_interval("gate", row(at(25, 17, 50), wm=2))  # last row before the window: ends 18:00
+        for start in (at(27, 6, 0), at(27, 6, 10)):  # back the next day at 06:00 (26 Nov: nothing)
+            h.add_interval("gate", row(start, nm=1))
+        h.add_interval("gate", row(at(27, 17, 50), wm=1))  # then down from 18:00 on
+        h.add_interval("late", row(at(27, 12, 0), wm=1))  # first row ever inside the window
+    with History(path) as h:
+        every = h.intervals()
+    got = {(p.camera, datetime.fromtimestamp(p.start).day): p
+           for p in summarize(every, "day", since=at(25, 12), until=at(28, 6))}
+    assert sorted(got) == [("gate", 25), ("gate", 26), ("gate", 27), ("gate", 28), ("late", 27), ("late", 28)]
+    # from --since (its last row before was days ago) to 17:50, then 18:00 .. midnight
+    assert (got["gate", 25].rows, got["gate", 25].outage_s) == (1, at(25, 17, 50) - at(25, 12) + at(26, 0) - at(25, 18))
+    assert (got["gate", 26].rows, got["gate", 26].outage_s) == (0, 24 * 3600)  # a day without rows: all outage
+    # 00:00 .. 06:00, then 06:20 .. 17:50 (a gap), then 18:00 .. midnight
+    assert got["gate", 27].outage_s == 6 * 3600 + (at(27, 17, 50) - at(27, 6, 20)) + 6 * 3600
+    assert (got["gate", 28].rows, got["gate", 28].outage_s) == (0, 6 * 3600)  # up to the window's end
+    assert got["late", 27].outage_s == at(28, 0) - at(27, 12, 10)  # not before its first row ever
+    # since earlier than a camera's first row ever: nothing before that row is an outage
+    first = summarize(every, "day", since=at(19, 0), until=at(20, 8, 10))
+    assert [(p.camera, p.rows, p.outage_s) for p in first] == [("gate", 1, 0.0)]
+
+    assert cli.main(["report", "--db", str(path), "--since", "2026-11-26", "--until", "2026-11-26T23:00",
+                     "--camera", "gate"]) == 0
+    shown = capsys.readouterr().out
+    assert "every camera was out" in shown and "2026-11-26" in shown and "23h 00m" in shown
 
 
 def test_parse_since():
@@ -195,10 +231,11 @@ def test_report_from_postgres(postgres_url, tmp_path, capsys):
     with History(postgres_url) as h:
         fill(h)
     out_csv = tmp_path / "pg.csv"
-    assert cli.main(["report", "--db", postgres_url, "--since", "2026-11-27", "--csv", str(out_csv)]) == 0
+    assert cli.main(["report", "--db", postgres_url, "--since", "2026-11-27", "--until", "2026-11-29T00:20",
+                     "--csv", str(out_csv)]) == 0
     captured = capsys.readouterr()
     assert PASSWORD not in captured.out + captured.err and "60.0%" in captured.out
-    assert len(list(csv.DictReader(open(out_csv)))) == 4
+    assert len(list(csv.DictReader(open(out_csv)))) == 6  # door 27-29, hall 27 (its row) and 28-29 (outage)
 
 
 @pytest.mark.postgres

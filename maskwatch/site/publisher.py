@@ -19,7 +19,10 @@ therefore loses nothing: the rows wait in the database and go out, oldest first,
 is back (the broker may see a row twice if it went away between receiving a row and acking it).
 
 paho-mqtt does the connection work: ``loop_start`` runs its network thread, which retries the
-first connection too and reconnects with the capped backoff of ``reconnect_delay_set``.
+first connection too and reconnects with the capped backoff of ``reconnect_delay_set``. The
+publisher speaks MQTT 5: a broker that drops a row (an ACL denying the topic, a quota) says so in
+the PUBACK's reason code, and the row stays in the outbox instead of being marked published (MQTT
+3.1.1 has no such code: Mosquitto acks a denied publish as if it were delivered).
 
 >>> s = MqttSettings.from_table({"host": "broker.lan", "prefix": "site1"}, "[mqtt]")
 >>> (s.host, s.port, s.prefix, s.keepalive, s.discovery, s.discovery_prefix)
@@ -73,6 +76,10 @@ POLL_S = 2.0
 
 RECONNECT_MIN_S, RECONNECT_MAX_S = 1, 30
 """paho's reconnect backoff: doubles from 1 s, capped at 30 s."""
+
+REFUSED_RETRY_S = 60.0
+"""A row the broker refused (MQTT 5 failure reason code) is offered again after this long (or on a
+reconnect): an ACL fixed on the broker lets it through without restarting maskwatch."""
 
 
 def topic_safe(value: str) -> bool:
@@ -180,19 +187,24 @@ class MqttSettings:
 
 
 def make_client(settings: MqttSettings, client_id: str | None = None, clean_session: bool = True,
-                manual_ack: bool = False):
-    """A paho-mqtt 2.x client (VERSION2 callbacks, MQTT 3.1.1) with credentials, TLS and backoff set.
+                manual_ack: bool = False, mqtt5: bool = False):
+    """A paho-mqtt 2.x client (VERSION2 callbacks) with credentials, TLS and backoff set.
 
     Shared by the publisher and ``maskwatch aggregate``; the caller sets callbacks, the will and
-    then ``connect_async`` + ``loop_start``.
+    then ``connect_async`` + ``loop_start``. ``mqtt5``: speak MQTT 5 (the publisher: PUBACK reason
+    codes tell a refused row from a delivered one); otherwise MQTT 3.1.1, whose ``clean_session =
+    False`` gives the aggregator a broker-kept session without connect-time properties (MQTT 5 has
+    no clean-session flag: a kept session needs a session expiry interval on every connect).
     """
     import paho.mqtt.client as mqtt  # here: the CLI's other commands never pay for it
 
+    if mqtt5 and not clean_session:
+        raise ValueError("make_client: a kept session (clean_session=False) is MQTT 3.1.1 here")
     client = mqtt.Client(
         mqtt.CallbackAPIVersion.VERSION2,
         client_id=client_id if client_id is not None else (settings.client_id or ""),
-        clean_session=clean_session,
-        protocol=mqtt.MQTTv311,
+        clean_session=None if mqtt5 else clean_session,
+        protocol=mqtt.MQTTv5 if mqtt5 else mqtt.MQTTv311,
         manual_ack=manual_ack,
     )
     client.suppress_exceptions = True  # a bug in a callback must not kill the network thread
@@ -264,6 +276,14 @@ class MqttPublisher:
     every (re)connect publishes ``online``, the discovery configs and every remembered value
     again, so a broker that lost its retained store is whole again. ``wake()`` says a row was
     written; the outbox thread also looks every :data:`POLL_S` seconds.
+
+    Retained values go out through :meth:`_drain_retained`: a value is remembered and its topic
+    marked dirty, and whichever thread holds the drain lock publishes the *current* value of every
+    dirty topic. Only one thread publishes retained values at a time and it always reads the newest
+    value, so a ``set_state`` racing a reconnect can never be overwritten by an older copy. The
+    paho network thread (``_on_connect``) only *tries* the lock: paho holds its own locks around
+    callbacks and inside ``publish``, so blocking there could deadlock; if another thread holds the
+    lock, that thread sees the dirty marks before it lets go.
     """
 
     def __init__(self, settings: MqttSettings, history: "History | None", cameras: Iterable[str]) -> None:
@@ -281,10 +301,15 @@ class MqttPublisher:
         self._states: dict[str, str] = {}
         self._in_view: dict[str, dict[str, int]] = {}
         self._compliance: dict[str, tuple[float, str]] = {}  # camera -> (end_ts of its interval, payload)
-        self._compliance_sent: dict[str, float] = {}  # camera -> _connected_at of the connection that got it
-        self._in_flight: dict[int, tuple[str, float]] = {}  # mid -> (row id, sent at)
+        self._retained: dict[str, str] = {}  # topic -> newest payload (state, in view, compliance)
+        self._retained_sent: dict[str, str] = {}  # topic -> payload published on this connection
+        self._dirty: set[str] = set()  # topics whose newest payload this connection has not got yet
+        self._drain_lock = threading.Lock()  # held by the one thread publishing retained values
+        self._refused: dict[str, float] = {}  # row id -> when the broker refused it (offered again later)
+        self._refused_topics: set[str] = set()  # topics refused since the last accepted row on them (logged once)
+        self._in_flight: dict[int, tuple[str, float, str]] = {}  # mid -> (row id, sent at, topic)
         self._in_flight_ids: set[str] = set()
-        self._early_acks: dict[int, float] = {}  # PUBACKs that beat publish() returning the mid
+        self._early_acks: dict[int, tuple[float, Any]] = {}  # PUBACKs that beat publish() returning the mid
         self._acked: list[str] = []  # ids acked, to mark published in the history (by the outbox thread)
         self._skipped: set[str] = set()  # rows that cannot be published (logged once)
         self._wake = threading.Event()
@@ -293,6 +318,7 @@ class MqttPublisher:
         self._closing = False
         self._outbox_problem: str | None = None
         self.published_rows = 0  # rows acked by the broker since start (tests, status)
+        self.refused_rows = 0  # PUBACKs with a failure reason code since start (tests, status)
         self.connect_failures = 0  # connection attempts that failed since start (tests, status)
         self._conn_log = ConnectionLog(log, settings, "publisher")
 
@@ -313,7 +339,7 @@ class MqttPublisher:
         """Connect in the background (never blocks, never fails on an absent broker) and start the outbox thread."""
         if self._client is not None:
             return self
-        client = make_client(self.settings)
+        client = make_client(self.settings, mqtt5=True)
         client.will_set(self.available_topic, "offline", qos=1, retain=True)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
@@ -340,7 +366,8 @@ class MqttPublisher:
         self._check_camera(camera)
         with self._lock:
             self._states[camera] = state
-        self._publish_retained(self.topic(camera, "state"), state)
+            self._remember(self.topic(camera, "state"), state)
+        self._drain_retained()
 
     def set_in_view(self, camera: str, counts: Mapping[str, int]) -> None:
         """``<prefix>/<camera>/<label>`` for every label (retained); a label not in ``counts`` is 0."""
@@ -356,9 +383,9 @@ class MqttPublisher:
             for label in before:  # a label seen before and gone now reads 0, not its last count
                 clean.setdefault(label, 0)
             self._in_view[camera] = clean
-        for label, n in clean.items():
-            if before.get(label) != n:
-                self._publish_retained(self.topic(camera, label), str(n))
+            for label, n in clean.items():
+                self._remember(self.topic(camera, label), str(n))
+        self._drain_retained()
 
     def wake(self) -> None:
         """A row was written to the outbox: publish it now rather than at the next poll."""
@@ -410,25 +437,16 @@ class MqttPublisher:
             return
         with self._lock:
             self._connected_at = time.monotonic()
-            states = dict(self._states)
-            in_view = {camera: dict(counts) for camera, counts in self._in_view.items()}
-            compliance = {camera: text for camera, (_end, text) in self._compliance.items()}
+            self._retained_sent.clear()  # a new broker (or one that lost its store) gets every value
+            self._dirty.update(self._retained)
+            self._refused.clear()  # refused rows are offered again on a new connection
         self._connected.set()
         self._conn_log.connected()
         client.publish(self.available_topic, "online", qos=1, retain=True)
         if self.settings.discovery:
             for topic, config in self.discovery_configs().items():
                 client.publish(topic, json.dumps(config), qos=1, retain=True)
-        for camera, state in states.items():
-            client.publish(self.topic(camera, "state"), state, qos=1, retain=True)
-        for camera, counts in in_view.items():
-            for label, n in counts.items():
-                client.publish(self.topic(camera, label), str(n), qos=1, retain=True)
-        for camera, text in compliance.items():
-            client.publish(self.topic(camera, "compliance"), text, qos=1, retain=True)
-        with self._lock:
-            for camera in compliance:
-                self._compliance_sent[camera] = self._connected_at
+        self._drain_retained()
         self._wake.set()
 
     def _on_connect_fail(self, client, userdata) -> None:
@@ -446,18 +464,30 @@ class MqttPublisher:
         with self._lock:
             entry = self._in_flight.pop(mid, None)
             if entry is None:
-                self._early_acks[mid] = time.monotonic()
+                self._early_acks[mid] = (time.monotonic(), reason_code)
                 return
-            row_id = entry[0]
+            row_id, topic = entry[0], entry[2]
             self._in_flight_ids.discard(row_id)
-            if getattr(reason_code, "is_failure", False):  # MQTT 5 brokers can refuse a message
-                failed = True
+            refused = bool(getattr(reason_code, "is_failure", False))  # MQTT 5: an ACL, a quota, ...
+            first_refusal = accepted_again = False
+            if refused:
+                self.refused_rows += 1
+                self._refused[row_id] = time.monotonic()
+                first_refusal = topic not in self._refused_topics
+                self._refused_topics.add(topic)
             else:
-                failed = False
                 self._acked.append(row_id)
-        if failed:
-            log.warning("broker refused row %s (%s); it stays in the outbox", row_id, reason_code)
-        self._wake.set()
+                if topic in self._refused_topics:
+                    self._refused_topics.discard(topic)
+                    accepted_again = True
+        if first_refusal:  # once per topic, not once per row and retry
+            log.warning("MQTT broker %s refused a row on %s (%s); such rows stay in the outbox and are offered "
+                        "again every %.0f s and on every reconnect (check the broker's ACL for this client)",
+                        self.settings.address, topic, reason_code, REFUSED_RETRY_S)
+        elif accepted_again:
+            log.warning("MQTT broker %s accepts rows on %s again", self.settings.address, topic)
+        if not refused:
+            self._wake.set()
 
     # the outbox ----------------------------------------------------------------------------------
     def _outbox_loop(self) -> None:
@@ -503,8 +533,9 @@ class MqttPublisher:
             if self._in_flight or self._acked:
                 return False
         try:
-            return not [row for row in self.history.pending(limit=MAX_IN_FLIGHT + len(self._skipped) + 1)
-                        if row[1].get("id") not in self._skipped]
+            gone = self._skipped | set(self._refused)  # nothing more to do for those before closing
+            return not [row for row in self.history.pending(limit=MAX_IN_FLIGHT + len(gone) + 1)
+                        if row[1].get("id") not in gone]
         except Exception:
             return True
 
@@ -513,28 +544,32 @@ class MqttPublisher:
         now = time.monotonic()
         with self._lock:
             since = max(self._connected_at, 0.0)
-            for mid, (row_id, sent) in list(self._in_flight.items()):
+            for mid, (row_id, sent, _topic) in list(self._in_flight.items()):
                 if now - max(sent, since) > ACK_TIMEOUT_S:
                     del self._in_flight[mid]
                     self._in_flight_ids.discard(row_id)
                     log.debug("row %s: no PUBACK in %.0f s; sending it again", row_id, ACK_TIMEOUT_S)
-            for mid, at in list(self._early_acks.items()):
+            for mid, (at, _code) in list(self._early_acks.items()):
                 if now - at > 5.0:
                     del self._early_acks[mid]
+            for row_id, at in list(self._refused.items()):
+                if now - at > REFUSED_RETRY_S:
+                    del self._refused[row_id]
 
     def _send_pending(self) -> None:
         self._expire()
         with self._lock:
             room = MAX_IN_FLIGHT - len(self._in_flight)
             busy = self._in_flight_ids | set(self._acked)  # acked, not yet marked in the database: not again
+            refused = set(self._refused)  # refused lately: offered again after REFUSED_RETRY_S or a reconnect
         if room <= 0:
             return
-        rows = self.history.pending(limit=MAX_IN_FLIGHT + len(busy) + len(self._skipped))
+        rows = self.history.pending(limit=MAX_IN_FLIGHT + len(busy) + len(self._skipped) + len(refused))
         for kind, payload in rows:
             if room <= 0 or not self.connected:
                 return
             row_id = payload.get("id")
-            if row_id in busy or row_id in self._skipped:
+            if row_id in busy or row_id in self._skipped or row_id in refused:
                 continue
             topic = self._row_topic(kind, payload)
             if topic is None:
@@ -548,12 +583,11 @@ class MqttPublisher:
                 log.debug("row %s not queued by paho (rc %s); next poll", row_id, info.rc)
                 return
             with self._lock:
-                if self._early_acks.pop(info.mid, None) is not None:
-                    self._acked.append(row_id)
-                    self._wake.set()
-                else:
-                    self._in_flight[info.mid] = (row_id, time.monotonic())
-                    self._in_flight_ids.add(row_id)
+                self._in_flight[info.mid] = (row_id, time.monotonic(), topic)
+                self._in_flight_ids.add(row_id)
+                early = self._early_acks.pop(info.mid, None)
+            if early is not None:  # its PUBACK came before publish() returned: handle it now
+                self._on_publish(client, None, info.mid, early[1], None)
             room -= 1
             if kind == "interval":
                 self._update_compliance(payload)
@@ -577,10 +611,8 @@ class MqttPublisher:
             if last is not None and last[0] > end:  # an older row sent late: the newer rate stands
                 return
             self._compliance[camera] = (end, text)
-            if last is not None and last[1] == text and self._compliance_sent.get(camera) == self._connected_at:
-                return  # the broker has this value from this connection already (a backlog of equal rates)
-            self._compliance_sent[camera] = self._connected_at
-        self._publish_retained(self.topic(camera, "compliance"), text)
+            self._remember(self.topic(camera, "compliance"), text)  # equal rates of a backlog: sent once
+        self._drain_retained()
 
     def _load_compliance(self) -> None:
         """The last day's newest interval per camera, so a fresh broker gets a compliance value at once."""
@@ -593,12 +625,43 @@ class MqttPublisher:
                 log.debug("cannot read the last interval of %s: %s", camera, e)
                 continue
             if rows:  # pending or not: a pending one is sent again later with the same end_ts
-                self._compliance[camera] = (rows[-1].get("end_ts") or 0.0, _rate_text(rows[-1].get("compliance_rate")))
+                text = _rate_text(rows[-1].get("compliance_rate"))
+                with self._lock:
+                    self._compliance[camera] = (rows[-1].get("end_ts") or 0.0, text)
+                    self._remember(self.topic(camera, "compliance"), text)
 
-    def _publish_retained(self, topic: str, payload: str) -> None:
-        client = self._client
-        if client is not None and self.connected:  # otherwise the next connect publishes it
-            client.publish(topic, payload, qos=1, retain=True)
+    def _remember(self, topic: str, payload: str) -> None:
+        """The newest retained ``payload`` of ``topic``; dirty unless this connection has it. Hold ``_lock``."""
+        self._retained[topic] = payload
+        if self._retained_sent.get(topic) == payload:
+            self._dirty.discard(topic)
+        else:
+            self._dirty.add(topic)
+
+    def _drain_retained(self) -> None:
+        """Publish the newest payload of every dirty topic (see the class docstring for why it is safe).
+
+        Never blocks on the drain lock: a thread that cannot take it leaves its dirty marks to the
+        holder, which looks again after letting go.
+        """
+        while self._drain_lock.acquire(blocking=False):
+            try:
+                while True:
+                    client = self._client
+                    with self._lock:
+                        if client is None or not self.connected or not self._dirty:
+                            break  # not connected: the next connect marks everything dirty anyway
+                        batch = [(topic, self._retained[topic]) for topic in sorted(self._dirty)]
+                        self._dirty.clear()
+                        for topic, payload in batch:
+                            self._retained_sent[topic] = payload
+                    for topic, payload in batch:  # never under _lock: paho's on_publish takes it
+                        client.publish(topic, payload, qos=1, retain=True)
+            finally:
+                self._drain_lock.release()
+            with self._lock:  # marks made while we held the lock (another thread gave up on it)
+                if not (self._dirty and self.connected and self._client is not None):
+                    return
 
     def _check_camera(self, camera: str) -> None:
         if not topic_safe(camera):

@@ -9,7 +9,11 @@ Outage time is time the history shows a camera was not watching: rows whose ``so
 ``reconnecting`` or ``connecting`` (the camera was away while the worker waited for it), plus gaps
 between consecutive rows longer than one interval (the camera's median row length: the worker or
 its host was down). It is split exactly at period boundaries. A row is counted in the period its
-``start`` falls in.
+``start`` falls in. Over a window (``--since`` .. ``--until``, default now) the edges count too: a
+camera known to the database is out from the window's start (or its first row ever, if that is
+later) to its first row in the window, and from its last row to the window's end; a day (or hour)
+with no rows at all is shown with all of its time as outage. A camera that stopped at 18:00 thus
+shows the evening and every later day as outage, not nothing.
 
 >>> parse_since("7d", now=1e6), parse_since("36h", now=1e6)
 (395200.0, 870400.0)
@@ -34,6 +38,9 @@ from maskwatch.errors import MaskwatchError
 
 BY = ("day", "hour")
 OUTAGE_STATES = ("reconnecting", "connecting")
+TRAIL_SLACK_S = 60.0
+"""The window's end is later than a camera's last row by its open interval: beyond one interval plus
+this long, the rest of the window counts as outage (a row is written a moment after it closes)."""
 DEFAULT_SINCE = "7d"
 _UNITS = {"m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
 _AGO = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([mhdw])\s*$", re.IGNORECASE)
@@ -135,14 +142,23 @@ class Period:
         self.rows += other.rows
 
 
-def summarize(intervals: list[dict], by: str = "day") -> list[Period]:
+def summarize(intervals: list[dict], by: str = "day", since: float | None = None,
+              until: float | None = None) -> list[Period]:
     """Interval payloads -> one :class:`Period` per camera and period, sorted (see the module docstring).
+
+    Without ``since``/``until`` every row counts and only the outage between rows is known. With
+    them, ``intervals`` should be every row of the cameras (also those before ``since``: the first
+    row ever and the one before the window decide where the window's first outage starts); rows
+    starting in ``[since, until)`` are counted, outage is clipped to the window, and the time after a
+    camera's last row up to ``until`` is outage.
 
     >>> rows = [dict(camera="door", start_ts=t, end_ts=t + 60.0, frames=600, people_seen=2, with_mask=1,
     ...              without_mask=1, mask_worn_incorrectly=0, source_state=s)
     ...         for t, s in [(1e9, "live"), (1e9 + 60, "reconnecting"), (1e9 + 300, "live")]]
     >>> [(p.people_seen, p.decided, p.compliance_rate, p.frames, p.outage_s, p.rows) for p in summarize(rows, "day")]
     [(6, 6, 0.5, 1800, 240.0, 3)]
+    >>> [(p.rows, p.outage_s) for p in summarize(rows, "day", since=1e9 - 3600, until=1e9 + 1000)]
+    [(3, 880.0)]
     """
     if by not in BY:
         raise MaskwatchError(f"--by must be one of {', '.join(BY)}, got {by!r}")
@@ -154,7 +170,11 @@ def summarize(intervals: list[dict], by: str = "day") -> list[Period]:
             periods[key] = Period(camera, key[1])
         return periods[key]
 
+    lo = -math.inf if since is None else since
+    hi = math.inf if until is None else until
+
     def add_outage(camera: str, a: float, b: float) -> None:
+        a, b = max(a, lo), min(b, hi)
         while b > a:  # split at period boundaries
             p = period(camera, a)
             end = min(b, next_period(p.start, by))
@@ -169,7 +189,16 @@ def summarize(intervals: list[dict], by: str = "day") -> list[Period]:
         lengths = [r["end_ts"] - r["start_ts"] for r in rows if r["end_ts"] > r["start_ts"]]
         nominal = statistics.median(lengths) if lengths else 0.0
         previous_end = None
+        if since is not None and rows[0]["start_ts"] < since:
+            previous_end = since  # a row ended before the window: the window's start is the edge
         for row in rows:
+            if row["start_ts"] >= hi:
+                break
+            if row["start_ts"] < lo:  # before the window: only where the window's first gap starts
+                previous_end = max(previous_end or lo, row["end_ts"])
+                if row.get("source_state") in OUTAGE_STATES:
+                    add_outage(camera, row["start_ts"], row["end_ts"])
+                continue
             p = period(camera, row["start_ts"])
             p.rows += 1
             p.people_seen += int(row.get("people_seen") or 0)
@@ -181,6 +210,8 @@ def summarize(intervals: list[dict], by: str = "day") -> list[Period]:
             if previous_end is not None and nominal > 0 and row["start_ts"] - previous_end > nominal + 1e-6:
                 add_outage(camera, previous_end, row["start_ts"])  # nothing was recording
             previous_end = row["end_ts"] if previous_end is None else max(previous_end, row["end_ts"])
+        if until is not None and previous_end is not None and until - previous_end > nominal + TRAIL_SLACK_S:
+            add_outage(camera, previous_end, until)  # nothing since its last row
     return [periods[k] for k in sorted(periods)]
 
 
@@ -370,6 +401,9 @@ def build_parser(parser_class=argparse.ArgumentParser, prog: str = "maskwatch re
     p.add_argument("--since", default=DEFAULT_SINCE, type=_since_type, metavar="WHEN",
                    help="from this long ago (30m, 24h, 7d, 2w) or this local date/time (2026-11-01, "
                         f"2026-11-01T08:00); default {DEFAULT_SINCE}")
+    p.add_argument("--until", type=_since_type, metavar="WHEN",
+                   help="up to this long ago or this local date/time (same forms as --since); default now. "
+                        "A camera's time after its last row up to here counts as outage")
     p.add_argument("--by", choices=BY, default="day", help="one row per camera per day (default) or hour")
     p.add_argument("--camera", metavar="NAME", help="only this camera")
     p.add_argument("--csv", type=Path, metavar="FILE", help="also write the rows to this CSV file")
@@ -388,7 +422,11 @@ def run(args, stop_signals=None) -> int:
 
     from maskwatch.site.history import History
 
-    since = parse_since(args.since)
+    now = time.time()
+    since = parse_since(args.since, now=now)
+    until = now if getattr(args, "until", None) is None else parse_since(args.until, now=now)
+    if getattr(args, "until", None) is not None and until <= since:
+        raise MaskwatchError(f"--until ({args.until}) must be later than --since ({args.since})")
     if args.png is not None:  # before reading anything
         check_matplotlib()
         _check_output(args.png, "png", _is_png)
@@ -400,21 +438,26 @@ def run(args, stop_signals=None) -> int:
             if args.camera not in cameras:
                 known = ", ".join(cameras) if cameras else "none"
                 raise MaskwatchError(f"no camera {args.camera!r} in {history.shown_url} (cameras: {known})")
-        rows = [r for r in history.intervals(since=since, camera=args.camera) if r["start_ts"] >= since]
+        # every row, not only the window's: a camera's first row ever and its last row before the
+        # window decide whether the window starts with an outage
+        every = history.intervals(camera=args.camera)
         shown_url = history.shown_url
+    rows = [r for r in every if since <= r["start_ts"] < until]
     since_text = datetime.fromtimestamp(since).strftime("%Y-%m-%d %H:%M")
     console = Console(highlight=False)
     if not console.is_terminal:  # piped or redirected: whole names and dates, not 80-column ellipses
         console = Console(highlight=False, width=200)
-    if not rows:
+    periods = summarize(every, args.by, since=since, until=until)
+    if not periods:
         # nothing went wrong: nothing was recorded (exit 0; a nightly job must not page anyone for a
         # closed site), and no empty files are left to mistake for a report
         what = f"of camera {args.camera!r} " if args.camera else ""
         console.print(f"no intervals {what}since {since_text} in {shown_url}; nothing written")
         return 0
-    periods = summarize(rows, args.by)
-    until = datetime.fromtimestamp(max(r["end_ts"] for r in rows)).strftime("%Y-%m-%d %H:%M")
-    title = f"maskwatch: compliance per camera per {args.by}, {since_text} to {until}"
+    until_text = datetime.fromtimestamp(until).strftime("%Y-%m-%d %H:%M")
+    title = f"maskwatch: compliance per camera per {args.by}, {since_text} to {until_text}"
+    if not rows:
+        console.print(f"no intervals since {since_text}: every camera was out (see the outage column)")
     console.print(render_table(periods, args.by, title))
     if args.csv is not None:
         write_csv(periods, args.csv, args.by)
