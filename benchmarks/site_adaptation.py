@@ -157,7 +157,12 @@ def collect_standin(images: Path, out: Path, model: Path) -> list[dict]:
 def collect_cli(images: Path, out: Path, model: Path) -> list[dict]:
     """``maskwatch --headless --source IMAGES --collect OUT --model MODEL`` (the collect sink, issue 12)."""
     exe = shutil.which("maskwatch") or str(Path(sys.executable).with_name("maskwatch"))
-    cmd = [exe, "--headless", "--source", str(images), "--collect", str(out),
+    # every face is kept (top probability under 1.0, no cap) so that the random baseline draws from all
+    # faces; the uncertainty order is the app's (lowest calibrated top probability first), and its first
+    # few hundred are all under the app's default threshold (0.75), i.e. what a default --collect saves
+    toml = out.parent / "collect_all.toml"
+    toml.write_text("[collect]\nmax_top_prob = 1.0\nmax_files = 1000000\nmax_mb = 100000\n")
+    cmd = [exe, "--headless", "--source", str(images), "--collect", str(out), "--config", str(toml),
            "--model", str(model)]
     say("collect: " + " ".join(shlex.quote(c) for c in cmd))
     subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
@@ -285,7 +290,9 @@ def main(argv=None) -> int:
     ap.add_argument("--sizes", default="50,100,200")
     ap.add_argument("--strategies", default="uncertainty,random")
     ap.add_argument("--epochs", type=int, default=6)
-    ap.add_argument("--replay-size", type=int, default=600)
+    ap.add_argument("--replay-size", type=int, default=None, help="default: finetune's")
+    ap.add_argument("--site-share", type=float, default=None, help="default: finetune's")
+    ap.add_argument("--lr-top", type=float, default=None, help="default: finetune's")
     ap.add_argument("--no-replay-too", action="store_true", help="also fine-tune the largest uncertainty set without replay")
     ap.add_argument("--collector", choices=("auto", "cli", "standin"), default="auto")
     ap.add_argument("--seed", type=int, default=0)
@@ -330,14 +337,17 @@ def main(argv=None) -> int:
         picked, skipped = select(records, n, strategy, args.seed)
         lab_dir = write_labelled(picked, out / "collect", out / "labelled" / name)
         run_dir = out / "ft" / name
+        recipe = {k: getattr(args, k) for k in ("replay_size", "site_share", "lr_top")
+                  if getattr(args, k) is not None}
         cfg = FinetuneConfig(data=str(lab_dir), out=str(run_dir), model=str(base_keras),
-                             replay=str(loso / "data") if replay else None, replay_size=args.replay_size,
-                             epochs=args.epochs, holdout=0.0, seed=args.seed,
-                             extra={"command": f"benchmarks/site_adaptation.py ({name})"})
+                             replay=str(loso / "data") if replay else None, epochs=args.epochs, holdout=0.0,
+                             seed=args.seed, extra={"command": f"benchmarks/site_adaptation.py ({name})"}, **recipe)
         say(f"{name}: fine-tuning on {len(picked)} crops ({skipped} not-a-face skipped while reviewing)")
         rep = finetune(cfg, progress=False, say=lambda m: say("  " + m))
         after = measure(run_dir / "mask_classifier.tflite")
         row = {"name": name, "strategy": strategy, "n": n, "replay": replay, "labels": rep["site_crops"],
+               "recipe": {k: rep["config"][k] for k in ("epochs", "replay_size", "site_share", "lr_head",
+                                                        "lr_top", "top_fraction", "augment")},
                "not_a_face_skipped": skipped, "replay_faces": rep["replay_faces"],
                "seconds_train": rep["seconds_train"], "seconds_export": rep["seconds_export"],
                "seconds_finetune_total": rep["seconds_total"], "after": after}

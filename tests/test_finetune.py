@@ -120,6 +120,7 @@ def test_too_few_crops_is_one_line_error(tmp_path, tiny_model, capsys):
     (["--model", "models/mask_classifier.tflite"], "float .keras model"),
     (["--holdout", "1.5"], "--holdout must be in [0, 1)"),
     (["--epochs", "0"], "--epochs must be at least 1"),
+    (["--site-share", "1"], "--site-share must be in (0, 1)"),
 ])
 def test_bad_options_are_one_line_errors(tmp_path, tiny_model, capsys, args, words):
     from train.cli import main

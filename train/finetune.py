@@ -49,13 +49,13 @@ class FinetuneConfig:
     out: str                                 # run folder
     model: str = DEFAULT_MODEL               # float .keras model to start from
     replay: str | None = None                # a prepared pool (manifest.csv) to mix in
-    replay_size: int = 600                   # replay train faces, the pool's class mix (and half as many val faces)
-    site_share: float = 0.33                 # with replay: site crops' share of each epoch (repeated to reach it)
+    replay_size: int = 900                   # replay train faces, the pool's class mix (and half as many val faces)
+    site_share: float = 0.2                  # with replay: site crops' share of each epoch (repeated to reach it)
     epochs: int = 6                          # total: a third (at least 1) head-only, the rest head + top blocks
     holdout: float = 0.2                     # fraction of each class's site crops held out for before/after
     batch_size: int = 32
     lr_head: float = 3e-4
-    lr_top: float = 1e-4
+    lr_top: float = 5e-5
     top_fraction: float = 0.3                # top fraction of backbone layers trained in phase 2
     augment: str = "lowres_heavy"
     label_smoothing: float = 0.05
@@ -313,6 +313,7 @@ def _report(y: np.ndarray, probs: np.ndarray) -> dict:
 
 
 def _train(model, x_tr, y_tr, cfg: FinetuneConfig, progress: bool) -> list[dict]:
+    """The head alone, then the head and the top blocks of the backbone (BatchNorm frozen)."""
     import keras
 
     from train.augment import Augmenter
@@ -369,6 +370,8 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, say=print) -> dict:
     t0 = time.time()
     if not 0 <= cfg.holdout < 1:
         raise MaskwatchError(f"--holdout must be in [0, 1), not {cfg.holdout}")
+    if not 0 < cfg.site_share < 1:
+        raise MaskwatchError(f"--site-share must be in (0, 1), not {cfg.site_share}")
     if cfg.epochs < 1:
         raise MaskwatchError(f"--epochs must be at least 1, not {cfg.epochs}")
     model_path = Path(cfg.model)
@@ -494,6 +497,8 @@ def register(sub) -> None:
                    help="prepared pool (folder with manifest.csv) whose faces are mixed in so old sites are not forgotten")
     p.add_argument("--replay-size", type=int, default=d.replay_size,
                    help="replay training faces, drawn in the pool's class mix (default %(default)s)")
+    p.add_argument("--site-share", type=float, default=d.site_share,
+                   help="with --replay: share of each epoch made of site crops (repeated to reach it; default %(default)s)")
     p.add_argument("--epochs", type=int, default=d.epochs, help="epochs in all, a third head-only (default %(default)s)")
     p.add_argument("--holdout", type=float, default=d.holdout,
                    help="fraction of each class's site crops held out for the before/after report (default %(default)s)")
@@ -516,7 +521,8 @@ def _cmd_finetune(args) -> int:
     from train.cli import command_line
 
     cfg = FinetuneConfig(data=args.data, out=args.out, model=args.model, replay=args.replay,
-                         replay_size=args.replay_size, epochs=args.epochs, holdout=args.holdout,
+                         replay_size=args.replay_size, site_share=args.site_share,
+                         epochs=args.epochs, holdout=args.holdout,
                          batch_size=args.batch_size, lr_head=args.lr_head, lr_top=args.lr_top,
                          top_fraction=args.top_fraction, calib_size=args.calib_size, version=args.ft_version,
                          temperature=args.temperature, seed=args.seed, extra={"command": command_line(args)})
