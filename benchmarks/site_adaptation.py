@@ -145,8 +145,8 @@ def collect_standin(images: Path, out: Path, model: Path) -> list[dict]:
                 cv2.imwrite(str(out / "crops" / name), ctx)
                 x1, y1, x2, y2 = (float(v) for v in box)
                 records.append({"file": f"crops/{name}", "image": str(f), "frame": k, "x1": x1, "y1": y1, "x2": x2,
-                                "y2": y2, "crop_x1": x1 - sx1, "crop_y1": y1 - sy1, "crop_x2": x2 - sx1,
-                                "crop_y2": y2 - sy1, "face_w": x2 - x1,
+                                "y2": y2, "face_x1": x1 - sx1, "face_y1": y1 - sy1, "face_x2": x2 - sx1,
+                                "face_y2": y2 - sy1, "face_w": x2 - x1,
                                 **{f"p_{lab}": float(v) for lab, v in zip(clf.labels, p)}})
             if k % 200 == 0:
                 say(f"collect: {k}/{len(files)} images, {len(records)} faces")

@@ -166,7 +166,7 @@ def test_collected_crops_are_recut_to_the_served_box(tmp_path):
     cv2.imwrite(str(collect / "labelled" / "with_mask" / "a.png"), img)
     with open(collect / "collected.csv", "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["file", "crop_x1", "crop_y1", "crop_x2", "crop_y2"])
+        w.writerow(["file", "face_x1", "face_y1", "face_x2", "face_y2"])
         w.writerow(["crops/a.png", 40, 40, 60, 60])
     crops, _, notes = read_site(collect)
     assert crops[0].box == (40.0, 40.0, 60.0, 60.0) and "re-cut" in notes[0]

@@ -95,34 +95,18 @@ def _float(v) -> float | None:
 
 
 def _box_in_file(row: dict) -> tuple[float, float, float, float] | None:
-    """The served face box inside a collected file, from a ``collected.csv`` / ``decisions.csv`` row.
+    """The face box inside a collected file (``face_x1..face_y2`` of ``collected.csv``, written by
+    ``maskwatch.sinks.collect``), or None when the row has none.
 
-    Understood columns: ``crop_x1..crop_y2`` / ``face_x1..face_y2`` (the face in the file's pixels),
-    or the frame box ``x1..y2`` (or ``box`` as ``"x1 y1 x2 y2"``) with the file's origin in the frame
-    ``file_x1, file_y1`` (or ``origin_x, origin_y``) and an optional ``file_scale`` (file px per frame px).
-
-    >>> _box_in_file({"crop_x1": "10", "crop_y1": "12", "crop_x2": "40", "crop_y2": "50"})
+    >>> _box_in_file({"file": "a.png", "face_x1": "10", "face_y1": "12", "face_x2": "40", "face_y2": "50"})
     (10.0, 12.0, 40.0, 50.0)
-    >>> _box_in_file({"box": "110 62 140 100", "file_x1": "100", "file_y1": "50", "file_scale": "2"})
-    (20.0, 24.0, 80.0, 100.0)
     >>> _box_in_file({"file": "a.jpg"}) is None
     True
     """
-    for pre in ("crop_", "face_", "box_in_file_"):
-        vals = [_float(row.get(pre + k)) for k in ("x1", "y1", "x2", "y2")]
-        if all(v is not None for v in vals):
-            return tuple(vals)  # type: ignore[return-value]
-    frame = [_float(row.get(k)) for k in ("x1", "y1", "x2", "y2")]
-    if any(v is None for v in frame) and row.get("box"):
-        parts = str(row["box"]).replace(",", " ").split()
-        frame = [_float(p) for p in parts[:4]] if len(parts) >= 4 else frame
-    ox = _float(row.get("file_x1", row.get("origin_x")))
-    oy = _float(row.get("file_y1", row.get("origin_y")))
-    if any(v is None for v in frame) or ox is None or oy is None:
+    vals = [_float(row.get("face_" + k)) for k in ("x1", "y1", "x2", "y2")]
+    if any(v is None for v in vals) or vals[2] <= vals[0] or vals[3] <= vals[1]:
         return None
-    s = _float(row.get("file_scale")) or 1.0
-    x1, y1, x2, y2 = frame
-    return ((x1 - ox) * s, (y1 - oy) * s, (x2 - ox) * s, (y2 - oy) * s)
+    return tuple(vals)  # type: ignore[return-value]
 
 
 def site_root(data: str | Path) -> tuple[Path, Path | None]:
@@ -135,7 +119,7 @@ def site_root(data: str | Path) -> tuple[Path, Path | None]:
     if (data / "labelled").is_dir() and not any(canonical(d.name) for d in data.iterdir() if d.is_dir()):
         data = data / "labelled"
     for cand in (data, data.parent):
-        if (cand / "collected.csv").is_file() or (cand / "decisions.csv").is_file():
+        if (cand / "collected.csv").is_file():
             return data, cand
     return data, None
 
@@ -150,8 +134,8 @@ def read_site(data: str | Path) -> tuple[list[SiteCrop], Counter, list[str]]:
     """The labelled crops of a site folder -> (crops, ignored folder counts, notes).
 
     Unknown folder names are an error naming them and the fix; ``not_a_face`` / ``skip`` folders
-    are left out and counted. Files listed in ``collected.csv`` / ``decisions.csv`` with their face
-    box are re-cut to the served box; anything else is taken as the crop itself."""
+    are left out and counted. Files listed in ``collected.csv`` with their face box are re-cut to the
+    served box; anything else is taken as the crop itself."""
     from train.data import IMAGE_SUFFIXES
 
     root, collect_dir = site_root(data)
@@ -163,12 +147,11 @@ def read_site(data: str | Path) -> tuple[list[SiteCrop], Counter, list[str]]:
             f"mask_worn_incorrectly, or to not_a_face to leave it out)")
     boxes: dict[str, tuple] = {}
     if collect_dir is not None:
-        for name in ("collected.csv", "decisions.csv"):
+        for name in ("collected.csv",):
             for row in _read_csv(collect_dir / name):
                 b = _box_in_file(row)
-                for key in ("file", "crop", "path", "source_file", "labelled_file"):
-                    if row.get(key) and b is not None:
-                        boxes[Path(row[key]).name] = b
+                if row.get("file") and b is not None:  # the review tab names a copy a/x.png -> a__x.png
+                    boxes[Path(row["file"]).name] = boxes[row["file"].replace("/", "__")] = b
     crops, ignored, notes = [], Counter(), []
     for d in dirs:
         files = sorted(f for f in d.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
