@@ -248,3 +248,68 @@ def test_the_apps_collect_and_model_settings_reach_the_run_config(tmp_path):
     settings.set_model_and_collect(model=tmp_path / "gone.tflite", collect=None)  # a model deleted since: not used
     config = settings.apply(Config())
     assert config.collect.folder is None and config.model == Config().model
+
+
+def _age(path, seconds):
+    import os
+    import time
+
+    t = time.time() - seconds
+    os.utime(path, (t, t))
+
+
+def test_a_torn_last_line_is_repaired_and_orphan_crops_are_deleted(tmp_path, caplog):
+    """A crash while a row was appended (review finding): the next row must not be glued onto it,
+    and the crop whose row was torn (and one left by a prune) must not escape the caps."""
+    with sink(tmp_path, per_track_s=0.0) as s:
+        for i in range(3):
+            s.on_result(result(i, [UNSURE], [1]))
+    first = read_rows(tmp_path)
+    text = (tmp_path / CSV_NAME).read_text()
+    torn = text[:text.rstrip("\n").rfind("\n") + 1] + text.rstrip("\n").rsplit("\n", 1)[1][:25]  # 3rd row cut
+    (tmp_path / CSV_NAME).write_text(torn + "\n" + "only,three,fields\n" + torn.rsplit("\n", 1)[1])
+    stray = tmp_path / "000099_t5.png"  # a crop of ours with no row at all
+    stray.write_bytes((tmp_path / first[0]["file"]).read_bytes())
+    for name in (first[2]["file"], stray.name):
+        _age(tmp_path / name, 3600)
+    mine = tmp_path / "holiday.png"  # not a name the collector gives: never touched
+    mine.write_bytes(b"x")
+    caplog.set_level("WARNING", logger="maskwatch.collect")
+    with sink(tmp_path, per_track_s=0.0) as s:
+        assert s.orphans_deleted == 2
+        s.on_result(result(7, [UNSURE], [4]))
+    table = read_rows(tmp_path)
+    assert [r["file"] for r in table[:2]] == [first[0]["file"], first[1]["file"]]
+    assert len(table) == 3 and table[2]["frame"] == "7" and all(len(r) == len(COLLECT_COLUMNS) for r in table)
+    assert (tmp_path / CSV_NAME).read_text().count("\n") == 4  # header + 3 whole rows
+    assert not (tmp_path / first[2]["file"]).exists() and not stray.exists() and mine.exists()
+    pngs = sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".png" and p != mine)
+    assert pngs == sorted(r["file"] for r in table)  # every crop counted by the caps has its row, and back
+    messages = " | ".join(r.getMessage() for r in caplog.records)
+    assert "last line was cut off" in messages and "2 rows had the wrong number of columns" in messages  # the cut 3rd row, the short one
+    assert "2 crops had no row" in messages
+
+
+def test_a_fresh_orphan_is_left_to_the_collector_writing_it(tmp_path):
+    (tmp_path / "000001_t1.png").write_bytes(b"x")  # just written: its row may be on its way
+    with sink(tmp_path) as s:
+        assert s.orphans_deleted == 0
+    assert (tmp_path / "000001_t1.png").exists()
+
+
+def test_retain_days_drops_old_crops_rows_first(tmp_path):
+    with sink(tmp_path, per_track_s=0.0) as s:
+        for i in range(4):
+            s.on_result(result(i, [UNSURE], [1]))
+    rows = read_rows(tmp_path)
+    old = rows[:2]
+    text = (tmp_path / CSV_NAME).read_text()
+    for r in old:  # saved ten days ago
+        text = text.replace(r["time"], "2020-01-01T08:00:00.000+00:00", 1)
+    (tmp_path / CSV_NAME).write_text(text)
+    config = replace(CollectConfig(folder=tmp_path), per_track_s=0.0)
+    with CollectSink(config, source="cam", model=model_info(TINY_MODEL), retain_days=7) as s:
+        assert s.expired == 2
+    kept = read_rows(tmp_path)
+    assert [r["file"] for r in kept] == [r["file"] for r in rows[2:]]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".png") == sorted(r["file"] for r in kept)

@@ -187,3 +187,26 @@ def test_the_main_window_has_the_review_tab_and_opens_the_collect_folder(qtbot, 
     qtbot.keyClick(w.review.grid, Qt.Key.Key_1, Qt.KeyboardModifier.ControlModifier)  # Ctrl+1 is not "1"
     assert w.tabs.currentIndex() == 0
     w.shutdown()
+
+
+def test_a_torn_decisions_csv_is_repaired_and_its_labelled_copy_adopted(collected, caplog):
+    """The app died while a decision row was written (review finding): the next decision must not be
+    glued onto the torn row, and the torn decision (its copy is in labelled/) is not lost."""
+    session = ReviewSession(collected)
+    first, second = session.crops[0].file, session.crops[1].file
+    session.decide(0, "with_mask")
+    session.decide(1, "without_mask")
+    text = (collected / "decisions.csv").read_text()
+    (collected / "decisions.csv").write_text(text[:-20])  # the second row cut off mid-way
+    caplog.set_level("WARNING", logger="maskwatch.review")
+    again = ReviewSession(collected)
+    assert first not in {c.file for c in again.crops} and second not in {c.file for c in again.crops}
+    again.decide(0, "mask_worn_incorrectly")
+    rows = decisions(collected)
+    assert [(r["file"], r["decision"]) for r in rows] == [
+        (first, "with_mask"), (second, "without_mask"), (again.crops[0].file, "mask_worn_incorrectly")]
+    assert (collected / "decisions.csv").read_text().endswith("\n")
+    messages = " | ".join(r.getMessage() for r in caplog.records)
+    assert "last line was cut off" in messages and "1 labelled copies had no row" in messages
+    assert labelled(collected) == sorted([f"with_mask/{first}", f"without_mask/{second}",
+                                          f"mask_worn_incorrectly/{again.crops[0].file}"])

@@ -17,7 +17,11 @@ Each decision *copies* the crop to ``DIR/labelled/<label>/<file>`` (``not_a_face
 original stays where it is) and appends a row to ``DIR/decisions.csv`` (``file``, ``decision``,
 ``guess``, ``top_prob``, ``time``). Undo deletes the copy and removes that row again (the CSV is
 rewritten atomically). Crops already in ``decisions.csv`` are not shown again when the folder is
-reopened, so labelling can stop and resume at any time.
+reopened, so labelling can stop and resume at any time. Opening a folder repairs
+``decisions.csv`` first (a warning line each): a torn last line (the app died while writing it)
+and rows of the wrong length are dropped, and a copy in ``labelled/<label>/`` that has no row
+(its row was the torn one) is adopted back as that decision, so neither the decision nor the next
+row is lost.
 
 :class:`ReviewSession` is the Qt-free part (the folder, the decisions, undo); :class:`ReviewTab`
 the widget.
@@ -26,9 +30,8 @@ the widget.
 from __future__ import annotations
 
 import csv
-import os
+import logging
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,8 +52,11 @@ from PyQt6.QtWidgets import (
 
 from maskwatch import LABELS
 from maskwatch.errors import MaskwatchError
+from maskwatch.sinks.appended import read_csv_records, rewrite_atomic
 from maskwatch.sinks.collect import CSV_NAME, read_collected, rows_by_uncertainty
 from maskwatch.sinks.timestamps import iso_time
+
+log = logging.getLogger("maskwatch.review")
 
 NOT_A_FACE = "not_a_face"
 DECISIONS = (*LABELS, NOT_A_FACE)
@@ -107,27 +113,61 @@ class ReviewSession:
         if not self.folder.is_dir():
             raise MaskwatchError(f"not a folder: {self.folder}")
         self.decisions_path = self.folder / DECISIONS_NAME
-        self._decided = self._read_decisions()
+        self._decided, damaged = self._read_decisions()
+        found = self._find_crops()
+        adopted = self._adopt_labelled(found)
+        if damaged or adopted:
+            self._rewrite_decisions()  # before anything is appended: never a row glued onto a torn one
         done = {row["file"] for row in self._decided}
-        self.crops = [c for c in self._find_crops() if c.file not in done]
+        self.crops = [c for c in found if c.file not in done]
         self._undo: list[tuple[int, str]] = []  # (crop index, decision) in the order they were made
 
     # -- reading -----------------------------------------------------------------------------------
 
-    def _read_decisions(self) -> list[dict]:
+    def _read_decisions(self) -> tuple[list[dict], bool]:
+        """The rows of ``decisions.csv`` and whether the file needs a repair (see the module docstring)."""
         try:
-            with open(self.decisions_path, encoding="utf-8", newline="") as fh:
-                reader = csv.reader(fh)
-                header = next(reader, None)
-                if header is None:
-                    return []
-                if tuple(header) != DECISION_COLUMNS:
-                    raise MaskwatchError(f"{self.decisions_path} has another header (expected: {','.join(DECISION_COLUMNS)})")
-                return [dict(zip(DECISION_COLUMNS, row)) for row in reader if len(row) == len(DECISION_COLUMNS)]
-        except FileNotFoundError:
-            return []
+            records = read_csv_records(self.decisions_path, len(DECISION_COLUMNS))
         except (OSError, UnicodeDecodeError) as e:
             raise MaskwatchError(f"cannot read {self.decisions_path}: {getattr(e, 'strerror', None) or e}") from None
+        if records.header is not None and tuple(records.header) != DECISION_COLUMNS:
+            raise MaskwatchError(f"{self.decisions_path} has another header (expected: {','.join(DECISION_COLUMNS)})")
+        if records.torn:
+            log.warning("%s: the last line was cut off (the app stopped while writing it); it was dropped",
+                        self.decisions_path)
+        if records.dropped:
+            log.warning("%s: %d rows had the wrong number of columns; they were dropped",
+                        self.decisions_path, records.dropped)
+        return [dict(zip(DECISION_COLUMNS, row)) for row in records.rows], records.damaged
+
+    def _adopt_labelled(self, crops: list[Crop]) -> int:
+        """Rows for copies in ``labelled/<decision>/`` of crops that have no row (a torn row): the
+        copy is the decision. A copy that matches no crop is left alone. Returns how many."""
+        decided = {row["file"] for row in self._decided}
+        by_name = {c.labelled_name: c for c in crops if c.file not in decided}
+        adopted = 0
+        for decision in DECISIONS:
+            folder = self.folder / LABELLED / decision
+            try:
+                names = sorted(p.name for p in folder.iterdir() if p.is_file())
+            except OSError:
+                continue
+            for name in names:
+                crop = by_name.pop(name, None)
+                if crop is None:
+                    continue
+                try:
+                    when = (folder / name).stat().st_mtime
+                except OSError:
+                    when = time.time()
+                self._decided.append({"file": crop.file, "decision": decision, "guess": crop.guess,
+                                      "top_prob": "" if crop.top_prob is None else f"{crop.top_prob:.4f}",
+                                      "time": iso_time(when)})
+                adopted += 1
+        if adopted:
+            log.warning("%s: %d labelled copies had no row; their rows were written again", self.decisions_path,
+                        adopted)
+        return adopted
 
     def _find_crops(self) -> list[Crop]:
         if (self.folder / CSV_NAME).is_file():  # a collect folder: its rows, most uncertain first
@@ -209,15 +249,12 @@ class ReviewSession:
         return index
 
     def _rewrite_decisions(self) -> None:
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=".decisions.", suffix=".csv", dir=self.folder)
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-                writer = csv.writer(fh, lineterminator="\n")
-                writer.writerow(DECISION_COLUMNS)
-                writer.writerows([row[c] for c in DECISION_COLUMNS] for row in self._decided)
-            os.replace(tmp, self.decisions_path)
-        except OSError as e:
-            raise MaskwatchError(f"cannot write {self.decisions_path}: {e.strerror or e}") from None
+        def write(fh) -> None:
+            writer = csv.writer(fh, lineterminator="\n")
+            writer.writerow(DECISION_COLUMNS)
+            writer.writerows([row[c] for c in DECISION_COLUMNS] for row in self._decided)
+
+        rewrite_atomic(self.decisions_path, write, "decisions")
 
     def next_open(self, after: int, decision: str | None = None) -> int | None:
         """The first crop after ``after`` (wrapping around) whose decision is ``decision`` (``None``:

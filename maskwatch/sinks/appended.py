@@ -1,12 +1,32 @@
-"""Append-only text files: opened without clobbering, flushed (and optionally fsynced) per record.
+r"""Append-only text files: opened without clobbering, flushed (and optionally fsynced) per record.
 
 A crash, SIGKILL or power cut loses at most the record being written; an existing file is never
 truncated. Shared by the CSV interval log and the JSONL event log.
+
+Also the two helpers of every small CSV maskwatch rewrites or appends to (``collected.csv``,
+``decisions.csv``, the report's files): :func:`rewrite_atomic` replaces a file whole or not at
+all, and :func:`read_csv_records` reads one back telling a torn last line (a crash while
+appending) and rows of the wrong length apart, so the caller can repair the file before it
+appends to it again (an append onto a torn line would glue two rows into one bad row).
+
+>>> import tempfile
+>>> path = Path(tempfile.mkdtemp()) / "t.csv"
+>>> _ = path.write_text("a,b\n1,2\n3\n4,5\n6,")   # a short row, and a torn last line
+>>> r = read_csv_records(path, 2)
+>>> r.header, r.rows, r.dropped, r.torn
+(['a', 'b'], [['1', '2'], ['4', '5']], 1, True)
+>>> rewrite_atomic(path, lambda fh: fh.write("a,b\n"), "test file"); path.read_text()
+'a,b\n'
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from maskwatch.errors import MaskwatchError
@@ -45,3 +65,89 @@ class AppendedFile(BaseSink):
                 fh.close()
             except OSError:
                 pass
+
+
+def rewrite_atomic(path: str | os.PathLike, write: Callable, what: str, binary: bool = False) -> None:
+    """Replace ``path`` with what ``write(fh)`` writes, all or nothing.
+
+    A temporary file in the same folder (so the rename stays on one file system) is written,
+    flushed and fsynced, then renamed over ``path`` (``os.replace``: atomic on POSIX and Windows);
+    on any error the temporary file is removed and ``path`` is untouched. ``binary``: ``fh`` takes
+    bytes, else UTF-8 text with no newline translation. An ``OSError`` becomes the one-line
+    ``MaskwatchError`` ``cannot write <what> <path>: <reason>``.
+    """
+    path = Path(path)
+    tmp: str | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="")) as fh:
+            write(fh)
+            sync(fh)
+        os.replace(tmp, path)
+        tmp = None
+        _sync_folder(path.parent)
+    except IsADirectoryError:
+        raise MaskwatchError(f"cannot write {what} {path}: it is a directory") from None
+    except OSError as e:
+        raise MaskwatchError(f"cannot write {what} {path}: {e.strerror or e}") from None
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+def _sync_folder(folder: Path) -> None:
+    """fsync a folder so a rename in it survives a power cut (POSIX; elsewhere a no-op)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class CsvRecords:
+    """A CSV file read back: ``header`` (``None``: empty or missing), the ``rows`` of the right
+    width, ``dropped`` (rows of another width, left out) and ``torn`` (the file ended inside a
+    row, which is left out too)."""
+
+    header: list[str] | None = None
+    rows: list[list[str]] = field(default_factory=list)
+    dropped: int = 0
+    torn: bool = False
+
+    @property
+    def damaged(self) -> bool:
+        """Whether the file should be rewritten before it is appended to."""
+        return self.torn or self.dropped > 0
+
+
+def read_csv_records(path: str | os.PathLike, width: int) -> CsvRecords:
+    """Read ``path`` (a missing file is empty). Raises ``OSError``/``UnicodeDecodeError`` for the
+    caller to word; the header is returned as it is, for the caller to check."""
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            text = fh.read()
+    except FileNotFoundError:
+        return CsvRecords()
+    out = CsvRecords()
+    if text and not text.endswith(("\n", "\r")):  # a crash while appending: the last line is partial
+        out.torn = True
+        cut = max(text.rfind("\n"), text.rfind("\r"))
+        text = text[:cut + 1] if cut >= 0 else ""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    out.header = next(reader, None)
+    for row in reader:
+        if len(row) == width:
+            out.rows.append(row)
+        elif row:  # a blank line is no row
+            out.dropped += 1
+    return out

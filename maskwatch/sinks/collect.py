@@ -34,8 +34,16 @@ served square inside the saved image),
 Caps: beyond ``max_files`` crops or ``max_mb`` megabytes the oldest are deleted until a tenth of
 the room is free again. Their rows leave ``collected.csv`` *first* (the file is rewritten
 atomically), then the files go: a crash in between leaves a file without a row, never a row
-without its file. An existing folder is appended to (the caps count what is already there); rows
-whose file was deleted by hand are dropped, with a warning, when it is opened.
+without its file. An existing folder is appended to (the caps count what is already there) and
+repaired first, each repair one warning line: rows whose file was deleted by hand are dropped;
+a torn last line (a crash while a row was appended) and rows of the wrong length are dropped;
+crops of ours (``000123_t4.png``) without a row are deleted (a prune or a torn row left them;
+with no row they have no probabilities to review, and uncounted they would escape the caps). A
+crop younger than :data:`ORPHAN_GRACE_S` is left alone (another collector may be about to write
+its row).
+
+With ``retain_days`` (the run's ``retain_days``: a site keeps faces no longer than that) crops
+older than that go too, rows first, when the sink opens and every hour after.
 
 >>> from maskwatch.sinks.collect import served_and_saved
 >>> served_and_saved((100, 100, 140, 150), margin=0.2)   # a 40x50 face: 70 px served, 105 px saved
@@ -49,7 +57,6 @@ import logging
 import math
 import os
 import re
-import tempfile
 import time
 from collections import deque
 from pathlib import Path
@@ -60,6 +67,7 @@ from maskwatch import LABELS
 from maskwatch.crop import square_box
 from maskwatch.errors import MaskwatchError
 from maskwatch.results import FrameResult
+from maskwatch.sinks.appended import read_csv_records, rewrite_atomic
 from maskwatch.sinks.base import BaseSink
 from maskwatch.sinks.timestamps import iso_time
 
@@ -73,6 +81,12 @@ SPLIT_MIN_VOTES = 5
 PRUNE_TO = 0.9
 """When a cap is passed, the oldest crops are deleted until this share of each cap is used."""
 REASONS = ("low_confidence", "split_vote")
+CROP_NAME = re.compile(r"\d{6,}(?:_t-?\d+)?\.png")
+"""The names :class:`CollectSink` gives its crops (what it may delete as orphans)."""
+ORPHAN_GRACE_S = 60.0
+"""A crop without a row is deleted only when it is older than this (its row may be on its way)."""
+RETAIN_EVERY_S = 3600.0
+"""How often a running collector drops crops older than ``retain_days``."""
 
 COLLECT_COLUMNS: tuple[str, ...] = (
     "file", "time", "camera", "image", "frame", "track",
@@ -126,21 +140,19 @@ def split_vote(votes) -> bool:
 def read_collected(folder: str | Path) -> list[dict]:
     """The rows of ``folder/collected.csv`` (``[]`` when there is none); a file with another
     header is a one-line ``MaskwatchError`` (never rows mixed into a file that is not ours)."""
-    path = Path(folder) / CSV_NAME
+    return [dict(zip(COLLECT_COLUMNS, row)) for row in _read_records(Path(folder) / CSV_NAME).rows]
+
+
+def _read_records(path: Path):
+    """``collected.csv`` as :class:`~maskwatch.sinks.appended.CsvRecords`; a foreign header is an error."""
     try:
-        with open(path, encoding="utf-8", newline="") as fh:
-            reader = csv.reader(fh)
-            header = next(reader, None)
-            if header is None:
-                return []
-            if tuple(header) != COLLECT_COLUMNS:
-                raise MaskwatchError(f"{path} exists with a different header; collect into another folder "
-                                     f"(expected: {','.join(COLLECT_COLUMNS)})")
-            return [dict(zip(COLLECT_COLUMNS, row)) for row in reader if len(row) == len(COLLECT_COLUMNS)]
-    except FileNotFoundError:
-        return []
+        records = read_csv_records(path, len(COLLECT_COLUMNS))
     except (OSError, UnicodeDecodeError) as e:
         raise MaskwatchError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
+    if records.header is not None and tuple(records.header) != COLLECT_COLUMNS:
+        raise MaskwatchError(f"{path} exists with a different header; collect into another folder "
+                             f"(expected: {','.join(COLLECT_COLUMNS)})")
+    return records
 
 
 def check_collect_folder(folder: str | Path) -> None:
@@ -180,7 +192,8 @@ class CollectSink(BaseSink):
     ``model``: the :class:`~maskwatch.classification.ModelInfo` in use (its crop margin and its
     description; :meth:`on_model` changes it when the model is swapped)."""
 
-    def __init__(self, config, *, source=None, vote_window: int = 15, model=None, fsync: bool = False):
+    def __init__(self, config, *, source=None, vote_window: int = 15, model=None, fsync: bool = False,
+                 retain_days: float | None = None):
         from maskwatch.sources.spec import redact
 
         if config.folder is None:
@@ -197,8 +210,12 @@ class CollectSink(BaseSink):
         self._image_names = _source_image_names(source) if source is not None else None
         self.per_face = self._image_names is not None
         self.model = model
+        self.retain_s = None if retain_days is None else float(retain_days) * 86400.0
         self.saved = 0  # crops written by this sink
         self.pruned = 0  # crops deleted for the caps by this sink
+        self.expired = 0  # crops deleted for retain_days by this sink
+        self.orphans_deleted = 0  # crops without a row deleted when the folder was opened
+        self._next_retain = time.monotonic() + RETAIN_EVERY_S
         self._votes: dict[int, deque] = {}
         self._last_seen: dict[int, float] = {}
         self._last_saved: dict[int, float] = {}
@@ -210,17 +227,24 @@ class CollectSink(BaseSink):
             raise MaskwatchError(f"cannot create collect folder {self.folder}: {e.strerror or e}") from None
         if not os.access(self.folder, os.W_OK | os.X_OK):
             raise MaskwatchError(f"cannot write to collect folder {self.folder}: permission denied")
-        rows = read_collected(self.folder)
+        records = _read_records(self._path)
+        if records.torn:
+            log.warning("%s: the last line was cut off (a crash while it was written); it was dropped", self._path)
+        if records.dropped:
+            log.warning("%s: %d rows had the wrong number of columns; they were dropped", self._path, records.dropped)
+        rows = [dict(zip(COLLECT_COLUMNS, row)) for row in records.rows]
         kept = [r for r in rows if (self.folder / r["file"]).is_file()]
         if len(kept) != len(rows):
             log.warning("%s: %d rows named crops that are gone; their rows were dropped",
                         self._path, len(rows) - len(kept))
         self._rows: deque[tuple[dict, int]] = deque((r, self._size(r["file"])) for r in kept)
         self._bytes = sum(size for _, size in self._rows)
+        if records.damaged or len(kept) != len(rows) or not self._path.exists() or records.header is None:
+            self._rewrite()  # before anything is appended: never a row glued onto a torn one
+        self._delete_orphans({r["file"] for r in kept})
         self._seq = 1 + max((self._seq_of(r["file"]) for r in kept), default=0)
-        if len(kept) != len(rows) or not self._path.exists():
-            self._rewrite()
         self._open()
+        self._expire()
 
     # -- sink --------------------------------------------------------------------------------------
 
@@ -260,6 +284,9 @@ class CollectSink(BaseSink):
             self._save(frame, faces, i, track, reason)
         if len(self._last_seen) > 256:
             self._forget(now)
+        if self.retain_s is not None and time.monotonic() >= self._next_retain:
+            self._next_retain = time.monotonic() + RETAIN_EVERY_S
+            self._expire()
 
     def close(self) -> None:
         fh, self._fh = self._fh, None
@@ -353,6 +380,70 @@ class CollectSink(BaseSink):
         except OSError as e:
             raise MaskwatchError(f"cannot write {self._path}: {e.strerror or e}") from None
 
+    def _delete_orphans(self, known: set[str]) -> None:
+        """Delete our crops (:data:`CROP_NAME`) that have no row, older than :data:`ORPHAN_GRACE_S`."""
+        now = time.time()
+        gone = 0
+        try:
+            entries = list(os.scandir(self.folder))
+        except OSError:
+            return
+        for entry in entries:
+            if entry.name in known or not CROP_NAME.fullmatch(entry.name):
+                continue
+            try:
+                if not entry.is_file(follow_symlinks=False) or now - entry.stat().st_mtime < ORPHAN_GRACE_S:
+                    continue
+                os.unlink(entry.path)
+                gone += 1
+            except FileNotFoundError:
+                continue
+            except OSError as e:
+                log.warning("cannot delete collected crop %s: %s", entry.path, e.strerror or e)
+        if gone:
+            log.warning("%s: %d crops had no row in %s (left by a crash); they were deleted",
+                        self.folder, gone, CSV_NAME)
+        self.orphans_deleted += gone
+
+    def _expire(self) -> None:
+        """Delete the crops older than ``retain_days`` (by their row's time, else the file's): rows first."""
+        if self.retain_s is None or not self._rows:
+            return
+        limit = time.time() - self.retain_s
+        old = {row["file"] for row, _ in self._rows if self._saved_at(row) < limit}
+        if old:
+            self.expired += len(self._drop(lambda row: row["file"] in old))
+            log.info("collect: deleted %d crops older than %g days from %s", len(old), self.retain_s / 86400.0,
+                     self.folder)
+
+    def _saved_at(self, row: dict) -> float:
+        from datetime import datetime
+
+        try:
+            return datetime.fromisoformat(row["time"]).timestamp()
+        except (KeyError, ValueError):
+            try:
+                return (self.folder / row["file"]).stat().st_mtime
+            except OSError:
+                return time.time()
+
+    def _drop(self, gone_if) -> list[str]:
+        """Remove the rows for which ``gone_if(row)`` holds, rewrite the CSV, then delete their files."""
+        gone = [row["file"] for row, _ in self._rows if gone_if(row)]
+        self._rows = deque((row, size) for row, size in self._rows if not gone_if(row))
+        self._bytes = sum(size for _, size in self._rows)
+        self.close()
+        self._rewrite()
+        self._open()
+        for name in gone:
+            try:
+                (self.folder / name).unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                log.warning("cannot delete collected crop %s: %s", self.folder / name, e.strerror or e)
+        return gone
+
     def _prune(self) -> None:
         """Delete the oldest crops until both caps have a tenth of room: rows first, then files."""
         count_to = max(int(self.max_files * PRUNE_TO), 0)
@@ -376,17 +467,12 @@ class CollectSink(BaseSink):
 
     def _rewrite(self) -> None:
         """Write ``collected.csv`` anew from the kept rows, atomically (a temporary file renamed)."""
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=".collected.", suffix=".csv", dir=self.folder)
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-                writer = csv.writer(fh, lineterminator="\n")
-                writer.writerow(COLLECT_COLUMNS)
-                writer.writerows([row[c] for c in COLLECT_COLUMNS] for row, _ in self._rows)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self._path)
-        except OSError as e:
-            raise MaskwatchError(f"cannot write {self._path}: {e.strerror or e}") from None
+        def write(fh) -> None:
+            writer = csv.writer(fh, lineterminator="\n")
+            writer.writerow(COLLECT_COLUMNS)
+            writer.writerows([row[c] for c in COLLECT_COLUMNS] for row, _ in self._rows)
+
+        rewrite_atomic(self._path, write, "collect list")
 
     def _open(self) -> None:
         try:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import csv
 import math
-import os
 import re
 import statistics
 import time
@@ -296,16 +295,12 @@ def _is_png(path: Path) -> bool:
         return fh.read(8) == b"\x89PNG\r\n\x1a\n" or path.stat().st_size == 0
 
 
-def _replace(path: Path, write, what: str) -> None:
-    """Write through a temporary file in the same folder, then rename: no half-written report."""
-    part = path.with_name(f".{path.name}.part")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write(part)
-        os.replace(part, path)
-    except OSError as e:
-        part.unlink(missing_ok=True)
-        raise MaskwatchError(f"cannot write {what} {path}: {e.strerror or e}") from None
+def _replace(path: Path, write, what: str, binary: bool = False) -> None:
+    """Write through a temporary file in the same folder, then rename: no half-written report
+    (:func:`maskwatch.sinks.appended.rewrite_atomic`; ``write(fh)`` writes the content)."""
+    from maskwatch.sinks.appended import rewrite_atomic
+
+    rewrite_atomic(path, write, what, binary=binary)
 
 
 def write_csv(periods: list[Period], path: str | Path, by: str) -> None:
@@ -313,16 +308,15 @@ def write_csv(periods: list[Period], path: str | Path, by: str) -> None:
     path = Path(path)
     _check_output(path, "csv", _is_report_csv)
 
-    def write(part: Path) -> None:
-        with open(part, "w", newline="", encoding="utf-8") as fh:
-            w = csv.writer(fh, lineterminator="\n")
-            w.writerow(REPORT_COLUMNS)
-            for p in periods:
-                rate = p.compliance_rate
-                w.writerow([p.camera, period_name(p.start, by),
-                            datetime.fromtimestamp(p.start).astimezone().isoformat(timespec="seconds"),
-                            p.people_seen, *(p.by_label[k] for k in LABELS), p.decided,
-                            "" if rate is None else f"{rate:.3f}", p.frames, f"{p.outage_s:.0f}", p.rows])
+    def write(fh) -> None:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(REPORT_COLUMNS)
+        for p in periods:
+            rate = p.compliance_rate
+            w.writerow([p.camera, period_name(p.start, by),
+                        datetime.fromtimestamp(p.start).astimezone().isoformat(timespec="seconds"),
+                        p.people_seen, *(p.by_label[k] for k in LABELS), p.decided,
+                        "" if rate is None else f"{rate:.3f}", p.frames, f"{p.outage_s:.0f}", p.rows])
 
     _replace(path, write, "csv")
 
@@ -380,10 +374,10 @@ def write_png(periods: list[Period], path: str | Path, by: str, title: str) -> N
     span = (timedelta(minutes=30) if by == "hour" else timedelta(hours=12))
     bottom.set_xlim(x[starts[0]] - span, x[starts[-1]] + span)
 
-    def write(part: Path) -> None:
-        fig.savefig(part, format="png")
+    def write(fh) -> None:
+        fig.savefig(fh, format="png")
 
-    _replace(path, write, "png")
+    _replace(path, write, "png", binary=True)
 
 
 # -- the command ---------------------------------------------------------------------------------
