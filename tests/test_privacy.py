@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from maskwatch.config import Config
+from maskwatch.gui.qt_env import prepare_qt_environment
 from maskwatch.errors import MaskwatchError
 from maskwatch.faces import Faces
 from maskwatch.frames import Frame
@@ -19,6 +20,9 @@ from maskwatch.site.retention import RetentionSink, purge
 from maskwatch.sinks import SnapshotSaver, VideoSink, sinks_from_config
 
 PEOPLE = Path(__file__).resolve().parent / "fixtures" / "people"
+
+os.environ["QT_QPA_PLATFORM"] = "offscreen"  # the app's tests below: no display
+prepare_qt_environment()  # before pytest-qt makes the QApplication (cv2 points Qt at its own plugins)
 
 
 def two_faces_frame() -> tuple[np.ndarray, Faces]:
@@ -169,3 +173,90 @@ def test_retention_runs_from_the_configured_sinks_and_logs(tmp_path, caplog):
         for sink in sinks:
             sink.close()
     assert not any(isinstance(s, RetentionSink) for s in sinks_from_config(Config(snapshots=snaps)))
+
+
+def _gui_window(qtbot, tmp_path, monkeypatch, config: Config):
+    """The desktop window with its settings in tmp_path (snapshots to tmp_path/gui_snaps,
+    recordings to tmp_path/gui_videos)."""
+    from PyQt6.QtCore import QSettings
+
+    from maskwatch.gui.main_window import RECORDINGS_KEY, MainWindow
+    from maskwatch.gui.settings import GuiSettings
+
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "qsettings"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    settings = GuiSettings(QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat))
+    settings.save_controls(mode="full", min_score=0.5, vote_window=15, log=None, snapshots=tmp_path / "gui_snaps",
+                           sound=False, realtime=False)
+    settings.set_value(RECORDINGS_KEY, str(tmp_path / "gui_videos"))
+    window = MainWindow(config, settings)
+    qtbot.addWidget(window)
+    return window
+
+
+@pytest.mark.parametrize("mode", ["others", "all"])
+def test_the_apps_snapshot_blurs_every_face_with_blur_faces(qtbot, tmp_path, monkeypatch, mode):
+    """Ctrl+S in the desktop app honours blur_faces (review finding): no trigger, so every face."""
+    from conftest import TINY_MODEL
+    from maskwatch.frames import SourceState
+
+    frame, faces = two_faces_frame()
+    shown = FrameResult(Frame(frame, 1, 0.0, 0.0), faces, Stats(fps=10.0, source_state=SourceState.LIVE), Totals(), [])
+    sharp = {}
+    for blur in ("off", mode):
+        window = _gui_window(qtbot, tmp_path / blur, monkeypatch, Config(model=TINY_MODEL, blur_faces=blur))
+        try:
+            window.last_result = shown
+            path = window.save_snapshot()
+            assert path is not None and path.parent == tmp_path / blur / "gui_snaps"
+            image = cv2.imread(str(path))
+            sharp[blur] = [sharpness(image, box) for box in faces.xyxy]
+        finally:
+            window.shutdown()
+    for face in range(2):
+        assert sharp[mode][face] < sharp["off"][face] / 5, sharp
+
+
+def test_the_apps_recordings_and_snapshots_go_after_retain_days(qtbot, tmp_path, monkeypatch, caplog):
+    from conftest import TINY_MODEL
+
+    videos, snaps = tmp_path / "gui_videos", tmp_path / "gui_snaps"
+    old_video = age(videos / "maskwatch_20250101_080000.mp4", 10)
+    old_second = age(videos / "maskwatch_20250101_080000_1.mp4", 10)
+    old_snap = age(snaps / "maskwatch_20250101_080001.png", 10)
+    new_video = age(videos / "maskwatch_20261101_080000.mp4", 1)
+    foreign = age(videos / "wedding.mp4", 100)
+    caplog.set_level("INFO", logger="maskwatch.site.retention")
+    window = _gui_window(qtbot, tmp_path, monkeypatch, Config(model=TINY_MODEL, retain_days=7))
+    try:
+        window._purge_old_outputs()  # what start() and start_recording() call
+    finally:
+        window.shutdown()
+    assert not old_video.exists() and not old_second.exists() and not old_snap.exists()
+    assert new_video.exists() and foreign.exists()
+    assert sum("retention: deleted" in r.getMessage() for r in caplog.records) == 3
+    keep = _gui_window(qtbot, tmp_path / "keep", monkeypatch, Config(model=TINY_MODEL))  # no retain_days
+    kept = age(tmp_path / "keep" / "gui_videos" / "maskwatch_20200101_080000.mp4", 1000)
+    try:
+        keep._purge_old_outputs()
+    finally:
+        keep.shutdown()
+    assert kept.exists()
+
+
+def test_retain_days_reaches_the_collector(tmp_path):
+    from dataclasses import replace
+
+    from conftest import TINY_MODEL
+    from maskwatch.config import CollectConfig
+    from maskwatch.sinks.collect import CollectSink
+
+    config = replace(Config(model=TINY_MODEL, retain_days=3), collect=CollectConfig(folder=tmp_path / "crops"))
+    sinks = sinks_from_config(config)
+    try:
+        collectors = [s for s in sinks if isinstance(s, CollectSink)]
+        assert len(collectors) == 1 and collectors[0].retain_s == 3 * 86400.0
+    finally:
+        for sink in sinks:
+            sink.close()

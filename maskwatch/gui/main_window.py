@@ -59,6 +59,8 @@ from maskwatch.gui.worker import Delivery, MonitorWorker
 from maskwatch.overlay import draw
 from maskwatch.paths import assets_dir
 from maskwatch.results import FrameResult, Totals
+from maskwatch.site.retention import purge_gui_outputs
+from maskwatch.sinks.blur import blur_faces, faces_to_blur
 from maskwatch.sinks.video import VideoSink
 from maskwatch.sources.spec import parse, redact
 
@@ -350,6 +352,7 @@ class MainWindow(QMainWindow):
         self.video.set_hint(f"Opening {self._source_name} …")
         self.banner.hide()
         self._show_model(self.run_config.model)
+        self._purge_old_outputs()
         self.worker.start(self.run_config, redact=self._redact)
         self._set_running_ui(True)
         self.statusBar().showMessage(f"Watching {self._source_name}")
@@ -456,8 +459,17 @@ class MainWindow(QMainWindow):
         pictures = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.PicturesLocation)
         return Path(pictures or Path.home()) / "maskwatch"
 
+    def _purge_old_outputs(self) -> None:
+        """``retain_days``: the app's own Record videos and Ctrl+S snapshots older than that go (the
+        run's sinks purge the headless snapshots and recordings; maskwatch.site.retention)."""
+        cfg = self.run_config or self.settings.apply(self.base_config)
+        purge_gui_outputs([self.recording_folder(), self.snapshot_folder()], cfg.retain_days)
+
     def save_snapshot(self) -> Path | None:
-        """Save the current frame with its boxes (the overlay the headless snapshots use) as PNG."""
+        """Save the current frame with its boxes (the overlay the headless snapshots use) as PNG.
+
+        With ``blur_faces`` every face is blurred first, as the snapshot sink does: a manual
+        snapshot has no triggering person, so ``"others"`` blurs every face too (as a video does)."""
         if self.last_result is None:
             self.statusBar().showMessage("No frame to save yet", 4000)
             return None
@@ -465,7 +477,13 @@ class MainWindow(QMainWindow):
         try:
             folder.mkdir(parents=True, exist_ok=True)
             path = unused_name(folder, ".png")
-            image = draw(self.last_result.frame.image, self.last_result.faces)
+            faces = self.last_result.faces
+            blur = (self.run_config or self.settings.apply(self.base_config)).blur_faces
+            keep = faces_to_blur(blur, faces.track_id)  # no trigger: every face
+            image = self.last_result.frame.image
+            if keep is not None and len(faces):
+                image = blur_faces(image, faces.xyxy, keep)
+            image = draw(image, faces)
             # encoded in memory, written by Python: OpenCV crashes on a file name that is not UTF-8
             ok, data = cv2.imencode(".png", image)
             if not ok:
@@ -510,6 +528,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Start watching first, then record (Ctrl+R)", 4000)
             return None
         folder = self.recording_folder()
+        self._purge_old_outputs()
         try:
             folder.mkdir(parents=True, exist_ok=True)
             path = unused_name(folder, ".mp4")

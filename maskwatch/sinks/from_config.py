@@ -201,7 +201,7 @@ def sinks_from_config(
             from maskwatch.sinks.collect import CollectSink
 
             sinks.append(CollectSink(config.collect, source=config.source, vote_window=config.tracker.vote_window,
-                                     model=_model_info(config.model)))
+                                     model=_model_info(config.model), retain_days=config.retain_days))
         listeners: list[AlertListener] = []
         if events is not None:
             listeners.append(jsonl_listener(events))

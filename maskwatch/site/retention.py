@@ -5,10 +5,14 @@ Only files maskwatch wrote are touched, recognised by name: in the ``snapshots``
 :data:`~maskwatch.sinks.snapshots.NAME_PATTERN`) and their ``.part`` leftovers; next to
 ``save_video`` (``out/door.mp4``) the video itself, its numbered variants (``door-1.mp4``), the
 per-run recordings of ``maskwatch serve`` (``door-20261121T235959.mp4``) and abandoned temporary
-recordings (``.maskwatch-recording-*.mp4``). A photo a person put in the same folder stays. The
-age is the file's modification time. The review loop's collect folder is not purged here: its
-crops and ``collected.csv`` are capped by the collector itself (``max_files``, ``max_mb``),
-which deletes rows and files together.
+recordings (``.maskwatch-recording-*.mp4``); in the desktop app's folders, its Record videos
+and Ctrl+S snapshots (``maskwatch_20261121_235959.mp4`` / ``.png``, :data:`GUI_NAMES`,
+:func:`purge_gui_outputs`, called by the window when a run or a recording starts). A photo a
+person put in the same folder stays. The age is the file's modification time. The review loop's
+collect folder is not purged here but by the collector itself
+(:class:`~maskwatch.sinks.collect.CollectSink` with ``retain_days``): it deletes a crop's row
+before the crop, and a purge from outside would leave rows without their crops while the
+collector has the file open.
 
 :class:`RetentionSink` runs :func:`purge` when it is opened and then every ``every_s`` seconds
 (an hour) from the monitor's loop; :func:`maskwatch.sinks.sinks_from_config` adds it when
@@ -67,6 +71,11 @@ def recording_names(save_video: Path) -> re.Pattern:
         f"{stem}(?:-\\d{{8}}T\\d{{6}})?(?:-\\d{{1,2}})?{suffix}|{re.escape(PART_PREFIX)}[A-Za-z0-9_]+{suffix}")
 
 
+GUI_NAMES = re.compile(r"maskwatch_\d{8}_\d{6}(?:_\d+)?\.(?:mp4|png)")
+"""What the desktop app's Record (Ctrl+R) and Snapshot (Ctrl+S) name their files
+(:func:`maskwatch.gui.main_window.unused_name`)."""
+
+
 def purge_folder(folder: Path, names: re.Pattern, max_age_s: float, now: float | None = None) -> list[Path]:
     """Delete the files in ``folder`` (not below it) whose name matches ``names`` and whose
     modification time is older than ``max_age_s``; the paths deleted. A file that cannot be
@@ -108,6 +117,27 @@ def purge(config, now: float | None = None) -> list[Path]:
         deleted += purge_folder(video.parent, recording_names(video), max_age, now)
     for path in deleted:
         log.info("retention: deleted %s (older than %g days)", path, days)
+    return deleted
+
+
+def purge_gui_outputs(folders, retain_days: float | None, now: float | None = None) -> list[Path]:
+    """Delete the desktop app's recordings and snapshots (:data:`GUI_NAMES`) older than
+    ``retain_days`` in each of ``folders``; nothing when it is ``None``. Each deleted file is logged.
+
+    >>> import os, tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> for name in ("maskwatch_20200101_080000.mp4", "maskwatch_20200101_080000_1.png", "party.mp4"):
+    ...     _ = (folder / name).write_bytes(b"x"); os.utime(folder / name, (0, 0))
+    >>> [p.name for p in purge_gui_outputs([folder, folder], 7)], sorted(p.name for p in folder.iterdir())
+    (['maskwatch_20200101_080000.mp4', 'maskwatch_20200101_080000_1.png'], ['party.mp4'])
+    """
+    if retain_days is None:
+        return []
+    deleted: list[Path] = []
+    for folder in dict.fromkeys(Path(f) for f in folders):  # the same folder once
+        deleted += purge_folder(folder, GUI_NAMES, float(retain_days) * DAY_S, now)
+    for path in deleted:
+        log.info("retention: deleted %s (older than %g days)", path, retain_days)
     return deleted
 
 
