@@ -8,8 +8,8 @@ writer beyond its busy timeout: :class:`~maskwatch.site.history.DatabaseUnavaila
 the run: the row (its payload, with its ``id``, made once) waits in a bounded in-memory queue, in
 order, and later calls try the queue again (first after ``retry_initial_s``, the wait doubling up to
 ``retry_max_s``); one warning when the outage starts, one when the queue is written. Rows keep their
-order: while anything waits, a new row joins the end of the queue. The bound (``max_queued`` rows,
-about a week of one-minute intervals with their events) keeps a long outage from eating the
+order: while anything waits, a new row joins the end of the queue. The bound (``max_queued`` rows;
+a week of one-minute intervals is 10 080) keeps a long outage from eating the
 camera's memory: when it is full a NEW row is dropped (the oldest, already waiting, are kept),
 counted in :attr:`DatabaseSink.dropped` and logged as an error (the first drop and every 100th),
 and the total is said again when the database is back. :meth:`DatabaseSink.close` tries the queue
