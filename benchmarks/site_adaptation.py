@@ -326,6 +326,7 @@ def main(argv=None) -> int:
                 evaluate(tfl, x_site[is_test], y_site[is_test]), "pool_test_other_sources": evaluate(tfl, x_other, y_other)}
 
     before = measure(base_tfl)
+    reference = measure(ROOT / "models" / "mask_classifier.tflite")
     say(f"before: site macro F1 {before['site_test']['macro_f1']}, incorrect recall "
         f"{before['site_test']['incorrect_recall']}; pool (other sources) {before['pool_test_other_sources']['macro_f1']}")
     runs = []
@@ -355,42 +356,55 @@ def main(argv=None) -> int:
         say(f"{name}: site macro F1 {after['site_test']['macro_f1']} incorrect recall "
             f"{after['site_test']['incorrect_recall']}; pool other {after['pool_test_other_sources']['macro_f1']}; "
             f"{rep['seconds_total']:.0f} s")
-        write_results(args, before, runs, collector, n_lab, t_collect, len(records), time.time() - t_start, argv)
+        write_results(args, before, runs, collector, n_lab, t_collect, len(records), time.time() - t_start, argv,
+                      reference)
     return 0
 
 
-def write_results(args, before, runs, collector, n_lab, t_collect, n_collected, seconds, argv) -> None:
+def write_results(args, before, runs, collector, n_lab, t_collect, n_collected, seconds, argv, reference=None) -> None:
     res = Path(args.results)
     res.parent.mkdir(parents=True, exist_ok=True)
     cmd = "nice -n 5 python benchmarks/site_adaptation.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     load = os.getloadavg()
     data = {"command": cmd.strip(), "collector": collector, "collected": n_collected, "collected_labels": n_lab,
-            "collect_seconds": round(t_collect, 1), "before": before, "runs": runs,
+            "collect_seconds": round(t_collect, 1), "before": before, "reference": reference, "runs": runs,
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs shared with 5 other agents "
                        f"(load average at the end {load[0]:.1f})", "seconds_total": round(seconds, 1),
             "config": vars(args)}
     Path(str(res) + ".json").write_text(json.dumps(data, indent=2) + "\n")
-    b = before
+    Path(str(res) + ".md").write_text(render_md(data))
+
+
+def _row(name: str, m: dict, crops: str = "–", skipped: str = "–", secs: str = "–") -> str:
+    return (f"| {name} | {crops} | {skipped} | {m['site_test']['macro_f1']:.3f} | {m['site_test']['incorrect_recall']:.3f} | "
+            f"{m['site_test_only_test_split']['macro_f1']:.3f} | {m['pool_test_other_sources']['macro_f1']:.3f} | {secs} |")
+
+
+def render_md(data: dict) -> str:
+    """The results table of a results JSON."""
+    b = data["before"]
     lines = ["# Site adaptation: fine-tuning on a site's own labelled crops", "",
              f"Command: `{data['command']}`", "",
              "Base: the leave-one-source-out model trained without `ilc2021-scenes` (int8). Site: `ilc2021-scenes`; "
-             "crops collected from its train-split images, labelled by matching the annotations (IoU >= 0.4), "
-             f"collector: {collector}; site test = its val + test faces of `runs/pool` ({b['site_test']['n']}), "
-             f"pool = the test split of the other sources ({b['pool_test_other_sources']['n']}).", "",
+             f"{data['collected']} crops collected ({data['collector']}) from its train-split images, labelled by "
+             "matching the annotations (IoU >= 0.4; no match = not a face, dropped); "
+             f"site test = its val + test faces of `runs/pool` ({b['site_test']['n']}; the test split alone: "
+             f"{b['site_test_only_test_split']['n']}), pool = the test split of the other sources "
+             f"({b['pool_test_other_sources']['n']}). All int8. Fine-tunes with replay from the leave-one-source-out "
+             "training manifest, `--holdout 0`.", "",
              "| run | crops (with / without / incorrect) | not-a-face skipped | site macro F1 | site incorrect recall "
              "| site test split only macro F1 | pool macro F1 (other sources) | fine-tune + export s |",
-             "|---|---|---|---|---|---|---|---|",
-             f"| before | – | – | {b['site_test']['macro_f1']:.3f} | {b['site_test']['incorrect_recall']:.3f} | "
-             f"{b['site_test_only_test_split']['macro_f1']:.3f} | {b['pool_test_other_sources']['macro_f1']:.3f} | – |"]
-    for r in runs:
-        a, lab = r["after"], r["labels"]
-        lines.append(f"| {r['name']} | {lab['with_mask']} / {lab['without_mask']} / {lab['mask_worn_incorrectly']} | "
-                     f"{r['not_a_face_skipped']} | {a['site_test']['macro_f1']:.3f} | {a['site_test']['incorrect_recall']:.3f} | "
-                     f"{a['site_test_only_test_split']['macro_f1']:.3f} | {a['pool_test_other_sources']['macro_f1']:.3f} | "
-                     f"{r['seconds_train']:.0f} + {r['seconds_export']:.0f} |")
-    lines += ["", f"Timings: {data['machine']}; niced (`nice -n 5`). Collection of {n_collected} crops took "
-              f"{t_collect:.0f} s. Total {seconds:.0f} s.", ""]
-    Path(str(res) + ".md").write_text("\n".join(lines))
+             "|---|---|---|---|---|---|---|---|", _row("before (base)", b)]
+    for r in data["runs"]:
+        lab = r["labels"]
+        lines.append(_row(r["name"], r["after"], f"{lab['with_mask']} / {lab['without_mask']} / {lab['mask_worn_incorrectly']}",
+                          str(r["not_a_face_skipped"]), f"{r['seconds_train']:.0f} + {r['seconds_export']:.0f}"))
+    if data.get("reference"):
+        lines.append(_row("reference: shipped 0.4.0 (trained on the pool incl. all ilc2021-scenes train faces)",
+                          data["reference"]))
+    lines += ["", f"Timings: {data['machine']}; niced (`nice -n 5`). Collection took {data['collect_seconds']:.0f} s. "
+              f"Total {data['seconds_total']:.0f} s.", ""]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -173,3 +173,53 @@ def test_collected_crops_are_recut_to_the_served_box(tmp_path):
     x = crop_rows(_site_rows(crops, np.array([False])), 32, 0.2)
     # cut with the served margin (0.2): the white face fills the middle 5/7 of the crop
     assert x[0, 16, 16].min() == 255 and x[0, 1, 1].max() == 0
+
+
+def test_collect_review_finetune_loop(tmp_path, tiny_model, capsys):
+    """The loop's folder shapes end to end: a collect folder (collected.csv with the sink's columns),
+    labelled by the review tab's ReviewSession (keys 1/2/3/X), fine-tuned from the collect folder."""
+    from maskwatch.gui.review import ReviewSession
+    from maskwatch.sinks.collect import COLLECT_COLUMNS
+    from train.cli import main
+
+    collect = tmp_path / "collect"
+    collect.mkdir()
+    rows, truth = [], []
+    for src in sorted(FIXTURES.iterdir()):
+        files = sorted(src.glob("*.jpg"))
+        for i in range(6):
+            face = cv2.resize(cv2.imread(str(files[i % len(files)])), (40, 40))
+            if i >= len(files):
+                face = cv2.flip(face, 1)
+            img = cv2.copyMakeBorder(face, 10, 10, 10, 10, cv2.BORDER_REPLICATE)  # context around the face
+            name = f"{len(rows):06d}.png"
+            cv2.imwrite(str(collect / name), img)
+            row = dict.fromkeys(COLLECT_COLUMNS, "")
+            row.update(file=name, face_x1=14, face_y1=14, face_x2=46, face_y2=46, top_prob=0.5 + len(rows) / 100)
+            rows.append(row)
+            truth.append(src.name)
+    cv2.imwrite(str(collect / "000099.png"), np.zeros((60, 60, 3), np.uint8))  # a torso: "not a face"
+    rows.append({**dict.fromkeys(COLLECT_COLUMNS, ""), "file": "000099.png", "face_x1": 14, "face_y1": 14,
+                 "face_x2": 46, "face_y2": 46, "top_prob": 0.99})
+    truth.append("not_a_face")
+    with open(collect / "collected.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=COLLECT_COLUMNS)
+        w.writeheader()
+        w.writerows(rows)
+    session = ReviewSession(collect)
+    canonical = {"mask_weared_incorrect": "mask_worn_incorrectly"}
+    by_file = {r["file"]: t for r, t in zip(rows, truth)}
+    for _ in range(len(rows)):
+        crop = next(i for i, c in enumerate(session.crops) if c.decision is None)
+        label = by_file[session.crops[crop].file]
+        session.decide(crop, canonical.get(label, label))
+    assert (collect / "labelled" / "not_a_face" / "000099.png").is_file()
+    run = tmp_path / "run"
+    rc = main(["finetune", "--data", str(collect), "--out", str(run), "--model", str(tiny_model), "--epochs", "1",
+               "--batch-size", "8", "--calib-size", "4", "--no-progress"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    report = json.loads((run / "finetune.json").read_text())
+    assert report["site_crops"] == {"with_mask": 6, "without_mask": 6, "mask_worn_incorrectly": 6}
+    assert report["ignored_folders"] == {"not_a_face": 1}
+    assert "18 collected crops re-cut to their served box" in out
