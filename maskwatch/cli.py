@@ -157,6 +157,8 @@ def _bench_parser() -> argparse.ArgumentParser:
     _add_pipeline_options(p, "video file (default: the demo clip)")
     p.add_argument("--frames", type=_positive_int, metavar="N", help="stop after N frames (default: whole file)")
     p.add_argument("--warmup", type=int, default=5, metavar="N", help="frames left out of the timings (default 5)")
+    p.add_argument("--streams", type=_positive_int, metavar="N",
+                   help="N copies of the source at once, one process each: aggregate fps and each stream's latency")
     p.add_argument("--json", type=Path, metavar="OUT", help="also write the report as JSON")
     return p
 
@@ -358,8 +360,12 @@ def _run_bench(args) -> int:
 
     config = build_config(args)
     import_mediapipe_without_tensorflow()
-    report = bench.run(config, frames=args.frames, warmup=args.warmup)
-    print(bench.format_report(report), flush=True)
+    if args.streams:
+        report = bench.run_streams(config, args.streams, frames=args.frames, warmup=args.warmup)
+        print(bench.format_streams(report), flush=True)
+    else:
+        report = bench.run(config, frames=args.frames, warmup=args.warmup)
+        print(bench.format_report(report), flush=True)
     if args.json:
         try:
             args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -23,3 +23,19 @@ def test_two_streams_report_aggregate_fps_and_each_streams_latency():
         assert s["latency_ms"]["p50"] is not None and s["latency_ms"]["p95"] >= s["latency_ms"]["p50"]
     text = bench.format_streams(report)
     assert "2 stream(s)" in text and "aggregate" in text and len(text.splitlines()) == 4
+
+
+def test_cli_bench_streams(tmp_path):
+    import json
+
+    from conftest import run_cli
+
+    out = tmp_path / "streams.json"
+    r = run_cli("bench", "--source", CLIP, "--model", TINY_MODEL, "--frames", 8, "--warmup", 1, "--streams", 2, "--json", out,
+                timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "2 stream(s)" in r.stdout and "aggregate" in r.stdout
+    report = json.loads(out.read_text())
+    assert report["streams"] == 2 and [s["frames"] for s in report["per_stream"]] == [8, 8]
+    bad = run_cli("bench", "--source", CLIP, "--streams", 0)
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr and "--streams" in bad.stderr

@@ -34,7 +34,7 @@ def test_every_table_of_modes_is_the_registry():
     assert dict(MODE_MIN_SCORE) == {"retina": 0.7, "short": 0.5, "full": 0.5, "dense": 0.6, "tiled": 0.6}
     assert detection.DEFAULT_MODE == "retina" == DetectorConfig().mode
     assert registry.mode_options()["retina"] == {"max_pixels": 960 * 540, "max_upscale": 3.0, "nms_iou": 0.4, "num_threads": None,
-                                                 "calibrate": True, "weights": "float", "motion": None, "full_every": 10,
+                                                 "calibrate": True, "weights": "float", "motion": None, "full_every": 5,
                                                  "region_scale": 1.0, "motion_width": 320}
     assert list(registry.mode_options()["tiled"]) == ["tile", "overlap", "max_tiles", "nms_iou", "num_threads", "whole", "min_eye_mouth"]
     for mode in BUILT_IN:

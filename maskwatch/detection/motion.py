@@ -156,7 +156,7 @@ class MotionGatedDetector:
     SMALL_REGION = 0.35  # a region this share of the frame height or less is small: it runs at region_scale
     GROW = 0.25  # a moving region is grown by this share of its size on each side (the head above a moving body)
 
-    def __init__(self, detector, full_every: int = 10, region_scale: float = 1.0, width: int = 320, pad: float = 32.0,
+    def __init__(self, detector, full_every: int = 5, region_scale: float = 1.0, width: int = 320, pad: float = 32.0,
                  max_pixels: float | None = None):
         self.detector = detector
         self.full_every = max(1, int(full_every))

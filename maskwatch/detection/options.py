@@ -42,7 +42,7 @@ class RetinaOptions(DetectorOptions):
     # one image has nothing to do with the next (benchmarks/results/detector_e2e.md)
     motion: bool | None = option(None, "fixed camera: run the detector only where the picture moved, the whole "
                                        "frame every full_every frames (unset: on for video, off for photos)")
-    full_every: int = option(10, "with motion: a whole-frame pass every this many frames (people who stand still)", ge=1)
+    full_every: int = option(5, "with motion: a whole-frame pass every this many frames (people who stand still)", ge=1)
     region_scale: float = option(1.0, "with motion: moving regions run at this scale of the frame (1080p's whole frame runs at 0.5)", gt=0, le=4)
     motion_width: int = option(320, "with motion: width in px of the grey frame the background subtractor sees", ge=32)
 
