@@ -8,11 +8,13 @@ moved:
 - every ``full_every`` frames (and on the first frames, while the background is learnt, and
   when most of the picture moved: a camera that pans, lights switched on) the detector runs on
   the whole frame, as without gating, so people who stand still are found again;
-- in between it runs only on the moving regions (their boxes grown by ``motion_pad``), each at
+- in between it runs only on the moving regions (grown by 32 px and a quarter of their size, the
+  head above a moving body), a small one (up to 0.35 of the frame height: a far person) at
   ``region_scale`` times the frame's own size, which is *higher* than the whole-frame pass of a
   big frame (1080p runs at 0.5): the time saved by not looking at the still parts buys recall on
-  the smallest faces where people move; regions together larger than ``max_pixels`` fall back to
-  a whole-frame pass;
+  the smallest faces where people move. A big region (someone close: big faces, which RetinaFace
+  scores better downscaled) runs at the whole frame's scale; regions that together cost more
+  than the whole frame fall back to a whole-frame pass;
 - faces of the last whole-frame pass that lie where nothing moved are given again (a still
   person is still there, at the same place), so the pipeline's tracker keeps matching them;
   those where something moved are replaced by what the regions show.
@@ -147,7 +149,7 @@ class MotionGatedDetector:
     """A whole-frame detector (``detect``, ``detect_at``, ``input_size``) run only where a :class:`MotionMask` saw motion.
 
     See the module docstring. ``last_pass`` says what the last call did: ``"full"``,
-    ``"regions"`` or ``"none"`` (nothing moved; the last whole-frame pass's faces were given).
+    ``"regions"`` or ``"none"`` (nothing moved: the known faces were given again).
     """
 
     WARMUP_FRAMES = 5  # MOG2 calls everything foreground until it has seen a few frames
