@@ -178,6 +178,10 @@ class MotionGatedDetector:
         """The wrapped detector's options."""
         return getattr(self.detector, "options", None)
 
+    def input_size(self, width: int, height: int) -> tuple[int, int, float]:
+        """The wrapped detector's whole-frame input size for a ``width`` x ``height`` frame."""
+        return self.detector.input_size(width, height)
+
     def _full(self, bgr: np.ndarray) -> Faces:
         faces = self.detector.detect(bgr)
         self._static, self._since_full, self.last_pass = faces, 0, "full"
