@@ -181,7 +181,7 @@ def format_md(result: dict) -> str:
     if "streams" in result:
         from maskwatch.bench import format_streams
 
-        parts.append("\n\n".join(format_streams(s) for s in result["streams"]))
+        parts.append("```\n" + "\n\n".join(format_streams(s) for s in result["streams"]) + "\n```")
     return "\n\n".join(parts)
 
 
