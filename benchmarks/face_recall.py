@@ -4,13 +4,19 @@
     python benchmarks/face_recall.py --data ../shared/data/facemask-scenes --modes "dense:scale=2.5" --limit 100
     python benchmarks/face_recall.py --video ../shared/data/videos/corridor_cctv_1080p.mp4 --modes short,dense
     python benchmarks/face_recall.py --data ../shared/data/facemask-scenes --modes retina --min-score 0.7 --fp-montage /tmp/fp.png
+    python benchmarks/face_recall.py --video ../shared/data/videos/corridor_cctv_1080p.mp4 --modes retina --streams 1,2,4
 
 A mode is ``NAME`` or ``NAME:key=value,key=value`` with the options of
 the mode's options class (``maskwatch.detection.options``); a tuple value is written ``a|b`` (``dense:scales=1|2.5``).
 A detection matches a ground-truth face when their IoU is >= ``--iou`` (0.3), one to one
 (Hungarian assignment on IoU). Recall is reported overall, by ground-truth face width (<16,
 16-32, 32-64, >=64 px) and by class; precision is matched detections / all detections and
-FP/img the unmatched detections per image. ``ms/img`` times ``FaceDetector.detect`` only.
+FP/img the unmatched detections per image. ``ms/img`` times ``FaceDetector.detect`` only. On
+``--video`` the detector is built as the pipeline builds it (``video=True``: ``retina`` gates on
+motion unless ``retina:motion=False``); on still images it never gates.
+``--streams 1,2,4`` also runs the whole pipeline (default configuration, each mode in turn) on N
+copies of ``--video`` at once (each mode at its default ``min_score``), one process each (``maskwatch.bench.run_streams``, the same as
+``maskwatch bench --streams N``): aggregate fps and each stream's capture-to-label latency.
 ``--fp-montage`` writes a grid of the first mode's unmatched detections (score and width printed
 on each), to see by eye what they are: non-faces, or faces the annotations leave out. Keep that
 image out of the repository (it is made of the dataset's pixels).
@@ -196,7 +202,7 @@ def video_speed(label: str, mode: str, opts: dict, video: Path, max_frames: int 
     cap = cv2.VideoCapture(str(video))
     if not cap.isOpened():
         raise SystemExit(f"cannot open video {video}")
-    det = FaceDetector(mode, min_score=min_score, **opts)
+    det = FaceDetector(mode, min_score=min_score, video=True, **opts)  # a clip: gated where the mode gates (motion)
     decode, detect, cpu, faces_n = [], [], [], []
     size = None
     try:
@@ -270,6 +276,18 @@ def video_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def streams_table(rows: list[dict]) -> str:
+    head = ["mode", "streams", "aggregate fps", "fps per stream", "latency p50 ms (per stream)", "latency p95 ms (per stream)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        per = r["per_stream"]
+        fps = ", ".join(f"{s['fps']:.1f}" for s in per)
+        p50 = ", ".join(f"{s['latency_ms']['p50']:.0f}" for s in per)
+        p95 = ", ".join(f"{s['latency_ms']['p95']:.0f}" for s in per)
+        lines.append(f"| `{r['mode']}` | {r['streams']} | {r['aggregate_fps']:.1f} | {fps} | {p50} | {p95} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, help="Pascal-VOC folder with images/ and annotations/")
@@ -281,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="also report detections filtered at these higher scores (e.g. 0.6,0.7; exploration only)")
     ap.add_argument("--video", type=Path, help="also time each mode on this video (ms per frame)")
     ap.add_argument("--video-frames", type=int, default=None, help="only the first N frames of --video")
+    ap.add_argument("--streams", type=lambda t: [int(x) for x in t.split(",")], default=[],
+                    help="also run the pipeline on N copies of --video at once (e.g. 1,2,4): aggregate fps, latency")
     ap.add_argument("--fp-montage", type=Path, help="write a grid of the first mode's unmatched detections here (PNG)")
     ap.add_argument("--json", type=Path, help="write all figures as JSON here")
     ap.add_argument("--md", type=Path, help="write the tables as Markdown here")
@@ -307,6 +327,23 @@ def main(argv: list[str] | None = None) -> int:
             vrows.append(video_speed(label, mode, opts, args.video, args.video_frames, args.min_score))
         print()
         print(video_table(vrows))
+    srows = []
+    if args.streams:
+        if not args.video:
+            ap.error("--streams needs --video")
+        from maskwatch import bench
+        from maskwatch.config import Config, DetectorConfig
+
+        for label, mode, opts in modes:
+            for n in args.streams:
+                config = Config(source=str(args.video), interval_s=60)
+                # the pipeline as a user runs it: the mode's own default min_score, not --min-score
+                config.detector = DetectorConfig(options=dict(opts)).with_mode(mode)
+                report = bench.run_streams(config, n, frames=args.video_frames)
+                report["mode"] = label
+                srows.append(report)
+        print()
+        print(streams_table(srows))
     command = "python " + " ".join([Path(sys.argv[0]).as_posix()] + [f'"{a}"' if " " in a or ";" in a else a for a in (argv or sys.argv[1:])])
     meta = {
         "command": command, "iou": args.iou, "min_score": args.min_score, "machine": platform.platform(),
@@ -316,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"meta": meta, "recall": rows, "video": vrows}, indent=2))
+        args.json.write_text(json.dumps({"meta": meta, "recall": rows, "video": vrows, "streams": srows}, indent=2))
     if args.md:
         args.md.parent.mkdir(parents=True, exist_ok=True)
         parts = [
@@ -328,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
             parts.append(recall_table(rows))
         if vrows:
             parts.append(video_table(vrows))
+        if srows:
+            parts.append(streams_table(srows))
         args.md.write_text("\n\n".join(parts) + "\n")
     return 0
 
