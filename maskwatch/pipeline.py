@@ -126,7 +126,8 @@ class Pipeline:
             if detector is None:
                 from maskwatch.detection import FaceDetector
 
-                detector = FaceDetector.from_config(config.detector, video=True)  # frames of one camera: motion gating
+                # frames of one camera: motion gating; photos (an image folder) are not frames of one scene
+                detector = FaceDetector.from_config(config.detector, video=not is_photos(config.source))
             self.detector = detector
             if tracker is None:
                 from maskwatch.tracking import Tracker
@@ -371,6 +372,21 @@ def precheck_source(spec) -> None:
     from maskwatch.sources.spec import parse
 
     parse(spec).check()
+
+
+def is_photos(spec) -> bool:
+    """Whether a source is still images (an image or a folder of them): their detector must not
+    carry faces from one picture to the next, as motion gating does between frames of one camera.
+
+    >>> is_photos("rtsp://cam/live"), is_photos("0")
+    (False, False)
+    """
+    from maskwatch.sources.spec import parse
+
+    try:
+        return parse(spec).resolve().kind in ("image", "images")
+    except MaskwatchError:  # not there: the source's own check says so, in its words
+        return False
 
 
 class ReadAhead:

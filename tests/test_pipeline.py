@@ -8,6 +8,7 @@ import threading
 import time
 from dataclasses import replace
 
+import cv2
 import numpy as np
 import pytest
 
@@ -307,3 +308,16 @@ def test_stages_and_test_doubles_offer_what_the_pipeline_reads():
     incomplete = FakeLiveSource()
     del incomplete.reconnects  # a double without it would have failed only when the camera gave up
     assert not isinstance(incomplete, FrameSource)
+
+
+def test_motion_gating_is_for_video_not_for_a_folder_of_photos(tmp_path, known_faces_clip):
+    """Unrelated photos are not frames of one scene: faces must not carry over from one to the next."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("a.jpg", "b.jpg"):
+        cv2.imwrite(str(folder / name), np.full((120, 160, 3), 128, np.uint8))
+    retina = DetectorConfig()  # the default mode, whose motion option is left unset
+    with Pipeline(tiny_config(folder, detector=retina)) as photos:
+        assert photos.detector.options["motion"] is False
+    with Pipeline(tiny_config(known_faces_clip["path"], detector=retina)) as video:
+        assert video.detector.options["motion"] is True
