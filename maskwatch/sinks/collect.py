@@ -67,8 +67,7 @@ from maskwatch import LABELS
 from maskwatch.crop import square_box
 from maskwatch.errors import MaskwatchError
 from maskwatch.results import FrameResult
-from maskwatch.sinks.appended import read_csv_records, rewrite_atomic
-from maskwatch.sinks.base import BaseSink
+from maskwatch.sinks.appended import AppendedFile, read_csv_records, rewrite_atomic
 from maskwatch.sinks.timestamps import iso_time
 
 log = logging.getLogger("maskwatch.collect")
@@ -185,7 +184,7 @@ def _source_image_names(source) -> list[str] | None:
     return None
 
 
-class CollectSink(BaseSink):
+class CollectSink(AppendedFile):
     """Saves uncertain face crops into ``config.folder`` with a ``collected.csv`` row each (see the
     module docstring). ``config``: a :class:`~maskwatch.config.CollectConfig`; ``source``: the
     source text (for the ``camera`` column, redacted, and to tell image folders from videos);
@@ -287,14 +286,6 @@ class CollectSink(BaseSink):
         if self.retain_s is not None and time.monotonic() >= self._next_retain:
             self._next_retain = time.monotonic() + RETAIN_EVERY_S
             self._expire()
-
-    def close(self) -> None:
-        fh, self._fh = self._fh, None
-        if fh is not None:
-            try:
-                fh.close()
-            except OSError:
-                pass
 
     # -- internals ---------------------------------------------------------------------------------
 
@@ -432,6 +423,12 @@ class CollectSink(BaseSink):
         gone = [row["file"] for row, _ in self._rows if gone_if(row)]
         self._rows = deque((row, size) for row, size in self._rows if not gone_if(row))
         self._bytes = sum(size for _, size in self._rows)
+        self._remove(gone)
+        return gone
+
+    def _remove(self, gone: list[str]) -> None:
+        """The kept rows are already in ``self._rows``: rewrite the CSV, then delete ``gone``'s files
+        (rows first, so a crash in between leaves orphan files, never rows without their file)."""
         self.close()
         self._rewrite()
         self._open()
@@ -442,7 +439,6 @@ class CollectSink(BaseSink):
                 pass
             except OSError as e:
                 log.warning("cannot delete collected crop %s: %s", self.folder / name, e.strerror or e)
-        return gone
 
     def _prune(self) -> None:
         """Delete the oldest crops until both caps have a tenth of room: rows first, then files."""
@@ -453,16 +449,7 @@ class CollectSink(BaseSink):
             row, size = self._rows.popleft()
             self._bytes -= size
             gone.append(row["file"])
-        self.close()
-        self._rewrite()
-        self._open()
-        for name in gone:
-            try:
-                (self.folder / name).unlink()
-            except FileNotFoundError:
-                pass
-            except OSError as e:
-                log.warning("cannot delete collected crop %s: %s", self.folder / name, e.strerror or e)
+        self._remove(gone)
         self.pruned += len(gone)
 
     def _rewrite(self) -> None:
