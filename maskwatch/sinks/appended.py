@@ -67,6 +67,18 @@ class AppendedFile(BaseSink):
                 pass
 
 
+def writable_folder(folder: Path, what: str) -> Path:
+    """Create ``folder`` if missing and check that files can be written in it; a one-line
+    ``MaskwatchError`` naming ``what`` (``"snapshot folder"``) otherwise."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise MaskwatchError(f"cannot create {what} {folder}: {e.strerror or e}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise MaskwatchError(f"cannot write to {what} {folder}: permission denied")
+    return folder
+
+
 def rewrite_atomic(path: str | os.PathLike, write: Callable, what: str, binary: bool = False) -> None:
     """Replace ``path`` with what ``write(fh)`` writes, all or nothing.
 

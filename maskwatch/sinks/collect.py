@@ -67,7 +67,7 @@ from maskwatch import LABELS
 from maskwatch.crop import square_box
 from maskwatch.errors import MaskwatchError
 from maskwatch.results import FrameResult
-from maskwatch.sinks.appended import AppendedFile, read_csv_records, rewrite_atomic
+from maskwatch.sinks.appended import AppendedFile, read_csv_records, rewrite_atomic, writable_folder
 from maskwatch.sinks.timestamps import iso_time
 
 log = logging.getLogger("maskwatch.collect")
@@ -220,12 +220,7 @@ class CollectSink(AppendedFile):
         self._last_saved: dict[int, float] = {}
         self._fh = None
         self._path = self.folder / CSV_NAME
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise MaskwatchError(f"cannot create collect folder {self.folder}: {e.strerror or e}") from None
-        if not os.access(self.folder, os.W_OK | os.X_OK):
-            raise MaskwatchError(f"cannot write to collect folder {self.folder}: permission denied")
+        writable_folder(self.folder, "collect folder")
         records = _read_records(self._path)
         if records.torn:
             log.warning("%s: the last line was cut off (a crash while it was written); it was dropped", self._path)

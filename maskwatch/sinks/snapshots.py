@@ -15,6 +15,7 @@ from maskwatch.errors import MaskwatchError
 from maskwatch.faces import Faces
 from maskwatch.overlay import draw
 from maskwatch.results import FrameResult
+from maskwatch.sinks.appended import writable_folder
 from maskwatch.sinks.base import BaseSink
 from maskwatch.sinks.blur import blur_faces, faces_to_blur
 
@@ -50,12 +51,7 @@ class SnapshotSaver(BaseSink):
         self.jpeg_quality = int(jpeg_quality)
         self._saved: set[int] = set()
         self.written: dict[int, Path] = {}
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise MaskwatchError(f"cannot create snapshot folder {self.folder}: {e.strerror or e}") from None
-        if not os.access(self.folder, os.W_OK | os.X_OK):
-            raise MaskwatchError(f"cannot write snapshots to {self.folder}: permission denied")
+        writable_folder(self.folder, "snapshot folder")
 
     def on_result(self, result: FrameResult) -> None:
         self.written = {}
