@@ -163,6 +163,26 @@ def _stream_worker(config: Config, frames: int | None, warmup: int, start, queue
         queue.put({"error": f"{type(e).__name__}: {e}"})
 
 
+def _collect_reports(queue, procs) -> list[dict]:
+    """One report per stream process; a process that died without one (killed for memory, a native
+    crash) is a one-line error instead of a wait that never ends."""
+    import queue as queues
+
+    reports: list[dict] = []
+    while len(reports) < len(procs):
+        try:
+            reports.append(queue.get(timeout=2.0))
+        except queues.Empty:
+            dead = [p for p in procs if p.exitcode is not None]
+            if len(dead) > len(reports) and queue.empty():
+                for p in procs:
+                    if p.exitcode is None:
+                        p.terminate()
+                codes = ", ".join(str(p.exitcode) for p in dead)
+                raise MaskwatchError(f"bench: a stream process ended without a report (exit codes: {codes})") from None
+    return reports
+
+
 def run_streams(config: Config, streams: int, frames: int | None = None, warmup: int = 5) -> dict:
     """``streams`` pipelines on ``config``'s source at once, one process each; aggregate and per-stream figures.
 
@@ -189,7 +209,7 @@ def run_streams(config: Config, streams: int, frames: int | None = None, warmup:
         p.start()
     time.sleep(0.5)
     start.set()
-    reports = [queue.get() for _ in procs]
+    reports = _collect_reports(queue, procs)
     for p in procs:
         p.join(timeout=10)
     errors = [r["error"] for r in reports if "error" in r]

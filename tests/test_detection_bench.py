@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from conftest import TINY_MODEL
 from maskwatch import bench
 from maskwatch.config import Config
@@ -39,3 +41,24 @@ def test_cli_bench_streams(tmp_path):
     assert report["streams"] == 2 and [s["frames"] for s in report["per_stream"]] == [8, 8]
     bad = run_cli("bench", "--source", CLIP, "--streams", 0)
     assert bad.returncode != 0 and "Traceback" not in bad.stderr and "--streams" in bad.stderr
+
+
+def test_a_stream_process_that_dies_without_a_report_is_one_error_not_a_hang():
+    import multiprocessing as mp
+
+    from maskwatch.bench import _collect_reports
+    from maskwatch.errors import MaskwatchError
+
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    dead = ctx.Process(target=_exit_hard)  # dies like a stream killed for memory: no report
+    dead.start()
+    dead.join(timeout=30)
+    with pytest.raises(MaskwatchError, match="ended without a report"):
+        _collect_reports(queue, [dead])
+
+
+def _exit_hard() -> None:
+    import os
+
+    os._exit(9)

@@ -221,14 +221,6 @@ class MotionGatedDetector:
             if sum(r.area for r in regions) * full_scale * full_scale > budget:
                 return self._full(bgr)
         boxes, scores, kps = [], [], []
-        if len(static):
-            keep = np.ones(len(static), bool)
-            if regions:
-                rxy = np.array([[r.x0, r.y0, r.x1, r.y1] for r in regions], np.float32)
-                keep = ~(box_iou(static.xyxy, rxy) > 0).any(axis=1)
-            boxes.append(static.xyxy[keep])
-            scores.append(static.score[keep])
-            kps.append(static.keypoints[keep])
         for r, scale in zip(regions, scales):
             faces = self.detector.detect_at(bgr[r.y0:r.y1, r.x0:r.x1], scale)
             if not len(faces):
@@ -242,6 +234,23 @@ class MotionGatedDetector:
             boxes.append(faces.xyxy + np.array([r.x0, r.y0, r.x0, r.y0], np.float32))
             scores.append(faces.score)
             kps.append(faces.keypoints + np.array([r.x0, r.y0], np.float32))
+        if len(static):
+            # a remembered face goes only where the regions looked at all of it (wholly inside one:
+            # not there any more, or found again) or where a region face replaces it; a still face
+            # that a walker's region merely touches stays (else it flickers while people pass)
+            keep = np.ones(len(static), bool)
+            if regions:
+                rxy = np.array([[r.x0, r.y0, r.x1, r.y1] for r in regions], np.float32)
+                sx = static.xyxy
+                inside = ((sx[:, None, 0] >= rxy[None, :, 0]) & (sx[:, None, 1] >= rxy[None, :, 1])
+                          & (sx[:, None, 2] <= rxy[None, :, 2]) & (sx[:, None, 3] <= rxy[None, :, 3])).any(axis=1)
+                keep &= ~inside
+                found = [b for b in boxes if len(b)]
+                if found:
+                    keep &= ~(box_iou(sx, np.concatenate(found)) >= 0.3).any(axis=1)
+            boxes.append(static.xyxy[keep])
+            scores.append(static.score[keep])
+            kps.append(static.keypoints[keep])
         self.last_pass = "regions" if regions else "none"
         parts = [(b, s, k) for b, s, k in zip(boxes, scores, kps) if len(s)]
         if not parts:
