@@ -114,6 +114,12 @@ def test_too_few_crops_is_one_line_error(tmp_path, tiny_model, capsys):
     rc = main(["finetune", "--data", str(site), "--out", str(tmp_path / "run"), "--model", str(tiny_model)])
     err = capsys.readouterr().err.strip()
     assert rc != 0 and len(err.splitlines()) == 1 and "too few labelled crops" in err
+    # the message must not promise that --replay helps: with a pool it fails the same way
+    rc = main(["finetune", "--data", str(site), "--out", str(tmp_path / "run"), "--model", str(tiny_model),
+               "--replay", str(_replay_manifest(tmp_path))])
+    err2 = capsys.readouterr().err.strip()
+    assert rc != 0 and "too few labelled crops" in err2 and "with or without --replay" in err2
+    assert "add --replay" not in err + err2
 
 
 @pytest.mark.parametrize("args, words", [
@@ -121,6 +127,14 @@ def test_too_few_crops_is_one_line_error(tmp_path, tiny_model, capsys):
     (["--holdout", "1.5"], "--holdout must be in [0, 1)"),
     (["--epochs", "0"], "--epochs must be at least 1"),
     (["--site-share", "1"], "--site-share must be in (0, 1)"),
+    (["--batch-size", "0"], "--batch-size must be at least 1"),
+    (["--calib-size", "0"], "--calib-size must be at least 1"),
+    (["--replay-size=-1"], "--replay-size must be at least 0"),
+    (["--top-fraction", "0"], "--top-fraction must be in (0, 1]"),
+    (["--top-fraction", "1.5"], "--top-fraction must be in (0, 1]"),
+    (["--lr-head", "0"], "--lr-head must be above 0"),
+    (["--lr-top=-1e-4"], "--lr-top must be above 0"),
+    (["--lr-top", "nan"], "--lr-top must be above 0"),
 ])
 def test_bad_options_are_one_line_errors(tmp_path, tiny_model, capsys, args, words):
     from train.cli import main
@@ -130,6 +144,42 @@ def test_bad_options_are_one_line_errors(tmp_path, tiny_model, capsys, args, wor
     rc = main(argv)
     err = capsys.readouterr().err.strip()
     assert rc != 0 and len(err.splitlines()) == 1 and words in err
+    assert not (tmp_path / "run").exists()  # checked before the run folder is made
+
+
+def test_out_naming_a_file_is_one_line_error(tmp_path, tiny_model, capsys):
+    from train.cli import main
+
+    site = _site_folder(tmp_path / "site")
+    (tmp_path / "run").write_text("not a folder")
+    rc = main(["finetune", "--data", str(site), "--out", str(tmp_path / "run"), "--model", str(tiny_model)])
+    err = capsys.readouterr().err.strip()
+    assert rc != 0 and len(err.splitlines()) == 1 and "--out" in err and "is a file" in err
+    assert (tmp_path / "run").read_text() == "not a folder"
+
+
+def test_missing_replay_leaves_no_run_folder(tmp_path, tiny_model, capsys):
+    from train.cli import main
+
+    site = _site_folder(tmp_path / "site")
+    rc = main(["finetune", "--data", str(site), "--out", str(tmp_path / "run"), "--model", str(tiny_model),
+               "--replay", str(tmp_path / "no_pool")])
+    err = capsys.readouterr().err.strip()
+    assert rc != 0 and len(err.splitlines()) == 1 and "--replay" in err and "no_pool" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_turns_oserror_into_one_line(monkeypatch, capsys):
+    import train.finetune
+    from train.cli import main
+
+    def boom(cfg, progress=True):
+        raise PermissionError(13, "Permission denied", "/runs/x/config.json")
+
+    monkeypatch.setattr(train.finetune, "finetune", boom)
+    rc = main(["finetune", "--data", "d", "--out", "o"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and err == "maskwatch-train: error: cannot use /runs/x/config.json: Permission denied"
 
 
 def test_missing_data_folder(tmp_path, capsys):
@@ -223,3 +273,98 @@ def test_collect_review_finetune_loop(tmp_path, tiny_model, capsys):
     assert report["site_crops"] == {"with_mask": 6, "without_mask": 6, "mask_worn_incorrectly": 6}
     assert report["ignored_folders"] == {"not_a_face": 1}
     assert "18 collected crops re-cut to their served box" in out
+
+
+def _collect_rows(path: Path, rows: list[dict]) -> None:
+    from maskwatch.sinks.collect import COLLECT_COLUMNS
+
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=COLLECT_COLUMNS)
+        w.writeheader()
+        w.writerows({**dict.fromkeys(COLLECT_COLUMNS, ""), **r} for r in rows)
+
+
+def test_holdout_never_splits_a_track(tmp_path):
+    """Several crops of one collected track (or one image of an image folder) are held out or train together."""
+    from train.finetune import _site_rows, holdout_split, read_site
+
+    collect = tmp_path / "collect"
+    rows, seq = [], 0
+    img = np.zeros((30, 30, 3), np.uint8)
+    for li, label in enumerate(("with_mask", "without_mask", "mask_worn_incorrectly")):
+        (collect / "labelled" / label).mkdir(parents=True)
+        for person in range(6):
+            for _ in range(3):  # three crops of each track
+                cam, track, image = ("cam1", li * 10 + person, "") if person < 4 else ("imgs", -1, f"p{li}{person}.jpg")
+                name = f"{seq:06d}_t{track}.png" if track >= 0 else f"{seq:06d}.png"
+                cv2.imwrite(str(collect / "labelled" / label / name), img)
+                rows.append({"file": name, "camera": cam, "track": track, "image": image,
+                             "face_x1": 5, "face_y1": 5, "face_x2": 25, "face_y2": 25})
+                seq += 1
+    # the same track number from another camera is another person
+    rows[0]["camera"] = "cam2"
+    _collect_rows(collect / "collected.csv", rows)
+    crops, _, _ = read_site(collect)
+    assert len({c.group for c in crops}) == 3 * 6 + 1
+    for seed in range(4):
+        held = holdout_split([c.label for c in crops], 0.34, seed, [c.group for c in crops])
+        sides: dict[str, set] = {}
+        for c, h in zip(crops, held):
+            sides.setdefault(c.group, set()).add(bool(h))
+        assert all(len(s) == 1 for s in sides.values()), "a track on both sides of the hold-out"
+        for label in ("with_mask", "without_mask", "mask_worn_incorrectly"):  # stratified: each class on both sides
+            side = [bool(h) for c, h in zip(crops, held) if c.label == label]
+            assert any(side) and not all(side)
+    manifest_rows = _site_rows(crops, held)
+    by_group = {}
+    for r in manifest_rows:
+        by_group.setdefault(r["group"], set()).add(r["split"])
+    assert all(len(s) == 1 for s in by_group.values())
+
+
+def test_rowless_collected_crop_is_cut_to_its_central_square(tmp_path):
+    """A collector's crop whose row is gone is 1.5x the served square: its central 1/1.5 is cut, and counted."""
+    from train.data import crop_rows
+    from train.finetune import _site_rows, read_site
+
+    collect = tmp_path / "collect"
+    (collect / "labelled" / "with_mask").mkdir(parents=True)
+    saved = np.zeros((60, 60, 3), np.uint8)
+    saved[10:50, 10:50] = 255  # the served square: the central 40 px of the 60 px saved image
+    cv2.imwrite(str(collect / "labelled" / "with_mask" / "000007_t3.png"), saved)
+    cv2.imwrite(str(collect / "labelled" / "with_mask" / "face.png"), saved)  # not the collector's name: whole
+    _collect_rows(collect / "collected.csv", [{"file": "000001_t1.png", "face_x1": 5, "face_y1": 5,
+                                               "face_x2": 25, "face_y2": 25}])
+    crops, _, notes = read_site(collect)
+    by_name = {Path(c.path).name: c for c in crops}
+    assert by_name["000007_t3.png"].box is None and by_name["000007_t3.png"].served_fraction == pytest.approx(1 / 1.5)
+    assert by_name["face.png"].served_fraction == 1.0
+    assert any(n.startswith("warning: 1 collected crops have no collected.csv row") for n in notes)
+    rows = _site_rows(crops, np.zeros(len(crops), bool), margin=0.2)
+    x = crop_rows(rows, 32, 0.2)
+    i = [Path(r["path"]).name for r in rows].index("000007_t3.png")
+    j = 1 - i
+    assert x[i].min() == 255                          # only the served square: all white
+    assert x[j][0, 0].max() == 0                      # taken whole: the black context is in it
+    assert rows[i]["box_from"] == "collected_central" and rows[j]["box_from"] == "crop"
+
+
+def test_rows_matched_by_relative_path_then_base_name(tmp_path):
+    """collected.csv rows a/x.png and b/x.png: the review tab's copy a__x.png gets a's box, not b's;
+    a bare x.png (ambiguous base name) gets no row; y.png (unique base name) is matched, and the note says how."""
+    from train.finetune import read_site
+
+    collect = tmp_path / "collect"
+    lab = collect / "labelled" / "with_mask"
+    lab.mkdir(parents=True)
+    for name in ("a__x.png", "x.png", "y.png"):
+        cv2.imwrite(str(lab / name), np.zeros((40, 40, 3), np.uint8))
+    _collect_rows(collect / "collected.csv", [
+        {"file": "b/x.png", "face_x1": 1, "face_y1": 1, "face_x2": 9, "face_y2": 9},
+        {"file": "a/x.png", "face_x1": 10, "face_y1": 10, "face_x2": 30, "face_y2": 30},
+        {"file": "c/y.png", "face_x1": 2, "face_y1": 2, "face_x2": 20, "face_y2": 20},
+    ])
+    crops, _, notes = read_site(collect)
+    boxes = {Path(c.path).name: c.box for c in crops}
+    assert boxes == {"a__x.png": (10.0, 10.0, 30.0, 30.0), "x.png": None, "y.png": (2.0, 2.0, 20.0, 20.0)}
+    assert "1 matched by path relative to the collect folder, 1 by base name only" in notes[0]

@@ -185,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
     except MaskwatchError as e:
         print(f"{PROG}: error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:  # a file the command writes or reads (a full disk, a file where a folder goes): one line
+        where = f" {e.filename}" if getattr(e, "filename", None) else ""
+        print(f"{PROG}: error: cannot use{where}: {e.strerror or e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130

@@ -74,7 +74,12 @@ class FinetuneConfig:
 class SiteCrop:
     path: str
     label: str
-    box: tuple[float, float, float, float] | None = None   # served box inside the image; None = whole image
+    box: tuple[float, float, float, float] | None = None   # face box inside the image (from collected.csv)
+    group: str = ""          # crops of one person (a collected track, an image) share it: never split across hold-out
+    served_fraction: float = 1.0   # without a box: side of the served square over the image's (central square)
+
+    def __post_init__(self):
+        self.group = self.group or f"file:{self.path}"
 
 
 def _read_csv(path: Path) -> list[dict]:
@@ -107,6 +112,39 @@ def _box_in_file(row: dict) -> tuple[float, float, float, float] | None:
     if any(v is None for v in vals) or vals[2] <= vals[0] or vals[3] <= vals[1]:
         return None
     return tuple(vals)  # type: ignore[return-value]
+
+
+def _group_of(row: dict, fallback: str) -> str:
+    """The hold-out group of a collected crop: ``(camera, track)`` (a track id is unique within one
+    collect run), for image-folder faces (track -1) the source image, else ``fallback`` (the file).
+
+    >>> _group_of({"camera": "cam1", "track": "7", "image": ""}, "f")
+    'track:cam1|7'
+    >>> _group_of({"camera": "imgs", "track": "-1", "image": "a.jpg"}, "f"), _group_of({"track": "-1"}, "f")
+    ('image:imgs|a.jpg', 'f')
+    """
+    track = str(row.get("track") or "").strip()
+    camera = row.get("camera") or ""
+    if track.lstrip("-").isdigit() and int(track) >= 0:
+        return f"track:{camera}|{int(track)}"
+    if row.get("image"):
+        return f"image:{camera}|{row['image']}"
+    return fallback
+
+
+def _rowless_group(name: str, fallback: str) -> str:
+    """A collector's crop without its row: its track from the name (``000012_t7.png``), else ``fallback``.
+
+    Tracks of different collect runs may share the number; grouping them together only holds out
+    more conservatively, it never leaks.
+
+    >>> _rowless_group("000012_t7.png", "f"), _rowless_group("000012.png", "f")
+    ('name-track:7', 'f')
+    """
+    import re
+
+    m = re.fullmatch(r"\d{6,}_t(\d+)\.png", name)
+    return f"name-track:{m.group(1)}" if m else fallback
 
 
 def site_root(data: str | Path) -> tuple[Path, Path | None]:
@@ -145,14 +183,19 @@ def read_site(data: str | Path) -> tuple[list[SiteCrop], Counter, list[str]]:
         raise MaskwatchError(
             f"unknown class folders in {root}: {', '.join(unknown)} (rename each to with_mask, without_mask or "
             f"mask_worn_incorrectly, or to not_a_face to leave it out)")
-    boxes: dict[str, tuple] = {}
+    from maskwatch.sinks.collect import CONTEXT, CROP_NAME
+
+    # rows by their path relative to the collect folder, as the review tab names the copy (a/x.png -> a__x.png);
+    # by base name only as a fallback, and only where the base name is unique
+    by_path: dict[str, dict] = {}
+    by_base: dict[str, list[dict]] = {}
     if collect_dir is not None:
-        for name in ("collected.csv",):
-            for row in _read_csv(collect_dir / name):
-                b = _box_in_file(row)
-                if row.get("file") and b is not None:  # the review tab names a copy a/x.png -> a__x.png
-                    boxes[Path(row["file"]).name] = boxes[row["file"].replace("/", "__")] = b
+        for row in _read_csv(collect_dir / "collected.csv"):
+            if row.get("file"):
+                by_path[row["file"].replace("\\", "/").replace("/", "__")] = row
+                by_base.setdefault(Path(row["file"]).name, []).append(row)
     crops, ignored, notes = [], Counter(), []
+    n_path = n_base = n_rowless = 0
     for d in dirs:
         files = sorted(f for f in d.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
         label = canonical(d.name)
@@ -160,13 +203,36 @@ def read_site(data: str | Path) -> tuple[list[SiteCrop], Counter, list[str]]:
             ignored[d.name] += len(files)
             continue
         for f in files:
-            crops.append(SiteCrop(str(f), label, boxes.get(f.name)))
+            row = by_path.get(f.name)
+            if row is not None:
+                n_path += 1
+            elif len(by_base.get(f.name, ())) == 1:
+                row = by_base[f.name][0]
+                n_base += 1
+            if row is not None:
+                box = _box_in_file(row)
+                frac = 1.0 / CONTEXT if box is None and CROP_NAME.fullmatch(f.name) else 1.0
+                crops.append(SiteCrop(str(f), label, box, _group_of(row, f"file:{f}"), frac))
+            elif CROP_NAME.fullmatch(f.name):
+                # the collector's crop whose row is gone (pruned, expired, copied elsewhere): it was saved
+                # CONTEXT times the served square, so the central square of side 1/CONTEXT is what was served
+                n_rowless += 1
+                crops.append(SiteCrop(str(f), label, None, _rowless_group(f.name, f"file:{f}"),
+                                      served_fraction=1.0 / CONTEXT))
+            else:
+                crops.append(SiteCrop(str(f), label))
     if not crops:
         raise MaskwatchError(f"no labelled crops in {root} (expected {', '.join(LABELS)} folders of images)")
     n_boxed = sum(c.box is not None for c in crops)
     if n_boxed:
-        notes.append(f"{n_boxed} collected crops re-cut to their served box (from {collect_dir}), "
-                     f"{len(crops) - n_boxed} taken whole")
+        how = f"{n_path} matched by path relative to the collect folder"
+        if n_base:
+            how += f", {n_base} by base name only"
+        notes.append(f"{n_boxed} collected crops re-cut to their served box (from {collect_dir}; {how}), "
+                     f"{len(crops) - n_boxed - n_rowless} taken whole")
+    if n_rowless:
+        notes.append(f"warning: {n_rowless} collected crops have no collected.csv row (pruned, expired or copied "
+                     f"elsewhere): cut to their central 1/{CONTEXT:g} square, where the collector saves the served crop")
     return crops, ignored, notes
 
 
@@ -182,34 +248,65 @@ def check_counts(counts: Counter) -> list[str]:
     >>> check_counts(Counter(with_mask=3))
     Traceback (most recent call last):
     ...
-    maskwatch.errors.MaskwatchError: too few labelled crops: with_mask 3; fine-tuning needs at least 5 crops in one class (label more, or add --replay runs/pool)
+    maskwatch.errors.MaskwatchError: too few labelled crops: with_mask 3; fine-tuning needs at least 5 site crops in one class, with or without --replay (label more)
     """
     if not any(n >= MIN_PER_CLASS for n in counts.values()):
         have = ", ".join(f"{k} {v}" for k, v in counts.items()) or "none"
-        raise MaskwatchError(f"too few labelled crops: {have}; fine-tuning needs at least {MIN_PER_CLASS} crops in "
-                             f"one class (label more, or add --replay runs/pool)")
+        raise MaskwatchError(f"too few labelled crops: {have}; fine-tuning needs at least {MIN_PER_CLASS} site crops "
+                             f"in one class, with or without --replay (label more)")
     return [f"only {n} {lab} crops (fewer than {MIN_PER_CLASS}): all of them train, none is held out, so its recall "
             f"is not reported; label more to measure it" for lab, n in counts.items() if 0 < n < MIN_PER_CLASS]
 
 
-def holdout_split(labels: list[str], fraction: float, seed: int) -> np.ndarray:
-    """Boolean mask of held-out crops: ``fraction`` of each class with >= MIN_PER_CLASS crops (at least 1), seeded.
+def holdout_split(labels: list[str], fraction: float, seed: int, groups: list[str] | None = None) -> np.ndarray:
+    """Boolean mask of held-out crops: about ``fraction`` of each class with >= MIN_PER_CLASS crops, seeded.
+
+    Split by ``groups`` (the crops of one collected track, one source image): a group is wholly held
+    out or wholly trains, so one person is never on both sides (sklearn's StratifiedGroupKFold keeps
+    the class mix as well as the groups allow). A group with a crop of a class that has fewer than
+    MIN_PER_CLASS crops trains; every class keeps at least one training crop.
 
     >>> m = holdout_split(["a"] * 10 + ["b"] * 3, 0.2, 0)
     >>> int(m[:10].sum()), int(m[10:].sum())
     (2, 0)
+    >>> m = holdout_split(["a"] * 10, 0.5, 0, groups=["p", "p", "q", "q", "r", "r", "s", "s", "t", "t"])
+    >>> int(m.sum()) % 2, all(m[i] == m[i + 1] for i in range(0, 10, 2))
+    (0, True)
     """
+    from sklearn.model_selection import StratifiedGroupKFold
+
     labels_arr = np.asarray(labels)
-    mask = np.zeros(len(labels_arr), bool)
-    if fraction <= 0:
+    n = len(labels_arr)
+    mask = np.zeros(n, bool)
+    if fraction <= 0 or n == 0:
         return mask
+    groups_arr = np.asarray(groups if groups is not None else [f"#{i}" for i in range(n)])
+    counts = Counter(labels)
+    small = {lab for lab, k in counts.items() if k < MIN_PER_CLASS}
+    blocked = set(groups_arr[np.isin(labels_arr, list(small))]) if small else set()
+    eligible = np.flatnonzero(~np.isin(groups_arr, list(blocked)))
+    n_groups = len(set(groups_arr[eligible]))
+    if n_groups < 2:
+        return mask
+    # fold 0 of k folds holds out 1/k; above a half, all folds but fold 0 do
+    k = max(2, int(round(1 / fraction if fraction <= 0.5 else 1 / (1 - fraction))))
+    k = min(k, n_groups)
     rng = np.random.default_rng(seed)
-    for lab in sorted(set(labels)):
+    order = eligible[rng.permutation(len(eligible))]   # the splitter's ties follow the input order: seed it too
+    import warnings
+
+    with warnings.catch_warnings():   # "the least populated class has only N members": expected for a small site
+        warnings.simplefilter("ignore", UserWarning)
+        splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+        _, fold0 = next(splitter.split(np.zeros(len(order)), labels_arr[order], groups_arr[order]))
+    held = order[fold0]
+    if fraction > 0.5:
+        held = np.setdiff1d(order, held)
+    mask[held] = True
+    for lab in counts:   # a class wholly held out would not train: its groups train
         idx = np.flatnonzero(labels_arr == lab)
-        if len(idx) < MIN_PER_CLASS:
-            continue
-        k = min(len(idx) - 1, max(1, int(round(len(idx) * fraction))))
-        mask[rng.permutation(idx)[:k]] = True
+        if mask[idx].all():
+            mask[np.isin(groups_arr, list(set(groups_arr[idx])))] = False
     return mask
 
 
@@ -233,16 +330,33 @@ def _replay_rows(manifest: str | Path, size: int, seed: int) -> list[dict]:
     return out
 
 
-def _site_rows(crops: list[SiteCrop], held: np.ndarray) -> list[dict]:
+def _served_face_box(path: str, fraction: float, margin: float) -> tuple[float, float, float, float]:
+    """The face box whose served square (``square_box(box, margin)``) is the central square of side
+    ``fraction`` of the image's shorter side: how a collected crop without its row is cut."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+    except OSError as e:
+        raise MaskwatchError(f"cannot read {path}: {e}") from None
+    side = min(w, h) * fraction / (1.0 + 2.0 * margin)
+    return (w / 2 - side / 2, h / 2 - side / 2, w / 2 + side / 2, h / 2 + side / 2)
+
+
+def _site_rows(crops: list[SiteCrop], held: np.ndarray, margin: float = 0.2) -> list[dict]:
     rows = []
     for c, h in zip(crops, held):
-        b = c.box or (None, None, None, None)
-        w = (b[2] - b[0]) if c.box else None
-        hh = (b[3] - b[1]) if c.box else None
+        box, box_from = c.box, "collected"
+        if box is None and c.served_fraction < 1.0:
+            box, box_from = _served_face_box(c.path, c.served_fraction, margin), "collected_central"
+        b = box or (None, None, None, None)
+        w = (b[2] - b[0]) if box else None
+        hh = (b[3] - b[1]) if box else None
         rows.append({"path": c.path, "source": SITE_SOURCE, "label": c.label, "face_w": w, "face_h": hh,
-                     "split": "test" if h else "train", "group": f"site:{Path(c.path).name}",
+                     "split": "test" if h else "train", "group": f"site:{c.group}",
                      "x1": b[0], "y1": b[1], "x2": b[2], "y2": b[3],
-                     "box_from": "collected" if c.box else "crop", "source_label": c.label})
+                     "box_from": box_from if box else "crop", "source_label": c.label})
     return rows
 
 
@@ -341,6 +455,42 @@ def default_version(base_version: str, today: _dt.date | None = None) -> str:
     return f"{base_version.split('+')[0]}+ft.{today:%Y%m%d}"
 
 
+def validate(cfg: FinetuneConfig) -> None:
+    """Every option checked before anything is read or written: a bad one is a one-line error naming it.
+
+    >>> validate(FinetuneConfig(data="d", out="o", batch_size=0))
+    Traceback (most recent call last):
+    ...
+    maskwatch.errors.MaskwatchError: --batch-size must be at least 1, not 0
+    """
+    checks = [
+        (0 <= cfg.holdout < 1, f"--holdout must be in [0, 1), not {cfg.holdout}"),
+        (0 < cfg.site_share < 1, f"--site-share must be in (0, 1), not {cfg.site_share}"),
+        (cfg.epochs >= 1, f"--epochs must be at least 1, not {cfg.epochs}"),
+        (cfg.batch_size >= 1, f"--batch-size must be at least 1, not {cfg.batch_size}"),
+        (cfg.calib_size >= 1, f"--calib-size must be at least 1, not {cfg.calib_size}"),
+        (cfg.replay_size >= 0, f"--replay-size must be at least 0, not {cfg.replay_size}"),
+        (0 < cfg.top_fraction <= 1, f"--top-fraction must be in (0, 1], not {cfg.top_fraction}"),
+        (cfg.lr_head > 0, f"--lr-head must be above 0, not {cfg.lr_head}"),
+        (cfg.lr_top > 0, f"--lr-top must be above 0, not {cfg.lr_top}"),
+        (0 <= cfg.label_smoothing < 1, f"label_smoothing must be in [0, 1), not {cfg.label_smoothing}"),
+    ]
+    for ok, message in checks:
+        if not ok:   # also False for NaN
+            raise MaskwatchError(message)
+    model_path = Path(cfg.model)
+    if model_path.suffix != ".keras" and not model_path.is_dir():
+        raise MaskwatchError(f"--model must be a float .keras model (the .tflite cannot be trained), not {model_path}")
+    out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise MaskwatchError(f"--out must be a folder, and {out} is a file")
+    if cfg.replay:
+        replay = Path(cfg.replay)
+        if not (replay.is_file() or (replay / "manifest.csv").is_file()):
+            raise MaskwatchError(f"--replay: no manifest at {replay} (a prepared pool folder with manifest.csv, "
+                                 f"from maskwatch-train prepare)")
+
+
 def finetune(cfg: FinetuneConfig, progress: bool = True, say=print) -> dict:
     """Fine-tune per ``cfg``; writes ``RUN/mask_classifier.tflite`` (+ ``.json``), ``RUN/finetuned.keras``,
     ``RUN/finetune.json`` (the report, also returned) and ``RUN/data/manifest.csv``."""
@@ -351,20 +501,18 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, say=print) -> dict:
     from train.fit import seed_everything
 
     t0 = time.time()
-    if not 0 <= cfg.holdout < 1:
-        raise MaskwatchError(f"--holdout must be in [0, 1), not {cfg.holdout}")
-    if not 0 < cfg.site_share < 1:
-        raise MaskwatchError(f"--site-share must be in (0, 1), not {cfg.site_share}")
-    if cfg.epochs < 1:
-        raise MaskwatchError(f"--epochs must be at least 1, not {cfg.epochs}")
+    validate(cfg)
     model_path = Path(cfg.model)
-    if model_path.suffix != ".keras" and not model_path.is_dir():
-        raise MaskwatchError(f"--model must be a float .keras model (the .tflite cannot be trained), not {model_path}")
     crops, ignored, notes = read_site(cfg.data)
     counts = Counter(c.label for c in crops)
     warnings = check_counts(counts)
+    # the replay pool is read before the run folder exists: a bad pool leaves no empty run folder behind
+    rep = _replay_rows(cfg.replay, cfg.replay_size, cfg.seed) if cfg.replay else []
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise MaskwatchError(f"cannot create --out folder {out}: {e.strerror or e}") from None
     seed_everything(cfg.seed)
 
     model = load_keras_model(model_path)
@@ -372,11 +520,8 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, say=print) -> dict:
     meta0 = base_metadata(model_path)
     margin = float(meta0.get("crop_margin", 0.2))
     base_version = str(meta0.get("version", "0.0.0"))
-    held = holdout_split([c.label for c in crops], cfg.holdout, cfg.seed)
-    rows = _site_rows(crops, held)
-    if cfg.replay:
-        rep = _replay_rows(cfg.replay, cfg.replay_size, cfg.seed)
-        rows += rep
+    held = holdout_split([c.label for c in crops], cfg.holdout, cfg.seed, [c.group for c in crops])
+    rows = _site_rows(crops, held, margin) + rep
     data_dir = out / "data"
     write_manifest(rows, data_dir / "manifest.csv")
     # the recipe's margin and backbone, for train.export (it reads the model folder's config.json)
