@@ -5,13 +5,15 @@ The loop the review tab closes: collected crops are labelled into an ImageFolder
 (``models/mask_classifier.keras``) briefly on them — the training augmentations of ``train.fit``,
 a small learning rate, the head first, then the top blocks of the backbone — optionally mixed with
 *replay* faces from a prepared pool (``--replay runs/pool``) so that the sites it already knew are
-not forgotten. A stratified, seeded slice of the site crops is held out and reported before
+not forgotten. A stratified, seeded slice of the site crops, split by person (a collected track, an
+image-folder image: never on both sides), is held out and reported before
 (the base int8 model) and after (the new int8 model). The int8 model and its metadata are written by
 ``train.export`` into the run folder, ready for ``maskwatch --model RUN/mask_classifier.tflite``.
 
 Everything goes through a manifest (``RUN/data/manifest.csv``) whose crops are cut by
 ``train.data.crop_rows``, the function serving uses: a collected crop is cut to its served box
-(``collected.csv`` tells where the face is inside the saved image), a plain crop is taken whole.
+(``collected.csv`` tells where the face is inside the saved image; a collector's crop whose row is
+gone is cut to its central 1/1.5, the served square), a plain crop is taken whole.
 
 Example::
 
