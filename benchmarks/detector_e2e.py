@@ -28,28 +28,25 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent.parent
 
-_ONE = """
+_SETUP = """
 import json, sys
 sys.path.insert(0, {tree!r})
-from maskwatch import bench
 from maskwatch.config import Config, DetectorConfig
 config = Config(source={clip!r}, interval_s=60)
 opts = {opts!r}
 if opts:
     config.detector = DetectorConfig(options=opts)
+"""
+"""The config every run builds, in the tree under test (``tree``'s maskwatch, not this one)."""
+
+_ONE = _SETUP + """
+from maskwatch import bench
 r = bench.run(config, frames=None, warmup=5)
 print("RESULT " + json.dumps({{k: r[k] for k in ("fps", "stage_ms", "faces_per_frame", "detector_frames", "frames", "latency_ms")}}))
 """
 
-_COUNTS = """
-import json, sys
-sys.path.insert(0, {tree!r})
-from maskwatch.config import Config, DetectorConfig
+_COUNTS = _SETUP + """
 from maskwatch.monitor import Monitor
-config = Config(source={clip!r}, interval_s=60)
-opts = {opts!r}
-if opts:
-    config.detector = DetectorConfig(options=opts)
 t = Monitor(config).run()
 print("RESULT " + json.dumps({{"people_seen": t.people_seen, "by_label": t.by_label}}))
 """
