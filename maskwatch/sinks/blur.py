@@ -23,11 +23,21 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from maskwatch.config import BLUR_MODES
+from maskwatch.errors import MaskwatchError
+
 GROW = 0.15
 """Each face box is grown by this share of its size on every side before blurring."""
 
 BLOCKS = 8
 """The face is pixelated to about this many blocks across."""
+
+
+def check_blur_mode(mode) -> str:
+    """``mode`` if it is one of :data:`~maskwatch.config.BLUR_MODES`, else a one-line ``MaskwatchError``."""
+    if mode not in BLUR_MODES:
+        raise MaskwatchError(f"blur_faces must be one of {', '.join(BLUR_MODES)}, got {mode!r}")
+    return mode
 
 
 def blur_faces(image_bgr: np.ndarray, boxes: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:

@@ -17,9 +17,7 @@ from maskwatch.overlay import draw
 from maskwatch.results import FrameResult
 from maskwatch.sinks.appended import writable_folder
 from maskwatch.sinks.base import BaseSink
-from maskwatch.sinks.blur import blur_faces, faces_to_blur
-
-BLUR_MODES = ("off", "others", "all")  # maskwatch.config.BLUR_MODES (not imported: config is heavier)
+from maskwatch.sinks.blur import blur_faces, check_blur_mode, faces_to_blur
 
 NAME_PATTERN = re.compile(r"\d{8}T\d{6}[+-]\d{4}_track\d+_(?:" + "|".join(LABELS) + r")\.jpg")
 """The names :class:`SnapshotSaver` writes (what :mod:`maskwatch.site.retention` may delete)."""
@@ -40,9 +38,7 @@ class SnapshotSaver(BaseSink):
 
     def __init__(self, folder: str | Path, labels=("without_mask", "mask_worn_incorrectly"), jpeg_quality: int = 90,
                  blur: str = "off"):
-        if blur not in BLUR_MODES:
-            raise MaskwatchError(f"blur_faces must be one of {', '.join(BLUR_MODES)}, got {blur!r}")
-        self.blur = blur
+        self.blur = check_blur_mode(blur)
         self.folder = Path(folder)
         self.labels = tuple(labels)
         unknown = set(self.labels) - set(LABELS)

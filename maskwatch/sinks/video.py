@@ -55,7 +55,7 @@ from maskwatch.opencv_paths import opencv_path
 from maskwatch.overlay import draw
 from maskwatch.results import FrameResult
 from maskwatch.sinks.base import BaseSink
-from maskwatch.sinks.blur import blur_faces
+from maskwatch.sinks.blur import blur_faces, check_blur_mode
 
 log = logging.getLogger("maskwatch.sinks.video")
 
@@ -161,9 +161,7 @@ class VideoSink(BaseSink):
 
     def __init__(self, path: str | Path, fps: float | None = None, *, overwrite: bool = False,
                  show_track_ids: bool = True, blur: str = "off"):
-        if blur not in ("off", "others", "all"):
-            raise MaskwatchError(f"blur_faces must be one of off, others, all, got {blur!r}")
-        self.blur = blur  # a video has no triggering face: "others" and "all" blur every face
+        self.blur = check_blur_mode(blur)  # a video has no triggering face: "others" and "all" blur every face
         self.path = check_video_path(path, overwrite=overwrite)
         if fps is not None and not (MIN_FPS <= float(fps) <= MAX_FPS):
             raise MaskwatchError(f"video frame rate must be between {MIN_FPS:g} and {MAX_FPS:g}, got {fps}")
