@@ -22,7 +22,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from maskwatch import LABELS
 from maskwatch.crop import crop_faces
 from maskwatch.errors import MaskwatchError
 from maskwatch.paths import models_dir
+from maskwatch.sources.spec import display_path as _shown
 
 log = logging.getLogger("maskwatch.classification")
 
@@ -142,11 +142,6 @@ def _is_int(value) -> bool:
 
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _shown(path: Path) -> str:
-    """A path as printable text (bytes that are not UTF-8 as \\xNN escapes)."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def file_sha256(path: str | Path) -> str:

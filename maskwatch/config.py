@@ -18,6 +18,7 @@ from pathlib import Path
 from maskwatch.detection.registry import DEFAULT_MODE, MIN_SCORES
 from maskwatch.errors import MaskwatchError
 from maskwatch.paths import demo_clip, models_dir
+from maskwatch.sources.spec import display_path as _shown
 
 
 @dataclass
@@ -213,11 +214,6 @@ def read_toml(path: str | os.PathLike, where: str) -> dict:
         raise MaskwatchError(f"{where} is not valid TOML: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as e:
         raise MaskwatchError(f"{where} is not valid TOML: {e}") from None
-
-
-def _shown(path) -> str:
-    """A path as printable text (bytes that are not UTF-8 as \\xNN escapes)."""
-    return os.fsencode(os.fspath(path)).decode("utf-8", "backslashreplace")
 
 
 def _fail(where: str | None, message: str):

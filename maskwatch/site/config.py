@@ -45,6 +45,7 @@ from pathlib import Path
 from maskwatch.config import Config, read_toml
 from maskwatch.errors import MaskwatchError
 from maskwatch.site.secrets import resolve_secret, secret_keys
+from maskwatch.sources.spec import display_path as _shown
 
 CAMERA_NAME = re.compile(r"[A-Za-z0-9_-]+")
 """A camera name: a single MQTT topic level and a safe file name (no ``/``, ``+``, ``#``, spaces)."""
@@ -172,10 +173,6 @@ class SiteConfig:
 
 
 # -- pieces ----------------------------------------------------------------------------------------
-
-
-def _shown(path) -> str:
-    return os.fsencode(os.fspath(path)).decode("utf-8", "backslashreplace")
 
 
 def _table(data: Mapping, key: str, where: str) -> Mapping:
