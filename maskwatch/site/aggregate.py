@@ -60,14 +60,6 @@ def client_id_for(prefix: str) -> str:
     return "maskwatch-aggregate-" + prefix.replace("/", "-")
 
 
-def load_tables(path: Path):
-    """(``MqttSettings``, database URL, shown database URL) from ``site.toml``'s ``[mqtt]`` and ``[db]``
-    (:meth:`maskwatch.site.config.SiteConfig.load_broker_and_db`: the same rules as ``serve``)."""
-    from maskwatch.site.config import SiteConfig
-
-    return SiteConfig.load_broker_and_db(path)
-
-
 class Aggregator:
     """The subscriber: topics -> :meth:`History.upsert`. ``stop()`` is what a signal calls."""
 
@@ -188,7 +180,9 @@ class Aggregator:
 def run(args, stop_signals) -> int:
     from maskwatch.site.history import History
 
-    mqtt, db_url, _shown_db = load_tables(args.config)
+    from maskwatch.site.config import SiteConfig
+
+    mqtt, db_url, _shown_db = SiteConfig.load_broker_and_db(args.config)
     if args.db is not None:
         db_url = args.db
     client_id = args.client_id or client_id_for(mqtt.prefix)

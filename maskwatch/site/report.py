@@ -34,6 +34,8 @@ from pathlib import Path
 
 from maskwatch import LABELS
 from maskwatch.errors import MaskwatchError
+from maskwatch.sinks.appended import rewrite_atomic
+from maskwatch.sinks.timestamps import iso_time
 
 BY = ("day", "hour")
 OUTAGE_STATES = ("reconnecting", "connecting")
@@ -295,14 +297,6 @@ def _is_png(path: Path) -> bool:
         return fh.read(8) == b"\x89PNG\r\n\x1a\n" or path.stat().st_size == 0
 
 
-def _replace(path: Path, write, what: str, binary: bool = False) -> None:
-    """Write through a temporary file in the same folder, then rename: no half-written report
-    (:func:`maskwatch.sinks.appended.rewrite_atomic`; ``write(fh)`` writes the content)."""
-    from maskwatch.sinks.appended import rewrite_atomic
-
-    rewrite_atomic(path, write, what, binary=binary)
-
-
 def write_csv(periods: list[Period], path: str | Path, by: str) -> None:
     """One CSV row per camera and period (:data:`REPORT_COLUMNS`)."""
     path = Path(path)
@@ -314,11 +308,11 @@ def write_csv(periods: list[Period], path: str | Path, by: str) -> None:
         for p in periods:
             rate = p.compliance_rate
             w.writerow([p.camera, period_name(p.start, by),
-                        datetime.fromtimestamp(p.start).astimezone().isoformat(timespec="seconds"),
+                        iso_time(p.start),
                         p.people_seen, *(p.by_label[k] for k in LABELS), p.decided,
                         "" if rate is None else f"{rate:.3f}", p.frames, f"{p.outage_s:.0f}", p.rows])
 
-    _replace(path, write, "csv")
+    rewrite_atomic(path, write, "csv")  # a temporary file renamed: no half-written report
 
 
 def check_matplotlib() -> None:
@@ -377,7 +371,7 @@ def write_png(periods: list[Period], path: str | Path, by: str, title: str) -> N
     def write(fh) -> None:
         fig.savefig(fh, format="png")
 
-    _replace(path, write, "png", binary=True)
+    rewrite_atomic(path, write, "png", binary=True)
 
 
 # -- the command ---------------------------------------------------------------------------------
