@@ -174,8 +174,6 @@ class Counter:
                 continue
             box = tuple(float(v) for v in faces.xyxy[i])
             label = int(faces.track_label[i])
-            if self.end_events and tid in self._seen:
-                self._last_box[tid] = box
             if tid not in self._seen:
                 track = by_id.get(tid)
                 if track is not None:  # detector matches: frames where the tracker only predicted don't count
@@ -190,8 +188,8 @@ class Counter:
                     self.totals.people_seen += 1
                     iv.people_seen += 1
                     events.append(Event("person_seen", tid, timestamp, frame_index, box=box))
-                    if self.end_events:
-                        self._last_box[tid] = box
+            if self.end_events and tid in self._seen:
+                self._last_box[tid] = box
             if label >= 0 and tid in self._seen and tid not in self._decided:
                 self._decided.add(tid)
                 name = LABELS[label]
@@ -226,8 +224,7 @@ class Counter:
         self._decided &= live
         self._hits = {k: v for k, v in self._hits.items() if k in live}
         self._best_score = {k: v for k, v in self._best_score.items() if k in live}
-        self._labels = {k: v for k, v in self._labels.items() if k in live}
-        self._last_box = {k: v for k, v in self._last_box.items() if k in live}
+        # _labels and _last_box hold counted ids only, and _ended() has already dropped those not live
 
     def tick(self, timestamp: float, stats: Stats) -> IntervalSummary | None:
         """Close the open interval if ``timestamp`` has passed its end, without counting a frame.
