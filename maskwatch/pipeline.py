@@ -275,13 +275,15 @@ class Pipeline:
         """``summary`` (closed before this frame counted) with the model(s) that labelled its
         interval; the next interval starts with the model in use. ``swapped``: the model changed
         for this frame, which belongs to the interval still open."""
-        current = self.model_description
         if summary is not None:
             if summary.model is None and self._interval_models:
                 summary.model = " -> ".join(self._interval_models)
+            current = self.model_description
             self._interval_models = [current] if current else []
-        elif swapped and current and (not self._interval_models or self._interval_models[-1] != current):
-            self._interval_models.append(current)
+        elif swapped:  # most frames: neither, and nothing to describe
+            current = self.model_description
+            if current and (not self._interval_models or self._interval_models[-1] != current):
+                self._interval_models.append(current)
         return summary
 
     def _process(self, frame: Frame, decode_ms: float) -> FrameResult:
