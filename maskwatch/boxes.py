@@ -80,6 +80,20 @@ def weighted_nms(xyxy: np.ndarray, score: np.ndarray, keypoints: np.ndarray, iou
     return xyxy[keep], score[keep], keypoints[keep]
 
 
+def nms_indices(xy: np.ndarray, wh: np.ndarray, score: np.ndarray, min_score: float, iou: float) -> np.ndarray:
+    """Indices of the boxes (top-left ``xy``, size ``wh``) that OpenCV's greedy NMS keeps
+    (``cv2.dnn.NMSBoxes``: score at least ``min_score``, overlap under ``iou``), best first.
+
+    >>> xy = np.array([[0, 0], [1, 1], [50, 50]], np.float32); wh = np.full((3, 2), 10, np.float32)
+    >>> nms_indices(xy, wh, np.array([0.9, 0.8, 0.7]), 0.5, 0.4).tolist()
+    [0, 2]
+    """
+    import cv2  # here: the rest of this module is numpy only (tracking imports it)
+
+    boxes = np.hstack([xy, wh]).tolist()
+    return np.asarray(cv2.dnn.NMSBoxes(boxes, np.asarray(score).tolist(), min_score, iou), int).reshape(-1)
+
+
 def calibrate_boxes(xyxy: np.ndarray, calibration) -> np.ndarray:
     """Move and resize boxes: centre += (dx * width, dy * height), size *= (sw, sh).
 

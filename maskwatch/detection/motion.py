@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from maskwatch.boxes import box_iou, clipped_faces
+from maskwatch.boxes import box_iou, clipped_faces, nms_indices
 from maskwatch.faces import Faces
 
 
@@ -301,6 +301,5 @@ def _nms(xyxy: np.ndarray, score: np.ndarray, kps: np.ndarray, iou: float):
     """Plain NMS (regions overlap a little where they were grown): the best of overlapping boxes."""
     if len(score) < 2:
         return xyxy, score, kps
-    wh = xyxy[:, 2:] - xyxy[:, :2]
-    idx = np.asarray(cv2.dnn.NMSBoxes(np.hstack([xyxy[:, :2], wh]).tolist(), score.tolist(), 0.0, iou), int).reshape(-1)
+    idx = nms_indices(xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2], score, 0.0, iou)
     return xyxy[idx], score[idx], kps[idx]

@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from maskwatch.boxes import calibrate_boxes, clipped_faces
+from maskwatch.boxes import calibrate_boxes, clipped_faces, nms_indices
 from maskwatch.detection.loading import default_threads, first_line, model_path, read_model
 from maskwatch.detection.options import RetinaOptions
 from maskwatch.errors import MaskwatchError
@@ -173,7 +173,7 @@ class RetinaDetector:
         size = a[:, 2:] * np.exp(loc[:, 2:] * v1)
         xyxy = np.hstack([centre - size / 2, centre + size / 2])
         kps = a[:, None, :2] + landm.reshape(-1, 5, 2) * v0 * a[:, None, 2:]
-        idx = np.asarray(cv2.dnn.NMSBoxes(np.hstack([xyxy[:, :2], size]).tolist(), score.tolist(), self._min_score, self._nms), int).reshape(-1)
+        idx = nms_indices(xyxy[:, :2], size, score, self._min_score, self._nms)
         sx, sy = nw / w, nh / h
         xyxy = calibrate_boxes(xyxy[idx], self._calibration) / np.array([sx, sy, sx, sy], np.float32)
         kps = kps[idx] / np.array([sx, sy], np.float32)
