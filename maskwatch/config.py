@@ -247,6 +247,17 @@ def _path_fields(obj) -> set[str]:
     return {f.name for f in dataclasses.fields(obj) if "Path" in str(f.type)}
 
 
+def _as_paths(obj, changes: dict) -> dict:
+    """``changes`` with text for a path field of ``obj`` as a ``Path``, ``~`` expanded
+    (``"~/counts.csv"`` is in the home folder, as in a shell), and ``""`` as ``None`` (off)."""
+    out = dict(changes)
+    for name in _path_fields(obj) & set(out):
+        value = out[name]
+        if isinstance(value, (str, os.PathLike)):
+            out[name] = Path(value).expanduser() if str(value) else None
+    return out
+
+
 def _apply(config: "Config", flat: dict):
     """``config`` with the ``{dotted field: value}`` changes, and the merge rules of ``with_overrides``."""
     top: dict = {}
@@ -257,20 +268,14 @@ def _apply(config: "Config", flat: dict):
             tables.setdefault(head, {})[tail] = value
         else:
             top[head] = value
-    for name in _path_fields(config) & set(top):
-        value = top[name]
-        if isinstance(value, (str, os.PathLike)):  # "~/counts.csv" is in the home folder, as in a shell
-            top[name] = Path(value).expanduser() if str(value) else None
+    top = _as_paths(config, top)
     if isinstance(top.get("blur_faces"), bool):  # the issue's and users' spelling: true = all but the trigger
         top["blur_faces"] = "others" if top["blur_faces"] else "off"
     for head, changes in tables.items():
         current = getattr(config, head)
         if isinstance(current, DetectorConfig) and isinstance(changes.get("mode"), str):
             current = current.with_mode(changes["mode"])  # a min_score given next to it still wins
-        for name in _path_fields(current) & set(changes):  # [collect] folder = "~/crops"
-            value = changes[name]
-            if isinstance(value, (str, os.PathLike)):
-                changes = {**changes, name: Path(value).expanduser() if str(value) else None}
+        changes = _as_paths(current, changes)  # [collect] folder = "~/crops"
         if isinstance(current, TrackerConfig) and "min_votes" not in changes:
             window = changes.get("vote_window")
             if _is_int(window) and window >= 1:
