@@ -52,7 +52,7 @@ from PyQt6.QtWidgets import (
 
 from maskwatch import LABELS
 from maskwatch.errors import MaskwatchError
-from maskwatch.sinks.appended import read_csv_records, rewrite_atomic
+from maskwatch.sinks.appended import read_our_csv, rewrite_csv
 from maskwatch.sinks.collect import CSV_NAME, read_collected, rows_by_uncertainty
 from maskwatch.sinks.timestamps import iso_time
 
@@ -126,12 +126,7 @@ class ReviewSession:
 
     def _read_decisions(self) -> tuple[list[dict], bool]:
         """The rows of ``decisions.csv`` and whether the file needs a repair (see the module docstring)."""
-        try:
-            records = read_csv_records(self.decisions_path, len(DECISION_COLUMNS))
-        except (OSError, UnicodeDecodeError) as e:
-            raise MaskwatchError(f"cannot read {self.decisions_path}: {getattr(e, 'strerror', None) or e}") from None
-        if records.header is not None and tuple(records.header) != DECISION_COLUMNS:
-            raise MaskwatchError(f"{self.decisions_path} has another header (expected: {','.join(DECISION_COLUMNS)})")
+        records = read_our_csv(self.decisions_path, DECISION_COLUMNS, "has another header")
         if records.torn:
             log.warning("%s: the last line was cut off (the app stopped while writing it); it was dropped",
                         self.decisions_path)
@@ -249,12 +244,7 @@ class ReviewSession:
         return index
 
     def _rewrite_decisions(self) -> None:
-        def write(fh) -> None:
-            writer = csv.writer(fh, lineterminator="\n")
-            writer.writerow(DECISION_COLUMNS)
-            writer.writerows([row[c] for c in DECISION_COLUMNS] for row in self._decided)
-
-        rewrite_atomic(self.decisions_path, write, "decisions")
+        rewrite_csv(self.decisions_path, DECISION_COLUMNS, self._decided, "decisions")
 
     def next_open(self, after: int, decision: str | None = None) -> int | None:
         """The first crop after ``after`` (wrapping around) whose decision is ``decision`` (``None``:

@@ -163,3 +163,26 @@ def read_csv_records(path: str | os.PathLike, width: int) -> CsvRecords:
         elif row:  # a blank line is no row
             out.dropped += 1
     return out
+
+
+def read_our_csv(path: Path, columns: tuple[str, ...], other_header: str) -> CsvRecords:
+    """:func:`read_csv_records` of a CSV we write with header ``columns``: a read error, or a file
+    with another header (``"<path> <other_header> (expected: ...)"``), is a one-line ``MaskwatchError``."""
+    try:
+        records = read_csv_records(path, len(columns))
+    except (OSError, UnicodeDecodeError) as e:
+        raise MaskwatchError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
+    if records.header is not None and tuple(records.header) != tuple(columns):
+        raise MaskwatchError(f"{path} {other_header} (expected: {','.join(columns)})")
+    return records
+
+
+def rewrite_csv(path: Path, columns: tuple[str, ...], rows, what: str) -> None:
+    """Write ``path`` anew, atomically (:func:`rewrite_atomic`): the header ``columns``, then the
+    mappings ``rows`` in that column order."""
+    def write(fh) -> None:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([row[c] for c in columns] for row in rows)
+
+    rewrite_atomic(path, write, what)

@@ -67,7 +67,7 @@ from maskwatch import LABELS
 from maskwatch.crop import square_box
 from maskwatch.errors import MaskwatchError
 from maskwatch.results import FrameResult
-from maskwatch.sinks.appended import AppendedFile, read_csv_records, rewrite_atomic, writable_folder
+from maskwatch.sinks.appended import AppendedFile, read_our_csv, rewrite_csv, writable_folder
 from maskwatch.sinks.timestamps import iso_time
 
 log = logging.getLogger("maskwatch.collect")
@@ -144,14 +144,7 @@ def read_collected(folder: str | Path) -> list[dict]:
 
 def _read_records(path: Path):
     """``collected.csv`` as :class:`~maskwatch.sinks.appended.CsvRecords`; a foreign header is an error."""
-    try:
-        records = read_csv_records(path, len(COLLECT_COLUMNS))
-    except (OSError, UnicodeDecodeError) as e:
-        raise MaskwatchError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
-    if records.header is not None and tuple(records.header) != COLLECT_COLUMNS:
-        raise MaskwatchError(f"{path} exists with a different header; collect into another folder "
-                             f"(expected: {','.join(COLLECT_COLUMNS)})")
-    return records
+    return read_our_csv(path, COLLECT_COLUMNS, "exists with a different header; collect into another folder")
 
 
 def check_collect_folder(folder: str | Path) -> None:
@@ -449,12 +442,7 @@ class CollectSink(AppendedFile):
 
     def _rewrite(self) -> None:
         """Write ``collected.csv`` anew from the kept rows, atomically (a temporary file renamed)."""
-        def write(fh) -> None:
-            writer = csv.writer(fh, lineterminator="\n")
-            writer.writerow(COLLECT_COLUMNS)
-            writer.writerows([row[c] for c in COLLECT_COLUMNS] for row, _ in self._rows)
-
-        rewrite_atomic(self._path, write, "collect list")
+        rewrite_csv(self._path, COLLECT_COLUMNS, (row for row, _ in self._rows), "collect list")
 
     def _open(self) -> None:
         try:
