@@ -111,7 +111,9 @@ class Monitor:
     Plain functions (a script, a benchmark) go in as a ``maskwatch.sinks.CallbackSink``.
 
     The pipeline is built inside :meth:`run` (so a GUI can create the monitor in its own thread and
-    run it in a worker) unless one is given.
+    run it in a worker) unless one is given; ``classifier``: a mask classifier already loaded for
+    that pipeline (``maskwatch serve`` checks the model before a worker starts and hands it over,
+    so it is not loaded twice).
     """
 
     def __init__(
@@ -119,9 +121,11 @@ class Monitor:
         config: Config,
         sinks: Iterable | Callable[[], Iterable] | None = None,
         pipeline=None,
+        classifier=None,
     ):
         self.config = config
         self.pipeline = pipeline
+        self._classifier = classifier  # for the pipeline run() builds: one already loaded (and checked)
         self.totals = Totals()
         self.rows_written = 0
         self._stop = threading.Event()
@@ -223,7 +227,7 @@ class Monitor:
             if self.pipeline is None and not self._stop.is_set():
                 from maskwatch.pipeline import Pipeline
 
-                built = Pipeline(self.config)
+                built = Pipeline(self.config, classifier=self._classifier)
                 with self._lock:
                     self.pipeline = built
             with self._lock:

@@ -571,7 +571,7 @@ def _worker_run(camera: str, config, db_url: str, send: _Sender, holder: dict, s
         from maskwatch.monitor import load_checked_classifier
 
         try:  # a missing or broken model is the configuration, whatever the source: not restarted
-            load_checked_classifier(config.model)
+            classifier = load_checked_classifier(config.model)  # the pipeline uses this one: loaded once
         except MaskwatchError as e:
             send(("error", camera, redact(str(e)), True))
             return EXIT_PERMANENT
@@ -596,7 +596,7 @@ def _worker_run(camera: str, config, db_url: str, send: _Sender, holder: dict, s
                 raise
             return [*sinks, status]
 
-        monitor = Monitor(config, sinks=open_sinks)
+        monitor = Monitor(config, sinks=open_sinks, classifier=classifier)
         holder["monitor"] = monitor
         if holder["stop"]:
             monitor.stop()
