@@ -159,7 +159,7 @@ def check_collect_folder(folder: str | Path) -> None:
 def _source_image_names(source) -> list[str] | None:
     """The image file names of an image-folder (or single image) source, in the order the source
     reads them (``frame.index`` is the position); ``None`` for videos and cameras."""
-    from maskwatch.sources.files import IMAGE_SUFFIXES, _natural_key
+    from maskwatch.sources.files import list_images
     from maskwatch.sources.spec import parse
 
     try:
@@ -170,10 +170,9 @@ def _source_image_names(source) -> list[str] | None:
         return [spec.path.name]
     if spec.kind == "images" and spec.path is not None:
         try:
-            paths = [p for p in spec.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+            return [p.name for p in list_images(spec.path)]
         except OSError:
             return []
-        return [p.name for p in sorted(paths, key=_natural_key)]
     return None
 
 

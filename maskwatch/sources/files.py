@@ -136,6 +136,13 @@ def _natural_key(path: Path):
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
 
 
+def list_images(folder: Path) -> list[Path]:
+    """The image files of ``folder`` (``IMAGE_SUFFIXES``) in natural name order, the order an
+    image-folder source reads them; ``OSError`` if the folder cannot be listed."""
+    paths = [p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+    return sorted(paths, key=_natural_key)
+
+
 class ImageFolderSource(Source):
     """The images of a folder (``IMAGE_SUFFIXES``, natural name order), one frame each.
 
@@ -166,14 +173,14 @@ class ImageFolderSource(Source):
         """The images of ``folder``; raises ``MaskwatchError`` if it has none, or none readable."""
         folder = Path(folder)
         try:
-            paths = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+            paths = list_images(folder)
         except OSError as e:
             raise MaskwatchError(f"cannot list image folder {display_path(folder)}: {e.strerror}") from None
         if not paths:
             raise MaskwatchError(
                 f"no images in folder {display_path(folder)} (looked for {', '.join(IMAGE_SUFFIXES)})"
             )
-        source = cls(sorted(paths, key=_natural_key), name=str(folder))
+        source = cls(paths, name=str(folder))
         with source._lock:
             source._pending = source._next_readable(report=False)
         if source._pending is None:
