@@ -32,6 +32,20 @@ def square_box(box, margin: float = DEFAULT_MARGIN) -> tuple[int, int, int, int]
     return sx1, sy1, sx1 + s, sy1 + s
 
 
+def padded_region(image: np.ndarray, x1: int, y1: int, x2: int, y2: int) -> np.ndarray | None:
+    """``image[y1:y2, x1:x2]`` with the parts outside the image filled by replicating its border;
+    ``None`` when the box lies entirely outside the image."""
+    h, w = image.shape[:2]
+    cx1, cy1, cx2, cy2 = max(x1, 0), max(y1, 0), min(x2, w), min(y2, h)
+    if cx2 <= cx1 or cy2 <= cy1:
+        return None
+    region = image[cy1:cy2, cx1:cx2]
+    pad = (cy1 - y1, y2 - cy2, cx1 - x1, x2 - cx2)
+    if any(pad):
+        region = cv2.copyMakeBorder(region, *pad, borderType=cv2.BORDER_REPLICATE)
+    return region
+
+
 def crop_face(image: np.ndarray, box, size: int, margin: float = DEFAULT_MARGIN, bgr: bool = True) -> np.ndarray:
     """Crop one face as an RGB uint8 (size, size, 3) square.
 
@@ -39,16 +53,9 @@ def crop_face(image: np.ndarray, box, size: int, margin: float = DEFAULT_MARGIN,
     are filled by replicating the border. Shrinking uses area interpolation, enlarging (small CCTV
     faces) uses bilinear, so a 16 px face is upscaled the same way in training and serving.
     """
-    h, w = image.shape[:2]
-    x1, y1, x2, y2 = square_box(box, margin)
-    cx1, cy1, cx2, cy2 = max(x1, 0), max(y1, 0), min(x2, w), min(y2, h)
-    if cx2 <= cx1 or cy2 <= cy1:  # box entirely outside the image
+    region = padded_region(image, *square_box(box, margin))
+    if region is None:  # box entirely outside the image
         region = np.zeros((1, 1, 3), np.uint8)
-    else:
-        region = image[cy1:cy2, cx1:cx2]
-        pad = (cy1 - y1, y2 - cy2, cx1 - x1, x2 - cx2)
-        if any(pad):
-            region = cv2.copyMakeBorder(region, *pad, borderType=cv2.BORDER_REPLICATE)
     side = region.shape[0]
     interp = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
     out = cv2.resize(region, (size, size), interpolation=interp)

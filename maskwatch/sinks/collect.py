@@ -64,7 +64,7 @@ from pathlib import Path
 import numpy as np
 
 from maskwatch import LABELS
-from maskwatch.crop import square_box
+from maskwatch.crop import padded_region, square_box
 from maskwatch.errors import MaskwatchError
 from maskwatch.results import FrameResult
 from maskwatch.sinks.appended import AppendedFile, read_our_csv, rewrite_csv, writable_folder
@@ -112,16 +112,9 @@ def served_and_saved(box, margin: float, context: float = CONTEXT) -> tuple[tupl
 
 def cut_region(image: np.ndarray, x1: int, y1: int, x2: int, y2: int) -> np.ndarray:
     """``image[y1:y2, x1:x2]`` where parts outside the image replicate its border (as serving does)."""
-    import cv2
-
-    h, w = image.shape[:2]
-    cx1, cy1, cx2, cy2 = max(x1, 0), max(y1, 0), min(x2, w), min(y2, h)
-    if cx2 <= cx1 or cy2 <= cy1:
+    region = padded_region(image, x1, y1, x2, y2)
+    if region is None:
         return np.zeros((max(y2 - y1, 1), max(x2 - x1, 1), 3), np.uint8)
-    region = image[cy1:cy2, cx1:cx2]
-    pad = (cy1 - y1, y2 - cy2, cx1 - x1, x2 - cx2)
-    if any(pad):
-        region = cv2.copyMakeBorder(region, *pad, borderType=cv2.BORDER_REPLICATE)
     return np.ascontiguousarray(region)
 
 
