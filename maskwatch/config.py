@@ -81,6 +81,10 @@ class TrackerConfig:
     # scribble in a photo's background, wall texture) last a few frames, people much longer
     min_hits: int = 10
     max_age: int = 30  # frames a track survives unseen
+    kind: str = "centroid"  # which tracker (maskwatch.tracking.TRACKER_KINDS)
+    # a decided label changes only once another label has led the vote for this long (frame time):
+    # a mask pulled down is reported a few seconds later, one held up for a second changes nothing
+    change_after_s: float = 3.0
 
 
 @dataclass
@@ -349,6 +353,12 @@ def _detector_mode(value) -> str | None:
     return None if isinstance(value, str) and value in DETECTOR_MODES else f"must be one of {', '.join(DETECTOR_MODES)}"
 
 
+def _tracker_kind(value) -> str | None:
+    from maskwatch.tracking.registry import TRACKER_KINDS  # names only: no tracker is imported
+
+    return None if isinstance(value, str) and value in TRACKER_KINDS else f"must be one of {', '.join(TRACKER_KINDS)}"
+
+
 def _table(value) -> str | None:
     return None if isinstance(value, Mapping) else "must be a table"
 
@@ -380,6 +390,8 @@ _RULES = {
     "tracker.min_votes": _integer(1),
     "tracker.min_hits": _integer(1),
     "tracker.max_age": _integer(0),
+    "tracker.kind": lambda value: _tracker_kind(value),
+    "tracker.change_after_s": _number(ge=0, why="seconds a new label must lead the vote before a decided label changes"),
     "blur_faces": lambda value: None if value in BLUR_MODES else f"must be one of {', '.join(BLUR_MODES)}",
     "collect.folder": _path(optional=True),
     "collect.split_vote": _boolean,

@@ -1,18 +1,31 @@
-"""``Counter``: turns tracked faces into events (each person once) and interval summaries.
+"""``Counter``: turns a tracker's :class:`~maskwatch.tracking.TrackUpdate` and the label votes'
+decisions into events (each person once) and interval summaries. It reads only that contract.
 
-Events, once per track and never again:
+Events:
 
-- ``person_seen`` the first time a track has been seen on ``min_hits`` frames (a one-frame false
-  detection is never counted) and, with ``min_track_score``, one of its detections scored that high;
-- ``label_decided`` the first time the track's voted label (``faces.track_label``) is decided. A
-  person is counted once, with this first decided label, even if the vote changes later. A label
-  decided before ``min_hits`` is reached waits: ``label_decided`` follows ``person_seen`` on the
-  frame the track is counted, so every counted label belongs to a counted person (a track not
-  counted as a person never gets a ``label_decided``);
-- ``track_ended`` (only with ``end_events=True`` and ``tracks`` given to :meth:`Counter.update`) on
-  the first frame a counted track is no longer among the tracker's live tracks, with the label it
-  was counted with (``None`` if it was never decided) and its last box. Tracks still live when the
-  run ends get none (their person was counted; nothing ended).
+- ``person_seen`` when the tracker confirms a track (``TrackUpdate.confirmed``: seen on enough
+  frames to be real; a one-frame false detection is never counted). A re-linked track
+  (``TrackUpdate.relinked``) is the same person and is not counted again;
+- ``label_decided`` the first time the person's label is decided (a
+  :class:`~maskwatch.votes.LabelDecision` with ``previous`` ``None``). A person is counted once, with
+  this first label (``by_label``). A label decided before the track is confirmed waits:
+  ``label_decided`` follows ``person_seen`` on the frame the track is counted, with the label the
+  votes hold then, so every counted label belongs to a counted person;
+- ``label_changed`` each time a counted person's label changes later (the votes decide when; see
+  :mod:`maskwatch.votes`), with ``label`` the new one and ``previous`` the old;
+- ``track_ended`` (only with ``end_events=True``) on the frame the tracker ends a counted track
+  (``TrackUpdate.ended``), with the person's last label (``None`` if never decided) and last box.
+  Tracks still live when the run ends get none (their person was counted; nothing ended).
+
+Time-weighted figures: on each frame, every face of a counted person with a decided label adds the
+time since the previous frame (frame timestamps; at most ``max_frame_gap_s``, so an outage adds
+nothing) to ``person_s[label]`` of the open interval and of the totals. ``masked_time_share`` is
+the with_mask share of that time: the answer to "for how long were people unmasked", where
+``compliance_rate`` (per person, first label) answers "how many people wore a mask".
+
+Without a ``TrackUpdate`` (faces whose ids come from elsewhere) the counter confirms an id once it
+appeared on ``min_hits`` frames (:class:`~maskwatch.tracking.IdConfirmer`), and without decisions
+it reads them from ``faces.track_label`` (a new label for an id is a decision).
 
 Intervals are cut by the frames' ``timestamp`` (epoch seconds): the first interval starts at the
 first frame's timestamp (or at the previous multiple of ``interval_s`` with ``align_to_clock=True``,
@@ -41,6 +54,8 @@ A pipeline that wants one row per elapsed interval even without frames calls
 >>> summary = counter.flush(timestamp=103.0, stats=Stats())
 >>> summary.frames, summary.people_seen, summary.by_label["with_mask"], counter.totals.people_seen
 (3, 1, 1, 1)
+>>> summary.person_s["with_mask"], summary.masked_time_share   # 1 s in view with a decided label
+(1.0, 1.0)
 """
 
 from __future__ import annotations
@@ -54,6 +69,8 @@ from maskwatch import LABELS
 from maskwatch.faces import Faces
 from maskwatch.frames import SourceState
 from maskwatch.results import Event, IntervalSummary, Stats, Totals
+from maskwatch.tracking.base import IdConfirmer, TrackUpdate
+from maskwatch.votes import LabelDecision
 
 
 class _Interval:
@@ -67,6 +84,8 @@ class _Interval:
         self.faces = 0
         self.people_seen = 0
         self.by_label = {k: 0 for k in LABELS}
+        self.person_s = {k: 0.0 for k in LABELS}
+        self.label_changes = 0
         self.first_clock: float | None = None
         self.last_clock: float | None = None
         self.fps_sum = 0.0
@@ -90,15 +109,16 @@ class _Interval:
             fps=fps,
             dropped_frames=max(self.dropped_last - self.dropped_base, 0),
             source_state=self.state,
+            person_s={k: round(v, 3) for k, v in self.person_s.items()},
+            label_changes=self.label_changes,
         )
 
 
 class Counter:
     """Counts each person (track) once and summarises intervals. See the module docstring.
 
-    ``min_track_score`` (off by default): a track is counted only once one of its detections
-    scored at least this (detector false positives on textured backgrounds can persist for many
-    frames at scores just above the detector's threshold).
+    ``min_hits`` / ``min_track_score`` apply only without a ``TrackUpdate`` (the tracker confirms
+    people otherwise). ``max_frame_gap_s``: the most time one frame adds to the person-seconds.
 
     ``clock`` measures processing time for the interval's ``fps`` (frames processed per second of
     wall time, which for a file run faster than real time is the processing speed, not the file's
@@ -114,6 +134,7 @@ class Counter:
         min_track_score: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
         end_events: bool = False,
+        max_frame_gap_s: float = 2.0,
     ):
         if not interval_s > 0:
             raise ValueError(f"interval_s must be > 0, got {interval_s}")
@@ -123,15 +144,17 @@ class Counter:
         self.min_track_score = float(min_track_score)
         self.clock = clock
         self.end_events = bool(end_events)  # emit ``track_ended`` (see the module docstring)
+        self.max_frame_gap_s = float(max_frame_gap_s)
         self.totals = Totals()
-        self._hits: dict[int, int] = {}  # frames each track id appeared on (until it is seen)
-        self._best_score: dict[int, float] = {}  # best detector score of each id (until it is seen)
-        self._seen: set[int] = set()
-        self._decided: set[int] = set()
-        self._labels: dict[int, str] = {}  # decided label of each counted track (for track_ended)
-        self._last_box: dict[int, tuple[float, float, float, float]] = {}  # of counted tracks (end_events)
+        self._confirmer = IdConfirmer(self.min_hits, self.min_track_score)  # for faces without a TrackUpdate
+        self._counted: set[int] = set()  # confirmed ids still held by the tracker
+        self._label: dict[int, str] = {}  # current label of counted (decided) people
+        self._pending: dict[int, LabelDecision] = {}  # labels of tracks not yet confirmed
+        self._last_box: dict[int, tuple[float, float, float, float]] = {}  # of counted tracks
+        self._seen_label: dict[int, int] = {}  # without decisions: the last track_label read per id
         self._interval: _Interval | None = None
         self._dropped = 0  # last cumulative stats.dropped_frames
+        self._prev_ts: float | None = None
         self._updates = 0
 
     def update(
@@ -140,15 +163,14 @@ class Counter:
         timestamp: float,
         frame_index: int,
         stats: Stats,
-        tracks: Iterable | None = None,
+        track_update: TrackUpdate | None = None,
+        labels: Iterable[LabelDecision] | None = None,
     ) -> tuple[list[Event], IntervalSummary | None]:
         """Count one processed frame. Returns its events and the interval it closed, if any.
 
-        ``tracks`` (optional, ``Tracker.tracks``; recommended): ``min_hits`` then counts the
-        frames a detection was matched to the track (``Track.hits``), not frames where the tracker
-        only predicted it, each event's ``confidence`` is the share of the track's votes (without
-        it: this frame's probability for the label), and ids of finished tracks are forgotten.
-        Without ``tracks`` the counter counts the frames each id appears on.
+        ``track_update``: what the tracker said of this frame (recommended; without it ids are
+        confirmed by ``min_hits`` frames here). ``labels``: the votes' decisions of this frame
+        (without them, read from ``faces.track_label``).
         """
         closed = self._advance(timestamp, stats)
         iv = self._interval
@@ -166,65 +188,104 @@ class Counter:
         iv.dropped_last = self._dropped
         iv.state = stats.source_state
 
-        by_id = {t.id: t for t in tracks} if tracks is not None else {}
+        up = track_update if track_update is not None else self._confirmer.update(faces)
+        boxes = {int(t): tuple(float(v) for v in faces.xyxy[i]) for i, t in enumerate(faces.track_id) if t >= 0}
+        decisions = list(labels) if labels is not None else self._read_labels(faces, timestamp)
         events: list[Event] = []
-        for i in range(len(faces)):
-            tid = int(faces.track_id[i])
-            if tid < 0:
+        for _old, new in up.relinked:  # the person of ``old`` goes on: nothing counted again
+            self._pending.pop(new, None)
+        for d in decisions:
+            if d.track_id not in self._counted:
+                self._pending[d.track_id] = d  # counted with the label it holds when confirmed
+            else:
+                events.extend(self._labelled(d, frame_index, boxes.get(d.track_id)))
+        for tid in up.confirmed:
+            if tid in self._counted:
                 continue
-            box = tuple(float(v) for v in faces.xyxy[i])
-            label = int(faces.track_label[i])
-            if tid not in self._seen:
-                track = by_id.get(tid)
-                if track is not None:  # detector matches: frames where the tracker only predicted don't count
-                    hits = int(track.hits)
-                else:
-                    hits = self._hits[tid] = self._hits.get(tid, 0) + 1
-                best = self._best_score[tid] = max(self._best_score.get(tid, 0.0), float(faces.score[i]))
-                if hits >= self.min_hits and best >= self.min_track_score:
-                    self._seen.add(tid)
-                    self._hits.pop(tid, None)
-                    self._best_score.pop(tid, None)
-                    self.totals.people_seen += 1
-                    iv.people_seen += 1
-                    events.append(Event("person_seen", tid, timestamp, frame_index, box=box))
-            if self.end_events and tid in self._seen:
+            self._counted.add(tid)
+            self.totals.people_seen += 1
+            iv.people_seen += 1
+            events.append(Event("person_seen", tid, timestamp, frame_index, box=boxes.get(tid)))
+            pending = self._pending.pop(tid, None)
+            if pending is not None:
+                events.extend(self._labelled(pending, frame_index, boxes.get(tid), timestamp))
+        for tid, box in boxes.items():
+            if tid in self._counted:
                 self._last_box[tid] = box
-            if label >= 0 and tid in self._seen and tid not in self._decided:
-                self._decided.add(tid)
-                name = LABELS[label]
-                if self.end_events:
-                    self._labels[tid] = name
-                self.totals.by_label[name] += 1
-                iv.by_label[name] += 1
-                events.append(Event("label_decided", tid, timestamp, frame_index, label=name,
-                                    confidence=self._confidence(faces, i, label, by_id.get(tid)), box=box))
-        if self.end_events and tracks is not None:
-            events.extend(self._ended(by_id, timestamp, frame_index))
+        self._add_time(faces, timestamp)
+        events.extend(self._ended(up.ended, timestamp, frame_index))
         self._updates += 1
-        if tracks is not None and self._updates % self.PRUNE_EVERY == 0:
-            self._prune(by_id.keys())
+        if self._updates % self.PRUNE_EVERY == 0:
+            self._prune(timestamp)
         return events, closed
 
     PRUNE_EVERY = 256
 
-    def _ended(self, live: dict, timestamp: float, frame_index: int) -> list[Event]:
-        """``track_ended`` for counted tracks no longer live; they are forgotten at once (ids are never reused)."""
-        gone = sorted(tid for tid in self._seen if tid not in live)
-        for tid in gone:
-            self._seen.discard(tid)
-            self._decided.discard(tid)
-        return [Event("track_ended", tid, timestamp, frame_index, label=self._labels.pop(tid, None),
-                      box=self._last_box.pop(tid, None)) for tid in gone]
+    def _labelled(self, d: LabelDecision, frame_index: int, box, timestamp: float | None = None) -> list[Event]:
+        """The event of decision ``d`` for a counted person: the first label, or a change."""
+        ts = d.timestamp if timestamp is None else timestamp
+        previous = self._label.get(d.track_id)
+        if previous is None:
+            self._label[d.track_id] = d.label
+            self.totals.by_label[d.label] += 1
+            self._interval.by_label[d.label] += 1
+            return [Event("label_decided", d.track_id, ts, frame_index, label=d.label,
+                          confidence=d.confidence, box=box)]
+        if previous == d.label:
+            return []
+        self._label[d.track_id] = d.label
+        self.totals.label_changes += 1
+        self._interval.label_changes += 1
+        return [Event("label_changed", d.track_id, ts, frame_index, label=d.label,
+                      confidence=d.confidence, box=box, previous=previous)]
 
-    def _prune(self, live_ids) -> None:
-        """Forget ids of finished tracks (ids are never reused), so memory stays flat on long runs."""
-        live = set(live_ids)
-        self._seen &= live
-        self._decided &= live
-        self._hits = {k: v for k, v in self._hits.items() if k in live}
-        self._best_score = {k: v for k, v in self._best_score.items() if k in live}
-        # _labels and _last_box hold counted ids only, and _ended() has already dropped those not live
+    def _add_time(self, faces: Faces, timestamp: float) -> None:
+        """Person-seconds: the time since the previous frame, for each counted face with a label."""
+        prev, self._prev_ts = self._prev_ts, timestamp
+        if prev is None or not timestamp > prev:
+            return
+        dt = min(timestamp - prev, self.max_frame_gap_s)
+        iv = self._interval
+        for tid in {int(t) for t in faces.track_id if t >= 0}:
+            label = self._label.get(tid)
+            if label is not None:
+                iv.person_s[label] += dt
+                self.totals.person_s[label] += dt
+
+    def _read_labels(self, faces: Faces, timestamp: float) -> list[LabelDecision]:
+        """Decisions from ``faces.track_label``: an id whose label is new or different."""
+        out = []
+        for i in range(len(faces)):
+            tid, label = int(faces.track_id[i]), int(faces.track_label[i])
+            if tid < 0 or label < 0 or self._seen_label.get(tid) == label:
+                continue
+            previous = self._seen_label.get(tid)
+            self._seen_label[tid] = label
+            p = faces.probs[i, label]
+            out.append(LabelDecision(tid, LABELS[label], None if previous is None else LABELS[previous],
+                                     None if math.isnan(p) else float(p), timestamp))
+        return out
+
+    def _ended(self, ended, timestamp: float, frame_index: int) -> list[Event]:
+        """``track_ended`` for counted tracks the tracker ended; they are forgotten at once (ids are never reused)."""
+        out = []
+        for tid in ended:
+            if tid not in self._counted:
+                continue
+            self._counted.discard(tid)
+            label, box = self._label.pop(tid, None), self._last_box.pop(tid, None)
+            self._seen_label.pop(tid, None)
+            if self.end_events:
+                out.append(Event("track_ended", tid, timestamp, frame_index, label=label, box=box))
+        return out
+
+    PENDING_S = 300.0
+    """A label decided this long ago for a track never confirmed is dropped (the track is long gone)."""
+
+    def _prune(self, timestamp: float) -> None:
+        """Forget pending labels of tracks that never became people, so memory stays flat on long runs."""
+        horizon = timestamp - self.PENDING_S
+        self._pending = {k: d for k, d in self._pending.items() if d.timestamp >= horizon}
 
     def tick(self, timestamp: float, stats: Stats) -> IntervalSummary | None:
         """Close the open interval if ``timestamp`` has passed its end, without counting a frame.
@@ -286,10 +347,3 @@ class Counter:
         summary = iv.summary(new_start)
         self._interval = _Interval(new_start, new_start + self.interval_s, self._dropped, stats.source_state)
         return summary
-
-    @staticmethod
-    def _confidence(faces: Faces, i: int, label: int, track) -> float | None:
-        if track is not None and getattr(track, "confidence", None) is not None:
-            return float(track.confidence)
-        p = faces.probs[i, label]
-        return None if math.isnan(p) else float(p)

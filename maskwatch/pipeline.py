@@ -63,6 +63,7 @@ from maskwatch.faces import Faces
 from maskwatch.frames import Frame, SourceState
 from maskwatch.results import FrameResult, IntervalSummary, Stats, Totals
 from maskwatch.stages import Classifier, Counter, Detector, FrameSource, Tracker
+from maskwatch.votes import LabelVotes
 
 log = logging.getLogger("maskwatch.pipeline")
 
@@ -130,12 +131,11 @@ class Pipeline:
                 detector = FaceDetector.from_config(config.detector, video=not is_photos(config.source))
             self.detector = detector
             if tracker is None:
-                from maskwatch.tracking import Tracker
+                from maskwatch.tracking import make_tracker
 
-                # nothing here reads finished tracks: keep none (each holds its vote history, and
-                # a long run on a busy camera finishes thousands)
-                tracker = Tracker(config.tracker, max_finished=0)
+                tracker = make_tracker(config.tracker)
             self.tracker = tracker
+            self.votes = LabelVotes.from_config(config.tracker)
             if counter is None:
                 from maskwatch.counting import Counter
 
@@ -153,6 +153,7 @@ class Pipeline:
         self.stats = Stats(source_state=self.source.state)
         self.frames_processed = 0
         self._last_frame: Frame | None = None
+        self._continuity: tuple | None = None  # (frame shape, source reconnects) of the last frame
         self._last_done: float | None = None  # perf_counter at the end of the previous frame
         self._interval_models: list[str] = [m for m in (self.model_description,) if m]
 
@@ -166,7 +167,8 @@ class Pipeline:
     def totals(self) -> Totals:
         """A copy of the counter's totals (unique people since start)."""
         t = self.counter.totals
-        return Totals(people_seen=t.people_seen, by_label=dict(t.by_label))
+        return Totals(people_seen=t.people_seen, by_label=dict(t.by_label), person_s=dict(t.person_s),
+                      label_changes=t.label_changes)
 
     @property
     def model_info(self):
@@ -290,6 +292,7 @@ class Pipeline:
         swapped = self._apply_swap()
         ms = {"decode": decode_ms, "detect": 0.0, "classify": 0.0, "track": 0.0}
         seq = self.frames_processed  # our own frame counter: monotonic even if a source restarts its index
+        self._check_continuity(frame)
         if seq % self.every_n == 0:
             t = time.perf_counter()
             faces = self.detector.detect(frame.image)
@@ -299,12 +302,15 @@ class Pipeline:
                 faces.probs = self.classifier.classify_faces(frame.image, faces.xyxy)
             ms["classify"] = (time.perf_counter() - t) * 1000.0
             t = time.perf_counter()
-            faces = self.tracker.update(faces, seq)
+            update = self.tracker.update(faces, frame)
             ms["track"] = (time.perf_counter() - t) * 1000.0
         else:
             t = time.perf_counter()
-            faces = self.tracker.predict(seq)
+            update = self.tracker.predict(frame)
             ms["track"] = (time.perf_counter() - t) * 1000.0
+        timestamp = self._timestamp(frame)
+        decisions = self.votes.update(update, timestamp)  # fills update.faces.track_label
+        faces = update.faces
         self.frames_processed += 1
         self._last_frame = frame
 
@@ -318,10 +324,20 @@ class Pipeline:
         self.stats.stage_ms = ms
         self.stats.latency_ms = max(time.monotonic() - frame.captured_at, 0.0) * 1000.0
         events, summary = self.counter.update(
-            faces, self._timestamp(frame), frame.index, self._stats_copy(), tracks=self.tracker.tracks
+            faces, timestamp, frame.index, self._stats_copy(), track_update=update, labels=decisions
         )
         return FrameResult(frame=frame, faces=faces, stats=self._stats_copy(), totals=self.totals,
                            events=events, summary=self._with_model(summary, swapped))
+
+    def _check_continuity(self, frame: Frame) -> None:
+        """A reconnect or a new frame size breaks what depends on consecutive frames: the tracker
+        drops its motion state (people counted before may be re-linked, never counted twice)."""
+        shape, reconnects = frame.image.shape[:2], self.source.reconnects
+        if self._continuity is not None and self._continuity != (shape, reconnects):
+            log.info("continuity lost (%s): tracker motion reset",
+                     "frame size changed" if self._continuity[0] != shape else "source reconnected")
+            self.tracker.reset()
+        self._continuity = (shape, reconnects)
 
     def _check_first_connection(self) -> None:
         """A live source that failed before its first frame: the camera is unreachable or the URL

@@ -26,11 +26,13 @@ class Stats:
 
 @dataclass(frozen=True)
 class Event:
-    """Something the counter decided. ``kind`` is ``"person_seen"``, ``"label_decided"`` or
+    """Something the counter decided. ``kind`` is ``"person_seen"``, ``"label_decided"``,
+    ``"label_changed"`` (a counted person's label changed: took the mask off, put it on) or
     ``"track_ended"`` (a counted track left; see :mod:`maskwatch.counting`).
 
-    ``label`` is one of ``LABELS`` for ``label_decided``, ``None`` for ``person_seen``, the label the
-    person was counted with (or ``None``) for ``track_ended``.
+    ``label`` is one of ``LABELS`` for ``label_decided``, the new label for ``label_changed``
+    (``previous`` is the old one), ``None`` for ``person_seen``, the person's last label (or
+    ``None``) for ``track_ended``.
     """
 
     kind: str
@@ -40,14 +42,38 @@ class Event:
     label: str | None = None
     confidence: float | None = None  # share of the track's votes for ``label``
     box: tuple[float, float, float, float] | None = None
+    previous: str | None = None  # label_changed: the label before the change
+
+
+def _zero_seconds() -> dict[str, float]:
+    return {k: 0.0 for k in LABELS}
+
+
+def masked_share(person_s: dict[str, float]) -> float | None:
+    """with_mask person-seconds / person-seconds with any decided label; ``None`` with no time.
+
+    >>> masked_share({"with_mask": 30.0, "without_mask": 10.0, "mask_worn_incorrectly": 0.0})
+    0.75
+    """
+    total = sum(person_s.values())
+    return None if total <= 0 else person_s.get("with_mask", 0.0) / total
 
 
 @dataclass
 class Totals:
-    """Counts of unique people (tracks) since start. A person is counted once, with its decided label."""
+    """Counts of unique people (tracks) since start. A person is counted once, with the label first
+    decided for them (``by_label``); ``person_s`` is the time people were in view by their label
+    at that moment (seconds, summed over people), and ``label_changes`` how often a label changed."""
 
     people_seen: int = 0
     by_label: dict[str, int] = field(default_factory=lambda: {k: 0 for k in LABELS})
+    person_s: dict[str, float] = field(default_factory=_zero_seconds)
+    label_changes: int = 0
+
+    @property
+    def masked_time_share(self) -> float | None:
+        """Share of person-time with a mask (see :func:`masked_share`)."""
+        return masked_share(self.person_s)
 
     @property
     def decided(self) -> int:
@@ -74,11 +100,20 @@ class IntervalSummary:
     dropped_frames: int  # dropped during this interval
     source_state: SourceState
     model: str | None = None  # the mask classifier that labelled this interval ("mask_classifier 0.4.0")
+    # time-weighted: seconds counted people were in view in this interval, by their label then
+    person_s: dict[str, float] = field(default_factory=_zero_seconds)
+    label_changes: int = 0  # label_changed events in this interval
 
     @property
     def compliance_rate(self) -> float | None:
+        """Per person: with_mask / people whose label was decided in this interval."""
         d = sum(self.by_label.values())
         return None if d == 0 else self.by_label["with_mask"] / d
+
+    @property
+    def masked_time_share(self) -> float | None:
+        """Per person-time: the masked share of the time people were in view (see :func:`masked_share`)."""
+        return masked_share(self.person_s)
 
 
 @dataclass

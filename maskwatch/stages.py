@@ -5,7 +5,7 @@ knows what to offer (the pipeline reads these attributes directly: no ``getattr`
 missing one). The shipped implementations: :class:`~maskwatch.sources.Source` (``FrameSource``),
 :class:`~maskwatch.detection.FaceDetector` (``Detector``, the detection package's protocol),
 :class:`~maskwatch.classification.MaskClassifier` (``Classifier``),
-:class:`~maskwatch.tracking.Tracker` (``Tracker``) and :class:`~maskwatch.counting.Counter`
+:mod:`~maskwatch.tracking` (``Tracker``, the tracking package's protocol) and :class:`~maskwatch.counting.Counter`
 (``Counter``).
 
 >>> from maskwatch.sources import FileSource
@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from maskwatch.detection.base import Detector
+from maskwatch.tracking.base import Tracker
 
 if TYPE_CHECKING:
     import numpy as np
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from maskwatch.faces import Faces
     from maskwatch.frames import Frame, SourceState
     from maskwatch.results import Event, IntervalSummary, Stats, Totals
+    from maskwatch.tracking.base import TrackUpdate
 
 __all__ = ["Classifier", "Counter", "Detector", "FrameSource", "Tracker"]
 
@@ -66,25 +68,14 @@ class Classifier(Protocol):
 
 
 @runtime_checkable
-class Tracker(Protocol):
-    """Stable ids across frames: ``update`` on detector frames, ``predict`` in between."""
-
-    @property
-    def tracks(self) -> Sequence: ...  # the live tracks (what the counter's min_hits reads)
-
-    def update(self, faces: Faces, frame_index: int) -> Faces: ...
-
-    def predict(self, frame_index: int) -> Faces: ...
-
-
-@runtime_checkable
 class Counter(Protocol):
     """Tracks into events and interval summaries; ``totals`` since the start."""
 
     totals: Totals
 
     def update(self, faces: Faces, timestamp: float, frame_index: int, stats: Stats,
-               tracks: Iterable | None = None) -> tuple[list[Event], IntervalSummary | None]: ...
+               track_update: TrackUpdate | None = None,
+               labels: Iterable | None = None) -> tuple[list[Event], IntervalSummary | None]: ...
 
     def tick(self, timestamp: float, stats: Stats) -> IntervalSummary | None: ...
 

@@ -10,7 +10,7 @@ from maskwatch.counting import Counter
 from maskwatch.faces import Faces
 from maskwatch.frames import SourceState
 from maskwatch.results import Stats
-from maskwatch.tracking import Tracker
+from tests.tracking_driver import Driver as Tracker
 
 
 def tracked(*rows) -> Faces:
@@ -36,7 +36,8 @@ class FakeClock:
 def test_events_once_per_track():
     counter = Counter(interval_s=60, min_hits=3)
     kinds = []
-    # track 1: seen 5 frames, decided with_mask on frame 3, later flips to without_mask (not re-counted)
+    # track 1: seen 5 frames, decided with_mask on frame 3, later flips to without_mask and back:
+    #          label_changed each time, the person and the first label not counted again
     # track 2: one-frame false positive, never counted
     # track 3: label decided on its first frame, but a label waits for min_hits: on its third frame
     #          person_seen and label_decided come together
@@ -57,8 +58,8 @@ def test_events_once_per_track():
         [],
         [("person_seen", 1, None)],
         [("label_decided", 1, "with_mask")],
-        [("person_seen", 3, None), ("label_decided", 3, "mask_worn_incorrectly")],
-        [],
+        [("label_changed", 1, "without_mask"), ("person_seen", 3, None), ("label_decided", 3, "mask_worn_incorrectly")],
+        [("label_changed", 1, "with_mask")],
     ]
     t = counter.totals
     assert t.people_seen == 2
@@ -75,14 +76,14 @@ def test_event_fields():
 
 
 def test_confidence_from_tracks_is_share_of_votes():
-    tracker = Tracker(TrackerConfig(vote_window=10, min_votes=4, max_age=5))
+    tracker = Tracker(TrackerConfig(vote_window=10, min_votes=4, max_age=5, min_hits=1))
     counter = Counter(min_hits=1)
     decided = []
     for i, lab in enumerate([0, 1, 0, 0, 0]):
         p = np.full((1, 3), 0.1, np.float32)
         p[0, lab] = 0.8
         faces = tracker.update(Faces(xyxy=np.array([[10, 10, 50, 50]]), score=np.array([0.9]), probs=p), i)
-        events, _ = counter.update(faces, 100.0 + i, i, Stats(), tracks=tracker.tracks)
+        events, _ = counter.update(faces, 100.0 + i, i, Stats(), track_update=tracker.last, labels=tracker.decisions)
         decided += [e for e in events if e.kind == "label_decided"]
     assert len(decided) == 1
     assert decided[0].label == "with_mask" and decided[0].confidence == pytest.approx(3 / 4)  # decided on its 4th vote
@@ -164,7 +165,7 @@ def test_bad_interval():
 
 def test_tracker_and_counter_count_one_person_through_missed_detections():
     """One walker, detector misses 1 frame in 4, classifier flickers: one person, one label."""
-    tracker = Tracker(TrackerConfig(vote_window=15, min_votes=5, max_age=30))
+    tracker = Tracker(TrackerConfig(vote_window=15, min_votes=5, max_age=30, min_hits=3))
     counter = Counter(interval_s=60, min_hits=3)
     events = []
     for i in range(100):
@@ -174,7 +175,7 @@ def test_tracker_and_counter_count_one_person_through_missed_detections():
             p = np.array([[0.2, 0.7, 0.1]] if i % 5 == 0 else [[0.8, 0.15, 0.05]], np.float32)
             faces = Faces(xyxy=np.array([[100 + 3 * i, 200, 140 + 3 * i, 250]]), score=np.array([0.9]), probs=p)
         faces = tracker.update(faces, i)
-        ev, _ = counter.update(faces, 1000.0 + i / 25, i, Stats(), tracks=tracker.tracks)
+        ev, _ = counter.update(faces, 1000.0 + i / 25, i, Stats(), track_update=tracker.last, labels=tracker.decisions)
         events += ev
     assert [(e.kind, e.track_id, e.label) for e in events] == [("person_seen", 1, None), ("label_decided", 1, "with_mask")]
     assert counter.totals.people_seen == 1
@@ -182,7 +183,7 @@ def test_tracker_and_counter_count_one_person_through_missed_detections():
 
 def test_predicted_frames_do_not_make_a_false_positive_a_person():
     """Detector every 3rd frame: a face detected once is predicted on 2 more frames; not counted."""
-    tracker = Tracker()
+    tracker = Tracker(TrackerConfig(min_hits=3))
     counter = Counter(min_hits=3)
     events = []
     for i in range(12):
@@ -192,13 +193,13 @@ def test_predicted_frames_do_not_make_a_false_positive_a_person():
                                          probs=np.full((len(boxes), 3), np.nan, np.float32)), i)
         else:
             faces = tracker.predict(i)
-        ev, _ = counter.update(faces, 100.0 + i, i, Stats(), tracks=tracker.tracks)
+        ev, _ = counter.update(faces, 100.0 + i, i, Stats(), track_update=tracker.last, labels=tracker.decisions)
         events += [(e.kind, e.track_id, e.frame_index) for e in ev]
     assert events == [("person_seen", 1, 6)]  # third detector match of track 1
 
 
 def test_pruning_forgets_finished_ids_but_never_recounts_live_ones():
-    tracker = Tracker(TrackerConfig(vote_window=5, min_votes=2, max_age=2))
+    tracker = Tracker(TrackerConfig(vote_window=5, min_votes=2, max_age=2, min_hits=1))
     counter = Counter(min_hits=1)
     counter.PRUNE_EVERY = 4
     seen = []
@@ -208,11 +209,11 @@ def test_pruning_forgets_finished_ids_but_never_recounts_live_ones():
             boxes.append([300, 300, 340, 340])  # another who leaves at frame 3
         faces = tracker.update(Faces(xyxy=np.array(boxes, np.float32), score=np.full(len(boxes), 0.9),
                                      probs=np.tile(np.array([[0.8, 0.1, 0.1]], np.float32), (len(boxes), 1))), i)
-        ev, _ = counter.update(faces, 100.0 + i, i, Stats(), tracks=tracker.tracks)
+        ev, _ = counter.update(faces, 100.0 + i, i, Stats(), track_update=tracker.last, labels=tracker.decisions)
         seen += [(e.kind, e.track_id) for e in ev]
     assert sorted(seen) == [("label_decided", 1), ("label_decided", 2), ("person_seen", 1), ("person_seen", 2)]
     assert counter.totals.people_seen == 2
-    assert counter._seen == {1} and counter._decided == {1}  # id 2 finished and forgotten
+    assert counter._counted == {1} and set(counter._label) == {1}  # id 2 finished and forgotten
 
 
 def test_min_track_score_skips_weak_persistent_tracks():

@@ -523,15 +523,16 @@ def test_rows_still_waiting_when_the_run_ends_are_one_error_with_their_count(tmp
 
 
 def _walk(counter, frames: int = 40):
-    from maskwatch.tracking import Tracker, TrackerConfig
+    from maskwatch.config import TrackerConfig
+    from tests.tracking_driver import Driver
 
-    tracker = Tracker(TrackerConfig(vote_window=5, min_votes=2, max_age=2))
+    tracker = Driver(TrackerConfig(vote_window=5, min_votes=2, max_age=2, min_hits=2))
     events = []
     for i in range(frames):
         boxes = [[10, 10, 50, 50]] + ([[300, 300, 340, 340]] if i < 6 else [])  # the 2nd person leaves
         probs = np.array([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1]][:len(boxes)], np.float32)
         faces = tracker.update(Faces(xyxy=np.array(boxes, np.float32), score=np.full(len(boxes), 0.9), probs=probs), i)
-        ev, _ = counter.update(faces, 100.0 + i, i, Stats(), tracks=tracker.tracks)
+        ev, _ = counter.update(faces, 100.0 + i, i, Stats(), track_update=tracker.last, labels=tracker.decisions)
         events += ev
     return events
 

@@ -279,6 +279,7 @@ class SilentAfterLive:
         self.state = SourceState.CONNECTING
         self.reconnect_in = None
         self.dropped = 0
+        self.reconnects = 0
         self.last_error = None
         self.index = 0
 

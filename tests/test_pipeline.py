@@ -295,14 +295,14 @@ def test_stages_and_test_doubles_offer_what_the_pipeline_reads():
     from maskwatch.sources import FileSource, ImageFolderSource
     from maskwatch.stages import Classifier, Detector, FrameSource, Tracker
     from maskwatch.stages import Counter as CounterProtocol
-    from maskwatch.tracking import Tracker as RealTracker
+    from maskwatch.tracking import make_tracker
 
     assert isinstance(FakeLiveSource(), FrameSource) and isinstance(FakeDetector(), Detector)
     with FileSource(demo_clip()) as source:
         assert isinstance(source, FrameSource)
     assert isinstance(ImageFolderSource([], "none"), FrameSource)
     assert isinstance(MaskClassifier(TINY_MODEL), Classifier)
-    assert isinstance(RealTracker(Config().tracker), Tracker)
+    assert isinstance(make_tracker(Config().tracker), Tracker)
     assert isinstance(Counter(60.0), CounterProtocol)
 
     incomplete = FakeLiveSource()

@@ -1,4 +1,10 @@
-"""Tracker: stable ids over moving sequences, crossings, gaps, votes without flicker, predict()."""
+"""Trackers: stable ids over moving sequences, crossings, gaps, predict(); the votes on their ids.
+
+``Driver`` replays the frame-indexed calls these tests were written with on the tracker contract
+(the frames between two indexes are ``predict()`` calls, as the pipeline makes them), and feeds
+each ``TrackUpdate`` to :class:`~maskwatch.votes.LabelVotes` (``change_after_s = 0``: the label
+follows the window's majority at once, the behaviour these vote tests pin down).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,8 @@ import pytest
 from maskwatch import LABELS
 from maskwatch.config import TrackerConfig
 from maskwatch.faces import Faces
-from maskwatch.tracking import Tracker, box_iou
+from maskwatch.boxes import box_iou
+from tests.tracking_driver import Driver
 
 WITH, WITHOUT, INCORRECT = range(3)
 
@@ -27,6 +34,10 @@ def faces_at(boxes, labels=None) -> Faces:
     labels = labels if labels is not None else [WITH] * len(boxes)
     return Faces(xyxy=boxes, score=np.full(len(boxes), 0.9, np.float32),
                  probs=np.stack([probs_for(lab) for lab in labels]) if len(boxes) else None)
+
+
+def Tracker(config: TrackerConfig = TrackerConfig()) -> Driver:  # noqa: N802 - reads like the old class
+    return Driver(config)
 
 
 def box(cx, cy, size):
@@ -103,20 +114,20 @@ def test_very_different_size_is_not_matched():
 
 
 def test_gap_within_max_age_keeps_id_and_longer_gap_finishes_track():
-    tracker = Tracker(TrackerConfig(vote_window=15, min_votes=5, max_age=10))
+    tracker = Tracker(TrackerConfig(vote_window=15, min_votes=5, max_age=10, min_hits=3))
     for i in range(5):
         f = tracker.update(faces_at([box(100 + 2 * i, 100, 40)]), i)
+    assert tracker.confirmed == [1]  # on its 3rd hit
     for i in range(5, 15):  # missed detections for 10 frames (== max_age)
         tracker.update(Faces.empty(), i)
-    assert tracker.pop_finished() == []
+    assert tracker.ended == [] and tracker.last.live == (1,)
     f = tracker.update(faces_at([box(130, 100, 40)]), 15)
     assert f.track_id.tolist() == [1]
     assert tracker.tracks[0].hits == 6 and tracker.tracks[0].first_frame == 0 and tracker.tracks[0].last_frame == 15
 
     tracker.update(Faces.empty(), 26)  # 11 frames unseen > max_age
-    finished = tracker.pop_finished()
-    assert [t.id for t in finished] == [1]
-    assert tracker.tracks == [] and tracker.pop_finished() == []
+    assert tracker.ended == [1] and tracker.last.live == ()
+    assert tracker.tracks == [] and tracker.confirmed == [1]
     f = tracker.update(faces_at([box(130, 100, 40)]), 27)
     assert f.track_id.tolist() == [2]  # ids are never reused
 
@@ -133,10 +144,11 @@ def test_flicker_vote_keeps_with_mask():
     assert decided_at >= 4  # needs min_votes classified frames first
     assert labels[:decided_at] == [-1] * decided_at
     assert set(labels[decided_at:]) == {WITH}
-    t = tracker.tracks[0]
-    assert t.label == WITH and t.label_name == "with_mask"
-    assert t.votes.sum() == 15 and t.votes[WITH] > t.votes[WITHOUT] > 0
-    assert t.confidence == pytest.approx(t.votes[WITH] / 15)
+    tid = tracker.tracks[0].id
+    votes = tracker.votes.counts(tid)
+    assert tracker.votes.label(tid) == WITH and LABELS[tracker.votes.label(tid)] == "with_mask"
+    assert votes.sum() == 15 and votes[WITH] > votes[WITHOUT] > 0
+    assert tracker.votes.confidence(tid) == pytest.approx(votes[WITH] / 15)
 
 
 def test_label_undecided_until_min_votes_and_nan_rows_do_not_vote():
@@ -145,7 +157,7 @@ def test_label_undecided_until_min_votes_and_nan_rows_do_not_vote():
         lab = WITHOUT if i % 2 == 0 else None  # 5 classified frames out of 10
         f = tracker.update(faces_at([box(100, 100, 40)], labels=[lab]), i)
         assert f.track_label[0] == (WITHOUT if i == 8 or i == 9 else -1), i
-    assert tracker.tracks[0].num_votes == 5
+    assert tracker.votes.counts(tracker.tracks[0].id).sum() == 5
 
 
 def test_label_changes_only_on_a_real_majority():
@@ -160,12 +172,12 @@ def test_predict_moves_visible_tracks_without_voting():
     tracker = Tracker()
     for i in range(0, 9, 3):  # detector every 3 frames, face moving 6 px per frame
         tracker.update(faces_at([box(100 + 6 * i, 100, 40)]), i)
-    votes_before = tracker.tracks[0].num_votes
+    votes_before = tracker.votes.counts(1).sum()
     p = tracker.predict(7)
     assert p.track_id.tolist() == [1]
     np.testing.assert_allclose(p.xyxy[0], box(100 + 6 * 7, 100, 40), atol=1e-3)
     assert np.isnan(p.probs).all() and p.score.tolist() == [0.0]
-    assert tracker.tracks[0].num_votes == votes_before
+    assert tracker.votes.counts(1).sum() == votes_before
     # a track missed on the last detector frame is not drawn in between
     tracker.update(faces_at([box(600, 400, 40)]), 9)
     assert tracker.predict(10).track_id.tolist() == [2]
@@ -183,13 +195,16 @@ def test_labels_name_matches_label_order():
     assert LABELS[WITH] == "with_mask" and LABELS[WITHOUT] == "without_mask" and LABELS[INCORRECT] == "mask_worn_incorrectly"
 
 
-def test_finished_tracks_are_capped_when_nobody_pops_them():
-    tracker = Tracker(TrackerConfig(max_age=0), max_finished=10)
-    for i in range(50):  # a new face far away every frame, each finishes the next frame
+def test_only_confirmed_tracks_end_and_nothing_is_kept_of_finished_ones():
+    tracker = Tracker(TrackerConfig(max_age=0, min_hits=2))
+    for i in range(50):  # a new face far away every other frame, each finishes the next frame
         tracker.update(faces_at([box(60 * (i % 10) + 30, 100 + 50 * (i % 2), 20)]), i * 2)
-    finished = tracker.pop_finished()
-    assert len(finished) == 10 and finished[-1].id == 49
+    assert tracker.ended == [] and tracker.confirmed == []  # one hit each: never people
     assert len(tracker.tracks) == 1
+    for i in range(100, 103):
+        tracker.update(faces_at([box(300, 300, 40)]), i)
+    tracker.update(Faces.empty(), 104)
+    assert tracker.confirmed == [51] and tracker.ended == [51] and tracker.tracks == []
 
 
 def test_track_score_mean_and_max():

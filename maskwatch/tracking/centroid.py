@@ -1,43 +1,40 @@
-"""``Tracker``: stable ids for faces across frames, and a label decided by vote (no flicker).
+"""``CentroidTracker``: stable ids for faces across frames (the ``centroid`` kind).
 
-A small norfair-style tracker: each live ``Track`` predicts where its face is now (constant velocity),
+A small norfair-style tracker: each live track predicts where its face is now (constant velocity),
 this frame's detections are matched to the predictions by the Hungarian algorithm
 (``scipy.optimize.linear_sum_assignment``) on a cost that mixes box overlap (IoU) and centre distance
 relative to face size (small CCTV faces move several of their own widths between detections, so
 IoU alone loses them), unmatched detections start new tracks, and tracks unseen for more than
-``max_age`` frames are finished.
+``max_age`` frames are finished. A track is confirmed (a person) once ``min_hits`` detections
+were matched to it. Labels are not decided here: :mod:`maskwatch.votes` does that from the ids.
 
-Each track keeps the per-frame classifier labels (argmax of ``probs``) of its last ``vote_window``
-classified frames; once it has ``min_votes`` of them its label is the majority (ties broken by the
-mean probabilities, and a decided label is kept on a tie), so one odd frame never flips a label.
+Each ``update``/``predict`` call is one frame (the tracker counts them itself, so a source that
+restarts its frame numbers after a reconnect changes nothing).
 
 >>> import numpy as np
 >>> from maskwatch.faces import Faces
->>> tracker = Tracker()
->>> for i in range(10):   # TrackerConfig.min_votes (10) classified frames decide a label
-...     faces = Faces(xyxy=[[100 + 5 * i, 50, 140 + 5 * i, 100]], score=[0.9], probs=np.array([[0.9, 0.05, 0.05]]))
-...     faces = tracker.update(faces, frame_index=i)
-...     if i == 8:
-...         print(faces.track_id.tolist(), faces.track_label.tolist())  # one id; 9 votes: undecided
-[1] [-1]
->>> faces.track_id.tolist(), faces.track_label.tolist()  # 10 votes: label 0 = with_mask
-([1], [0])
+>>> from maskwatch.config import TrackerConfig
+>>> tracker = CentroidTracker(TrackerConfig(min_hits=3))
+>>> for i in range(4):
+...     up = tracker.update(Faces(xyxy=[[100 + 5 * i, 50, 140 + 5 * i, 100]], score=[0.9]))
+...     print(up.faces.track_id.tolist(), up.confirmed)
+[1] ()
+[1] ()
+[1] (1,)
+[1] ()
 """
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from maskwatch import LABELS
 from maskwatch.boxes import box_iou
 from maskwatch.config import TrackerConfig
 from maskwatch.faces import Faces
-
-_NUM_CLASSES = len(LABELS)
+from maskwatch.tracking.base import TrackUpdate
 
 MAX_EXTRAPOLATION = 10
 """Frames a track's box is moved at constant velocity while it is not seen; after that it waits."""
@@ -45,59 +42,32 @@ MAX_EXTRAPOLATION = 10
 
 @dataclass(eq=False)
 class Track:
-    """One face followed over frames. Read it; only the ``Tracker`` changes it.
+    """One face followed over frames. Read it; only the tracker changes it.
 
     ``xyxy`` is the box last matched to a detection (``predicted_box`` gives the box at a later
     frame). ``age`` is frames since the track was last matched (0 on a frame it was seen).
-    ``hits`` counts frames a detection was matched to it. ``label`` is a ``LABELS`` index or -1
-    while undecided.
+    ``hits`` counts frames a detection was matched to it; ``confirmed`` is set once ``hits``
+    reached the tracker's ``min_hits``.
     """
 
     id: int
     xyxy: np.ndarray  # (4,) float32, last matched box
     first_frame: int
     last_frame: int
-    vote_window: int = 15
     hits: int = 1
     age: int = 0
-    label: int = -1
+    confirmed: bool = False
     score_sum: float = 0.0  # detector scores summed over hits
     max_score: float = 0.0  # best detector score over hits
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))  # box delta per frame
-    _labels: deque = field(default=None, repr=False)  # per-frame argmax of the last classified frames
-    _probs: deque = field(default=None, repr=False)  # the matching probability rows
 
     def __post_init__(self):
         self.xyxy = np.asarray(self.xyxy, np.float32).reshape(4)
-        if self._labels is None:
-            self._labels = deque(maxlen=self.vote_window)
-        if self._probs is None:
-            self._probs = deque(maxlen=self.vote_window)
-
-    @property
-    def votes(self) -> np.ndarray:
-        """Counts per class (``LABELS`` order) over the last ``vote_window`` classified frames."""
-        return np.bincount(np.asarray(self._labels, np.int64), minlength=_NUM_CLASSES)[:_NUM_CLASSES]
 
     @property
     def score(self) -> float:
         """Mean detector score over the frames the track was matched."""
         return self.score_sum / self.hits if self.hits else 0.0
-
-    @property
-    def num_votes(self) -> int:
-        return len(self._labels)
-
-    @property
-    def confidence(self) -> float | None:
-        """Share of the window's votes that went to ``label``; ``None`` while undecided."""
-        if self.label < 0 or not self._labels:
-            return None
-        return float(self.votes[self.label]) / len(self._labels)
-
-    @property
-    def label_name(self) -> str | None:
-        return LABELS[self.label] if self.label >= 0 else None
 
     def predicted_box(self, frame_index: int) -> np.ndarray:
         """The box extrapolated at constant velocity to ``frame_index``.
@@ -113,15 +83,18 @@ class Track:
         return np.concatenate([centre - half, centre + half]).astype(np.float32)
 
 
-class Tracker:
-    """Gives each face a stable ``track_id`` and a voted ``track_label``. See the module docstring.
+class CentroidTracker:
+    """Gives each face a stable ``track_id``; says which tracks became people and which ended.
 
     ``iou_weight``/``distance_weight`` shape the matching cost ``(1 - IoU) + distance_weight * d``
     where ``d`` is the centre distance divided by the larger face size; a pair is allowed only if
     IoU >= ``min_iou`` or ``d`` <= ``max_distance`` (in face sizes, times the square root of the
     frames since the track was seen, capped at 2x), and the sizes differ by less than
-    ``max_size_ratio``.
+    ``max_size_ratio``. ``min_track_score`` (off by default): a track is confirmed only once one
+    of its detections scored at least this.
     """
+
+    kind = "centroid"
 
     def __init__(
         self,
@@ -132,9 +105,9 @@ class Tracker:
         distance_weight: float = 0.5,
         max_size_ratio: float = 2.0,
         velocity_smoothing: float = 0.5,
-        max_finished: int = 1024,
+        min_track_score: float = 0.0,
     ):
-        if config.vote_window < 1 or config.min_votes < 1 or config.max_age < 0:
+        if config.min_hits < 1 or config.max_age < 0:
             raise ValueError(f"bad tracker config: {config}")
         self.config = config
         self.min_iou = min_iou
@@ -142,24 +115,16 @@ class Tracker:
         self.distance_weight = distance_weight
         self.max_size_ratio = max_size_ratio
         self.velocity_smoothing = velocity_smoothing
+        self.min_track_score = float(min_track_score)
         self._tracks: list[Track] = []
-        self._finished: deque[Track] = deque(maxlen=max_finished)
         self._next_id = 1
-        self._last_frame: int | None = None
+        self._frame = -1  # index of the last update/predict call
+        self._last_update: int | None = None
 
     @property
     def tracks(self) -> list[Track]:
         """Live tracks, oldest first."""
         return list(self._tracks)
-
-    def pop_finished(self) -> list[Track]:
-        """Tracks removed (unseen for more than ``max_age`` frames) since the last call.
-
-        Only the last ``max_finished`` are kept, so a caller that never asks leaks nothing.
-        """
-        out = list(self._finished)
-        self._finished.clear()
-        return out
 
     def track(self, track_id: int) -> Track | None:
         """The live track with this id, or ``None``."""
@@ -168,62 +133,85 @@ class Tracker:
                 return t
         return None
 
-    def update(self, faces: Faces, frame_index: int) -> Faces:
-        """Match this frame's detections to tracks; fill ``faces.track_id``/``track_label`` in place.
+    def update(self, faces: Faces, frame=None) -> TrackUpdate:
+        """Match this frame's detections to tracks; fill ``faces.track_id`` in place.
 
-        ``faces.probs`` rows that are NaN (not classified this frame) add no vote. Returns ``faces``.
+        ``frame`` (the :class:`~maskwatch.frames.Frame`) is not needed by this tracker.
         """
-        self._last_frame = frame_index
+        self._frame += 1
+        now = self._last_update = self._frame
         n = len(faces)
         track_ids = np.full(n, -1, np.int64)
-        track_labels = np.full(n, -1, np.int64)
-        matches, unmatched = self._associate(faces.xyxy, frame_index)
-        per_frame = faces.label
+        confirmed: list[int] = []
+        matches, unmatched = self._associate(faces.xyxy, now)
         for ti, di in matches:
             t = self._tracks[ti]
-            self._hit(t, faces.xyxy[di], frame_index, float(faces.score[di]))
-            self._vote(t, per_frame[di], faces.probs[di])
-            track_ids[di], track_labels[di] = t.id, t.label
+            self._hit(t, faces.xyxy[di], now, float(faces.score[di]))
+            track_ids[di] = t.id
+            if self._confirm(t):
+                confirmed.append(t.id)
         for di in unmatched:
-            t = Track(id=self._next_id, xyxy=faces.xyxy[di], first_frame=frame_index, last_frame=frame_index,
-                      vote_window=self.config.vote_window, score_sum=float(faces.score[di]),
-                      max_score=float(faces.score[di]))
+            t = Track(id=self._next_id, xyxy=faces.xyxy[di], first_frame=now, last_frame=now,
+                      score_sum=float(faces.score[di]), max_score=float(faces.score[di]))
             self._next_id += 1
-            self._vote(t, per_frame[di], faces.probs[di])
             self._tracks.append(t)
-            track_ids[di], track_labels[di] = t.id, t.label
+            track_ids[di] = t.id
+            if self._confirm(t):
+                confirmed.append(t.id)
         for t in self._tracks:
-            t.age = frame_index - t.last_frame
-        self._expire(frame_index)
+            t.age = now - t.last_frame
+        ended = self._expire(now)
         faces.track_id = track_ids
-        faces.track_label = track_labels
-        return faces
+        return TrackUpdate(faces, tuple(confirmed), ended, (), self._live())
 
-    def predict(self, frame_index: int) -> Faces:
-        """Boxes of the tracks seen on the last ``update`` frame, moved to ``frame_index``.
+    def predict(self, frame=None) -> TrackUpdate:
+        """Boxes of the tracks seen on the last ``update`` frame, moved to this frame.
 
-        For frames where the detector is skipped: ids and labels are kept, no votes are added, no
-        track is created or dropped. ``score`` is 0 and ``probs`` NaN (nothing was measured).
+        For frames where the detector is skipped: ids are kept, no track is created, confirmed or
+        dropped. ``score`` is 0 and ``probs`` NaN (nothing was measured).
         """
-        live = [t for t in self._tracks if t.last_frame == self._last_frame]
+        self._frame += 1
+        live = [t for t in self._tracks if t.last_frame == self._last_update]
         if not live:
-            return Faces.empty()
-        return Faces(
-            xyxy=np.stack([t.predicted_box(frame_index) for t in live]),
+            return TrackUpdate(Faces.empty(), live=self._live())
+        faces = Faces(
+            xyxy=np.stack([t.predicted_box(self._frame) for t in live]),
             score=np.zeros(len(live), np.float32),
             track_id=np.array([t.id for t in live], np.int64),
-            track_label=np.array([t.label for t in live], np.int64),
         )
+        return TrackUpdate(faces, live=self._live())
+
+    def reset(self) -> None:
+        """Continuity lost (a reconnect, a new frame size): no track is moved by its old velocity.
+
+        Tracks are kept until ``max_age``, so a person still where they were keeps their id.
+        """
+        for t in self._tracks:
+            t.velocity = np.zeros(4, np.float32)
 
     # -- internals -------------------------------------------------------------------------------
 
-    def _expire(self, frame_index: int) -> None:
+    def _live(self) -> tuple[int, ...]:
+        return tuple(t.id for t in self._tracks if t.confirmed)
+
+    def _confirm(self, t: Track) -> bool:
+        """Confirm ``t`` when it has enough hits (and score); True on the frame it happens."""
+        if t.confirmed or t.hits < self.config.min_hits or t.max_score < self.min_track_score:
+            return False
+        t.confirmed = True
+        return True
+
+    def _expire(self, frame_index: int) -> tuple[int, ...]:
         """Finish tracks unseen for more than ``max_age`` frames (a face missed for exactly
-        ``max_age`` frames and found on the next one keeps its id)."""
-        keep = []
+        ``max_age`` frames and found on the next one keeps its id); the confirmed ones are returned."""
+        keep, ended = [], []
         for t in self._tracks:
-            (keep if frame_index - t.last_frame <= self.config.max_age else self._finished).append(t)
+            if frame_index - t.last_frame <= self.config.max_age:
+                keep.append(t)
+            elif t.confirmed:
+                ended.append(t.id)
         self._tracks = keep
+        return tuple(ended)
 
     def _associate(self, boxes: np.ndarray, frame_index: int) -> tuple[list[tuple[int, int]], list[int]]:
         if not self._tracks or not len(boxes):
@@ -269,20 +257,3 @@ class Tracker:
         t.age = 0
         t.score_sum += score
         t.max_score = max(t.max_score, score)
-
-    def _vote(self, t: Track, label: int, probs: np.ndarray) -> None:
-        if label < 0:
-            return
-        t._labels.append(int(label))
-        t._probs.append(np.asarray(probs, np.float32))
-        if len(t._labels) < self.config.min_votes:
-            return
-        votes = t.votes
-        best = np.flatnonzero(votes == votes.max())
-        if t.label in best:
-            return  # a decided label is kept on a tie
-        if len(best) > 1:
-            mean = np.mean(np.stack(t._probs), axis=0)
-            best = best[np.argmax(mean[best])]
-        t.label = int(np.atleast_1d(best)[0])
-

@@ -1,0 +1,34 @@
+"""Tracker kind -> class: the one table of trackers (``[tracker] kind``, ``--set tracker.kind=...``).
+
+A class is named as ``"module:Class"`` and imported only when a tracker of its kind is built, so
+checking a configuration costs no SciPy. A new tracker is one module with a class built as
+``Class(config: TrackerConfig)`` that keeps the :class:`~maskwatch.tracking.base.Tracker`
+contract, and one line here.
+
+>>> tuple(TRACKER_KINDS)
+('centroid',)
+>>> type(make_tracker(__import__("maskwatch.config").config.TrackerConfig())).__name__
+'CentroidTracker'
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from maskwatch.errors import MaskwatchError
+
+DEFAULT_KIND = "centroid"
+
+TRACKER_KINDS: dict[str, str] = {
+    "centroid": "maskwatch.tracking.centroid:CentroidTracker",  # constant velocity, Hungarian on IoU + size-normalised centre distance
+}
+
+
+def make_tracker(config):
+    """The tracker of ``config.kind`` (a :class:`~maskwatch.config.TrackerConfig`)."""
+    try:
+        target = TRACKER_KINDS[config.kind]
+    except KeyError:
+        raise MaskwatchError(f"tracker.kind must be one of {', '.join(TRACKER_KINDS)}, got {config.kind!r}") from None
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)(config)
