@@ -7,9 +7,12 @@ not classified, add no vote) of its last ``vote_window`` classified frames.
 
 - **First label**: once a track has ``min_votes`` votes, its label is the window's majority
   (ties broken by the mean probabilities), so a few bad early crops cannot decide it alone.
-- **A change**: another label must lead the window's majority for ``change_after_s`` seconds of
-  frame time (media time for files), on every vote in between; a tie keeps the current label
-  (``change_after_s = 0``: the label follows the window's majority at once). A mask pulled down is reported after
+- **A change**: the current label must have lost the window's majority for ``change_after_s``
+  seconds of frame time (media time for files), on every vote in between (a tie keeps it; regaining
+  the lead once starts the wait again). The new label is the one with most votes over that wait
+  (a mask pulled down is often seen partly as ``without_mask``, partly as
+  ``mask_worn_incorrectly``: the wait counts both against ``with_mask``). ``change_after_s = 0``:
+  the label follows the window's majority at once. A mask pulled down is reported after
   about that long; a mask held up to the face for a second is not worn and changes nothing.
 
 Each decision is a :class:`LabelDecision` (``previous`` is ``None`` for the first one);
@@ -56,14 +59,14 @@ class LabelDecision:
 class _Ballot:
     """The votes of one track."""
 
-    __slots__ = ("labels", "probs", "label", "challenger", "since", "last_call")
+    __slots__ = ("labels", "probs", "label", "since", "held", "last_call")
 
     def __init__(self, window: int):
         self.labels: deque = deque(maxlen=window)
         self.probs: deque = deque(maxlen=window)
         self.label = -1
-        self.challenger = -1  # the label that has led the window since ``since`` (-1: none)
-        self.since = 0.0
+        self.since: float | None = None  # when ``label`` lost the window's lead (None: it leads)
+        self.held = np.zeros(_NUM_CLASSES, np.int64)  # votes per class since then
         self.last_call = 0
 
     def counts(self) -> np.ndarray:
@@ -161,15 +164,21 @@ class LabelVotes:
             ballot.label = lead
             return LabelDecision(tid, LABELS[lead], None, ballot.share(lead), timestamp)
         if lead == ballot.label:
-            ballot.challenger = -1
+            ballot.since = None
             return None
-        if lead != ballot.challenger:
-            ballot.challenger, ballot.since = lead, timestamp
+        if ballot.since is None:
+            ballot.since = timestamp
+            ballot.held[:] = 0
+        ballot.held[label] += 1
         if timestamp - ballot.since + 1e-9 < self.change_after_s:
             return None
+        held = ballot.held.copy()
+        held[ballot.label] = -1
+        best = np.flatnonzero(held == held.max())
+        new = lead if lead in best else int(best[0])
         previous = LABELS[ballot.label]
-        ballot.label, ballot.challenger = lead, -1
-        return LabelDecision(tid, LABELS[lead], previous, ballot.share(lead), timestamp)
+        ballot.label, ballot.since = new, None
+        return LabelDecision(tid, LABELS[new], previous, ballot.share(new), timestamp)
 
     def _merge(self, old: int, new: int) -> None:
         """Track ``new`` goes on as ``old``: ``old``'s votes first, then ``new``'s (the newer)."""

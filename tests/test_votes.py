@@ -122,3 +122,15 @@ def test_mask_off_through_votes_and_counter_person_seconds_and_one_change():
     assert s.label_changes == 1 and counter.totals.label_changes == 1
     assert s.by_label == {"with_mask": 1, "without_mask": 0, "mask_worn_incorrectly": 0}  # counted once, first label
     assert s.masked_time_share == pytest.approx(173 / 241, abs=1e-3)
+
+
+def test_a_mask_off_seen_partly_as_incorrect_still_changes_to_the_label_seen_most():
+    """A mask-off as the studio clip shows it: the crops read without_mask, then incorrect, then
+    without_mask again; no single label leads for 3 s, but with_mask has lost the lead for longer,
+    and over the wait (frames 108-182) without_mask had most votes."""
+    votes = LabelVotes(vote_window=15, min_votes=10, change_after_s=3.0)
+    off = [WITHOUT] * 60 + [INCORRECT] * 40 + [WITHOUT] * 10
+    decisions = run(votes, [WITH] * 100 + off + [WITH] * 150)
+    assert [d[1:] for d in decisions] == [("with_mask", None), ("without_mask", "with_mask"),
+                                          ("with_mask", "without_mask")]
+    assert (decisions[1][0] - 100) / FPS <= 5.0
