@@ -130,3 +130,21 @@ def clipped_faces(xyxy, score, keypoints, width: int, height: int) -> Faces:
         score=np.asarray(score, np.float32)[keep].clip(0, 1),
         keypoints=np.asarray(keypoints, np.float32).reshape(len(xyxy), -1, 2)[keep],
     )
+
+
+def outside_regions(xyxy: np.ndarray, regions, width: int, height: int) -> np.ndarray:
+    """True for each box whose centre is outside every region (``[x1, y1, x2, y2]`` fractions of a
+    ``width`` x ``height`` frame): the faces that are kept when those regions are ignored.
+
+    >>> outside_regions(np.array([[10, 10, 30, 30], [60, 60, 80, 80]]), [[0.5, 0.5, 1, 1]], 100, 100).tolist()
+    [True, False]
+    """
+    xyxy = np.asarray(xyxy, np.float32).reshape(-1, 4)
+    keep = np.ones(len(xyxy), bool)
+    if not len(xyxy) or not len(regions):
+        return keep
+    cx = (xyxy[:, 0] + xyxy[:, 2]) / 2 / width
+    cy = (xyxy[:, 1] + xyxy[:, 3]) / 2 / height
+    for x1, y1, x2, y2 in regions:
+        keep &= ~((cx >= x1) & (cx <= x2) & (cy >= y1) & (cy <= y2))
+    return keep

@@ -59,6 +59,10 @@ class DetectorConfig:
     # the mode's options (its options class in maskwatch.detection.options), e.g. {"max_pixels": 1280 * 736} for
     # `retina` on a 4K camera with tiny faces; TOML: a [detector.options] table
     options: dict = field(default_factory=dict)
+    # regions where faces are not people (a painting, a poster, a screen showing faces): a face whose
+    # centre is inside one is dropped before anything else sees it. Each is [x1, y1, x2, y2] as
+    # fractions of the frame's width and height, e.g. [[0.45, 0.1, 0.56, 0.32]]
+    ignore: list = field(default_factory=list)
 
     def with_mode(self, mode: str) -> "DetectorConfig":
         """This config for ``mode``, with that mode's default ``min_score`` if it has another mode.
@@ -359,6 +363,22 @@ def _tracker_kind(value) -> str | None:
     return None if isinstance(value, str) and value in TRACKER_KINDS else f"must be one of {', '.join(TRACKER_KINDS)}"
 
 
+def _regions(value) -> str | None:
+    """``[[x1, y1, x2, y2], ...]`` fractions of the frame, each region with x1 < x2 and y1 < y2."""
+    problem = "must be a list of [x1, y1, x2, y2] regions (fractions of the frame, 0-1, x1 < x2, y1 < y2)"
+    if not isinstance(value, (list, tuple)):
+        return problem
+    for region in value:
+        if not isinstance(region, (list, tuple)) or len(region) != 4:
+            return problem
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and 0 <= v <= 1
+                   for v in region):
+            return problem
+        if not (region[0] < region[2] and region[1] < region[3]):
+            return problem
+    return None
+
+
 def _table(value) -> str | None:
     return None if isinstance(value, Mapping) else "must be a table"
 
@@ -386,6 +406,7 @@ _RULES = {
     "detector.min_score": _number(ge=0, le=1),
     "detector.every_n": _integer(1),
     "detector.options": _table,
+    "detector.ignore": lambda value: _regions(value),
     "tracker.vote_window": _integer(1),
     "tracker.min_votes": _integer(1),
     "tracker.min_hits": _integer(1),

@@ -57,6 +57,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+from maskwatch.boxes import outside_regions
 from maskwatch.config import Config
 from maskwatch.errors import MaskwatchError
 from maskwatch.faces import Faces
@@ -296,6 +297,9 @@ class Pipeline:
         if seq % self.every_n == 0:
             t = time.perf_counter()
             faces = self.detector.detect(frame.image)
+            if self.config.detector.ignore and len(faces):  # paintings, posters, screens: not people
+                h, w = frame.image.shape[:2]
+                faces = faces[outside_regions(faces.xyxy, self.config.detector.ignore, w, h)]
             ms["detect"] = (time.perf_counter() - t) * 1000.0
             t = time.perf_counter()
             if len(faces):

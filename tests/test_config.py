@@ -258,3 +258,13 @@ def test_the_pipeline_checks_the_config_it_is_given():
     config = dataclasses.replace(Config(), sources=SourceConfig(backoff_max_s=True))
     with pytest.raises(MaskwatchError, match=r"^sources.backoff_max_s must be a number >= 0.1 \(seconds; .*\), got True$"):
         Pipeline(config)
+
+
+def test_ignore_regions_are_checked_and_read_from_toml(tmp_path):
+    toml = tmp_path / "c.toml"
+    toml.write_text("[detector]\nignore = [[0.44, 0.17, 0.54, 0.33]]\n")
+    assert Config.from_toml(toml).detector.ignore == [[0.44, 0.17, 0.54, 0.33]]
+    for bad in ("[[0.5, 0.2, 0.4, 0.3]]", "[[0, 0, 1]]", "[[0, 0, 2, 1]]", '"corner"'):
+        toml.write_text(f"[detector]\nignore = {bad}\n")
+        with pytest.raises(MaskwatchError, match=r"detector.ignore must be a list of \[x1, y1, x2, y2\] regions"):
+            Config.from_toml(toml)

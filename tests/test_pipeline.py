@@ -321,3 +321,28 @@ def test_motion_gating_is_for_video_not_for_a_folder_of_photos(tmp_path, known_f
         assert photos.detector.options["motion"] is False
     with Pipeline(tiny_config(known_faces_clip["path"], detector=retina)) as video:
         assert video.detector.options["motion"] is True
+
+
+def test_faces_in_ignored_regions_are_not_people():
+    """A painting on the wall: its region is ignored, so its face is never tracked or counted."""
+    from maskwatch.config import DetectorConfig
+
+    class PaintingAndPerson(FakeDetector):
+        def detect(self, image):
+            h, w = image.shape[:2]
+            return Faces(xyxy=[[w * 0.1, h * 0.1, w * 0.2, h * 0.25], [w * 0.4, h * 0.3, w * 0.6, h * 0.6]],
+                         score=[0.95, 0.9])
+
+    def run(ignore):
+        config = tiny_config("unused", detector=replace(PLUMBING_DETECTOR, ignore=ignore))
+        source = FakeLiveSource(frames=30, then=SourceState.ENDED)
+        with Pipeline(config, source=source, detector=PaintingAndPerson()) as pipeline:
+            results = [r for r in pipeline if r.frame is not None]
+            return results, pipeline.totals
+
+    results, totals = run([])
+    assert totals.people_seen == 2
+    results, totals = run([[0.05, 0.05, 0.3, 0.3]])
+    assert totals.people_seen == 1 and all(len(r.faces) == 1 for r in results)
+    assert results[-1].faces.xyxy[0][0] > 0.3 * 160  # the person's box, not the painting's
+    assert isinstance(DetectorConfig().ignore, list)
