@@ -89,6 +89,10 @@ class TrackerConfig:
     # a decided label changes only once another label has led the vote for this long (frame time):
     # a mask pulled down is reported a few seconds later, one held up for a second changes nothing
     change_after_s: float = 3.0
+    # kind "reid": move tracks with the camera (pan, zoom, shake) before matching (maskwatch.tracking.motion)
+    camera_motion: bool = True
+    # kind "reid": a person unseen for longer than max_age is kept this long (frame time) to be re-linked
+    relink_s: float = 5.0
 
 
 @dataclass
@@ -412,6 +416,7 @@ _RULES = {
     "tracker.min_hits": _integer(1),
     "tracker.max_age": _integer(0),
     "tracker.kind": lambda value: _tracker_kind(value),
+    "tracker.relink_s": _number(ge=0, why="seconds a lost person is kept to be re-linked"),
     "tracker.change_after_s": _number(ge=0, why="seconds a new label must lead the vote before a decided label changes"),
     "blur_faces": lambda value: None if value in BLUR_MODES else f"must be one of {', '.join(BLUR_MODES)}",
     "collect.folder": _path(optional=True),

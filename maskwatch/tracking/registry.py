@@ -6,7 +6,7 @@ checking a configuration costs no SciPy. A new tracker is one module with a clas
 contract, and one line here.
 
 >>> tuple(TRACKER_KINDS)
-('centroid',)
+('centroid', 'reid')
 >>> type(make_tracker(__import__("maskwatch.config").config.TrackerConfig())).__name__
 'CentroidTracker'
 """
@@ -21,6 +21,7 @@ DEFAULT_KIND = "centroid"
 
 TRACKER_KINDS: dict[str, str] = {
     "centroid": "maskwatch.tracking.centroid:CentroidTracker",  # constant velocity, Hungarian on IoU + size-normalised centre distance
+    "reid": "maskwatch.tracking.reid:ReidTracker",  # centroid + camera-motion compensation + re-link of lost people by colour
 }
 
 
