@@ -416,6 +416,7 @@ _RULES = {
     "tracker.min_hits": _integer(1),
     "tracker.max_age": _integer(0),
     "tracker.kind": lambda value: _tracker_kind(value),
+    "tracker.camera_motion": _boolean,
     "tracker.relink_s": _number(ge=0, why="seconds a lost person is kept to be re-linked"),
     "tracker.change_after_s": _number(ge=0, why="seconds a new label must lead the vote before a decided label changes"),
     "blur_faces": lambda value: None if value in BLUR_MODES else f"must be one of {', '.join(BLUR_MODES)}",
