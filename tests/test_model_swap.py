@@ -27,6 +27,8 @@ from maskwatch.results import IntervalSummary
 from maskwatch.sinks import CSV_COLUMNS, CallbackSink, IntervalCsvLog, sinks_from_config
 from maskwatch.sinks.csv_log import LEGACY_COLUMNS
 
+MODEL = CSV_COLUMNS.index("model")  # the model column (the time-weighted columns come after it)
+
 
 def tiny_config(source, **kw) -> Config:
     kw.setdefault("detector", DetectorConfig(mode="full"))
@@ -109,8 +111,8 @@ def test_monitor_swap_mid_run_keeps_counts_and_logs_the_model(known_faces_clip, 
     assert totals.people_seen == 2
     assert totals.by_label == known_faces_clip["by_label"]
     table = rows(tmp_path / "counts.csv")
-    assert table[0] == list(CSV_COLUMNS) and table[0][-1] == "model"
-    models = [r[-1] for r in table[1:]]
+    assert table[0] == list(CSV_COLUMNS) and "model" in table[0]
+    models = [r[MODEL] for r in table[1:]]
     tiny = model_info(TINY_MODEL).describe()
     assert models[0] == f"{tiny} -> {shipped}" and set(models[1:]) == {shipped}
     records = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
@@ -177,7 +179,7 @@ def test_an_old_log_without_the_model_column_is_appended_in_its_own_shape(tmp_pa
         log.write(summary("m 1 (sha256 abcdabcd)"))
         log.write(summary(None))
     table = rows(new)
-    assert table[0] == list(CSV_COLUMNS) and [r[-1] for r in table[1:]] == ["m 1 (sha256 abcdabcd)", ""]
+    assert table[0] == list(CSV_COLUMNS) and [r[MODEL] for r in table[1:]] == ["m 1 (sha256 abcdabcd)", ""]
 
 
 @requires_shipped_model
@@ -219,7 +221,7 @@ def test_gui_swaps_the_model_from_settings_while_a_clip_plays_and_keeps_its_coun
     totals = w.last_result.totals
     assert totals.people_seen == 2 >= seen_before  # counted once each: nothing restarted
     assert totals.by_label["without_mask"] == 1  # B came after the swap: the shipped model labelled them
-    models = [row[-1] for row in rows(log)[1:]]
+    models = [row[MODEL] for row in rows(log)[1:]]
     swap_row = models.index(f"{tiny} -> {shipped}")
     assert set(models[:swap_row]) <= {tiny} and set(models[swap_row + 1:]) == {shipped}
     assert w.settings.saved_controls()["model"] == str(SHIPPED_MODEL)  # and the next Start uses it

@@ -20,7 +20,9 @@ from maskwatch.frames import SourceState
 from maskwatch.results import Event, IntervalSummary
 from maskwatch.sinks import CSV_COLUMNS, EventJsonl, IntervalCsvLog, SnapshotSaver
 
-HEADER = "start,end,frames,faces,people_seen,with_mask,without_mask,mask_worn_incorrectly,compliance_rate,fps,dropped_frames,source_state,model"
+HEADER = ("start,end,frames,faces,people_seen,with_mask,without_mask,mask_worn_incorrectly,compliance_rate,fps,dropped_frames,source_state,model,"
+          "with_mask_s,without_mask_s,mask_worn_incorrectly_s,masked_time_share,label_changes")
+MODEL_HEADER = HEADER.split(",with_mask_s")[0]  # logs written before the time-weighted columns
 
 
 def summary(start=1_700_000_000.0, people=(3, 1, 0), **kw) -> IntervalSummary:
@@ -544,3 +546,27 @@ def test_console_sink_prints_rows_state_changes_and_holds_source_warnings():
 
     quiet.print_alert(Alert("compliance", "Compliance fell to 10%"))
     assert quiet_out.getvalue() == quiet_err.getvalue() == ""
+
+
+def test_a_log_from_before_the_time_columns_is_appended_in_its_shape_and_new_rows_carry_person_seconds(tmp_path):
+    from maskwatch.frames import SourceState
+    from maskwatch.results import IntervalSummary
+
+    old_row = "2026-01-01T00:00:00+00:00,2026-01-01T00:01:00+00:00,10,5,1,1,0,0,1.000,25.0,0,live,m 1 (sha256 abababab)"
+    path = tmp_path / "old.csv"
+    path.write_text(MODEL_HEADER + "\n" + old_row + "\n")
+    summary = IntervalSummary(start=60.0, end=120.0, frames=1500, faces=1500, people_seen=1,
+                              by_label={"with_mask": 1, "without_mask": 0, "mask_worn_incorrectly": 0}, fps=25.0,
+                              dropped_frames=0, source_state=SourceState.LIVE, model="m 1",
+                              person_s={"with_mask": 42.0, "without_mask": 14.0, "mask_worn_incorrectly": 0.0},
+                              label_changes=1)
+    with IntervalCsvLog(path) as log:
+        log.on_interval(summary)
+    lines = path.read_text().splitlines()
+    assert lines[:2] == [MODEL_HEADER, old_row] and lines[2].split(",")[-1] == "m 1"  # old shape kept
+    new = tmp_path / "new.csv"
+    with IntervalCsvLog(new) as log:
+        log.on_interval(summary)
+    header, row = new.read_text().splitlines()
+    assert header == HEADER
+    assert row.split(",")[-5:] == ["42.0", "14.0", "0.0", "0.750", "1"]

@@ -12,12 +12,18 @@
 >>> path.read_text().splitlines()[0] == ",".join(CSV_COLUMNS)
 True
 >>> path.read_text().splitlines()[1].split(",")[2:]
-['1500', '3000', '4', '3', '1', '0', '0.750', '25.0', '0', 'live', '']
+['1500', '3000', '4', '3', '1', '0', '0.750', '25.0', '0', 'live', '', '0.0', '0.0', '0.0', '', '0']
 
-The last column, ``model``, names the mask classifier that labelled the interval
-(``IntervalSummary.model``: ``"name version (sha256 8 hex)"``, ``"A -> B"`` when it was swapped
-during the interval). A log written before that column existed keeps its header and gets rows of
-its own shape (:data:`LEGACY_COLUMNS`): appending never breaks a file.
+``model`` names the mask classifier that labelled the interval (``IntervalSummary.model``:
+``"name version (sha256 8 hex)"``, ``"A -> B"`` when it was swapped during the interval). The last
+five columns are time-weighted: ``with_mask_s``, ``without_mask_s``, ``mask_worn_incorrectly_s``
+(person-seconds in view by label: the time counted people were seen with that label, summed over
+people), ``masked_time_share`` (the with_mask share of that time; empty with no time) and
+``label_changes`` (``label_changed`` events in the interval). Per-person columns (``people_seen``,
+the labels, ``compliance_rate``) count each person once, with the first label decided for them.
+
+A log written before a column existed keeps its header and gets rows of its own shape (the new
+columns are always appended at the end; :data:`OLDER_HEADERS`): appending never breaks a file.
 """
 
 from __future__ import annotations
@@ -32,15 +38,21 @@ from maskwatch.results import IntervalSummary
 from maskwatch.sinks.appended import AppendedFile, open_append, sync
 from maskwatch.sinks.timestamps import iso_time
 
+TIME_COLUMNS: tuple[str, ...] = (*(f"{k}_s" for k in LABELS), "masked_time_share", "label_changes")
+"""The time-weighted columns (person-seconds by label, masked share of person-time, label changes)."""
+
 CSV_COLUMNS: tuple[str, ...] = (
     "start", "end", "frames", "faces", "people_seen",
     "with_mask", "without_mask", "mask_worn_incorrectly",
-    "compliance_rate", "fps", "dropped_frames", "source_state", "model",
+    "compliance_rate", "fps", "dropped_frames", "source_state", "model", *TIME_COLUMNS,
 )
 """The interval log's header, in order."""
 
-LEGACY_COLUMNS: tuple[str, ...] = CSV_COLUMNS[:-1]
+LEGACY_COLUMNS: tuple[str, ...] = CSV_COLUMNS[:12]
 """The header of logs written before the ``model`` column: still appended to, in their shape."""
+
+OLDER_HEADERS: tuple[tuple[str, ...], ...] = (CSV_COLUMNS[:13], LEGACY_COLUMNS)
+"""Headers of logs written by earlier versions (before the time columns; before ``model``)."""
 
 
 def check_log_file(path: str | Path) -> tuple[str, bool] | None:
@@ -67,7 +79,7 @@ def check_log_file(path: str | Path) -> tuple[str, bool] | None:
     except OSError as e:
         raise MaskwatchError(f"cannot read log {path}: {e.strerror or e}") from None
     header = ",".join(CSV_COLUMNS)
-    if first not in (header, ",".join(LEGACY_COLUMNS)):
+    if first not in (header, *(",".join(h) for h in OLDER_HEADERS)):
         raise MaskwatchError(f"{path} exists with a different header; use another --log file (expected: {header})")
     return first, ends_with_newline
 
@@ -87,7 +99,10 @@ class IntervalCsvLog(AppendedFile):
         self.timespec = timespec
         header = ",".join(CSV_COLUMNS)
         existing = check_log_file(self.path)
-        self.columns = LEGACY_COLUMNS if existing is not None and existing[0] == ",".join(LEGACY_COLUMNS) else CSV_COLUMNS
+        self.columns = CSV_COLUMNS
+        for older in OLDER_HEADERS:  # an older log is appended to in its own shape
+            if existing is not None and existing[0] == ",".join(older):
+                self.columns = older
         self._fh = open_append(self.path, "log")
         self._writer = csv.writer(self._fh, lineterminator="\n")
         try:
@@ -102,8 +117,9 @@ class IntervalCsvLog(AppendedFile):
 
     @staticmethod
     def row(summary: IntervalSummary, timespec: str = "seconds", columns: tuple[str, ...] = CSV_COLUMNS) -> list[str]:
-        """The CSV fields of one summary, in ``CSV_COLUMNS`` order (``LEGACY_COLUMNS``: without ``model``)."""
+        """The CSV fields of one summary, in ``CSV_COLUMNS`` order (an older header: its first columns)."""
         rate = summary.compliance_rate
+        share = summary.masked_time_share
         state = getattr(summary.source_state, "value", str(summary.source_state))
         return [
             iso_time(summary.start, timespec),
@@ -116,8 +132,11 @@ class IntervalCsvLog(AppendedFile):
             f"{summary.fps:.1f}",
             str(summary.dropped_frames),
             state,
-            *(() if columns == LEGACY_COLUMNS else (summary.model or "",)),
-        ]
+            summary.model or "",
+            *(f"{summary.person_s.get(k, 0.0):.1f}" for k in LABELS),
+            "" if share is None else f"{share:.3f}",
+            str(summary.label_changes),
+        ][:len(columns)]
 
     def write(self, summary: IntervalSummary) -> None:
         if self._fh is None:
