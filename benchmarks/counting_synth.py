@@ -44,10 +44,10 @@ class Recipe:
 RECIPES = [
     Recipe("synth_pan_148", "maksssksksss148.jpg", "pan"),
     Recipe("synth_zoom_257", "maksssksksss257.jpg", "zoom"),
-    Recipe("synth_shake_327", "maksssksksss327.jpg", "shake", seed=1),
+    Recipe("synth_shake_330", "maksssksksss330.jpg", "shake", seed=1),
     Recipe("synth_occluded_672", "maksssksksss672.jpg", "still", occluders=3, seed=2, view=0.9),
     Recipe("synth_pan_shake_698", "maksssksksss698.jpg", "pan+shake", occluders=1, seed=3),
-    Recipe("synth_zoom_shake_699", "maksssksksss699.jpg", "zoom+shake", occluders=2, seed=4),
+    Recipe("synth_zoom_shake_594", "maksssksksss594.jpg", "zoom+shake", occluders=2, seed=4),
     Recipe("synth_pan_occluded_21", "maksssksksss21.jpg", "pan", occluders=2, seed=5),
     Recipe("synth_shake_occluded_487", "maksssksksss487.jpg", "shake", occluders=2, seed=6),
 ]

@@ -174,3 +174,27 @@ def test_camera_motion_estimate_follows_a_pan_and_a_zoom():
     np.testing.assert_allclose(warp_boxes(m, np.array([[310, 170, 330, 190]])), [[309, 169, 331, 191]], atol=2)
     with pytest.raises(ValueError):
         CameraMotion(max_corners=1000)
+
+
+def test_a_live_track_taken_over_on_a_frame_with_other_matches_does_not_break_matching():
+    """A person briefly missing while their face shows up as a new track elsewhere (the prediction
+    drifted): the new track takes the old one over at confirmation, on a frame where other tracks
+    are matched too (the tracker once indexed its list after dropping the old track)."""
+    scene = background(6)[:H, :W]
+    run = Run("reid", max_age=30, min_hits=3)
+    a, b, c = [100, 100, 140, 150], [400, 100, 440, 150], [250, 220, 290, 270]
+    colours = {0: (30, 160, 230), 1: (200, 60, 30), 2: (60, 200, 60)}
+
+    def frame(boxes_colours):
+        img = scene.copy()
+        for box, k in boxes_colours:
+            draw_person(img, box, colours[k])
+        return img
+
+    for _ in range(6):
+        run.step(frame([(a, 0), (b, 1), (c, 2)]), [a, b, c])
+    jumped = [a[0] + 150, a[1] + 20, a[2] + 150, a[3] + 20]  # person 0 seen far from their track for 3+ frames
+    for _ in range(3):
+        run.step(frame([(b, 1), (c, 2)]), [b, c])
+    ids = [run.step(frame([(jumped, 0), (b, 1), (c, 2)]), [jumped, b, c]) for _ in range(4)]
+    assert ids[-1] == [1, 2, 3] and run.seen() == [1, 2, 3]

@@ -63,6 +63,7 @@ class ReidTracker(CentroidTracker):
         self._lost: dict[int, tuple[Track, float]] = {}  # confirmed tracks past max_age: (track, lost at)
         self._colour: dict[int, np.ndarray] = {}  # track id -> running head-and-shoulders histogram
         self._relinked: list[tuple[int, int]] = []
+        self._absorbed: list[Track] = []
         self._now = 0.0
         self._calls = 0
 
@@ -108,12 +109,15 @@ class ReidTracker(CentroidTracker):
         self._colour[old.id] = self._blend(self._colour.get(old.id), self._colour.pop(t.id, None))
         t.id, t.first_frame, t.confirmed = old.id, old.first_frame, True
         self._lost.pop(old.id, None)
-        self._tracks = [x for x in self._tracks if x is not old]
+        self._absorbed.append(old)  # a live track taken over: dropped after this frame's matching (indexes)
         return False
 
     def _expire(self, frame_index: int) -> tuple[int, ...]:
         keep = []
+        absorbed, self._absorbed = self._absorbed, []
         for t in self._tracks:
+            if any(t is a for a in absorbed):
+                continue
             if frame_index - t.last_frame <= self.config.max_age:
                 keep.append(t)
             elif t.confirmed:
@@ -136,7 +140,8 @@ class ReidTracker(CentroidTracker):
         size = float(np.max(t.xyxy[2:] - t.xyxy[:2]))
         centre = (t.xyxy[:2] + t.xyxy[2:]) / 2
         candidates = [old for old, _ in self._lost.values()]
-        candidates += [x for x in self._tracks if x.confirmed and x is not t and self._frame - x.last_frame >= 3]
+        candidates += [x for x in self._tracks if x.confirmed and x is not t and self._frame - x.last_frame >= 3
+                       and not any(x is a for a in self._absorbed)]
         best, best_d = None, self.max_colour_distance
         for old in candidates:
             old_size = float(np.max(old.xyxy[2:] - old.xyxy[:2]))
