@@ -607,3 +607,35 @@ def test_tilde_in_an_sqlite_url_is_home_too(monkeypatch, tmp_path):
         h.add_event("door", Event("person_seen", 1, 1e9, 1))
     assert (tmp_path / "home" / "x.db").is_file() and (tmp_path / "home" / "y.db").is_file()
     assert not (tmp_path / "~").exists()  # not a folder literally named ~
+
+
+# -- labels over time ----------------------------------------------------------------------------
+
+
+def test_label_changes_and_person_seconds_are_stored_and_an_older_database_is_upgraded(tmp_path):
+    from maskwatch.site.history import History
+
+    path = tmp_path / "old.db"
+    with History(path) as h:
+        old = h.add_interval("door", summary(1e9))
+    con = sqlite3.connect(path)  # make it a database of the version before the time columns
+    for col in ("with_mask_s", "without_mask_s", "mask_worn_incorrectly_s", "masked_time_share", "label_changes"):
+        con.execute(f"ALTER TABLE intervals DROP COLUMN {col}")
+    con.execute("ALTER TABLE events DROP COLUMN previous")
+    con.commit()
+    con.close()
+
+    with History(path) as h:  # opened by this version: the columns come back, the old row reads
+        s = summary(1e9 + 60)
+        s.person_s = {"with_mask": 40.0, "without_mask": 20.0, "mask_worn_incorrectly": 0.0}
+        s.label_changes = 1
+        new = h.add_interval("door", s)
+        change = h.add_event("door", Event("label_changed", 9, 1e9 + 70, 5, label="without_mask",
+                                           confidence=0.8, previous="with_mask"))
+        rows = h.intervals()
+        events = h.events()
+    assert rows[0]["id"] == old["id"] and rows[0]["with_mask_s"] is None and rows[0]["masked_time_share"] is None
+    assert (rows[1]["with_mask_s"], rows[1]["without_mask_s"], rows[1]["masked_time_share"], rows[1]["label_changes"]) == \
+        (40.0, 20.0, pytest.approx(2 / 3), 1)
+    assert events == [change] and change["type"] == "update" and change["previous"] == "with_mask"
+    assert new["masked_time_share"] == pytest.approx(2 / 3)

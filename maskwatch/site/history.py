@@ -42,6 +42,7 @@ short transaction that starts with its write.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -64,7 +65,10 @@ from maskwatch.sinks.timestamps import iso_time
 if TYPE_CHECKING:
     from maskwatch.results import Event, IntervalSummary
 
-EVENT_TYPES: dict[str, str] = {"person_seen": "new", "label_decided": "update", "track_ended": "end"}
+log = logging.getLogger(__name__)
+
+EVENT_TYPES: dict[str, str] = {"person_seen": "new", "label_decided": "update", "label_changed": "update",
+                               "track_ended": "end"}
 """Counter event kind -> the ``type`` of its payload (Frigate's event types)."""
 
 KINDS = ("interval", "event")
@@ -85,16 +89,23 @@ class RowRejected(MaskwatchError):
     """This row cannot be stored (a value of the wrong type, too large, not finite, a constraint):
     writing it again would fail again, so a consumer logs it and moves on."""
 
+TIME_FIELDS: tuple[str, ...] = (*(f"{label}_s" for label in LABELS), "masked_time_share", "label_changes")
+"""The time-weighted interval keys (person-seconds by label, masked share of person-time, label changes);
+``null`` in rows written before they existed."""
+
 INTERVAL_FIELDS: tuple[str, ...] = (
     "id", "camera", "start", "end", "start_ts", "end_ts", "frames", "faces", "people_seen",
-    *LABELS, "compliance_rate", "fps", "dropped_frames", "source_state", "model",
+    *LABELS, "compliance_rate", "fps", "dropped_frames", "source_state", "model", *TIME_FIELDS,
 )
 """The keys of an interval payload, in order."""
 
 EVENT_FIELDS: tuple[str, ...] = (
-    "id", "type", "camera", "track_id", "label", "time", "ts", "confidence", "box", "snapshot",
+    "id", "type", "camera", "track_id", "label", "time", "ts", "confidence", "box", "snapshot", "previous",
 )
-"""The keys of an event payload, in order."""
+"""The keys of an event payload, in order (``previous``: the label before a change, else ``null``)."""
+
+ADDED_COLUMNS: dict[str, tuple[str, ...]] = {"intervals": TIME_FIELDS, "events": ("previous",)}
+"""Columns added after the first release: a database without them gets them when it is opened."""
 
 metadata = sa.MetaData()
 
@@ -115,6 +126,7 @@ intervals_table = sa.Table(
     sa.Column("dropped_frames", sa.Integer, nullable=False),
     sa.Column("source_state", sa.Text, nullable=False),
     sa.Column("model", sa.Text, nullable=True),  # "A -> B -> C" after several live swaps grows
+    *(sa.Column(name, sa.Integer if name == "label_changes" else sa.Float, nullable=True) for name in TIME_FIELDS),
     sa.Column("published", sa.Boolean, nullable=False, default=False),
     sa.Column("written_at", sa.Float, nullable=False),
     sa.Index("ix_intervals_camera_start", "camera", "start_ts"),
@@ -133,6 +145,7 @@ events_table = sa.Table(
     sa.Column("confidence", sa.Float, nullable=True),
     sa.Column("box", sa.JSON, nullable=True),
     sa.Column("snapshot", sa.Text, nullable=True),
+    sa.Column("previous", sa.Text, nullable=True),
     sa.Column("published", sa.Boolean, nullable=False, default=False),
     sa.Column("written_at", sa.Float, nullable=False),
     sa.Index("ix_events_camera_ts", "camera", "ts"),
@@ -200,13 +213,17 @@ def interval_payload(camera: str, summary: IntervalSummary, id: str | None = Non
         "dropped_frames": int(summary.dropped_frames),
         "source_state": str(getattr(state, "value", state)),
         "model": getattr(summary, "model", None),
+        **{f"{label}_s": round(float(summary.person_s.get(label, 0.0)), 3) for label in LABELS},
+        "masked_time_share": _finite(summary.masked_time_share),
+        "label_changes": int(summary.label_changes),
     }
 
 
 def event_payload(camera: str, event: Event, snapshot: str | os.PathLike | None = None, id: str | None = None) -> dict:
     """The JSON-ready payload of one counter event of ``camera`` (the MQTT ``events`` body).
 
-    ``type``: ``new`` (person seen), ``update`` (label decided), ``end`` (track ended).
+    ``type``: ``new`` (person seen), ``update`` (label decided, or changed: then ``previous`` is the
+    label before), ``end`` (track ended).
 
     >>> from maskwatch.results import Event
     >>> p = event_payload("door", Event("label_decided", 7, 1e9, 3, label="with_mask", confidence=0.9,
@@ -229,6 +246,7 @@ def event_payload(camera: str, event: Event, snapshot: str | os.PathLike | None 
         "confidence": _finite(event.confidence),
         "box": None if event.box is None else [float(v) for v in event.box],
         "snapshot": None if snapshot is None else os.fspath(snapshot),
+        "previous": event.previous if event.kind == "label_changed" else None,
     }
 
 
@@ -476,11 +494,28 @@ class History:
             if not create and not inspector.has_table(table.name):
                 raise MaskwatchError(f"database {self.shown_url} has no maskwatch history (no table {table.name!r})")
             have = {c["name"] for c in inspector.get_columns(table.name)}
-            missing = [c.name for c in table.columns if c.name not in have]
+            self._add_columns(table, [c for c in ADDED_COLUMNS.get(table.name, ()) if c not in have])
+            missing = [c.name for c in table.columns if c.name not in have and c.name not in ADDED_COLUMNS.get(table.name, ())]
             if missing:
                 raise MaskwatchError(
                     f"database {self.shown_url} has a table {table.name!r} that is not maskwatch's history"
                     f" (no column {', '.join(missing)}); use another database")
+
+    def _add_columns(self, table: sa.Table, names: list[str]) -> None:
+        """Upgrade a database written by an earlier version: its missing (nullable) columns are added."""
+        if not names:
+            return
+        quote = self.engine.dialect.identifier_preparer.quote
+        for name in names:
+            kind = table.c[name].type.compile(dialect=self.engine.dialect)
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(sa.text(f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(name)} {kind}"))
+            except (sa_exc.OperationalError, sa_exc.ProgrammingError):
+                # another process (a second camera's worker) added it first: fine if it is there now
+                if name not in {c["name"] for c in sa.inspect(self.engine).get_columns(table.name)}:
+                    raise
+        log.info("database %s: added column(s) %s to %s", self.shown_url, ", ".join(names), table.name)
 
     def _prepare_sqlite_file(self, path: Path, create: bool) -> None:
         if path.is_dir():
@@ -635,6 +670,10 @@ def _checked(kind: str, payload) -> dict:
         row["compliance_rate"] = number("compliance_rate", False)
         row["source_state"] = text("source_state", False) or "live"
         row["model"] = text("model", False)
+        for label in LABELS:  # absent in payloads of earlier versions: stored as null
+            row[f"{label}_s"] = number(f"{label}_s", False)
+        row["masked_time_share"] = number("masked_time_share", False)
+        row["label_changes"] = integer("label_changes", False) if payload.get("label_changes") is not None else None
     else:
         row["type"] = text("type", True)
         if row["type"] not in EVENT_TYPES.values():
@@ -653,6 +692,7 @@ def _checked(kind: str, payload) -> dict:
             box = [float(v) for v in box]
         row["box"] = box
         row["snapshot"] = text("snapshot", False)
+        row["previous"] = text("previous", False)
     return row
 
 
