@@ -85,7 +85,7 @@ class TrackerConfig:
     # scribble in a photo's background, wall texture) last a few frames, people much longer
     min_hits: int = 10
     max_age: int = 30  # frames a track survives unseen
-    kind: str = "centroid"  # which tracker (maskwatch.tracking.TRACKER_KINDS)
+    kind: str = "reid"  # which tracker (maskwatch.tracking.TRACKER_KINDS); "centroid": without camera motion and re-link
     # a decided label changes only once another label has led the vote for this long (frame time):
     # a mask pulled down is reported a few seconds later, one held up for a second changes nothing
     change_after_s: float = 3.0

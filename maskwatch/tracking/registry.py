@@ -8,7 +8,7 @@ contract, and one line here.
 >>> tuple(TRACKER_KINDS)
 ('centroid', 'reid')
 >>> type(make_tracker(__import__("maskwatch.config").config.TrackerConfig())).__name__
-'CentroidTracker'
+'ReidTracker'
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import importlib
 
 from maskwatch.errors import MaskwatchError
 
-DEFAULT_KIND = "centroid"
+DEFAULT_KIND = "reid"
 
 TRACKER_KINDS: dict[str, str] = {
     "centroid": "maskwatch.tracking.centroid:CentroidTracker",  # constant velocity, Hungarian on IoU + size-normalised centre distance
