@@ -1,6 +1,8 @@
 """Alerts without Qt: when to raise one (:class:`AlertPolicy`) and the sink that raises them.
 
-An alert is raised when a person is decided ``without_mask`` (or ``mask_worn_incorrectly``), when
+An alert is raised when a person is decided ``without_mask`` (or ``mask_worn_incorrectly``), when a
+person's label changes from ``with_mask`` to one of those (``mask_off``: "Person #12 took the mask
+off"; a change towards ``with_mask`` raises none), when
 compliance (with_mask / decided people) since the start falls under the threshold
 (``Config.alert_compliance_below``; once per crossing), and for every closed interval whose
 compliance is under it. The desktop app (banner, beep, alert log) and ``maskwatch --headless``
@@ -18,13 +20,16 @@ compliance is under it. The desktop app (banner, beep, alert log) and ``maskwatc
 The JSONL record of an alert (:func:`alert_record`) has the event records' keys (``kind`` is
 ``"alert"``; ``track_id``, ``label``, ``confidence`` and ``box`` are those of the person, ``null``
 for compliance alerts; ``time`` / ``epoch`` / ``frame_index`` say when: the deciding frame, or the
-interval's end) plus ``alert`` (``without_mask``, ``mask_worn_incorrectly``, ``compliance`` or
-``interval_compliance``), ``message``, ``compliance`` (the rate that fell under, else ``null``),
+interval's end) plus ``alert`` (``without_mask``, ``mask_worn_incorrectly``, ``mask_off``,
+``compliance`` or ``interval_compliance``), ``message``, ``compliance`` (the rate that fell under, else ``null``),
 ``threshold`` and ``interval_start`` (interval alerts, else ``null``):
 
 >>> record = alert_record(policy.check([Event("label_decided", 7, 1e9, 25, "without_mask", 0.9)], totals, [])[0])
 >>> record["kind"], record["alert"], record["track_id"], record["message"]
 ('alert', 'without_mask', 7, 'Person #7 without a mask')
+>>> off = Event("label_changed", 7, 1e9, 90, "without_mask", 0.8, previous="with_mask")
+>>> [a.message for a in policy.person_alerts([off, Event("label_changed", 7, 1e9, 99, "with_mask", previous="without_mask")])]
+['Person #7 took the mask off']
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ PERSON_ALERT_LABELS: tuple[str, ...] = ("without_mask", "mask_worn_incorrectly")
 
 @dataclass
 class Alert:
-    kind: str  # "without_mask", "mask_worn_incorrectly", "compliance" or "interval_compliance"
+    kind: str  # "without_mask", "mask_worn_incorrectly", "mask_off", "compliance" or "interval_compliance"
     message: str
     at: float = field(default_factory=time.time)  # wall clock when raised
     track_id: int | None = None
@@ -73,12 +78,18 @@ class AlertPolicy:
         thumbnails = thumbnails or {}
         alerts = []
         for e in events:
-            if e.kind == "label_decided" and e.label in self.person_labels:
+            if not alert_worthy(e, self.person_labels):
+                continue
+            if e.kind == "label_changed":
+                kind = "mask_off"
+                what = "took the mask off" if e.label == "without_mask" else "is now wearing the mask incorrectly"
+            else:
+                kind = e.label
                 what = "without a mask" if e.label == "without_mask" else "wearing a mask incorrectly"
-                alerts.append(Alert(e.label, f"Person #{e.track_id} {what}", track_id=e.track_id,
-                                    thumbnail=thumbnails.get(e.track_id), timestamp=e.timestamp,
-                                    frame_index=e.frame_index, label=e.label, confidence=e.confidence,
-                                    box=e.box, threshold=self.compliance_below))
+            alerts.append(Alert(kind, f"Person #{e.track_id} {what}", track_id=e.track_id,
+                                thumbnail=thumbnails.get(e.track_id), timestamp=e.timestamp,
+                                frame_index=e.frame_index, label=e.label, confidence=e.confidence,
+                                box=e.box, threshold=self.compliance_below))
         return alerts
 
     def interval_alerts(self, summaries: Iterable[IntervalSummary]) -> list[Alert]:
@@ -112,6 +123,13 @@ class AlertPolicy:
         when = (decided[-1].timestamp, decided[-1].frame_index) if decided else (None, None)
         return (self.person_alerts(events, thumbnails) + self.interval_alerts(summaries)
                 + self.totals_alerts(totals, *when))
+
+
+def alert_worthy(e: Event, labels: tuple[str, ...] = PERSON_ALERT_LABELS) -> bool:
+    """A person decided with one of ``labels``, or changed from with_mask to one of them."""
+    if e.kind == "label_decided":
+        return e.label in labels
+    return e.kind == "label_changed" and e.previous == "with_mask" and e.label in labels
 
 
 def alert_record(alert: Alert) -> dict:
@@ -158,7 +176,7 @@ class AlertSink(BaseSink):
         thumbnails = {}
         if self.thumbnail is not None:
             for e in result.events:
-                if e.kind == "label_decided" and e.label in self.policy.person_labels and e.box is not None:
+                if alert_worthy(e, self.policy.person_labels) and e.box is not None:
                     crop = self.thumbnail(result.frame.image, e.box)
                     if crop is not None:
                         thumbnails[e.track_id] = crop

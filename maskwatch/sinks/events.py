@@ -1,6 +1,7 @@
 """``EventJsonl``: the event log, one JSON object per line, appended and flushed per line.
 
-Records: :func:`event_record` for ``person_seen`` / ``label_decided`` / ``track_ended`` and,
+Records: :func:`event_record` for ``person_seen`` / ``label_decided`` / ``label_changed`` (with
+``previous``, the label before the change) / ``track_ended`` and,
 written by the alert sink (:mod:`maskwatch.sinks.alerts`), ``alert`` records with the same keys
 plus a few more. Every event record has a ``model`` key: the mask classifier in use when it was written
 (``"name version (sha256 8 hex)"``, ``null`` while unknown); when the model is swapped during a
@@ -38,6 +39,7 @@ def event_record(event: Event, model: str | None = None) -> dict:
         "frame_index": int(event.frame_index),
         "box": None if event.box is None else [round(float(v), 1) for v in event.box],
         "model": model,
+        **({"previous": event.previous} if event.kind == "label_changed" else {}),
     }
 
 
