@@ -28,7 +28,7 @@ class CameraMotion:
     """``estimate(image)`` -> the 2x3 affine that maps the previous frame's pixels to this frame's
     (``None`` for the first frame, after :meth:`reset`, or when too few corners could be followed)."""
 
-    def __init__(self, width: int = 256, max_corners: int = 200, min_distance: int = 6, min_points: int = 12):
+    def __init__(self, width: int = 256, max_corners: int = 150, min_distance: int = 6, min_points: int = 12):
         if not 0 < max_corners <= 400 or min_distance <= 0:
             raise ValueError("camera motion: 0 < max_corners <= 400 and min_distance > 0")
         self.width = int(width)
@@ -80,3 +80,78 @@ def warp_boxes(m: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
     s = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
     c = centre @ m[:, :2].T + m[:, 2]
     return np.concatenate([c - half * s, c + half * s], axis=1).astype(np.float32)
+
+
+class AutoCameraMotion:
+    """``camera_motion = "auto"``: :class:`CameraMotion` only while the camera moves.
+
+    A fixed camera (most sites) should not pay for optical flow on every frame. While the camera
+    looks still, the motion is measured on one pair of consecutive frames every ``probe_every``
+    frames (two small grey frames and one flow); as soon as a probe sees the picture move (a
+    translation over ``min_shift`` of the frame width per frame, or a scale or rotation over
+    ``min_turn``), every frame is compensated, until ``hold`` frames in a row look still again.
+    ``estimate`` returns the affine to apply (``None``: nothing to do); ``wants_frame`` says
+    whether the next call will look at the frame at all (the tracker skips making the small copy).
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> scene = __import__("cv2").GaussianBlur((rng.random((400, 900)) * 255).astype(np.uint8), (0, 0), 2)
+    >>> auto = AutoCameraMotion(CameraMotion(width=320), probe_every=4, hold=3)
+    >>> still = [auto.estimate(scene[50:350, 50:650]) for _ in range(8)]
+    >>> all(m is None for m in still), auto.moving
+    (True, False)
+    >>> pan = [auto.estimate(scene[50:350, 50 + 10 * i:650 + 10 * i]) for i in range(1, 9)]
+    >>> auto.moving, round(float(pan[-1][0, 2]))       # found moving by a probe, then every frame
+    (True, -10)
+    """
+
+    def __init__(self, cmc: CameraMotion, probe_every: int = 10, hold: int = 50, min_shift: float = 0.0015,
+                 min_turn: float = 0.002):
+        self.cmc = cmc
+        self.probe_every = max(int(probe_every), 2)
+        self.hold = max(int(hold), 1)
+        self.min_shift = float(min_shift)
+        self.min_turn = float(min_turn)
+        self.moving = False
+        self._calls = 0
+        self._still = 0
+
+    def reset(self) -> None:
+        self.cmc.reset()
+        self.moving = False
+        self._calls = 0
+        self._still = 0
+
+    def wants_frame(self) -> bool:
+        return self.moving or (self._calls % self.probe_every) in (0, 1)
+
+    def estimate(self, image: np.ndarray | None) -> np.ndarray | None:
+        phase = self._calls % self.probe_every
+        self._calls += 1
+        if image is None:
+            self.cmc.reset()
+            return None
+        if self.moving:
+            m = self.cmc.estimate(image)
+            self._still = 0 if self._moved(m, image.shape[1]) else self._still + 1
+            if self._still >= self.hold:
+                self.moving = False
+                self._calls = 0
+            return m
+        if phase == 0:  # the first frame of a probe
+            self.cmc.reset()
+            self.cmc.estimate(image)
+            return None
+        if phase == 1:
+            m = self.cmc.estimate(image)
+            if self._moved(m, image.shape[1]):
+                self.moving, self._still = True, 0
+                return m
+        return None
+
+    def _moved(self, m: np.ndarray | None, width: int) -> bool:
+        if m is None:
+            return False
+        shift = float(np.hypot(m[0, 2], m[1, 2])) / width  # m's translation is in pixels of the image given
+        turn = float(np.abs(m[:, :2] - np.eye(2)).max())
+        return shift > self.min_shift or turn > self.min_turn
