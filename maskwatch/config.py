@@ -89,10 +89,19 @@ class TrackerConfig:
     # a decided label changes only once another label has led the vote for this long (frame time):
     # a mask pulled down is reported a few seconds later, one held up for a second changes nothing
     change_after_s: float = 3.0
-    # kind "reid": move tracks with the camera (pan, zoom, shake) before matching (maskwatch.tracking.motion)
-    camera_motion: bool = True
+    # kinds "reid" and "byte": move tracks with the camera (pan, zoom, shake) before matching
+    # (maskwatch.tracking.motion): true, false, or "auto" (byte: measured only while the camera is
+    # seen to move, probed every 10 frames otherwise; reid: on)
+    camera_motion: bool | str = "auto"
     # kind "reid": a person unseen for longer than max_age is kept this long (frame time) to be re-linked
     relink_s: float = 5.0
+    # kind "byte": detector boxes down to this score go to the tracker to keep a confirmed person's
+    # track (a turned head, blur); they never start one and only those matched to a person are
+    # classified (>= detector.min_score: no low boxes)
+    low_score: float = 0.3
+    # kind "byte": a lost person is matched by motion for max_age frames, or this many seconds of
+    # frame time when that is longer (0: frames only)
+    lost_s: float = 0.0
 
 
 @dataclass
@@ -416,7 +425,9 @@ _RULES = {
     "tracker.min_hits": _integer(1),
     "tracker.max_age": _integer(0),
     "tracker.kind": lambda value: _tracker_kind(value),
-    "tracker.camera_motion": _boolean,
+    "tracker.camera_motion": lambda value: None if value is True or value is False or value == "auto" else 'must be true, false or "auto"',
+    "tracker.low_score": _number(ge=0, le=1, why="detector score; boxes down to it are for association only"),
+    "tracker.lost_s": _number(ge=0, why="seconds a lost person is matched by motion (0: max_age frames only)"),
     "tracker.relink_s": _number(ge=0, why="seconds a lost person is kept to be re-linked"),
     "tracker.change_after_s": _number(ge=0, why="seconds a new label must lead the vote before a decided label changes"),
     "blur_faces": lambda value: None if value in BLUR_MODES else f"must be one of {', '.join(BLUR_MODES)}",

@@ -6,7 +6,7 @@ checking a configuration costs no SciPy. A new tracker is one module with a clas
 contract, and one line here.
 
 >>> tuple(TRACKER_KINDS)
-('centroid', 'reid')
+('centroid', 'reid', 'byte')
 >>> type(make_tracker(__import__("maskwatch.config").config.TrackerConfig())).__name__
 'ReidTracker'
 """
@@ -22,6 +22,7 @@ DEFAULT_KIND = "reid"
 TRACKER_KINDS: dict[str, str] = {
     "centroid": "maskwatch.tracking.centroid:CentroidTracker",  # constant velocity, Hungarian on IoU + size-normalised centre distance
     "reid": "maskwatch.tracking.reid:ReidTracker",  # centroid + camera-motion compensation + re-link of lost people by colour
+    "byte": "maskwatch.tracking.byte:ByteTracker",  # Kalman + ByteTrack two-stage association (low-score boxes) + CMC + colour re-link
 }
 
 
