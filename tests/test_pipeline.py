@@ -346,3 +346,46 @@ def test_faces_in_ignored_regions_are_not_people():
     assert totals.people_seen == 1 and all(len(r.faces) == 1 for r in results)
     assert results[-1].faces.xyxy[0][0] > 0.3 * 160  # the person's box, not the painting's
     assert isinstance(DetectorConfig().ignore, list)
+
+
+def test_a_mask_taken_off_goes_through_the_whole_pipeline_to_the_event_log_alerts_and_csv(tmp_path):
+    """One person, masked for 4 s, then unmasked for 6 s (25 fps): one person counted with_mask, a
+    label_changed event and a mask_off alert about 1 s (change_after_s) after the change, and the
+    interval row's person-seconds split by label."""
+    from maskwatch.config import TrackerConfig
+
+    class MediaTimeSource(FakeLiveSource):
+        def read(self, timeout=None):
+            frame = super().read(timeout)
+            if frame is not None:
+                frame.timestamp = 1e9 + frame.index / 25.0
+            return frame
+
+    class MaskOffClassifier:
+        calls = 0
+
+        def classify_faces(self, image, xyxy):
+            self.calls += 1
+            row = [0.9, 0.05, 0.05] if self.calls <= 100 else [0.05, 0.9, 0.05]
+            return np.tile(np.array([row], np.float32), (len(xyxy), 1))
+
+    config = tiny_config("unused", interval_s=60, events=tmp_path / "events.jsonl", log=tmp_path / "counts.csv",
+                         tracker=TrackerConfig(change_after_s=1.0))
+    source = MediaTimeSource(frames=250, then=SourceState.ENDED)
+    pipeline = Pipeline(config, source=source, detector=FakeDetector(), classifier=MaskOffClassifier())
+    totals = Monitor(config, sinks=lambda: sinks_from_config(config), pipeline=pipeline).run()
+
+    assert totals.people_seen == 1 and totals.by_label["with_mask"] == 1 and totals.label_changes == 1
+    records = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    changed = [r for r in records if r["kind"] == "label_changed"]
+    assert len(changed) == 1 and (changed[0]["label"], changed[0]["previous"]) == ("without_mask", "with_mask")
+    assert 1.0 <= (changed[0]["frame_index"] - 100) / 25.0 <= 1.5  # the window turns in ~8 frames, then 1 s
+    alerts = [r for r in records if r["kind"] == "alert" and r["alert"] == "mask_off"]
+    assert len(alerts) == 1 and alerts[0]["message"] == f"Person #{changed[0]['track_id']} took the mask off"
+    row, = list(csv.DictReader((tmp_path / "counts.csv").open()))
+    changed_at = changed[0]["frame_index"]
+    decided_at = next(r["frame_index"] for r in records if r["kind"] == "label_decided")
+    assert float(row["with_mask_s"]) == pytest.approx((changed_at - decided_at) / 25.0, abs=0.05)
+    assert float(row["without_mask_s"]) == pytest.approx((250 - changed_at) / 25.0, abs=0.05)
+    assert row["label_changes"] == "1" and row["people_seen"] == "1" and row["with_mask"] == "1"
+    assert float(row["masked_time_share"]) == pytest.approx((changed_at - decided_at) / (250 - decided_at), abs=0.01)
