@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from maskwatch import boxes, detection, tracking
+from maskwatch import boxes, detection
+from maskwatch.tracking import centroid, matching
 from maskwatch.boxes import box_iou, calibrate_boxes, clipped_faces, weighted_nms
 
 
 def test_detection_and_tracking_use_the_one_box_iou():
-    assert detection.box_iou is box_iou and tracking.box_iou is box_iou
+    assert detection.box_iou is box_iou and centroid.box_iou is box_iou and matching.box_iou is box_iou
     assert detection.weighted_nms is boxes.weighted_nms and detection.calibrate_boxes is boxes.calibrate_boxes
 
 
