@@ -251,3 +251,16 @@ def test_report_password_from_pgpassword_not_the_command_line(postgres_url, monk
     assert cli.main(["report", "--db", bare, "--since", "2026-11-27"]) == 0
     out = capfd.readouterr().out
     assert "60.0%" in out and PASSWORD not in out
+
+
+def test_person_time_and_masked_share_per_period_with_rows_of_an_earlier_version():
+    from maskwatch.site.report import summarize
+
+    day = 1_796_000_000.0
+    old = dict(camera="door", start_ts=day, end_ts=day + 60, frames=600, people_seen=1, with_mask=1,
+               without_mask=0, mask_worn_incorrectly=0, source_state="live")  # no time columns: adds nothing
+    new = dict(old, start_ts=day + 60, end_ts=day + 120, with_mask_s=90.0, without_mask_s=30.0,
+               mask_worn_incorrectly_s=0.0, masked_time_share=0.75)
+    p, = summarize([old, new], "day", since=day - 1, until=day + 121)
+    assert p.person_s == {"with_mask": 90.0, "without_mask": 30.0, "mask_worn_incorrectly": 0.0}
+    assert p.masked_time_share == 0.75 and p.compliance_rate == 1.0

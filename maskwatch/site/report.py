@@ -48,9 +48,13 @@ _AGO = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([mhdw])\s*$", re.IGNORECASE)
 
 REPORT_COLUMNS: tuple[str, ...] = (
     "camera", "period", "period_start", "people_seen", *LABELS, "decided", "compliance_rate",
-    "frames", "outage_s", "rows",
+    "frames", "outage_s", "rows", *(f"{k}_s" for k in LABELS), "masked_time_share",
 )
-"""The header of ``--csv``, in order."""
+"""The header of ``--csv``, in order (the person-seconds by label and the masked share of person-time
+last; rows written before the history had them add nothing to them)."""
+
+_OLD_REPORT_COLUMNS = REPORT_COLUMNS[:len(REPORT_COLUMNS) - len(LABELS) - 1]
+"""The header of report CSVs written before the time-weighted columns (still ours to overwrite)."""
 
 LABEL_COLORS = {"with_mask": "#2e8b57", "mask_worn_incorrectly": "#e69f00", "without_mask": "#c0392b"}
 
@@ -125,6 +129,13 @@ class Period:
     frames: int = 0
     outage_s: float = 0.0
     rows: int = 0
+    person_s: dict[str, float] = field(default_factory=lambda: {k: 0.0 for k in LABELS})
+
+    @property
+    def masked_time_share(self) -> float | None:
+        """with_mask person-seconds / person-seconds with any label (``None`` without any)."""
+        total = sum(self.person_s.values())
+        return None if total <= 0 else self.person_s["with_mask"] / total
 
     @property
     def decided(self) -> int:
@@ -141,6 +152,8 @@ class Period:
         self.frames += other.frames
         self.outage_s += other.outage_s
         self.rows += other.rows
+        for k in LABELS:
+            self.person_s[k] += other.person_s[k]
 
 
 def summarize(intervals: list[dict], by: str = "day", since: float | None = None,
@@ -206,6 +219,7 @@ def summarize(intervals: list[dict], by: str = "day", since: float | None = None
             p.frames += int(row.get("frames") or 0)
             for k in LABELS:
                 p.by_label[k] += int(row.get(k) or 0)
+                p.person_s[k] += float(row.get(f"{k}_s") or 0.0)  # null in rows of earlier versions
             if row.get("source_state") in OUTAGE_STATES:
                 add_outage(camera, row["start_ts"], row["end_ts"])
             if previous_end is not None and nominal > 0 and row["start_ts"] - previous_end > nominal + 1e-6:
@@ -253,7 +267,7 @@ def render_table(periods: list[Period], by: str, title: str):
     table = Table(title=title, title_justify="left")
     table.add_column("camera", no_wrap=True)
     table.add_column(by, no_wrap=True)
-    for name in ("people", "with mask", "without mask", "incorrect", "compliance", "frames", "outage"):
+    for name in ("people", "with mask", "without mask", "incorrect", "compliance", "masked time", "frames", "outage"):
         table.add_column(name, justify="right")
     totals = totals_by_camera(periods)
     cameras = list(dict.fromkeys(p.camera for p in periods))
@@ -269,8 +283,8 @@ def render_table(periods: list[Period], by: str, title: str):
 
 
 def _cells(p: Period) -> list[str]:
-    return [str(p.people_seen), *(str(p.by_label[k]) for k in LABELS), _rate(p.compliance_rate), str(p.frames),
-            format_duration(p.outage_s)]
+    return [str(p.people_seen), *(str(p.by_label[k]) for k in LABELS), _rate(p.compliance_rate),
+            _rate(p.masked_time_share), str(p.frames), format_duration(p.outage_s)]
 
 
 def _check_output(path: Path, what: str, is_ours) -> None:
@@ -289,7 +303,7 @@ def _check_output(path: Path, what: str, is_ours) -> None:
 def _is_report_csv(path: Path) -> bool:
     with open(path, "rb") as fh:
         first = fh.readline(4096).decode("utf-8", "replace").rstrip("\r\n")
-    return first == ",".join(REPORT_COLUMNS) or path.stat().st_size == 0
+    return first in (",".join(REPORT_COLUMNS), ",".join(_OLD_REPORT_COLUMNS)) or path.stat().st_size == 0
 
 
 def _is_png(path: Path) -> bool:
@@ -310,7 +324,9 @@ def write_csv(periods: list[Period], path: str | Path, by: str) -> None:
             w.writerow([p.camera, period_name(p.start, by),
                         iso_time(p.start),
                         p.people_seen, *(p.by_label[k] for k in LABELS), p.decided,
-                        "" if rate is None else f"{rate:.3f}", p.frames, f"{p.outage_s:.0f}", p.rows])
+                        "" if rate is None else f"{rate:.3f}", p.frames, f"{p.outage_s:.0f}", p.rows,
+                        *(f"{p.person_s[k]:.1f}" for k in LABELS),
+                        "" if p.masked_time_share is None else f"{p.masked_time_share:.3f}"])
 
     rewrite_atomic(path, write, "csv")  # a temporary file renamed: no half-written report
 
