@@ -137,7 +137,7 @@ def test_topics_retained_values_and_discovery(mosquitto, history):
 
         configs = {t: json.loads(p) for t, p in kept.items() if t.startswith("homeassistant/")}
         assert set(configs) == {f"homeassistant/sensor/maskwatch_{camera}_{what}/config"
-                                for camera in ("entrance", "shop") for what in ("compliance", "state", *LABELS)}
+                                for camera in ("entrance", "shop") for what in ("compliance", "state", "masked_time", *LABELS)}
         compliance = configs["homeassistant/sensor/maskwatch_entrance_compliance/config"]
         assert compliance["state_topic"] == "maskwatch/entrance/compliance"
         assert compliance["unique_id"] == "maskwatch_entrance_compliance"
@@ -147,6 +147,8 @@ def test_topics_retained_values_and_discovery(mosquitto, history):
         assert compliance["unit_of_measurement"] == "%"
         count = configs["homeassistant/sensor/maskwatch_shop_without_mask/config"]
         assert count["state_topic"] == "maskwatch/shop/without_mask" and count["device"]["name"] == "shop"
+        masked = configs["homeassistant/sensor/maskwatch_shop_masked_time/config"]
+        assert masked["state_topic"] == "maskwatch/shop/intervals" and "masked_time_share" in masked["value_template"]
     finally:
         publisher.close()
         live.close()

@@ -690,6 +690,13 @@ class MqttPublisher:
                 },
                 "state": {"name": "Camera state", "state_topic": f"{prefix}/{camera}/state",
                           "icon": "mdi:cctv"},
+                # time-weighted: the with_mask share of the person-time of each closed interval
+                "masked_time": {
+                    "name": "Masked share of person-time", "state_topic": f"{prefix}/{camera}/intervals",
+                    "unit_of_measurement": "%", "state_class": "measurement", "icon": "mdi:timer-check",
+                    "value_template": "{{ (value_json.masked_time_share * 100) | round(1) "
+                                      "if value_json.masked_time_share is not none else None }}",
+                },
             }
             for label in LABELS:
                 sensors[label] = {
