@@ -11,7 +11,7 @@ from maskwatch.boxes import box_iou, calibrate_boxes, clipped_faces, weighted_nm
 
 
 def test_detection_and_tracking_use_the_one_box_iou():
-    assert detection.box_iou is box_iou and centroid.box_iou is box_iou and matching.box_iou is box_iou
+    assert detection.box_iou is box_iou and matching.box_iou is box_iou and centroid.gated_cost is matching.gated_cost
     assert detection.weighted_nms is boxes.weighted_nms and detection.calibrate_boxes is boxes.calibrate_boxes
 
 

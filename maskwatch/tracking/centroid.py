@@ -31,10 +31,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from maskwatch.boxes import box_iou
 from maskwatch.config import TrackerConfig
 from maskwatch.faces import Faces
 from maskwatch.tracking.base import TrackUpdate
+from maskwatch.tracking.matching import gated_cost
 
 MAX_EXTRAPOLATION = 10
 """Frames a track's box is moved at constant velocity while it is not seen; after that it waits."""
@@ -231,18 +231,9 @@ class CentroidTracker:
         ``gaps`` (T,) are frames since each track was last seen: the allowed centre distance grows
         with the square root of the gap (up to 4 frames), since the prediction is less sure.
         """
-        iou = box_iou(a, b, np.float64)
-        ca = (a[:, :2] + a[:, 2:]) / 2
-        cb = (b[:, :2] + b[:, 2:]) / 2
-        sa = np.maximum(a[:, 2:] - a[:, :2], 1.0).max(axis=1)
-        sb = np.maximum(b[:, 2:] - b[:, :2], 1.0).max(axis=1)
-        size = np.maximum(sa[:, None], sb[None, :])
-        dist = np.linalg.norm(ca[:, None, :] - cb[None, :, :], axis=2) / size
-        ratio = np.maximum(sa[:, None], sb[None, :]) / np.minimum(sa[:, None], sb[None, :])
-        max_dist = self.max_distance * np.sqrt(np.minimum(gaps, 4.0))[:, None]
-        allowed = ((iou >= self.min_iou) | (dist <= max_dist)) & (ratio <= self.max_size_ratio)
-        cost = (1.0 - iou) + self.distance_weight * dist
-        return cost, allowed
+        return gated_cost(a, b, max_distance=self.max_distance * np.sqrt(np.minimum(gaps, 4.0)),
+                          min_iou=self.min_iou, distance_weight=self.distance_weight,
+                          max_size_ratio=self.max_size_ratio)
 
     def _hit(self, t: Track, box: np.ndarray, frame_index: int, score: float) -> None:
         gap = frame_index - t.last_frame
