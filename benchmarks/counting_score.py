@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from maskwatch.boxes import box_iou
+
 LABELS = ("with_mask", "without_mask", "mask_worn_incorrectly")
 MIN_IOU = 0.4  # faces are small and truth boxes come from another detector or from annotators
 MIN_VISIBLE_FRAMES = 5  # a person seen on fewer frames is not expected to be counted
@@ -42,14 +44,6 @@ class Prediction:
     frames: dict[int, list[tuple[int, tuple, str | None]]]  # frame -> [(track id, box xyxy, label or None)]
     events: list[tuple[str, int, int, str | None, str | None]]  # (kind, track id, frame, label, previous)
     intervals: list[tuple[float, float, float | None]] = field(default_factory=list)  # (start s, end s, masked share)
-
-
-def iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def _box(r) -> tuple:
@@ -70,26 +64,25 @@ def accumulate(truth: list[dict], people: dict[int, str], pred: Prediction):
     for f in frames:
         rows = by_frame.get(f, [])
         hyps = [(tid, box) for tid, box, _ in pred.frames.get(f, []) if tid in counted]
-        for tid, box in hyps:  # who each counted track follows (any truth row, visible or not)
-            best = max(rows, key=lambda r: iou(box, _box(r)), default=None)
-            if best is not None and iou(box, _box(best)) >= MIN_IOU:
-                follows[tid][int(best["person"])] += 1
-        scored = [r for r in rows if int(r["visible"]) and people.get(int(r["person"])) == "person"]
-        others = [r for r in rows if r not in scored]
-        keep = []
-        for tid, box in hyps:
-            best_scored = max((iou(box, _box(r)) for r in scored), default=0.0)
-            best_other = max((iou(box, _box(r)) for r in others), default=0.0)
+        # one IoU matrix per frame (truth rows x counted boxes), with the project's box_iou
+        ious = box_iou([_box(r) for r in rows], [box for _, box in hyps], np.float64)
+        is_scored = [bool(int(r["visible"])) and people.get(int(r["person"])) == "person" for r in rows]
+        scored_rows = [i for i, yes in enumerate(is_scored) if yes]
+        other_rows = [i for i, yes in enumerate(is_scored) if not yes]
+        keep = []  # columns of ``ious`` that are scored
+        for j, (tid, _) in enumerate(hyps):
+            if rows:  # who each counted track follows (any truth row, visible or not)
+                best = int(np.argmax(ious[:, j]))
+                if ious[best, j] >= MIN_IOU:
+                    follows[tid][int(rows[best]["person"])] += 1
+            best_scored = max((ious[i, j] for i in scored_rows), default=0.0)
+            best_other = max((ious[i, j] for i in other_rows), default=0.0)
             if best_other >= MIN_IOU and best_other > best_scored:
                 continue  # on an invisible person or a painting: not scored here
-            keep.append((tid, box))
-        dist = np.full((len(scored), len(keep)), np.nan)
-        for i, r in enumerate(scored):
-            for j, (_, box) in enumerate(keep):
-                v = iou(_box(r), box)
-                if v >= MIN_IOU:
-                    dist[i, j] = 1.0 - v
-        acc.update([int(r["person"]) for r in scored], [tid for tid, _ in keep], dist, frameid=f)
+            keep.append(j)
+        sub = ious[np.ix_(scored_rows, keep)]
+        dist = np.where(sub >= MIN_IOU, 1.0 - sub, np.nan)
+        acc.update([int(rows[i]["person"]) for i in scored_rows], [hyps[j][0] for j in keep], dist, frameid=f)
     return acc, {tid: c.most_common(1)[0][0] if c else None for tid, c in ((t, follows.get(t, Counter())) for t in counted)}
 
 
