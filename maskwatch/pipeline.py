@@ -11,10 +11,13 @@ Per frame:
    are read ahead by a thread (:class:`ReadAhead`, a queue of ``read_ahead`` frames) so decoding
    the next frame overlaps detecting this one; frames stay in order, every one is processed, and
    the per-frame ``stage_ms`` then add up to more than the wall time per frame;
-2. every ``detector.every_n`` processed frames the face detector runs (``"detect"``) and all its
-   faces are classified in ONE batch (``"classify"``), then the tracker matches them
-   (``"track"``); on the frames in between the tracker only predicts where its tracks are
-   (``Tracker.predict``: no detection, no classification, no new votes);
+2. every ``detector.every_n`` processed frames the face detector runs (``"detect"``), the tracker
+   matches its faces (``"track"``) and the faces it kept are classified in ONE batch
+   (``"classify"``); on the frames in between the tracker only predicts where its tracks are
+   (``Tracker.predict``: no detection, no classification, no new votes). A tracker that takes
+   low-score boxes (kind ``byte``, ``tracker.low_score``) gets the detector's boxes down to that
+   score for association only: those under ``detector.min_score`` are classified only when
+   matched to a confirmed person, and the tracker drops those it matched to nobody;
 3. the counter turns tracks into events and closes intervals.
 
 Time: a file's frames carry their media position (``index / fps``); the pipeline adds the epoch
@@ -52,6 +55,7 @@ Example (needs the shipped model)::
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -125,17 +129,26 @@ class Pipeline:
 
                 classifier = MaskClassifier(config.model)
             self.classifier = classifier
-            if detector is None:
-                from maskwatch.detection import FaceDetector
-
-                # frames of one camera: motion gating; photos (an image folder) are not frames of one scene
-                detector = FaceDetector.from_config(config.detector, video=not is_photos(config.source))
-            self.detector = detector
             if tracker is None:
                 from maskwatch.tracking import make_tracker
 
                 tracker = make_tracker(config.tracker)
             self.tracker = tracker
+            # a tracker that takes low-score boxes (byte) gets them down to its low_score, for
+            # association only: the detector runs at that score, boxes under detector.min_score
+            # are classified only once matched to a person
+            self.low_score = low_score_for(tracker, config.detector.min_score)
+            if hasattr(tracker, "high_score"):
+                tracker.high_score = config.detector.min_score
+            if detector is None:
+                from maskwatch.detection import FaceDetector
+
+                det_config = config.detector
+                if self.low_score is not None:
+                    det_config = dataclasses.replace(det_config, min_score=self.low_score)
+                # frames of one camera: motion gating; photos (an image folder) are not frames of one scene
+                detector = FaceDetector.from_config(det_config, video=not is_photos(config.source))
+            self.detector = detector
             self.votes = LabelVotes.from_config(config.tracker)
             if counter is None:
                 from maskwatch.counting import Counter
@@ -302,12 +315,13 @@ class Pipeline:
                 faces = faces[outside_regions(faces.xyxy, self.config.detector.ignore, w, h)]
             ms["detect"] = (time.perf_counter() - t) * 1000.0
             t = time.perf_counter()
-            if len(faces):
-                faces.probs = self.classifier.classify_faces(frame.image, faces.xyxy)
-            ms["classify"] = (time.perf_counter() - t) * 1000.0
-            t = time.perf_counter()
-            update = self.tracker.update(faces, frame)
+            update = self.tracker.update(faces, frame)  # may drop low-score boxes it matched to nobody
             ms["track"] = (time.perf_counter() - t) * 1000.0
+            t = time.perf_counter()
+            faces = update.faces
+            if len(faces):
+                self._classify(frame, faces, update)
+            ms["classify"] = (time.perf_counter() - t) * 1000.0
         else:
             t = time.perf_counter()
             update = self.tracker.predict(frame)
@@ -335,13 +349,33 @@ class Pipeline:
 
     def _check_continuity(self, frame: Frame) -> None:
         """A reconnect or a new frame size breaks what depends on consecutive frames: the tracker
-        drops its motion state (people counted before may be re-linked, never counted twice)."""
+        drops its motion state (people counted before may be re-linked, never counted twice) and the
+        motion-gated detector its background model and remembered faces."""
         shape, reconnects = frame.image.shape[:2], self.source.reconnects
         if self._continuity is not None and self._continuity != (shape, reconnects):
-            log.info("continuity lost (%s): tracker motion reset",
+            log.info("continuity lost (%s): tracker motion and detector motion gate reset",
                      "frame size changed" if self._continuity[0] != shape else "source reconnected")
             self.tracker.reset()
+            reset = getattr(self.detector, "reset", None)  # a stateful detector (motion gating) forgets the old frames
+            if reset is not None:
+                reset()
         self._continuity = (shape, reconnects)
+
+    def _classify(self, frame: Frame, faces: Faces, update) -> None:
+        """Classify the faces (one batch): all of them, or with low-score boxes in play only those
+        above ``detector.min_score`` and those matched to a person (the others stay NaN: no vote)."""
+        if self.low_score is None:
+            faces.probs = self.classifier.classify_faces(frame.image, faces.xyxy)
+            return
+        import numpy as np
+
+        chosen = (faces.score >= self.config.detector.min_score) | np.isin(faces.track_id, list(update.live))
+        if chosen.all():
+            faces.probs = self.classifier.classify_faces(frame.image, faces.xyxy)
+        elif chosen.any():
+            probs = faces.probs.copy()
+            probs[chosen] = self.classifier.classify_faces(frame.image, faces.xyxy[chosen])
+            faces.probs = probs
 
     def _check_first_connection(self) -> None:
         """A live source that failed before its first frame: the camera is unreachable or the URL
@@ -385,6 +419,18 @@ class Pipeline:
                 stage.close()
             except Exception as e:  # closing must never hide the run's own outcome
                 log.warning("closing %s failed: %s", type(stage).__name__, e)
+
+
+def low_score_for(tracker, min_score: float) -> float | None:
+    """The detector score a tracker wants boxes down to (``tracker.low_score``, kind ``byte``), or
+    ``None`` when it takes none under ``min_score``.
+
+    >>> from types import SimpleNamespace
+    >>> low_score_for(SimpleNamespace(low_score=0.3), 0.5), low_score_for(SimpleNamespace(), 0.5)
+    (0.3, None)
+    """
+    low = getattr(tracker, "low_score", None)
+    return None if low is None or low >= min_score else float(low)
 
 
 def precheck_source(spec) -> None:

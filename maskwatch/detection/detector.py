@@ -73,6 +73,19 @@ class FaceDetector:
             return clipped_faces([], [], [], bgr.shape[1], bgr.shape[0])
         return self._backend.detect(bgr)
 
+    def reset(self) -> None:
+        """Forget what depends on consecutive frames (a camera reconnect, a new frame size): the
+        motion gate's background model and remembered faces, so no face from before an outage is
+        handed back. A back-end without such state has nothing to forget.
+
+        >>> import numpy as np
+        >>> with FaceDetector("retina", video=True) as det:
+        ...     _ = det.detect(np.zeros((120, 160, 3), np.uint8)); det.reset()
+        """
+        reset = getattr(self._backend, "reset", None)  # only stateful back-ends (motion gating) have one
+        if reset is not None:
+            reset()
+
     def close(self) -> None:
         if self._backend is not None:
             self._backend.close()

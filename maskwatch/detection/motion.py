@@ -287,6 +287,16 @@ class MotionGatedDetector:
             y0, y1 = max(0, min(cy - side // 2, h - side)), min(h, max(cy - side // 2, 0) + side)
         return Region(int(x0), int(y0), int(x1), int(y1))
 
+    def reset(self) -> None:
+        """Start over as on a first frame (after a camera reconnect): no background model, no
+        remembered faces (they are from before the outage), a whole-frame pass next."""
+        self.mask = MotionMask(width=self.mask.width, pad=self.mask.pad, min_area=self.mask.min_area,
+                               learning_rate=self.mask.learning_rate)
+        self._static, self._size, self._reference = None, None, None
+        self._since_full = 0
+        self.last_pass = "none"
+        self.last_regions = []
+
     def close(self) -> None:
         self.detector.close()
         self._static = None

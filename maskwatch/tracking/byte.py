@@ -298,15 +298,19 @@ class ByteTracker:
         self._compensate()
 
     def _cmc_wants_frame(self) -> bool:
-        if self.cmc is None or not (self._tracks or self._lost):
+        if self.cmc is None:
             return False
+        if not (self._tracks or self._lost):
+            return True  # nothing to move, but this frame is the reference for the next one
         return not isinstance(self.cmc, AutoCameraMotion) or self.cmc.wants_frame()
 
     def _compensate(self) -> None:
         if self.cmc is None:
             return
         if not (self._tracks or self._lost):
-            self.cmc.reset()  # nothing to move: no reference kept (it would be stale later)
+            self.cmc.reset()  # nothing to move: this frame (if any) is the next one's reference
+            if self._small is not None:
+                self.cmc.estimate(self._small)
             return
         if self._small is None:
             if isinstance(self.cmc, AutoCameraMotion) and not self.cmc.wants_frame():
