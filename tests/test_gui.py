@@ -537,3 +537,76 @@ def test_rtsp_camera_with_a_separate_password(qtbot, window, tmp_path):
     assert window.settings.recent_sources()[0] == url
     assert PASSWORD not in Path(window.settings.q.fileName()).read_text()
     assert PASSWORD not in window.windowTitle() and PASSWORD not in window.statusBar().currentMessage()
+
+
+def test_a_mask_taken_off_is_followed_by_the_in_view_list_totals_and_alert_log(qtbot, tmp_path, model):
+    """A real Monitor run (fake detector: one face; fake classifier: with_mask for 100 frames, then
+    without_mask) in the window: the in-view list shows the person masked, then unmasked (their row
+    follows the label change), the alert log and banner say they took the mask off, and the totals
+    card shows the masked share of person-time next to the per-person compliance."""
+    import time
+    from dataclasses import replace
+
+    from maskwatch.config import TrackerConfig
+    from maskwatch.monitor import Monitor
+    from maskwatch.pipeline import Pipeline
+    from maskwatch.sinks import sinks_from_config
+    from test_pipeline import FakeDetector, FakeLiveSource
+
+    class MediaTimeSource(FakeLiveSource):
+        def read(self, timeout=None):
+            frame = super().read(timeout)
+            if frame is not None:
+                frame.timestamp = 1e9 + frame.index / 25.0
+                time.sleep(0.004)  # the UI takes some of the frames in between
+            return frame
+
+    class MaskOffClassifier:
+        calls = 0
+
+        def classify_faces(self, image, xyxy):
+            self.calls += 1
+            row = [0.9, 0.05, 0.05] if self.calls <= 100 else [0.05, 0.9, 0.05]
+            return np.tile(np.array([row], np.float32), (len(xyxy), 1))
+
+    def factory(config, mailbox):
+        config = replace(config, tracker=replace(config.tracker, change_after_s=1.0))
+
+        def open_sinks():
+            sinks = sinks_from_config(config, alert_listeners=[mailbox.on_alert], alert_thumbnail=person_thumbnail)
+            return [*sinks, mailbox]
+
+        pipeline = Pipeline(config, source=MediaTimeSource(frames=250, then=SourceState.ENDED),
+                            detector=FakeDetector(), classifier=MaskOffClassifier())
+        return Monitor(config, sinks=open_sinks, pipeline=pipeline)
+
+    settings = make_settings(tmp_path)
+    settings.save_controls(mode="full", min_score=0.5, vote_window=15, log=None, snapshots=None, sound=False,
+                           realtime=False)
+    w = MainWindow(Config(model=model, interval_s=60.0, tracker=TrackerConfig(min_votes=5)), settings,
+                   worker=MonitorWorker(monitor_factory=factory))
+    qtbot.addWidget(w)
+    w.show()
+    w.picker.set_spec("tests/fixtures/clip_320x240.mp4")  # shown in the window; the factory's source runs
+    seen: list[str] = []
+    w.delivered.connect(lambda: seen.append(w.side.in_view_label.text()))
+    try:
+        assert run_to_end(qtbot, w) == "ended"
+        rows = [t for t in seen if "#" in t]
+        masked = [i for i, t in enumerate(rows) if t.endswith(" mask") and not t.endswith("no mask")]
+        unmasked = [i for i, t in enumerate(rows) if t.endswith("no mask")]
+        assert masked and unmasked and max(masked) < min(unmasked), rows  # the same row, now the new label
+        tid = rows[unmasked[0]].split("#")[1].split()[0]
+        assert all(f"#{tid} " in rows[i] for i in masked)  # one person throughout: the row follows them
+        texts = [w.side.alert_log.item(i).text() for i in range(w.side.alert_log.count())]
+        assert sum(f"Person #{tid} took the mask off" in t for t in texts) == 1, texts
+        off = next(a for a in w.side.alert_log.alerts if a.kind == "mask_off")
+        assert off.label == "without_mask" and off.thumbnail is not None
+        assert "without a mask" not in " ".join(texts)  # first decided with a mask: no first-label alert
+        assert w.side.compliance_label.text() == "compliance 100%"  # per person: first label
+        masked_text = w.side.masked_time_label.text()
+        share = int(masked_text.split("masked time ")[1].split("%")[0])
+        # decided at ~frame 5, changed ~1.3 s after frame 100: ~5 s of ~10 s in view masked
+        assert 40 <= share <= 65 and "1 label change" in masked_text, masked_text
+    finally:
+        w.shutdown()

@@ -28,7 +28,10 @@ from maskwatch.overlay import DISPLAY_NAMES, color_rgb
 from maskwatch.sinks.alerts import Alert, AlertPolicy  # noqa: F401 - re-exported (moved out of Qt)
 
 SEVERITY_COLORS = {"without_mask": color_rgb("without_mask"), "mask_worn_incorrectly": color_rgb("mask_worn_incorrectly"),
+                   "mask_off": color_rgb("without_mask"),
                    "compliance": color_rgb("without_mask"), "interval_compliance": color_rgb("without_mask")}
+KIND_NAMES = {"mask_off": "mask taken off", "compliance": "compliance", "interval_compliance": "interval compliance"}
+"""Tooltip names of the alert kinds that are not labels (labels use ``DISPLAY_NAMES``)."""
 COMPLIANCE_KINDS = ("compliance", "interval_compliance")
 
 
@@ -121,8 +124,9 @@ class AlertLog(QListWidget):
     def add(self, alert: Alert) -> None:
         self.alerts.append(alert)
         stamp = time.strftime("%H:%M:%S", time.localtime(alert.at))
-        label = DISPLAY_NAMES.get(alert.kind, alert.kind)
-        item = QListWidgetItem(thumbnail_icon(alert.thumbnail, SEVERITY_COLORS.get(alert.kind, (120, 120, 120)),
+        label = KIND_NAMES.get(alert.kind) or DISPLAY_NAMES.get(alert.kind, alert.kind)
+        kind = alert.label if alert.kind == "mask_off" and alert.label in SEVERITY_COLORS else alert.kind
+        item = QListWidgetItem(thumbnail_icon(alert.thumbnail, SEVERITY_COLORS.get(kind, (120, 120, 120)),
                                               mark="%" if alert.kind in COMPLIANCE_KINDS else "!"),
                                f"{stamp}  {alert.message}")
         item.setToolTip(f"{stamp} — {label}: {alert.message}")

@@ -119,6 +119,12 @@ class SidePanel(QWidget):
         line.addWidget(self.compliance_label, 0, 0)
         line.addWidget(self.people_label, 0, 1, Qt.AlignmentFlag.AlignRight)
         totals.layout_.addLayout(line)
+        # per person-time: for how long people were masked (compliance above counts people once)
+        self.masked_time_label = QLabel("masked time —")
+        self.masked_time_label.setObjectName("muted")
+        self.masked_time_label.setToolTip("Share of the time people were in view with a mask on "
+                                          "(compliance counts each person once, with their first label)")
+        totals.layout_.addWidget(self.masked_time_label)
         outer.addWidget(totals)
 
         # chart --------------------------------------------------------------------------------
@@ -206,6 +212,7 @@ class SidePanel(QWidget):
         rate = totals.compliance_rate
         self.compliance_label.setText("compliance —" if rate is None else f"compliance {rate:.0%}")
         self.people_label.setText(f"{totals.people_seen} {'person' if totals.people_seen == 1 else 'people'} seen")
+        self.masked_time_label.setText(masked_time_text(totals))
 
     def add_interval(self, summary: IntervalSummary) -> None:
         self.intervals.append(summary)
@@ -241,6 +248,25 @@ class SidePanel(QWidget):
         self.fps_label.setText("— fps")
         self.stage_label.setText("")
         self.drop_label.setText("")
+
+
+def masked_time_text(totals: Totals) -> str:
+    """The masked share of person-time and the label changes, for the totals card.
+
+    >>> masked_time_text(Totals(person_s={"with_mask": 30.0, "without_mask": 10.0, "mask_worn_incorrectly": 0.0},
+    ...                         label_changes=1))
+    'masked time 75% (40 s in view) · 1 label change'
+    >>> masked_time_text(Totals())
+    'masked time —'
+    """
+    share = totals.masked_time_share
+    if share is None:
+        return "masked time —"
+    seconds = sum(totals.person_s.values())
+    shown = f"{seconds:.0f} s" if seconds < 120 else elapsed_text(seconds)
+    n = totals.label_changes
+    changes = f" · {n} label change{'s' if n != 1 else ''}" if n else ""
+    return f"masked time {share:.0%} ({shown} in view){changes}"
 
 
 def elapsed_text(seconds: float) -> str:

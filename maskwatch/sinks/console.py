@@ -1,14 +1,16 @@
 """``ConsoleSink``: what ``maskwatch --headless`` prints while it runs.
 
 stdout: one line per interval row (:func:`format_summary`), and the totals at the end
-(:func:`format_totals`, printed by the CLI). stderr: the source's state changes once it has been
+(:func:`format_totals`, printed by the CLI). ``compliance`` is per person (first label);
+``masked time`` is the with_mask share of person-time (``-`` with no time), and an interval with
+label changes says how many. stderr: the source's state changes once it has been
 live (``maskwatch: source reconnecting (next attempt in 2.0 s)``) and alerts
 (``maskwatch: alert: <time> <message>``). ``quiet`` keeps only the totals.
 
 >>> import io
 >>> from maskwatch.results import Totals
 >>> format_totals(Totals(people_seen=2, by_label={"with_mask": 1, "without_mask": 1, "mask_worn_incorrectly": 0}))
-'total: people 2  with_mask 1  without_mask 1  mask_worn_incorrectly 0  compliance 50%'
+'total: people 2  with_mask 1  without_mask 1  mask_worn_incorrectly 0  compliance 50%  masked time -'
 >>> from maskwatch.sinks.alerts import Alert
 >>> err = io.StringIO()
 >>> ConsoleSink(io.StringIO(), err).print_alert(Alert("compliance", "Compliance fell to 50% (alert under 80%)", timestamp=1e9))
@@ -40,16 +42,20 @@ def format_summary(summary: IntervalSummary, timespec: str = "seconds") -> str:
     state = getattr(summary.source_state, "value", str(summary.source_state))
     labels = "  ".join(f"{k} {summary.by_label.get(k, 0)}" for k in LABELS)
     end = iso_time(summary.end, timespec)
+    n = summary.label_changes
+    changes = f"  {n} label change{'s' if n != 1 else ''}" if n else ""
     return (f"{iso_time(summary.start, timespec)} .. {end[11:]}  frames {summary.frames}  "
             f"faces {summary.faces}  people {summary.people_seen}  {labels}  "
-            f"compliance {_pct(summary.compliance_rate)}  fps {summary.fps:.1f}  "
+            f"compliance {_pct(summary.compliance_rate)}  masked time {_pct(summary.masked_time_share)}{changes}  "
+            f"fps {summary.fps:.1f}  "
             f"dropped {summary.dropped_frames}  {state}")
 
 
 def format_totals(totals) -> str:
     """The final line of a headless run."""
     labels = "  ".join(f"{k} {totals.by_label.get(k, 0)}" for k in LABELS)
-    return f"total: people {totals.people_seen}  {labels}  compliance {_pct(totals.compliance_rate)}"
+    return (f"total: people {totals.people_seen}  {labels}  compliance {_pct(totals.compliance_rate)}  "
+            f"masked time {_pct(totals.masked_time_share)}")
 
 
 class ConsoleSink(BaseSink):

@@ -20,7 +20,8 @@ the row) and then ends the run, so a row is never dropped silently.
 
 Snapshots: the snapshot sink saves its JPEG in ``on_result``, after every sink's ``on_event``
 (:func:`maskwatch.monitor.fan_out`). Given that sink (``snapshots=``, placed before this one in the
-sink list), a ``label_decided`` event it may save a JPEG for is written in this sink's
+sink list), an event it may save a JPEG for (``label_decided`` with a flagged label, or a
+``label_changed`` from with_mask to one: the mask taken off) is written in this sink's
 ``on_result`` of the same frame, with the path the snapshot sink reports
 (:attr:`~maskwatch.sinks.snapshots.SnapshotSaver.written`); an event still waiting when the run
 ends is written by :meth:`close`.
@@ -135,8 +136,9 @@ class DatabaseSink(BaseSink):
     # -- internals ------------------------------------------------------------------------------
 
     def _may_have_snapshot(self, event: Event) -> bool:
-        return (self.snapshots is not None and event.kind == "label_decided"
-                and event.label in getattr(self.snapshots, "labels", ()))
+        from maskwatch.sinks.alerts import alert_worthy
+
+        return self.snapshots is not None and alert_worthy(event, tuple(getattr(self.snapshots, "labels", ())))
 
     def _write_waiting(self, paths: dict) -> None:
         waiting, self._waiting = self._waiting, []

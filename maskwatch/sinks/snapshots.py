@@ -1,4 +1,5 @@
-"""``SnapshotSaver``: the annotated frame of each person decided with a flagged label, once per track."""
+"""``SnapshotSaver``: the annotated frame of each person decided with a flagged label, once per track,
+and of each mask taken off (a label change from ``with_mask`` to a flagged label), once per change."""
 
 from __future__ import annotations
 
@@ -24,7 +25,9 @@ NAME_PATTERN = re.compile(r"\d{8}T\d{6}[+-]\d{4}_track\d+_(?:" + "|".join(LABELS
 
 
 class SnapshotSaver(BaseSink):
-    """Saves the annotated frame when a person is decided with one of ``labels``, once per track.
+    """Saves the annotated frame when a person is decided with one of ``labels``, once per track,
+    and when a person's label changes from ``with_mask`` to one of ``labels`` (the mask taken off:
+    the ``mask_off`` alert), once per change.
 
     File names: ``<local time, e.g. 20261121T235959+0100>_track<id>_<label>.jpg`` in ``folder``
     (created if missing). As a sink it reads ``on_result`` (the decision and its frame together).
@@ -55,9 +58,12 @@ class SnapshotSaver(BaseSink):
             self.maybe_save(result.frame.image, result.faces, result.events)
 
     def maybe_save(self, frame_image_bgr: np.ndarray, faces: Faces, events) -> list[Path]:
-        """Save one JPEG per qualifying ``label_decided`` event; returns the paths written."""
-        todo = [e for e in events
-                if e.kind == "label_decided" and e.label in self.labels and e.track_id not in self._saved]
+        """Save one JPEG per qualifying event (a first decision with one of ``labels``, once per
+        track; a change from with_mask to one of them); returns the paths written."""
+        from maskwatch.sinks.alerts import alert_worthy
+
+        todo = [e for e in events if alert_worthy(e, self.labels)
+                and (e.kind == "label_changed" or e.track_id not in self._saved)]
         if not todo:
             return []
         written = []
