@@ -9,6 +9,8 @@
     maskwatch serve --config site.toml          # every camera of a site, MQTT, history database
     maskwatch aggregate --config site.toml      # broker -> one history database (cameras on many hosts)
     maskwatch report --db URL [--since 7d]      # compliance per camera per day from the history
+    maskwatch doctor [--config site.toml]       # versions, models + sha256, OpenCV, Qt, MQTT/DB reachability
+    maskwatch install-desktop [--uninstall]     # menu entry + icons for this user (Linux)
 
 Every user error (missing file, bad URL, corrupt video, unreadable image, bad model, bad flag, bad
 TOML) is ONE line on stderr, ``maskwatch: error: ...``, and a non-zero exit, never a traceback;
@@ -117,7 +119,8 @@ def _main_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Real-time face-mask compliance monitor. Without --headless: the desktop app. "
         "Subcommands: 'maskwatch detect PATH... [--json]', 'maskwatch bench --source FILE', "
-        "'maskwatch serve --config site.toml', 'maskwatch aggregate --config site.toml', 'maskwatch report --db URL'.",
+        "'maskwatch serve --config site.toml', 'maskwatch aggregate --config site.toml', 'maskwatch report --db URL', "
+        "'maskwatch doctor [--config site.toml]', 'maskwatch install-desktop'.",
     )
     p.add_argument("--version", action="version", version=f"maskwatch {__version__}")
     p.add_argument("--headless", action="store_true", help="run without a window: log counts to CSV/JSONL")
@@ -437,6 +440,8 @@ SITE_COMMANDS = {
     "serve": "maskwatch.site.serve",
     "aggregate": "maskwatch.site.aggregate",
     "report": "maskwatch.site.report",
+    "doctor": "maskwatch.doctor",
+    "install-desktop": "maskwatch.desktop",
 }
 """Subcommands that live in their own module. Each module has ``build_parser(parser_class, prog)``
 (an argparse parser built with the one-line-error ``parser_class``; it must accept ``--debug``)

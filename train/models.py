@@ -106,7 +106,7 @@ def build_backbone(backbone: str, input_size: int, weights: str = "imagenet", al
         if weights == "imagenet":
             raise MaskwatchError(
                 f"cannot download ImageNet weights for {backbone} ({type(e).__name__}); "
-                "offline, use --backbone efficientnet_lite0 (weights ship in a pip package) or --weights none"
+                "offline, use --backbone efficientnet_lite0 (its ImageNet weights ship in models/) or --weights none"
             ) from None
         raise
     if weights not in ("imagenet", "none"):
