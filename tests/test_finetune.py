@@ -173,7 +173,7 @@ def test_cli_turns_oserror_into_one_line(monkeypatch, capsys):
     import train.finetune
     from train.cli import main
 
-    def boom(cfg, progress=True):
+    def boom(cfg, **kwargs):
         raise PermissionError(13, "Permission denied", "/runs/x/config.json")
 
     monkeypatch.setattr(train.finetune, "finetune", boom)

@@ -15,6 +15,14 @@ Everything goes through a manifest (``RUN/data/manifest.csv``) whose crops are c
 (``collected.csv`` tells where the face is inside the saved image; a collector's crop whose row is
 gone is cut to its central 1/1.5, the served square), a plain crop is taken whole.
 
+Before anything is trained, :func:`preflight` reads the site folder and says what the run will be
+(one line each, in the terminal and in the app's Review tab): a set whose crops are all one class is
+refused unless ``--replay`` supplies the other classes or ``--allow-single-class`` is given (then it
+is a warning); a set too small to hold any crop out is a warning (no before/after); without
+``--replay`` a line says plainly that nothing of the original training pool is replayed (maskwatch
+ships no pool). ``--progress-lines`` prints machine-readable ``@progress {json}`` lines (and one
+``@result {json}`` line at the end) for the app's background fine-tune.
+
 Example::
 
     from train.finetune import FinetuneConfig, finetune
@@ -35,8 +43,21 @@ import numpy as np
 
 from maskwatch import LABELS
 from maskwatch.errors import MaskwatchError
+from maskwatch.paths import models_dir
 
-DEFAULT_MODEL = "models/mask_classifier.keras"
+DEFAULT_MODEL_NAME = "mask_classifier.keras"
+PROGRESS_PREFIX = "@progress "
+RESULT_PREFIX = "@result "
+"""``--progress-lines``: ``@progress {"fraction": 0.42, "stage": "training", "detail": "top epoch 2/4"}`` lines
+while it runs and one ``@result {"model": ..., "warnings": [...], ...}`` line at the end (stdout, flushed)."""
+
+
+def default_model() -> str:
+    """The shipped float model, as an absolute path: ``maskwatch.paths.models_dir()/mask_classifier.keras``
+    (``$MASKWATCH_MODELS``, the installed package's ``maskwatch/models`` or a clone's ``models/``), so the
+    default works from any folder."""
+    return str((models_dir() / DEFAULT_MODEL_NAME).resolve())
+
 MIN_PER_CLASS = 5
 """A class with fewer site crops than this is not held out (all of its crops train) and is warned about."""
 IGNORED_FOLDERS = {"not_a_face", "not a face", "notaface", "not_face", "no_face", "skip", "skipped", "unsure",
@@ -49,7 +70,7 @@ SITE_SOURCE = "site"
 class FinetuneConfig:
     data: str                                # ImageFolder of site crops (or a collect folder with labelled/)
     out: str                                 # run folder
-    model: str = DEFAULT_MODEL               # float .keras model to start from
+    model: str = field(default_factory=default_model)   # float .keras model to start from
     replay: str | None = None                # a prepared pool (manifest.csv) to mix in
     replay_size: int = 900                   # replay train faces, the pool's class mix (and half as many val faces)
     site_share: float = 0.2                  # with replay: site crops' share of each epoch (repeated to reach it)
@@ -66,6 +87,7 @@ class FinetuneConfig:
     version: str | None = None               # default "<base version>+ft.<YYYYMMDD>"
     temperature: str = "base"                # base (as the base model's metadata) | fit | none
     seed: int = 0
+    allow_single_class: bool = False         # without replay, a single-class set is refused unless this is set
     extra: dict = field(default_factory=dict)
 
 
@@ -312,6 +334,82 @@ def holdout_split(labels: list[str], fraction: float, seed: int, groups: list[st
     return mask
 
 
+@dataclass
+class Preflight:
+    """What a fine-tune of a site folder will be, known before anything is trained (:func:`preflight`)."""
+
+    crops: list[SiteCrop]
+    counts: Counter
+    ignored: Counter
+    held: np.ndarray                 # the hold-out mask over ``crops``
+    notes: list[str]                 # how the crops were read (printed indented)
+    warnings: list[str]              # printed as ``warning: ...``: few crops of a class, one class, nothing held out
+    replay_note: str                 # what is replayed, or plainly that nothing is
+
+    @property
+    def single_class(self) -> str | None:
+        """The one class every labelled crop has, or None when there are two or more."""
+        present = [lab for lab, n in self.counts.items() if n > 0]
+        return present[0] if len(present) == 1 else None
+
+    def lines(self) -> list[str]:
+        """The one-line summaries the CLI prints and the app shows before it trains."""
+        return [f"warning: {w}" for w in self.warnings] + [self.replay_note]
+
+
+def single_class_problem(counts: Counter) -> str | None:
+    """The text about a set whose crops are all one class, or None.
+
+    >>> single_class_problem(Counter(with_mask=15))
+    'all 15 labelled crops are with_mask: trained on one class alone, a model learns to call every face with_mask'
+    >>> single_class_problem(Counter(with_mask=15, without_mask=1)) is None
+    True
+    """
+    present = [(lab, n) for lab, n in counts.items() if n > 0]
+    if len(present) != 1:
+        return None
+    lab, n = present[0]
+    return f"all {n} labelled crops are {lab}: trained on one class alone, a model learns to call every face {lab}"
+
+
+def preflight(cfg: FinetuneConfig) -> Preflight:
+    """Read the site folder and check what the run would be, without TensorFlow (the app calls it
+    before it starts the background fine-tune, and asks before a single-class one).
+
+    Raises a one-line :class:`MaskwatchError` for what is refused: unknown folders, too few crops,
+    and a single-class set without ``--replay`` unless ``--allow-single-class``. A single class with
+    replay or with the flag, too few crops to hold any out, and a class with 1-4 crops are warnings."""
+    crops, ignored, notes = read_site(cfg.data)
+    counts = Counter(c.label for c in crops)
+    warnings = check_counts(counts)
+    one = single_class_problem(counts)
+    if one is not None:
+        if cfg.replay:
+            warnings.append(f"single class: {one}; the replay faces are the only other classes it sees")
+        elif cfg.allow_single_class:
+            warnings.append(f"single class: {one}, and there is no replay to show it the others "
+                            f"(--allow-single-class)")
+        else:
+            raise MaskwatchError(f"{one}; label faces of the other classes too, mix in a training pool with "
+                                 f"--replay POOL, or pass --allow-single-class to train on it anyway")
+    held = holdout_split([c.label for c in crops], cfg.holdout, cfg.seed, [c.group for c in crops])
+    if not held.any():
+        if cfg.holdout <= 0:
+            warnings.append("nothing held out (--holdout 0): there will be no before/after measure of the new model")
+        else:
+            warnings.append(f"nothing held out: {len(crops)} crops are too few to hold any out (a class needs "
+                            f"{MIN_PER_CLASS} crops from at least 2 tracks or images), so there will be no "
+                            f"before/after measure of the new model; label more")
+    if cfg.replay:
+        replay_note = (f"replay: {cfg.replay_size} training faces of {cfg.replay} (its own class mix) train "
+                       f"next to the site crops, so the sources it knew are not forgotten")
+    else:
+        replay_note = ("no replay: only these site crops train (maskwatch ships no training pool; --replay POOL "
+                       "mixes in faces of a pool made by maskwatch-train prepare), so what the model knew of "
+                       "other cameras may drift")
+    return Preflight(crops, counts, ignored, held, notes, warnings, replay_note)
+
+
 def _replay_rows(manifest: str | Path, size: int, seed: int) -> list[dict]:
     """``size`` train faces and ``size // 2`` val faces of a prepared pool, drawn at random (seeded).
 
@@ -411,8 +509,11 @@ def _report(y: np.ndarray, probs: np.ndarray) -> dict:
 # --------------------------------------------------------------------------- training
 
 
-def _train(model, x_tr, y_tr, cfg: FinetuneConfig, progress: bool) -> list[dict]:
-    """The head alone, then the head and the top blocks of the backbone (BatchNorm frozen)."""
+def _train(model, x_tr, y_tr, cfg: FinetuneConfig, progress: bool, on_batch=None) -> list[dict]:
+    """The head alone, then the head and the top blocks of the backbone (BatchNorm frozen).
+
+    ``on_batch(fraction, detail)``: called after each batch (at most every 0.2 s) and epoch, the
+    fraction of all training batches done."""
     import keras
 
     from train.augment import Augmenter
@@ -441,10 +542,40 @@ def _train(model, x_tr, y_tr, cfg: FinetuneConfig, progress: bool) -> list[dict]
                 set_backbone_trainable(model, cfg.top_fraction)
         model.compile(optimizer=keras.optimizers.Adam(lr), loss=loss, metrics=["accuracy"])
         cbs = [_tqdm_callback(f"finetune {phase}", epochs, len(data))] if progress else []
+        if on_batch is not None:
+            cbs.append(_batch_callback(on_batch, phase, epochs, len(data), done_before=len(history) * len(data),
+                                       total=cfg.epochs * len(data)))
         h = model.fit(data, epochs=epochs, class_weight=cw, callbacks=cbs, verbose=0)
         for i in range(epochs):
             history.append({"phase": phase, "epoch": i + 1, **{k: float(v[i]) for k, v in h.history.items()}})
     return history
+
+
+def _batch_callback(on_batch, phase: str, epochs: int, steps: int, done_before: int, total: int):
+    import keras
+
+    class BatchProgress(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.epoch, self.last = 0, 0.0
+
+        def _say(self, batches: int, force: bool = False) -> None:
+            now = time.monotonic()
+            if force or now - self.last >= 0.2:
+                self.last = now
+                on_batch((done_before + batches) / max(1, total), f"{phase} epoch {self.epoch + 1}/{epochs}")
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+            self._say(epoch * steps, force=True)
+
+        def on_train_batch_end(self, batch, logs=None):
+            self._say(self.epoch * steps + batch + 1)
+
+        def on_epoch_end(self, epoch, logs=None):
+            self._say((epoch + 1) * steps, force=True)
+
+    return BatchProgress()
 
 
 def default_version(base_version: str, today: _dt.date | None = None) -> str:
@@ -483,6 +614,9 @@ def validate(cfg: FinetuneConfig) -> None:
     model_path = Path(cfg.model)
     if model_path.suffix != ".keras" and not model_path.is_dir():
         raise MaskwatchError(f"--model must be a float .keras model (the .tflite cannot be trained), not {model_path}")
+    if not model_path.exists():
+        raise MaskwatchError(f"--model: no float model at {model_path} (the shipped one is "
+                             f"{default_model()}; a fine-tune's is RUN/finetuned.keras)")
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise MaskwatchError(f"--out must be a folder, and {out} is a file")
@@ -493,23 +627,29 @@ def validate(cfg: FinetuneConfig) -> None:
                                  f"from maskwatch-train prepare)")
 
 
-def finetune(cfg: FinetuneConfig, progress: bool = True, say=print) -> dict:
+def finetune(cfg: FinetuneConfig, progress: bool = True, say=print, events=None) -> dict:
     """Fine-tune per ``cfg``; writes ``RUN/mask_classifier.tflite`` (+ ``.json``), ``RUN/finetuned.keras``,
-    ``RUN/finetune.json`` (the report, also returned) and ``RUN/data/manifest.csv``."""
-    import keras
+    ``RUN/finetune.json`` (the report, also returned) and ``RUN/data/manifest.csv``.
+
+    ``events(fraction, stage, detail)``, when given, is called as the run goes (0..1 of the whole
+    run; ``--progress-lines`` prints them as ``@progress`` lines)."""
+    def event(fraction: float, stage: str, detail: str = "") -> None:
+        if events is not None:
+            events(min(1.0, max(0.0, fraction)), stage, detail)
+
+    t0 = time.time()
+    event(0.0, "checking", "reading the labelled crops")
+    validate(cfg)
+    model_path = Path(cfg.model)
+    pre = preflight(cfg)   # before TensorFlow is imported: a refused set is a one-line error in a second
+    crops, counts, ignored, notes, warnings = pre.crops, pre.counts, pre.ignored, pre.notes, pre.warnings
+    # the replay pool is read before the run folder exists: a bad pool leaves no empty run folder behind
+    rep = _replay_rows(cfg.replay, cfg.replay_size, cfg.seed) if cfg.replay else []
 
     from train.data import load_split, write_manifest
     from train.export import export, load_keras_model
     from train.fit import seed_everything
 
-    t0 = time.time()
-    validate(cfg)
-    model_path = Path(cfg.model)
-    crops, ignored, notes = read_site(cfg.data)
-    counts = Counter(c.label for c in crops)
-    warnings = check_counts(counts)
-    # the replay pool is read before the run folder exists: a bad pool leaves no empty run folder behind
-    rep = _replay_rows(cfg.replay, cfg.replay_size, cfg.seed) if cfg.replay else []
     out = Path(cfg.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -522,7 +662,7 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, say=print) -> dict:
     meta0 = base_metadata(model_path)
     margin = float(meta0.get("crop_margin", 0.2))
     base_version = str(meta0.get("version", "0.0.0"))
-    held = holdout_split([c.label for c in crops], cfg.holdout, cfg.seed, [c.group for c in crops])
+    held = pre.held
     rows = _site_rows(crops, held, margin) + rep
     data_dir = out / "data"
     write_manifest(rows, data_dir / "manifest.csv")
@@ -533,6 +673,7 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, say=print) -> dict:
 
     # one load per split, cached where train.export looks, so the export does not cut the crops again
     cache = data_dir / "cache"
+    event(0.02, "loading", f"cutting {len(rows)} crops")
     x_all, y_all = load_split(rows, "train", size, margin, cache_dir=cache, progress=progress)
     is_site = np.array([r["source"] == SITE_SOURCE for r in rows if r["split"] == "train"], bool)
     x_site_tr, y_site_tr = x_all[is_site], y_all[is_site]
@@ -557,11 +698,13 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, say=print) -> dict:
         + (f"; left out: " + ", ".join(f"{k} {v}" for k, v in ignored.items()) if ignored else ""))
     for n in notes:
         say("  " + n)
-    for w in warnings:
-        say(f"warning: {w}")
+    for line in pre.lines():
+        say(line)
 
     t1 = time.time()
-    history = _train(model, x_tr, y_tr, cfg, progress)
+    event(0.1, "training", "")
+    history = _train(model, x_tr, y_tr, cfg, progress,
+                     lambda f, detail: event(0.1 + 0.7 * f, "training", detail))
     t_train = time.time() - t1
     keras_path = out / "finetuned.keras"
     model.save(keras_path)
@@ -573,11 +716,13 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, say=print) -> dict:
         apply_t = cfg.temperature == "fit"
     tflite = out / "mask_classifier.tflite"
     t2 = time.time()
+    event(0.8, "exporting", "int8 TFLite, calibrated")
     command = cfg.extra.get("command", "")
     meta = export(keras_path, tflite, data_dir, calib_size=cfg.calib_size, seed=cfg.seed, margin=margin,
                   version=version, command=command, training_seconds=round(t_train, 1), progress=progress,
                   apply_temperature=apply_t)
     t_export = time.time() - t2
+    event(0.97, "measuring", "the held-out crops" if len(x_hold) else "")
     after = None
     if len(x_hold):
         from train.export import tflite_predict
@@ -596,6 +741,7 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, say=print) -> dict:
               "seconds_export": round(t_export, 1), "seconds_total": round(time.time() - t0, 1),
               "config": asdict(cfg)}
     (out / "finetune.json").write_text(json.dumps(report, indent=2) + "\n")
+    event(1.0, "done", str(tflite))
     return report
 
 
@@ -607,8 +753,10 @@ def format_report(r: dict) -> list[str]:
         lines.append(f"held-out site crops ({r['held_out']}): macro F1 {b['macro_f1']:.3f} -> {a['macro_f1']:.3f}; recall "
                      + ", ".join(f"{lab} {b['recall'][lab]:.2f} -> {a['recall'][lab]:.2f}" for lab in LABELS
                                  if b["recall"][lab] is not None))
-    else:
+    elif r["config"].get("holdout", 0) <= 0:
         lines.append("no site crops held out (--holdout 0): no before/after")
+    else:
+        lines.append("no site crops held out (too few to hold any out): no before/after")
     lines.append(f"fine-tuned in {r['seconds_train']:.0f} s, exported in {r['seconds_export']:.0f} s "
                  f"(total {r['seconds_total']:.0f} s); version {r['version']}")
     lines.append(f"wrote {r['model']} (+ .json); use it: maskwatch --model {r['model']}")
@@ -643,7 +791,13 @@ def register(sub) -> None:
     p.add_argument("--temperature", choices=("base", "fit", "none"), default=d.temperature,
                    help="base: apply a fitted temperature only if the base model's metadata does (default)")
     p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--allow-single-class", action="store_true",
+                   help="train even when every labelled crop is one class and there is no --replay (refused "
+                        "otherwise: the model would learn to call every face that class)")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--progress-lines", action="store_true",
+                   help="print machine-readable '@progress {json}' lines and an '@result {json}' line instead of "
+                        "progress bars (the app's background fine-tune reads them)")
     p.set_defaults(func=_cmd_finetune)
 
 
@@ -655,8 +809,24 @@ def _cmd_finetune(args) -> int:
                          epochs=args.epochs, holdout=args.holdout,
                          batch_size=args.batch_size, lr_head=args.lr_head, lr_top=args.lr_top,
                          top_fraction=args.top_fraction, calib_size=args.calib_size, version=args.ft_version,
-                         temperature=args.temperature, seed=args.seed, extra={"command": command_line(args)})
-    report = finetune(cfg, progress=not args.no_progress)
+                         temperature=args.temperature, seed=args.seed, allow_single_class=args.allow_single_class,
+                         extra={"command": command_line(args)})
+    if args.progress_lines:
+        def events(fraction: float, stage: str, detail: str) -> None:
+            print(PROGRESS_PREFIX + json.dumps({"fraction": round(fraction, 4), "stage": stage, "detail": detail}),
+                  flush=True)
+
+        def say(line: str) -> None:
+            print(line, flush=True)
+
+        report = finetune(cfg, progress=False, say=say, events=events)
+    else:
+        report = finetune(cfg, progress=not args.no_progress)
     for line in format_report(report):
-        print(line)
+        print(line, flush=True)
+    if args.progress_lines:
+        summary = {k: report[k] for k in ("model", "version", "held_out", "before", "after", "warnings",
+                                          "site_crops", "replay_faces")}
+        summary["summary"] = format_report(report)[0]
+        print(RESULT_PREFIX + json.dumps(summary), flush=True)
     return 0

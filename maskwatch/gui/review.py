@@ -23,6 +23,21 @@ and rows of the wrong length are dropped, and a copy in ``labelled/<label>/`` th
 (its row was the torn one) is adopted back as that decision, so neither the decision nor the next
 row is lost.
 
+An empty tab says how to fill it (the *Collect uncertain faces* setting, ``maskwatch --collect``,
+or Ctrl+Shift+O to open a folder). *Fine-tune on these* runs ``maskwatch-train finetune`` on
+``DIR/labelled`` in the background (:mod:`maskwatch.gui.finetune_runner`: a subprocess, with a
+progress bar and Cancel) into ``DIR/finetuned/<time>/``; it first says what the run will be (one
+line each: a single class, nothing held out, no replay) and asks before it trains on one class
+alone. At the end *Use the new model* emits :attr:`ReviewTab.model_ready` with the new ``.tflite``
+(the window swaps it in). Without the ``[train]`` extra it says in one line how to install it. The
+command it runs is shown, with absolute quoted paths, so it can be run by hand from any folder.
+
+Colours: none are set here. The widgets carry object names for the window's stylesheet:
+``reviewGrid`` (the crop grid and its captions), ``reviewHint`` (the empty tab's text),
+``reviewProgress``, ``reviewWarning`` (warnings), ``finetuneBar``, ``finetuneButton``,
+``finetuneCancel``, ``finetuneUse``, ``finetuneStatus``; ``muted`` as elsewhere. Labelled and
+skipped crops are shown by their caption and a dimmed thumbnail, not by a coloured background.
+
 :class:`ReviewSession` is the Qt-free part (the folder, the decisions, undo); :class:`ReviewTab`
 the widget.
 """
@@ -37,7 +52,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PyQt6.QtCore import QSize, Qt, pyqtSignal
-from PyQt6.QtGui import QColor, QIcon, QKeyEvent, QKeySequence, QPixmap
+from PyQt6.QtGui import QColor, QIcon, QKeyEvent, QKeySequence, QPainter, QPixmap
 from PyQt6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -45,7 +60,10 @@ from PyQt6.QtWidgets import (
     QListView,
     QListWidget,
     QListWidgetItem,
+    QMessageBox,
+    QProgressBar,
     QPushButton,
+    QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -71,6 +89,8 @@ SKIP = "skip"
 DECISIONS_NAME = "decisions.csv"
 DECISION_COLUMNS = ("file", "decision", "guess", "top_prob", "time")
 LABELLED = "labelled"
+FINETUNED = "finetuned"
+"""``DIR/finetuned/<time>/``: the Review tab's fine-tune runs (never reviewed as crops)."""
 THUMB = 160
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 SHORT = {"with_mask": "mask", "without_mask": "no mask", "mask_worn_incorrectly": "incorrect", NOT_A_FACE: "not a face"}
@@ -175,7 +195,7 @@ class ReviewSession:
         crops = []  # any folder of crops (an ImageFolder: the folder name is the guess)
         for path in sorted(self.folder.rglob("*")):
             rel = path.relative_to(self.folder)
-            if rel.parts[0] == LABELLED or path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
+            if rel.parts[0] in (LABELLED, FINETUNED) or path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
                 continue
             parent = rel.parts[0] if len(rel.parts) > 1 else ""
             crops.append(Crop(rel.as_posix(), parent if parent in DECISIONS else ""))
@@ -293,16 +313,51 @@ class CropGrid(QListWidget):
             super().keyPressEvent(event)
 
 
+HINT_NO_FOLDER = (
+    "Nothing to review yet.\n\n"
+    "This tab shows the faces the model was least sure of, for you to label. To collect them: "
+    "Settings \u2192 \u201cCollect uncertain faces\u201d (pick a folder), then Start a camera or a clip; "
+    "or run  maskwatch --headless --source SOURCE --collect DIR.\n\n"
+    "Then open that folder here: Open folder\u2026 (Ctrl+Shift+O). Any folder of face crops works too.")
+HINT_ALL_DONE = (
+    "Nothing left to review in {folder}: {labelled} crops are labelled in {labelled_dir}.\n\n"
+    "Fine-tune on these (below), or collect more: Settings \u2192 \u201cCollect uncertain faces\u201d, or "
+    "maskwatch --collect DIR; then open the folder again (Ctrl+Shift+O).")
+
+
+def labelled_counts(folder: Path) -> dict[str, int]:
+    """Files in ``folder/labelled/<decision>/`` per decision (what a fine-tune would read)."""
+    counts = {}
+    for decision in DECISIONS:
+        try:
+            counts[decision] = sum(1 for p in (folder / LABELLED / decision).iterdir()
+                                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        except OSError:
+            counts[decision] = 0
+    return counts
+
+
 class ReviewTab(QWidget):
     """Open a folder, then label its crops with the keys (see the module docstring).
 
-    Signal ``changed()`` after every decision, undo and open (tests wait on it)."""
+    Signals: ``changed()`` after every decision, undo and open (tests wait on it);
+    ``finetune_finished(state, tflite, message)`` when a background fine-tune ends (``done``,
+    ``failed`` or ``cancelled``); ``model_ready(path)`` when the user takes the new model
+    (*Use the new model*): the window swaps it in."""
 
     changed = pyqtSignal()
+    finetune_finished = pyqtSignal(str, str, str)
+    model_ready = pyqtSignal(str)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
+        from maskwatch.gui.finetune_runner import FinetuneRunner
+
         self.session: ReviewSession | None = None
+        self.finetune_model: str | None = None   # None: the shipped float model
+        self.finetune_args: list[str] = []       # more options for maskwatch-train finetune (tests: tiny runs)
+        self.new_model: str | None = None
+        self._thumbs: list[QPixmap] = []
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 8, 8, 8)
         top = QHBoxLayout()
@@ -312,6 +367,7 @@ class ReviewTab(QWidget):
         self.open_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # the keys belong to the grid
         top.addWidget(self.open_button)
         self.progress = QLabel("No folder open")
+        self.progress.setObjectName("reviewProgress")
         top.addWidget(self.progress, 1)
         layout.addLayout(top)
         self.keys_help = QLabel("1 with mask · 2 without mask · 3 worn incorrectly · X not a face · "
@@ -319,12 +375,63 @@ class ReviewTab(QWidget):
         self.keys_help.setObjectName("muted")
         layout.addWidget(self.keys_help)
         self.grid = CropGrid()
+        self.grid.setObjectName("reviewGrid")
         self.grid.key_decision.connect(self.decide)
         self.grid.key_undo.connect(self.undo)
-        layout.addWidget(self.grid, 1)
+        self.hint = QLabel(HINT_NO_FOLDER)
+        self.hint.setObjectName("reviewHint")
+        self.hint.setWordWrap(True)
+        self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.hint.setMargin(24)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.hint)
+        self.stack.addWidget(self.grid)
+        layout.addWidget(self.stack, 1)
         self.message = QLabel("")
         self.message.setObjectName("muted")
+        self.message.setWordWrap(True)
+        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.message)
+        self.warning = QLabel("")
+        self.warning.setObjectName("reviewWarning")
+        self.warning.setWordWrap(True)
+        self.warning.hide()
+        layout.addWidget(self.warning)
+
+        bottom = QHBoxLayout()
+        self.finetune_button = QPushButton("Fine-tune on these")
+        self.finetune_button.setObjectName("finetuneButton")
+        self.finetune_button.setToolTip("Train the mask model on the crops labelled here, in the background "
+                                        "(maskwatch-train finetune); then use the new model")
+        self.finetune_button.clicked.connect(self.start_finetune)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setObjectName("finetuneCancel")
+        self.cancel_button.clicked.connect(self.cancel_finetune)
+        self.cancel_button.hide()
+        self.finetune_bar = QProgressBar()
+        self.finetune_bar.setObjectName("finetuneBar")
+        self.finetune_bar.setRange(0, 1000)
+        self.finetune_bar.hide()
+        self.finetune_status = QLabel("")
+        self.finetune_status.setObjectName("finetuneStatus")
+        self.use_button = QPushButton("Use the new model")
+        self.use_button.setObjectName("finetuneUse")
+        self.use_button.setToolTip("Swap the fine-tuned model in (the stream goes on; the old file stays)")
+        self.use_button.clicked.connect(self.use_new_model)
+        self.use_button.hide()
+        for button in (self.finetune_button, self.cancel_button, self.use_button):
+            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # the keys belong to the grid
+        bottom.addWidget(self.finetune_button)
+        bottom.addWidget(self.finetune_bar, 1)
+        bottom.addWidget(self.cancel_button)
+        bottom.addWidget(self.finetune_status, 1)
+        bottom.addWidget(self.use_button)
+        layout.addLayout(bottom)
+
+        self.runner = FinetuneRunner(self)
+        self.runner.progress.connect(self._on_finetune_progress)
+        self.runner.line.connect(self._on_finetune_line)
+        self.runner.finished.connect(self._on_finetune_finished)
 
     def choose_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Crops to review", str(Path.home()))
@@ -340,19 +447,36 @@ class ReviewTab(QWidget):
             return False
         self.session = session
         self.grid.clear()
+        self._thumbs = []
         for crop in session.crops:
-            item = QListWidgetItem(QIcon(self._thumbnail(session.folder / crop.file)), "")
+            thumb = self._thumbnail(session.folder / crop.file)
+            self._thumbs.append(thumb)
+            item = QListWidgetItem(QIcon(thumb), "")
             item.setToolTip(f"{crop.file}\n{crop.note}" if crop.note else crop.file)
             item.setSizeHint(QSize(THUMB + 20, THUMB + 44))
             self.grid.addItem(item)
             self._show_item(self.grid.count() - 1)
         self.message.setText("")
+        self._show_hint()
         if session.crops:
             self.grid.setCurrentRow(0)
         self.grid.setFocus()
         self._show_progress()
         self.changed.emit()
         return True
+
+    def _show_hint(self) -> None:
+        """The grid, or (no folder, nothing to review) the text that says how to fill the tab."""
+        s = self.session
+        if s is not None and s.crops:
+            self.stack.setCurrentWidget(self.grid)
+            return
+        if s is None:
+            self.hint.setText(HINT_NO_FOLDER)
+        else:
+            self.hint.setText(HINT_ALL_DONE.format(folder=s.folder, labelled=sum(labelled_counts(s.folder).values()),
+                                                   labelled_dir=s.folder / LABELLED))
+        self.stack.setCurrentWidget(self.hint)
 
     @staticmethod
     def _thumbnail(path: Path) -> QPixmap:
@@ -363,20 +487,32 @@ class ReviewTab(QWidget):
         return pixmap.scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio,
                              Qt.TransformationMode.SmoothTransformation)
 
+    @staticmethod
+    def _dimmed(pixmap: QPixmap) -> QPixmap:
+        """A decided crop's thumbnail: darkened (in the image, so it reads the same in any theme)."""
+        if pixmap.isNull():
+            return pixmap
+        out = QPixmap(pixmap)
+        painter = QPainter(out)
+        painter.fillRect(out.rect(), QColor(0, 0, 0, 150))
+        painter.end()
+        return out
+
     def _show_item(self, index: int) -> None:
         crop = self.session.crops[index]
         item = self.grid.item(index)
         guess = SHORT.get(crop.guess, crop.guess) or "?"
         prob = "" if crop.top_prob is None else f" {crop.top_prob:.0%}"
+        thumb = self._thumbs[index] if index < len(self._thumbs) else QPixmap()
         if crop.decision is None:
             item.setText(f"{guess}{prob}")
-            item.setBackground(QColor(0, 0, 0, 0))
+            item.setIcon(QIcon(thumb))
         elif crop.decision == SKIP:
             item.setText(f"skipped ({guess}{prob})")
-            item.setBackground(QColor(60, 60, 60))
+            item.setIcon(QIcon(self._dimmed(thumb)))
         else:
             item.setText(f"✓ {SHORT[crop.decision]} (was {guess}{prob})")
-            item.setBackground(QColor(31, 111, 74))
+            item.setIcon(QIcon(self._dimmed(thumb)))
 
     def _show_progress(self) -> None:
         s = self.session
@@ -408,8 +544,8 @@ class ReviewTab(QWidget):
         following = s.next_open(index)
         if following is None:  # every crop had its turn: back to the skipped ones, if any
             following = s.next_open(index, SKIP)
-            self.message.setText(f"Every crop had its turn. Fine-tune: maskwatch-train finetune --data "
-                                 f"{s.folder / LABELLED} --out RUN")
+            self.message.setText(f"Every crop had its turn. Fine-tune on these (below), or run: "
+                                 f"{self.printed_command()}")
         if following is not None:
             self.grid.setCurrentRow(following)
         self._show_progress()
@@ -432,3 +568,136 @@ class ReviewTab(QWidget):
         self.grid.setCurrentRow(index)
         self._show_progress()
         self.changed.emit()
+
+    # -- fine-tune ---------------------------------------------------------------------------------
+
+    def printed_command(self) -> str:
+        """The fine-tune command for this folder, right from any working folder (absolute, quoted)."""
+        from maskwatch.gui.finetune_runner import printed_command
+
+        folder = self.session.folder if self.session is not None else Path("DIR")
+        return printed_command(folder / LABELLED, folder / FINETUNED / "site_ft", self.finetune_model)
+
+    def ask(self, title: str, text: str) -> bool:
+        """Yes/no, No the default (tests replace it)."""
+        answer = QMessageBox.question(self, title, text, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                      QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def _say_warnings(self, lines: list[str]) -> None:
+        self.warning.setText("\n".join(lines))
+        self.warning.setVisible(bool(lines))
+
+    def _new_run_folder(self) -> Path:
+        base = self.session.folder / FINETUNED / time.strftime("%Y%m%d_%H%M%S")
+        path, n = base, 1
+        while path.exists():
+            path, n = base.with_name(f"{base.name}_{n}"), n + 1
+        return path
+
+    def start_finetune(self) -> bool:
+        """Fine-tune on ``DIR/labelled`` in the background; ``False`` (and the one-line reason shown)
+        when it does not start. A single-class set is trained only when the user says yes."""
+        from maskwatch.gui.finetune_runner import train_missing
+
+        if self.runner.running:
+            self.message.setText("A fine-tune is running already (Cancel stops it)")
+            return False
+        s = self.session
+        if s is None:
+            self.message.setText("Open a folder of labelled crops first (Open folder…, Ctrl+Shift+O)")
+            return False
+        missing = train_missing()
+        if missing:
+            self.message.setText(missing)
+            return False
+        data = s.folder / LABELLED
+        if not data.is_dir() or not any(labelled_counts(s.folder)[lab] for lab in LABELS):
+            self.message.setText(f"Nothing labelled in {s.folder.name} yet: label crops with 1, 2 and 3 first")
+            return False
+        out = self._new_run_folder()
+        extra = list(self.finetune_args)
+        try:
+            from train.finetune import FinetuneConfig, preflight, validate
+
+            cfg = FinetuneConfig(data=str(data), out=str(out), allow_single_class=True)
+            if self.finetune_model is not None:
+                cfg.model = str(self.finetune_model)
+            validate(cfg)
+            pre = preflight(cfg)
+        except MaskwatchError as e:
+            self.message.setText(f"Not fine-tuned: {str(e).splitlines()[0]}")
+            return False
+        except ImportError as e:  # a half-installed [train] extra
+            from maskwatch.gui.finetune_runner import INSTALL_HINT
+
+            self.message.setText(f"{INSTALL_HINT} (cannot import {e.name or e})")
+            return False
+        self._say_warnings(pre.lines())
+        if pre.single_class is not None:
+            lab = pre.single_class
+            if not self.ask("Fine-tune on one class?",
+                            f"Every labelled crop is {lab} ({pre.counts[lab]}), and there is no replay of the "
+                            f"original training faces.\n\nTrained on one class alone, the model learns to call "
+                            f"every face {lab}. Label faces of the other classes first (recommended), or train "
+                            f"anyway?"):
+                self.message.setText(f"Not fine-tuned: every labelled crop is {lab}; label faces of the other "
+                                     f"classes too")
+                return False
+            extra.append("--allow-single-class")
+        self.new_model = None
+        self.use_button.hide()
+        self.finetune_bar.setValue(0)
+        self.finetune_bar.setFormat("starting %p%")
+        self.finetune_bar.show()
+        self.cancel_button.show()
+        self.finetune_button.setEnabled(False)
+        self.finetune_status.setText("")
+        n = sum(pre.counts.values())
+        self.message.setText(f"Fine-tuning on {n} crops in the background into {out}")
+        self.runner.start(data, out, self.finetune_model, extra)
+        return True
+
+    def cancel_finetune(self) -> None:
+        self.runner.cancel()
+
+    def shutdown_finetune(self) -> None:
+        """End a running fine-tune (call when the window closes)."""
+        self.runner.shutdown()
+
+    def use_new_model(self) -> None:
+        if self.new_model and Path(self.new_model).is_file():
+            self.model_ready.emit(self.new_model)
+            self.use_button.hide()
+            self.finetune_status.setText(f"Using {Path(self.new_model).parent.name}/{Path(self.new_model).name}")
+
+    def _on_finetune_progress(self, fraction: float, text: str) -> None:
+        self.finetune_bar.setValue(round(fraction * 1000))
+        text = text.replace("%", "")  # the bar's format reads %p, %v, %m
+        self.finetune_bar.setFormat(f"{text} %p%" if text else "%p%")
+
+    def _on_finetune_line(self, text: str) -> None:
+        if text.startswith("warning:"):
+            shown = self.warning.text().splitlines()
+            if text not in shown:
+                self._say_warnings([*shown, text])
+        else:
+            self.finetune_status.setText(text if len(text) <= 160 else text[:157] + "…")
+            self.finetune_status.setToolTip(text)
+
+    def _on_finetune_finished(self, state: str, tflite: str, message: str) -> None:
+        self.finetune_bar.hide()
+        self.cancel_button.hide()
+        self.finetune_button.setEnabled(True)
+        if state == "done":
+            self.new_model = tflite
+            self.use_button.show()
+            self.finetune_status.setText(message)
+            self.message.setText(f"New model: {tflite}. Use the new model swaps it in (the old one stays on disk).")
+        elif state == "cancelled":
+            self.finetune_status.setText("")
+            self.message.setText("Fine-tune cancelled; nothing was written")
+        else:
+            self.finetune_status.setText("")
+            self.message.setText(f"Fine-tune failed: {message}")
+        self.finetune_finished.emit(state, tflite, message)
