@@ -71,6 +71,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -139,6 +149,9 @@ def _main_parser() -> argparse.ArgumentParser:
                         "the app's Review tab (docs/review-loop.md)")
     p.add_argument("--vote-window", type=_positive_int, metavar="N", help="frames a track's label is voted over")
     p.add_argument("--realtime", action="store_true", help="files: pace to the file's frame rate")
+    p.add_argument("--max-reconnects", type=_non_negative_int, metavar="N",
+                   help="cameras: give up after N reconnects (0: fail at once if the camera cannot be opened); "
+                        "default: retry forever, also a camera that is down at start")
     p.add_argument("--quiet", action="store_true", help="no per-interval lines, only the final totals")
     return p
 
@@ -188,6 +201,7 @@ def build_config(args: argparse.Namespace):
         "detector.every_n": get("detect_every"),
         "tracker.vote_window": get("vote_window"),  # caps tracker.min_votes
         "sources.realtime": True if get("realtime") else None,
+        "sources.max_reconnects": get("max_reconnects"),
         "collect.folder": get("collect"),  # --collect: uncertain crops for the review loop (maskwatch.sinks.collect)
     }
     return Config.load(get("config"), flags)

@@ -274,6 +274,8 @@ class Pipeline:
         self.stats.source_state = self._frame_state or s.state
         self.stats.reconnect_in = s.reconnect_in
         self.stats.dropped_frames = int(s.dropped)
+        down = self.stats.source_state in (SourceState.RECONNECTING, SourceState.ENDED)
+        self.stats.source_error = (getattr(s, "last_error", None) or None) if down else None
 
     def _apply_swap(self) -> bool:
         """Take the classifier :meth:`swap_classifier` left, if any (in the iterating thread)."""
@@ -378,13 +380,14 @@ class Pipeline:
             faces.probs = probs
 
     def _check_first_connection(self) -> None:
-        """A live source that failed before its first frame: the camera is unreachable or the URL
-        is wrong, so say so (one line) instead of retrying silently. After the first frame, outages
-        are retried for as long as the source's ``max_reconnects`` allows."""
+        """A live source that gave up before its first frame: say so in one line (``cannot open
+        <camera>: <why>``). A camera that is down when the run starts is retried like one that went
+        down later (as ``serve`` does), for as long as ``sources.max_reconnects`` allows (forever
+        by default; ``0`` gives up at the first failure); the stats carry why it is down meanwhile.
+        A webcam that cannot be opened gives up at once (no retry of the first open)."""
         if not self.require_first_connection or self.frames_processed or not self.is_live:
             return
-        state = self.stats.source_state
-        if state in (SourceState.RECONNECTING, SourceState.ENDED) and self.source.last_error:
+        if self.stats.source_state == SourceState.ENDED and self.source.last_error:
             raise MaskwatchError(f"cannot open {self.source.name}: {self.source.last_error}")
 
     def _check_gave_up(self) -> None:
@@ -407,7 +410,8 @@ class Pipeline:
     def _stats_copy(self) -> Stats:
         s = self.stats
         return Stats(fps=s.fps, stage_ms=dict(s.stage_ms), dropped_frames=s.dropped_frames,
-                     source_state=s.source_state, reconnect_in=s.reconnect_in, latency_ms=s.latency_ms)
+                     source_state=s.source_state, reconnect_in=s.reconnect_in, latency_ms=s.latency_ms,
+                     source_error=s.source_error)
 
     def _close_stages(self) -> None:
         if self._reader is not None:

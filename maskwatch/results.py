@@ -22,6 +22,7 @@ class Stats:
     source_state: SourceState = SourceState.CONNECTING
     reconnect_in: float | None = None  # seconds until the next reconnect attempt, when reconnecting
     latency_ms: float = 0.0  # capture to label, this frame
+    source_error: str | None = None  # why the source is down (redacted), while it is reconnecting or ended
 
 
 @dataclass(frozen=True)

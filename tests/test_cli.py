@@ -267,7 +267,7 @@ def test_bad_input_is_one_line(case, bad_files):
 SLOW_BAD_INPUTS = {  # need the face detector loaded first: in-process
     "corrupt video": (["--headless", "--source", "{d}/corrupt.mp4"], "cannot open video"),
     "unreadable image": (["--headless", "--source", "{d}/broken.jpg"], "broken.jpg"),
-    "unreachable URL": (["--headless", "--source", "rtsp://admin:hunter2@127.0.0.1:9/live"], "cannot open rtsp://admin:***@127.0.0.1:9/live"),
+    "unreachable URL": (["--headless", "--source", "rtsp://admin:hunter2@127.0.0.1:9/live", "--max-reconnects", "0"], "cannot open rtsp://admin:***@127.0.0.1:9/live"),
     "bench on a missing file": (["bench", "--source", "{d}/missing.mp4"], "source not found"),
     "missing webcam": (["--headless", "--source", "7"], "cannot open webcam 7"),
 }

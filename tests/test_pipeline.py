@@ -212,13 +212,54 @@ def test_frame_size_change_after_a_reconnect_keeps_going():
     assert len(set(results[-1].faces.track_id.tolist())) == 1
 
 
-def test_live_source_failing_before_its_first_frame_is_an_error():
-    source = FakeLiveSource(frames=0, last_error="connection refused")
+def test_live_source_giving_up_before_its_first_frame_is_an_error():
+    source = FakeLiveSource(frames=0, then=SourceState.ENDED, last_error="connection refused")
     pipeline = Pipeline(tiny_config("unused"), source=source, detector=FakeDetector(), idle_tick_s=0.01)
     with pytest.raises(MaskwatchError, match="cannot open rtsp://cam/stream: connection refused"):
         list(pipeline)
     pipeline.close()
     assert source.closed
+
+
+class DownAtStartSource(FakeLiveSource):
+    """A camera that is down (reconnecting, 'connection refused') for its first ``down_reads``
+    reads, then comes up and delivers frames: the camera powered on after the monitor started."""
+
+    def __init__(self, down_reads: int, frames: int):
+        super().__init__(frames=frames, then=SourceState.ENDED)
+        self.down_reads = down_reads
+
+    def read(self, timeout=None):
+        if self.down_reads > 0:
+            self.down_reads -= 1
+            self.state, self.reconnect_in, self.last_error = SourceState.RECONNECTING, 0.5, "connection refused"
+            return None
+        self.last_error = None
+        return super().read(timeout)
+
+
+def test_a_camera_down_at_start_is_retried_and_its_frames_counted(tmp_path):
+    """Not an error while the source retries before its first frame (as serve does): the status
+    updates say why it is down, then its frames are processed and the person counted."""
+    import io
+
+    from maskwatch.sinks.console import ConsoleSink
+
+    source = DownAtStartSource(down_reads=5, frames=30)
+    err = io.StringIO()
+    console = ConsoleSink(io.StringIO(), err)
+    with Pipeline(tiny_config("unused"), source=source, detector=FakeDetector(), idle_tick_s=0.01) as pipeline:
+        results = list(pipeline)
+        for r in results:
+            console.on_result(r)
+    waiting = [r for r in results if r.frame is None and r.stats.source_state == SourceState.RECONNECTING]
+    assert len(waiting) == 5 and all(r.stats.source_error == "connection refused" for r in waiting)
+    assert sum(r.frame is not None for r in results) == 30
+    assert results[-1].totals.people_seen == 1
+    lines = err.getvalue().splitlines()  # one line for the reason (not one per retry)
+    assert lines[0] == ("maskwatch: source not reachable yet: connection refused; retrying (next attempt in 0.5 s), "
+                        "Ctrl+C stops"), lines
+    assert sum("not reachable yet" in line for line in lines) == 1
 
 
 def test_live_source_giving_up_after_frames_is_an_error_after_its_rows(tmp_path):

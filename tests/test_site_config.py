@@ -119,6 +119,8 @@ def test_db_plain_path_and_relative_sqlite_url_are_next_to_site_toml(tmp_path):
     ('[[cameras]]\nname = "a b"\nsource = "x.mp4"\n', "cameras[0].name must be letters, digits"),
     ('[[cameras]]\nname = "a/#"\nsource = "x.mp4"\n', "(it is an MQTT topic level)"),
     ('[[cameras]]\nsource = "x.mp4"\n', "cameras[0].name must be"),
+    ('[[cameras]]\nnmae = "corridor"\nsource = "x.mp4"\n', "cameras[0]: unknown key 'nmae' (a camera takes name, source"),
+    ('[[cameras]]\nname = "a"\nsource = "x.mp4"\nintervl_s = 5\n', "unknown config key intervl_s"),
     ('[[cameras]]\nname = "a"\n', "camera 'a': source is missing"),
     ('[[cameras]]\nname = "a"\nsource = "x.mp4"\n[[cameras]]\nname = "a"\nsource = "y.mp4"\n', "camera name 'a' is used twice"),
     ('[defaults]\ninterval_s = 1\n', "no [[cameras]]"),

@@ -20,6 +20,7 @@ from PyQt6.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QSizePolicy,
     QToolButton,
     QWidget,
 )
@@ -48,6 +49,10 @@ class AlertBanner(QFrame):
         self.text = QLabel()
         self.text.setObjectName("alertText")
         self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # a long message wraps inside the banner: it must never widen the window
+        self.text.setWordWrap(True)
+        self.text.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.text.setMinimumWidth(120)
         close = QToolButton()
         close.setText("✕")
         close.setObjectName("alertClose")
@@ -63,16 +68,39 @@ class AlertBanner(QFrame):
         self.hide()
 
     def show_message(self, message: str, kind: str = "compliance", sticky: bool = False) -> None:
-        r, g, b = SEVERITY_COLORS.get(kind, (90, 90, 90)) if kind != "error" else (150, 40, 40)
-        fg = "#111" if 0.299 * r + 0.587 * g + 0.114 * b > 140 else "#fff"
+        r, g, b = banner_color(kind)
+        fg = banner_text_color((r, g, b))
         self.setStyleSheet(f"#alertBanner {{ background: rgb({r},{g},{b}); border-radius: 6px; }}"
                            f"#alertText, #alertIcon, #alertClose {{ color: {fg}; font-weight: 600; background: transparent; border: none; }}")
+        self.icon.setText("ℹ" if kind == "info" else "⚠")
         self.text.setText(message)
         self.show()
         if sticky:
             self._timer.stop()
         else:
             self._timer.start(self._timeout_ms)
+
+
+BANNER_COLORS = {"error": (150, 40, 40), "without_mask": (190, 35, 35), "mask_off": (190, 35, 35),
+                 "compliance": (190, 35, 35), "interval_compliance": (190, 35, 35), "info": (50, 92, 150)}
+"""Banner backgrounds: the severity colour, darkened where white text on it would be under 4.5:1."""
+
+
+def banner_color(kind: str) -> tuple[int, int, int]:
+    """The alert banner's background for an alert of ``kind`` (or ``"error"``)."""
+    return BANNER_COLORS.get(kind) or SEVERITY_COLORS.get(kind, (90, 90, 90))
+
+
+def banner_text_color(rgb) -> str:
+    """White or near-black, whichever reads better on ``rgb`` (WCAG contrast).
+
+    >>> banner_text_color((255, 170, 0)), banner_text_color((150, 40, 40))
+    ('#111111', '#ffffff')
+    """
+    from maskwatch.gui.theme import contrast, hex_color
+
+    bg = hex_color(rgb)
+    return max(("#ffffff", "#111111"), key=lambda fg: contrast(fg, bg))
 
 
 def thumbnail_icon(image_rgb: np.ndarray | None, color: tuple[int, int, int], size: int = 56, mark: str = "!") -> QIcon:

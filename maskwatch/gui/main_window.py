@@ -33,10 +33,13 @@ import cv2
 from PyQt6.QtCore import QSize, QStandardPaths, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
 from PyQt6.QtWidgets import (
+    QApplication,
     QFileDialog,
+    QFrame,
     QLabel,
     QMainWindow,
     QMenu,
+    QScrollArea,
     QSplitter,
     QTabWidget,
     QToolBar,
@@ -54,6 +57,7 @@ from maskwatch.gui.review import ReviewTab
 from maskwatch.gui.settings import GuiSettings
 from maskwatch.gui.side_panel import SidePanel, elapsed_text
 from maskwatch.gui.source_picker import SourcePicker
+from maskwatch.gui.theme import apply_theme
 from maskwatch.gui.video_view import VideoView
 from maskwatch.gui.worker import Delivery, MonitorWorker
 from maskwatch.overlay import draw
@@ -67,57 +71,6 @@ from maskwatch.sources.spec import parse, redact
 RECORDINGS_KEY = "output/recordings"
 """The settings key of the folder Record writes to."""
 
-STYLE = """
-QMainWindow, #central { background: #16181d; }
-QWidget { color: #dfe3ea; font-size: 10pt; }
-QToolBar { background: #1e2127; border: none; border-bottom: 1px solid #2c3038; padding: 6px; spacing: 8px; }
-QToolBar QToolButton { padding: 5px 10px; border-radius: 5px; }
-QToolBar QToolButton:hover { background: #2c3038; }
-QToolButton#startButton { background: #1f6f4a; color: white; font-weight: 600; min-width: 64px; }
-QToolButton#startButton:hover { background: #268a5c; }
-QToolButton#startButton[running="true"] { background: #8a2f2f; }
-QToolButton#recordButton[recording="true"] { background: #8a2f2f; color: white; font-weight: 600; }
-#recordLabel { color: #ef5b5b; font-weight: 700; }
-QComboBox, QLineEdit, QSpinBox, QDoubleSpinBox { background: #272b33; border: 1px solid #363b45; border-radius: 5px; padding: 4px 6px; }
-QComboBox QAbstractItemView { background: #272b33; selection-background-color: #1f6f4a; }
-#sourceLabel { color: #9aa3b2; }
-#sidePanel { background: #16181d; }
-#card { background: #1e2127; border: 1px solid #2a2e36; border-radius: 8px; }
-#cardTitle { color: #8a93a3; font-size: 8pt; font-weight: 700; letter-spacing: 1px; }
-#statePill { color: white; font-weight: 700; border-radius: 9px; padding: 3px 12px; }
-#bigValue { font-size: 15pt; font-weight: 700; }
-#count { font-size: 22pt; font-weight: 700; }
-#compliance { font-size: 12pt; font-weight: 700; }
-#muted { color: #8a93a3; font-size: 9pt; }
-#inView { font-size: 10pt; }
-#alertLog { background: #1a1d22; border: none; }
-#alertLog::item { padding: 3px; border-bottom: 1px solid #262a31; }
-QStatusBar { background: #1e2127; color: #9aa3b2; }
-QToolButton::menu-button { border: none; background: transparent; width: 14px; }
-QToolButton::menu-arrow { image: url(@ICONS@/down.svg); width: 9px; height: 9px; }
-QComboBox::drop-down { border: none; width: 18px; }
-QScrollBar:vertical { background: #1a1d22; width: 8px; margin: 0; }
-QScrollBar::handle:vertical { background: #3a404b; border-radius: 4px; min-height: 24px; }
-QScrollBar::add-line:vertical, QScrollBar::sub-line:vertical { height: 0; }
-QSpinBox, QDoubleSpinBox { padding-right: 18px; }
-QSplitter::handle { background: #16181d; }
-QSpinBox::up-button, QDoubleSpinBox::up-button, QSpinBox::down-button, QDoubleSpinBox::down-button {
-    background: #30353e; border: none; width: 16px; }
-QSpinBox::up-button, QDoubleSpinBox::up-button { border-top-right-radius: 5px; }
-QSpinBox::down-button, QDoubleSpinBox::down-button { border-bottom-right-radius: 5px; }
-QSpinBox::up-arrow, QDoubleSpinBox::up-arrow { image: url(@ICONS@/up.svg); width: 9px; height: 9px; }
-QSpinBox::down-arrow, QDoubleSpinBox::down-arrow, QComboBox::down-arrow { image: url(@ICONS@/down.svg); width: 9px; height: 9px; }
-QPushButton { background: #2c3038; border: 1px solid #3a404b; border-radius: 5px; padding: 5px 16px; }
-QPushButton:hover { background: #363b45; }
-QPushButton:default { background: #1f6f4a; border-color: #268a5c; color: white; }
-QDialog QToolButton { background: #2c3038; border: 1px solid #3a404b; border-radius: 5px; padding: 3px 8px; }
-QCheckBox::indicator { width: 14px; height: 14px; border: 1px solid #4a515c; border-radius: 3px; background: #272b33; }
-QCheckBox::indicator:checked { background: #1f6f4a; border-color: #268a5c; image: url(@ICONS@/check.svg); }
-QMenu { background: #272b33; border: 1px solid #363b45; }
-QMenu::item:selected { background: #1f6f4a; }
-QToolTip { background: #272b33; color: #dfe3ea; border: 1px solid #363b45; }
-QDialog { background: #1e2127; }
-"""
 
 
 def icon(name: str) -> QIcon:
@@ -158,6 +111,8 @@ class MainWindow(QMainWindow):
         self._stop_requested = False
         self._started_at: float | None = None
         self._source_name = ""
+        self._shown_spec: str | None = None
+        self._shown_once = False
         self.snapshots_saved: list[Path] = []
         self.recorder: VideoSink | None = None  # the recording in progress
         self.recordings: list[Path] = []  # recordings finished in this session
@@ -167,7 +122,7 @@ class MainWindow(QMainWindow):
 
         self.setWindowTitle("maskwatch")
         self.setWindowIcon(icon("maskwatch"))
-        self.setStyleSheet(STYLE.replace("@ICONS@", (assets_dir() / "icons").as_posix()))
+        apply_theme()  # the whole application: this window, its dialogs, Qt's file dialogs
         self._build_toolbar()
         self._build_body()
         self._build_shortcuts()
@@ -194,6 +149,64 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         else:
             self.resize(1280, 780)
+        self._fit_to_screen()
+
+    # --- size ---------------------------------------------------------------------------------------
+    def _fit_to_screen(self) -> None:
+        """Never larger than the screen's free area (a 1280x720 laptop, a geometry saved on a
+        bigger monitor): the status bar and the bottom of the side panel stay in view."""
+        screen = self.screen() or QApplication.primaryScreen()
+        if screen is None:
+            return
+        free = screen.availableGeometry()
+        # the window manager's frame (title bar, borders): known once the window is mapped
+        extra_w = max(0, self.frameGeometry().width() - self.geometry().width()) or 2
+        extra_h = max(0, self.frameGeometry().height() - self.geometry().height()) or 30
+        width, height = min(self.width(), free.width() - extra_w), min(self.height(), free.height() - extra_h)
+        if (width, height) != (self.width(), self.height()):
+            self.resize(width, height)
+        frame = self.frameGeometry()
+        if self.isVisible() and not free.contains(frame):  # a position saved on another screen
+            self.move(max(free.left(), min(frame.left(), free.right() - frame.width())),
+                      max(free.top(), min(frame.top(), free.bottom() - frame.height())))
+
+    def _fit_toolbar(self) -> None:
+        """Text beside the icons while they fit, icons only (with their tooltips) when the window is
+        narrower: no action ever goes into the toolbar's overflow menu."""
+        if not hasattr(self, "_toolbar_widths"):
+            widths = {}
+            for style in (Qt.ToolButtonStyle.ToolButtonTextBesideIcon, Qt.ToolButtonStyle.ToolButtonIconOnly):
+                self.toolbar.setToolButtonStyle(style)
+                widths[style] = self._toolbar_need()
+            self._toolbar_widths = widths
+            self.setMinimumWidth(widths[Qt.ToolButtonStyle.ToolButtonIconOnly])
+        text = Qt.ToolButtonStyle.ToolButtonTextBesideIcon
+        style = text if self.width() >= self._toolbar_widths[text] else Qt.ToolButtonStyle.ToolButtonIconOnly
+        if self.toolbar.toolButtonStyle() != style:
+            self.toolbar.setToolButtonStyle(style)
+
+    def _toolbar_need(self) -> int:
+        """The width the toolbar needs with every action shown (the source box at its minimum)."""
+        layout = self.toolbar.layout()
+        need = layout.contentsMargins().left() + layout.contentsMargins().right() + 24  # + the handle/extension slack
+        for action in self.toolbar.actions():
+            widget = self.toolbar.widgetForAction(action)
+            if widget is None or not action.isVisible():
+                continue
+            hint = widget.minimumSizeHint() if widget is self.picker else widget.sizeHint()
+            need += hint.width() + layout.spacing()
+        return need
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt name
+        super().showEvent(event)
+        if not self._shown_once:  # Space starts at once: the editable source box must not take it
+            self._shown_once = True
+            self.video.setFocus(Qt.FocusReason.OtherFocusReason)
+            QTimer.singleShot(0, self._fit_to_screen)  # again with the window manager's frame known
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt name
+        super().resizeEvent(event)
+        self._fit_toolbar()
 
     # --- construction ------------------------------------------------------------------------------
     def _build_toolbar(self) -> None:
@@ -206,6 +219,8 @@ class MainWindow(QMainWindow):
         self.toolbar = bar
         self.picker = SourcePicker(self.settings.recent_sources())
         self.picker.activated.connect(self.start)
+        # an entry picked from the list (not typed): the focus leaves the text box, so Space starts it
+        self.picker.combo.activated.connect(lambda _i: self.video.setFocus(Qt.FocusReason.OtherFocusReason))
         bar.addWidget(self.picker)
 
         self.start_action = QAction(icon("start"), "Start", self)
@@ -222,8 +237,8 @@ class MainWindow(QMainWindow):
         bar.addAction(self.snapshot_action)
 
         self.record_action = QAction(icon("record"), "Record", self)
-        self.record_action.setToolTip("Record the annotated video to a file (Ctrl+R); the arrow picks the folder")
-        self.record_action.setEnabled(False)
+        self.record_action.setToolTip("Record the annotated video to a file (Ctrl+R; when idle it starts watching "
+                                      "too); the arrow picks the folder")
         self.record_action.triggered.connect(self.toggle_recording)
         bar.addAction(self.record_action)
         self.record_button = bar.widgetForAction(self.record_action)
@@ -253,12 +268,24 @@ class MainWindow(QMainWindow):
         lv.setSpacing(6)
         self.banner = AlertBanner()
         self.video = VideoView()
+        self.video.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # holds the focus when no text is typed (Space)
         lv.addWidget(self.banner)
         lv.addWidget(self.video, 1)
         self.side = SidePanel(self.base_config.alert_compliance_below)
         self.side.alert_log.alert_added.connect(self._on_alert)
+        # the side panel scrolls when the screen is short (1280x720): the window never needs more
+        # height than the screen, and the status bar stays in view
+        side_scroll = QScrollArea()
+        side_scroll.setObjectName("sidePanel")
+        side_scroll.setWidget(self.side)
+        side_scroll.setWidgetResizable(True)
+        side_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        side_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        side_scroll.setMinimumWidth(self.side.minimumWidth() + 10)
+        side_scroll.setMaximumWidth(self.side.maximumWidth() + 10)
+        self.side_scroll = side_scroll
         split.addWidget(left)
-        split.addWidget(self.side)
+        split.addWidget(side_scroll)
         split.setStretchFactor(0, 1)
         split.setStretchFactor(1, 0)
         split.setCollapsible(0, False)
@@ -308,10 +335,10 @@ class MainWindow(QMainWindow):
             self.start()
 
     def _redact(self, text: str) -> str:
-        text = redact(text)
-        if self._password:
-            text = text.replace(self._password, "***")
-        return text
+        """Credentials out of a message: the URL's password slot and secret query values (the run's
+        URL, password field included, went through ``parse``); never a search of the text for the
+        password, which would garble a path that happens to contain it."""
+        return redact(text)
 
     def build_run_config(self) -> Config:
         """The config for a run: the base config, the saved controls, the picked source."""
@@ -337,11 +364,14 @@ class MainWindow(QMainWindow):
         self._password = self.picker.password.text()
         self.run_config = self.build_run_config()
         self.side.set_threshold(self.run_config.alert_compliance_below)
+        # the recent list: added now (a camera that is down and retried stays listed), taken out
+        # again when the run fails before its first frame (a missing file, an invalid address)
         self.settings.add_recent(shown)
-        self.picker.set_recent(self.settings.recent_sources())
-        self.picker.set_spec(shown)
+        self._shown_spec = shown
         self._source_name = self._redact(self.picker.display_name())
-        self.setWindowTitle(f"maskwatch — {self._source_name}")
+        # Qt adds the application's name ("<title> — maskwatch") where the platform shows it
+        self.setWindowTitle(self._source_name)
+        self.side.source_is_live = self._is_live(self.run_config)
         self.last_result = None
         self.last_error = None
         self._stop_requested = False
@@ -356,6 +386,21 @@ class MainWindow(QMainWindow):
         self.worker.start(self.run_config, redact=self._redact)
         self._set_running_ui(True)
         self.statusBar().showMessage(f"Watching {self._source_name}")
+
+    @staticmethod
+    def _is_live(config: Config) -> bool:
+        try:
+            return parse(str(config.source)).is_live
+        except MaskwatchError:
+            return False
+
+    def _forget_failed_source(self) -> None:
+        """A source whose run failed before giving any frame leaves the recent list again."""
+        shown, self._shown_spec = self._shown_spec, None
+        if shown:
+            self.settings.remove_recent(shown)
+            self.picker.set_recent(self.settings.recent_sources())
+            self.picker.set_spec(shown)  # still in the box, to be corrected
 
     def stop(self) -> None:
         if not self.running:
@@ -373,7 +418,6 @@ class MainWindow(QMainWindow):
         self.start_button.style().unpolish(self.start_button)
         self.start_button.style().polish(self.start_button)
         self.picker.setEnabled(not running)
-        self.record_action.setEnabled(running)
 
     # --- deliveries ----------------------------------------------------------------------------------
     def _on_result_available(self) -> None:
@@ -400,7 +444,8 @@ class MainWindow(QMainWindow):
             text = self.side.state_label.text() if down else ""
             if self.last_result is None:
                 if down:
-                    self.video.set_hint(f"{self._source_name}: {text}")
+                    why = f" — {self._redact(d.status.source_error)}" if d.status.source_error else ""
+                    self.video.set_hint(f"{self._source_name}: {text}{why}")
             else:
                 self.video.set_badge(text)
         for s in d.summaries:
@@ -424,10 +469,13 @@ class MainWindow(QMainWindow):
         if delivery is not None:
             self.show_delivery(delivery)
         self.worker.join(5.0)
+        saved = None
         if self.recorder is not None:  # the monitor closed (finalised) it with the run
-            self._recording_ended()
+            saved = self._recording_ended()
         if self.last_error is not None:
             state = "error"
+            if self.last_result is None:
+                self._forget_failed_source()
         elif self._stop_requested:
             state = "stopped"
         else:
@@ -438,9 +486,17 @@ class MainWindow(QMainWindow):
         self._set_running_ui(False)
         if self.last_result is None:
             self.video.set_hint("Choose a source and press Start (Space)" if state != "error" else self.last_error)
-        message = {"ended": f"{self._source_name} ended", "stopped": "Stopped", "error": "Stopped by an error"}[state]
+        ran = elapsed_text(time.monotonic() - self._started_at) if self._started_at is not None else None
+        what = {"ended": "ended" if self.last_result is not None or not self.side.source_is_live else "gave no frame",
+                "stopped": "stopped", "error": "failed"}[state]
+        self.status_right.setText(f"{self._source_name} · {what}" + (f" after {ran}" if ran else ""))
+        message = {"ended": f"{self._source_name} ended", "stopped": "Stopped",
+                   "error": f"Stopped by an error: {self.last_error}"}[state]
         if self.run_config is not None and self.run_config.log is not None:
             message += f" — log: {self.run_config.log}"
+        if saved is not None:  # the recording closed with the run: say where it is
+            message += f" — recording saved: {saved}"
+            self.banner.show_message(f"Recording saved when the run {what}: {saved}", "info")
         self.statusBar().showMessage(message)
         self._started_at = None
         self.run_finished.emit(state)
@@ -524,9 +580,10 @@ class MainWindow(QMainWindow):
         """Record the running monitor's annotated frames to a new file; its path, or ``None``."""
         if self.recording:
             return self.recorder.path
-        if not self.running:
-            self.statusBar().showMessage("Start watching first, then record (Ctrl+R)", 4000)
-            return None
+        if not self.running:  # Record when idle: start watching the chosen source, recording from its first frame
+            self.start()
+            if not self.running:
+                return None
         folder = self.recording_folder()
         self._purge_old_outputs()
         try:
@@ -589,7 +646,7 @@ class MainWindow(QMainWindow):
         else:
             self.toolbar.hide()
             self.tabs.tabBar().hide()
-            self.side.hide()
+            self.side_scroll.hide()
             self.statusBar().hide()
             self.showFullScreen()
 
@@ -599,7 +656,7 @@ class MainWindow(QMainWindow):
         self.showNormal()
         self.toolbar.show()
         self.tabs.tabBar().show()
-        self.side.show()
+        self.side_scroll.show()
         self.statusBar().show()
 
     def open_settings(self) -> None:

@@ -152,6 +152,14 @@ class GuiSettings:
         self.q.setValue("sources/last", spec)
         self.q.sync()
 
+    def remove_recent(self, spec: str) -> None:
+        """Take ``spec`` out of the recent list (a source that failed before its first frame)."""
+        spec = strip_password(spec)
+        self.q.setValue("sources/recent", [s for s in self.recent_sources() if s != spec])
+        if self.last_source() == spec:
+            self.q.remove("sources/last")
+        self.q.sync()
+
     def last_source(self) -> str | None:
         value = self.q.value("sources/last", None)
         return str(value) if value else None

@@ -21,14 +21,15 @@ from PyQt6.QtWidgets import (
 from maskwatch import LABELS
 from maskwatch.frames import SourceState
 from maskwatch.gui.alerts import AlertLog
+from maskwatch.gui.theme import LABEL_TEXT
 from maskwatch.overlay import DISPLAY_NAMES, UNDECIDED, color_rgb, label_names
 from maskwatch.results import FrameResult, IntervalSummary, Stats, Totals
 
 STATE_COLORS = {
     "idle": (110, 116, 128),
-    SourceState.CONNECTING.value: (70, 140, 230),
-    SourceState.LIVE.value: (40, 170, 90),
-    SourceState.RECONNECTING.value: (230, 150, 30),
+    SourceState.CONNECTING.value: (40, 100, 190),
+    SourceState.LIVE.value: (30, 125, 66),
+    SourceState.RECONNECTING.value: (160, 92, 10),
     SourceState.ENDED.value: (110, 116, 128),
     "stopped": (110, 116, 128),
     "error": (210, 60, 60),
@@ -58,6 +59,8 @@ class SidePanel(QWidget):
     def __init__(self, alert_threshold: float, parent: QWidget | None = None):
         super().__init__(parent)
         self.setObjectName("sidePanel")
+        self.source_is_live = True
+        """A camera (the pill says "live") or a file / image folder ("playing"): set per run."""
         self.setMinimumWidth(330)
         self.setMaximumWidth(420)
         outer = QVBoxLayout(self)
@@ -103,7 +106,7 @@ class SidePanel(QWidget):
             value = QLabel("0")
             value.setObjectName("count")
             value.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            value.setStyleSheet(f"color: {_rgb(color_rgb(name))};")
+            value.setStyleSheet(f"color: {LABEL_TEXT[name]};")  # lighter than the overlay's: text on a card
             caption = QLabel({"with_mask": "with mask", "without_mask": "without", "mask_worn_incorrectly": "incorrect"}[name])
             caption.setObjectName("muted")
             caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -170,8 +173,8 @@ class SidePanel(QWidget):
     def set_state(self, state: str, reconnect_in: float | None = None) -> None:
         """``state``: a SourceState value, or "idle", "stopped", "error"."""
         self.state = state
-        text = {"idle": "idle", "connecting": "connecting…", "live": "● live", "ended": "ended",
-                "stopped": "stopped", "error": "error"}.get(state, state)
+        text = {"idle": "idle", "connecting": "connecting…", "live": "● live" if self.source_is_live else "▶ playing",
+                "ended": "ended", "stopped": "stopped", "error": "error"}.get(state, state)
         if state == SourceState.RECONNECTING.value:
             text = f"reconnecting in {reconnect_in:.0f} s" if reconnect_in else "reconnecting…"
         self.state_label.setText(text)
@@ -199,7 +202,7 @@ class SidePanel(QWidget):
             for i, name in enumerate(label_names(faces)):
                 tid = int(faces.track_id[i])
                 who = f"#{tid}" if tid >= 0 else "face"
-                c = _rgb(color_rgb(name if name in LABELS else UNDECIDED))
+                c = LABEL_TEXT[name] if name in LABELS else _rgb(color_rgb(UNDECIDED))
                 items.append(f"<span style='color:{c}'>■</span> {who} {DISPLAY_NAMES.get(name, name) if name != UNDECIDED else 'deciding…'}")
             self.in_view_label.setText(f"<b>{len(faces)}</b> {'person' if len(faces) == 1 else 'people'}: " + ", ".join(items))
         else:

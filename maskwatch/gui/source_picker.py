@@ -50,7 +50,7 @@ class SourcePicker(QWidget):
         self.combo = QComboBox()
         self.combo.setEditable(True)
         self.combo.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
-        self.combo.setMinimumContentsLength(34)
+        self.combo.setMinimumContentsLength(22)
         self.combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.combo.lineEdit().setPlaceholderText("webcam index, rtsp://user@camera/stream, video file or image folder")
         self.combo.setToolTip("A webcam, a camera URL (rtsp://, http://), a video file or a folder of images")
@@ -99,7 +99,11 @@ class SourcePicker(QWidget):
             self.combo.addItem("Demo clip (corridor CCTV)", str(demo))
         for cam in find_webcams():
             self.combo.addItem(cam.name, cam.spec)
-        recent = [r for r in recent if r]
+        builtin = {str(self.combo.itemData(k)) for k in range(self.combo.count())}
+        builtin |= {str(Path(b).resolve()) for b in builtin if b and not is_network_url(b) and Path(b).exists()}
+        # the demo clip and the webcams have their own entries: not listed again as recent sources
+        recent = [r for r in recent if r and r not in builtin
+                  and (is_network_url(r) or not Path(r).exists() or str(Path(r).resolve()) not in builtin)]
         if recent:
             self.combo.insertSeparator(self.combo.count())
             for spec in recent:
@@ -157,10 +161,16 @@ class SourcePicker(QWidget):
 
     # --- slots -----------------------------------------------------------------------------------
     def _on_text_edited(self, text: str) -> None:
+        """A password typed or pasted into the URL goes to the password field at once; the cursor
+        stays in the URL (someone typing ``rtsp://user:secret@`` goes on with the host there, and a
+        pasted URL is complete). Focus never jumps to the password field while the user types."""
+        edit = self.combo.lineEdit()
         stripped = self._split_off(text)
         if stripped != text.strip():
-            self.combo.lineEdit().setText(stripped)
-            self.password.setFocus(Qt.FocusReason.OtherFocusReason)
+            cursor = edit.cursorPosition()
+            removed = len(text) - len(stripped)
+            edit.setText(stripped)
+            edit.setCursorPosition(max(0, min(len(stripped), cursor - removed)))
         self._update_password_visibility()
 
     def _update_password_visibility(self) -> None:

@@ -79,6 +79,32 @@ def writable_folder(folder: Path, what: str) -> Path:
     return folder
 
 
+
+def new_file_mode() -> int:
+    """The mode of every file maskwatch writes: what a plain ``open()`` gives, ``0o666`` less the
+    process's umask (``0o644`` with the usual ``022``; the systemd unit's ``UMask=0027`` gives
+    ``0o640``). Files written through a temporary file (``mkstemp`` makes them ``0o600``) are set to it
+    too, so logs, recordings, crops and decisions all follow one rule: restrict them with the umask.
+
+    >>> new_file_mode() & 0o777 == new_file_mode() and new_file_mode() & 0o111 == 0
+    True
+    """
+    umask = _umask()
+    return 0o666 & ~umask
+
+
+def _umask() -> int:
+    try:  # Linux: read it without changing it (os.umask() sets it, racing other threads)
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
 def rewrite_atomic(path: str | os.PathLike, write: Callable, what: str, binary: bool = False) -> None:
     """Replace ``path`` with what ``write(fh)`` writes, all or nothing.
 
@@ -93,6 +119,7 @@ def rewrite_atomic(path: str | os.PathLike, write: Callable, what: str, binary: 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        os.chmod(tmp, new_file_mode())  # mkstemp's 0600 would make this file differ from the others
         with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="")) as fh:
             write(fh)
             sync(fh)

@@ -24,6 +24,7 @@ import logging
 from typing import TYPE_CHECKING, TextIO
 
 from maskwatch import LABELS
+from maskwatch.frames import SourceState
 from maskwatch.sinks.base import BaseSink
 from maskwatch.sinks.timestamps import iso_time
 
@@ -73,6 +74,7 @@ class ConsoleSink(BaseSink):
         self.quiet = quiet
         self.timespec = timespec
         self._last_state = None
+        self._retry_reason: str | None = None  # the last "not reachable yet" reason printed
         self._source_log = logging.getLogger("maskwatch.sources")
         self._holding = hold_source_warnings and self._source_log.level == logging.NOTSET
         if self._holding:
@@ -82,6 +84,8 @@ class ConsoleSink(BaseSink):
         if result.frame is None:
             if self._last_state is not None:  # state changes are news once the source has been live
                 self._show_state(result.stats)
+            else:
+                self._show_not_yet_open(result.stats)
             return
         self._release_source_warnings()
         self._show_state(result.stats)
@@ -104,6 +108,17 @@ class ConsoleSink(BaseSink):
         if self._holding:
             self._holding = False
             self._source_log.setLevel(logging.NOTSET)
+
+    def _show_not_yet_open(self, stats: Stats) -> None:
+        """Before the first frame: a camera that is down is retried; say why, once per reason."""
+        if stats.source_state != SourceState.RECONNECTING or not stats.source_error or self.quiet:
+            return
+        if stats.source_error == self._retry_reason:
+            return
+        self._retry_reason = stats.source_error
+        extra = f" (next attempt in {stats.reconnect_in:.1f} s)" if stats.reconnect_in else ""
+        print(f"{PROG}: source not reachable yet: {stats.source_error}; retrying{extra}, Ctrl+C stops",
+              file=self.err, flush=True)
 
     def _show_state(self, stats: Stats) -> None:
         state = stats.source_state

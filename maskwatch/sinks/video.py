@@ -52,6 +52,7 @@ import numpy as np
 
 from maskwatch.errors import MaskwatchError
 from maskwatch.opencv_paths import opencv_path
+from maskwatch.sinks.appended import new_file_mode
 from maskwatch.overlay import draw
 from maskwatch.results import FrameResult
 from maskwatch.sinks.base import BaseSink
@@ -247,6 +248,7 @@ class VideoSink(BaseSink):
         except OSError as e:
             raise MaskwatchError(f"cannot write video {self.path}: {e.strerror or e}") from None
         os.close(fd)
+        os.chmod(part, new_file_mode())  # the one rule for our files (sinks.appended.new_file_mode), not mkstemp's 0600
         self._part = Path(part)
         stack = contextlib.ExitStack()
         folder = stack.enter_context(opencv_path(os.path.abspath(self.path.parent)))

@@ -198,6 +198,24 @@ def _secret_file_anchored(table: Mapping, base: Path) -> Mapping:
     return {**table, "password_file": str(_relative_to(base, value))}
 
 
+def _check_camera_keys(table: Mapping, where: str) -> None:
+    """An unknown key of a ``[[cameras]]`` table: ``unknown key 'nmae'`` (with the known ones).
+
+    >>> _check_camera_keys({"nmae": "door", "source": "a.mp4"}, "site.toml: cameras[1]")
+    Traceback (most recent call last):
+    ...
+    maskwatch.errors.MaskwatchError: site.toml: cameras[1]: unknown key 'nmae' (a camera takes name, source, password, password_env, password_file and the keys of maskwatch's config, e.g. interval_s, log, detector)
+    """
+    fields = {f.name for f in dataclasses.fields(Config)}
+    for key in table:
+        head = str(key).partition(".")[0]
+        if key in ("name", "source", *secret_keys("password")) or head in fields:
+            continue
+        raise MaskwatchError(f"{where}: unknown key {str(key)!r} (a camera takes name, source, "
+                             f"{', '.join(secret_keys('password'))} and the keys of maskwatch's config, "
+                             "e.g. interval_s, log, detector)")
+
+
 def _source_with_password(source, password: str | None, where: str) -> str:
     """``source`` with ``password`` put into it (a camera URL only)."""
     from maskwatch.sources.spec import is_network_url, split_credentials, with_password
@@ -214,6 +232,8 @@ def _source_with_password(source, password: str | None, where: str) -> str:
 
 def _camera(table: Mapping, index: int, defaults: Mapping, base: Path, where: str) -> CameraConfig:
     name = table.get("name")
+    if name is None:  # a misspelled key ("nmae") says so, as a [detector] typo does, before "name is missing"
+        _check_camera_keys(table, f"{where}: cameras[{index}]")
     if not isinstance(name, str) or not CAMERA_NAME.fullmatch(name):
         raise MaskwatchError(f"{where}: cameras[{index}].name must be letters, digits, '_' or '-' "
                              f"(it is an MQTT topic level), got {name!r}")

@@ -155,8 +155,12 @@ def redact(text) -> str:
     """``text`` with every credential-looking part replaced by ``***``.
 
     Hidden: the password of every ``scheme://user:password@`` URL, the values of secret query keys
-    (:data:`SECRET_KEYS`), and any password :func:`parse` has seen in this process, wherever it
-    appears. Used for every message, log line, display name and file name that may carry a URL.
+    (:data:`SECRET_KEYS`), and any password :func:`parse` has seen in this process where it stands
+    in a credential's slot (after ``user:`` or ``key=``, up to an ``@``, ``&``, a space or the end),
+    also when it holds characters that break the URL patterns (``x://y@z``). Text elsewhere is
+    never searched for a password: a path that contains it (password ``secret``, file
+    ``secrets/nope.txt``) stays as it is, so nothing is garbled and nothing is given away. Used
+    for every message, log line, display name and file name that may carry a URL.
 
     >>> redact("rtsp://admin:pa55@cam.local:554/live and http://u:p@h/x")
     'rtsp://admin:***@cam.local:554/live and http://u:***@h/x'
@@ -170,13 +174,16 @@ def redact(text) -> str:
     'source not found: rtsp:/admin:***@cam/live'
     >>> redact("admin:s3cret@10.0.0.7:554/live and http://cam/x?pwd=ab cd")  # a raw query value: to the line's end
     'admin:***@10.0.0.7:554/live and http://cam/x?pwd=***'
+    >>> _ = parse("rtsp://admin:secret@cam/live")
+    >>> redact("password_file secrets/nope.txt not found; rtsp://admin:secret@cam/live")
+    'password_file secrets/nope.txt not found; rtsp://admin:***@cam/live'
     """
     text = str(text)
     with _SECRETS_LOCK:
         secrets = sorted(_SECRETS, key=len, reverse=True)
     for secret in secrets:
-        if secret in text:
-            text = text.replace(secret, "***")
+        if secret in text:  # only in a credential's slot: after "user:" or "key=", up to where it ends
+            text = re.sub(r"(?<=[:=])" + re.escape(secret) + r"(?=[@&\s'\"<>)\],;]|$)", "***", text)
     text = _URL_CREDENTIALS.sub(lambda m: f"{m['prefix']}{m['user']}:***@", text)
     text = _LOOSE_CREDENTIALS.sub(lambda m: f"{m['user']}:***@", text)
     # a value already redacted keeps what follows it ("pwd=***: connection refused" stays as it is)
@@ -381,6 +388,35 @@ def validate_url(url: str, shown: str | None = None) -> None:
         raise MaskwatchError(f"malformed URL {shown}: no host")
     if port == 0:
         raise MaskwatchError(f"malformed URL {shown}: port 0")
+    problem = address_problem(parts.hostname)
+    if problem:
+        raise MaskwatchError(f"invalid address in {shown}: {problem}")
+
+
+def address_problem(host: str) -> str | None:
+    """Why ``host`` cannot be a camera's address, or ``None``: an IPv4-looking host (four numbers)
+    must be a real IPv4 address, so ``256.1.1.1`` is caught here instead of surfacing as a refused
+    connection; a bracketed IPv6 literal must parse. Host names are left to the resolver.
+
+    >>> address_problem("256.1.1.1"), address_problem("192.168.1.20"), address_problem("cam-1.local")
+    ('256.1.1.1 is not an IPv4 address (each of its four numbers must be 0-255)', None, None)
+    >>> address_problem("0.0.0.0")
+    '0.0.0.0 is not a camera address'
+    """
+    import ipaddress
+
+    if re.fullmatch(r"[0-9]+(\.[0-9]+){3}", host):
+        try:
+            ip = ipaddress.IPv4Address(host)
+        except ValueError:
+            return f"{host} is not an IPv4 address (each of its four numbers must be 0-255)"
+        return f"{host} is not a camera address" if ip.is_unspecified else None
+    if ":" in host:
+        try:
+            ipaddress.IPv6Address(host.split("%")[0])
+        except ValueError:
+            return f"{host} is not an IPv6 address"
+    return None
 
 
 # -- the desktop app's password field --------------------------------------------------------------
