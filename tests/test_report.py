@@ -264,3 +264,17 @@ def test_person_time_and_masked_share_per_period_with_rows_of_an_earlier_version
     p, = summarize([old, new], "day", since=day - 1, until=day + 121)
     assert p.person_s == {"with_mask": 90.0, "without_mask": 30.0, "mask_worn_incorrectly": 0.0}
     assert p.masked_time_share == 0.75 and p.compliance_rate == 1.0
+
+
+def test_cameras_with_equal_values_keep_their_markers_visible():
+    """Issue 18: two cameras with the same compliance hid each other's markers. Each camera now has
+    its own marker shape; all but the last are hollow and larger, and later ones are drawn on top."""
+    from maskwatch.site.report import camera_styles
+
+    styles = camera_styles(4)
+    assert len({s["marker"] for s in styles}) == 4
+    sizes = [s["markersize"] for s in styles]
+    assert sizes == sorted(sizes, reverse=True) and len(set(sizes)) == 4  # a smaller one sits inside a larger ring
+    assert [s["markerfacecolor"] for s in styles] == ["none", "none", "none", None]
+    assert [s["zorder"] for s in styles] == sorted(s["zorder"] for s in styles)
+    assert camera_styles(1)[0]["markerfacecolor"] is None  # one camera: a plain filled marker

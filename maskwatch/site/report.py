@@ -339,6 +339,29 @@ def check_matplotlib() -> None:
         raise MaskwatchError("--png needs matplotlib, which is not installed: pip install matplotlib") from None
 
 
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h")
+
+
+def camera_styles(n: int) -> list[dict]:
+    """Line styles for ``n`` cameras in one compliance chart: each its own marker shape, the
+    earlier ones larger, hollow and drawn below, so cameras with equal values stay visible (a big
+    ring around a smaller filled marker) instead of hiding each other's markers.
+
+    >>> [(s["marker"], s["markersize"], s["markerfacecolor"]) for s in camera_styles(3)]
+    [('o', 11.0, 'none'), ('s', 8.5, 'none'), ('^', 6.0, None)]
+    >>> len({(s["marker"], s["markersize"]) for s in camera_styles(12)}) == 12
+    True
+    """
+    styles = []
+    for i in range(n):
+        size = max(4.0, 11.0 - 2.5 * i) if n > 1 else 7.0
+        last = i == n - 1
+        styles.append({"marker": MARKERS[i % len(MARKERS)], "markersize": size - 0.5 * (i // len(MARKERS)),
+                       "markerfacecolor": None if last or n == 1 else "none", "markeredgewidth": 1.6,
+                       "linestyle": ("-", "--", ":", "-.")[i % 4], "zorder": 2 + i})
+    return styles
+
+
 def write_png(periods: list[Period], path: str | Path, by: str, title: str) -> None:
     """Compliance per camera over time (top) and people per label, all cameras stacked (bottom)."""
     check_matplotlib()
@@ -351,10 +374,11 @@ def write_png(periods: list[Period], path: str | Path, by: str, title: str) -> N
     x = {s: datetime.fromtimestamp(s + (1800 if by == "hour" else 43200)) for s in starts}  # mid-period
     fig = Figure(figsize=(10, 6.5), dpi=120, layout="constrained")
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 2))
-    for camera in dict.fromkeys(p.camera for p in periods):
+    cameras = list(dict.fromkeys(p.camera for p in periods))
+    for camera, style in zip(cameras, camera_styles(len(cameras))):
         mine = [p for p in periods if p.camera == camera and p.compliance_rate is not None]
         if mine:
-            top.plot([x[p.start] for p in mine], [100 * p.compliance_rate for p in mine], marker="o", label=camera)
+            top.plot([x[p.start] for p in mine], [100 * p.compliance_rate for p in mine], label=camera, **style)
     top.set_ylim(0, 105)
     top.set_ylabel("compliance (% with mask)")
     top.grid(alpha=0.3)
