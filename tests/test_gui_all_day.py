@@ -312,3 +312,32 @@ def test_the_window_fits_the_screen_with_every_toolbar_action(tmp_path, size):
     names = ["Start", "Snapshot", "Record", "Full screen", "Settings"]
     for state in (out["toolbar"], out["narrow"]):
         assert not state["overflow"] and all(n in state["shown"] for n in names), out
+
+
+# --- the tabs wired together -----------------------------------------------------------------------
+
+def test_the_window_has_monitor_review_and_site_tabs(window):
+    assert [window.tabs.tabText(i) for i in range(window.tabs.count())] == ["Monitor", "Review", "Site"]
+    QTest.keyClick(window, Qt.Key.Key_3, Qt.KeyboardModifier.ControlModifier)
+    assert window.tabs.currentWidget() is window.site
+
+
+def test_a_site_tile_with_its_source_opens_that_camera_in_the_monitor_tab(qtbot, window):
+    window.tabs.setCurrentWidget(window.site)
+    with qtbot.waitSignal(window.run_finished, timeout=60000) as blocker:
+        window.site.open_source.emit(str(CLIP))
+        assert window.running and window.tabs.currentIndex() == 0
+    assert blocker.args[0] == "ended" and window.picker.current_spec() == str(CLIP)
+
+
+def test_a_fine_tuned_model_from_the_review_tab_is_used_for_the_next_run(qtbot, window, tmp_path):
+    new = tmp_path / "finetuned" / "mask_classifier.tflite"
+    new.parent.mkdir()
+    new.write_bytes(TINY_MODEL.read_bytes())
+    shutil.copy(TINY_MODEL.with_suffix(".json"), new.with_suffix(".json"))
+    window.review.model_ready.emit(str(new))
+    assert window.settings.apply(window.base_config).model == new
+    assert "finetuned" in window.model_label.text() or new.name in window.model_label.text()
+    window.picker.set_spec(str(CLIP))
+    assert run_to_end(qtbot, window) == "ended"
+    assert Path(window.run_config.model) == new

@@ -19,7 +19,7 @@ picked in Settings and swapped in while the stream plays (:meth:`MainWindow.swap
 frame uses it, the counts so far stay). The status bar names the model in use.
 
 Keyboard: Space start/stop · Ctrl+O open file · Ctrl+S snapshot · Ctrl+R record · F11 full-screen
-(Esc leaves) · Ctrl+, settings · Ctrl+1 / Ctrl+2 the Monitor / Review tab · Ctrl+Shift+O open a
+(Esc leaves) · Ctrl+, settings · Ctrl+1 / Ctrl+2 / Ctrl+3 the Monitor / Review / Site tab · Ctrl+Shift+O open a
 folder to review · Ctrl+Q quit.
 """
 
@@ -56,6 +56,7 @@ from maskwatch.gui.controls import ControlsDialog
 from maskwatch.gui.review import ReviewTab
 from maskwatch.gui.settings import GuiSettings
 from maskwatch.gui.side_panel import SidePanel, elapsed_text
+from maskwatch.gui.site_tab import SiteTab
 from maskwatch.gui.source_picker import SourcePicker
 from maskwatch.gui.theme import apply_theme
 from maskwatch.gui.video_view import VideoView
@@ -290,10 +291,14 @@ class MainWindow(QMainWindow):
         split.setStretchFactor(1, 0)
         split.setCollapsible(0, False)
         self.review = ReviewTab()
+        self.review.model_ready.connect(self.use_finetuned_model)
+        self.site = SiteTab(self.settings)
+        self.site.open_source.connect(self.open_site_camera)
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(split, "Monitor")
         self.tabs.addTab(self.review, "Review")
+        self.tabs.addTab(self.site, "Site")
         self.tabs.currentChanged.connect(self._tab_changed)
         layout = QVBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -320,6 +325,7 @@ class MainWindow(QMainWindow):
         add(["Ctrl+,"], self.open_settings, "Settings")
         add(["Ctrl+1"], lambda: self.tabs.setCurrentIndex(0), "Monitor tab")
         add(["Ctrl+2"], self.show_review, "Review tab")
+        add(["Ctrl+3"], lambda: self.tabs.setCurrentWidget(self.site), "Site tab")
         add(["Ctrl+Shift+O"], self.review.choose_folder, "Review: open folder")
         add(["Ctrl+Q"], self.close, "Quit")
 
@@ -699,6 +705,27 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Now using {described}", 8000)
         return described
 
+    def use_finetuned_model(self, path: str) -> None:
+        """The Review tab's *Use the new model*: swapped into the running stream at once, and saved
+        as the model of the next runs (Settings shows it; the shipped model is one click back)."""
+        if self.running and self.swap_model(path) is None:
+            return  # the banner says why; the model in use stays
+        collect = self.settings.apply(self.base_config).collect.folder
+        self.settings.set_model_and_collect(model=Path(path), collect=collect)
+        if not self.running:
+            self._show_model(path)
+            self.statusBar().showMessage(f"The next run uses {Path(path).name}", 8000)
+
+    def open_site_camera(self, url: str) -> None:
+        """A double-clicked Site tile with its source known (an opened site.toml): that camera in
+        the Monitor tab, started at once (what was running stops first)."""
+        if self.running:
+            self.stop()
+            self.worker.join(10.0)
+        self.picker.set_spec(url)  # its password goes to the password field, never into the box
+        self.tabs.setCurrentIndex(0)
+        self.start()
+
     def _show_model(self, path) -> None:
         """The model in use in the status bar: name, version, hash and its folder/file (not the whole path)."""
         from maskwatch.classification import model_info
@@ -715,7 +742,10 @@ class MainWindow(QMainWindow):
 
     # --- shutdown --------------------------------------------------------------------------------------
     def shutdown(self, timeout: float = 10.0) -> bool:
-        """Stop the worker and wait for it: camera released, last interval written, logs closed."""
+        """Stop the worker and wait for it: camera released, last interval written, logs closed;
+        the Site tab leaves its broker and a fine-tune in the background is cancelled."""
+        self.site.shutdown(quiet=True)
+        self.review.shutdown_finetune()
         if self.worker.running:
             self._stop_requested = True
             self.worker.stop()

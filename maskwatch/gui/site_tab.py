@@ -88,16 +88,14 @@ SHORT_LABEL = {"with_mask": "with mask", "without_mask": "without", "mask_worn_i
 ALERT_TEXT = {"without_mask": "without a mask", "mask_worn_incorrectly": "mask worn incorrectly",
               "mask_off": "took the mask off"}
 
-try:  # the app's theme (named colours with checked contrast), when this version has it
-    from maskwatch.gui.theme import COLORS as _THEME, LABEL_TEXT as _LABEL_TEXT
-except ImportError:  # pragma: no cover - older trees
-    _THEME, _LABEL_TEXT = {}, {}
-MUTED = _THEME.get("muted", "#a3abb9")
-SUNKEN = _THEME.get("sunken", "#1a1d22")
-LINE = _THEME.get("line", "#2a2e36")
-ERROR_TEXT = _LABEL_TEXT.get("without_mask", "#ff6b6b")
+from maskwatch.gui.theme import COLORS as _THEME, LABEL_TEXT as _LABEL_TEXT  # noqa: E402 - named, contrast-checked colours
+
+MUTED = _THEME["muted"]
+SUNKEN = _THEME["sunken"]
+LINE = _THEME["line"]
+ERROR_TEXT = _LABEL_TEXT["without_mask"]
 STALE_STYLE = (f"#card {{ background: {SUNKEN}; border: 1px dashed {LINE}; border-radius: 8px; }} "
-               f"QLabel {{ color: {MUTED}; }}")
+               f"QLabel {{ color: {MUTED}; }} QLabel#statePill {{ color: {_THEME.get('on_accent', '#ffffff')}; }}")
 """A grey tile: the sunken background and every text muted (contrast as the theme's muted text)."""
 
 
@@ -146,6 +144,7 @@ class SiteAlert:
     ts: float
     track_id: int | None
     snapshot: str | None  # the path in the payload (a file on serve's host)
+    box: tuple[float, float, float, float] | None = None  # the face in the snapshot's pixels (x1, y1, x2, y2)
 
 
 @dataclass
@@ -165,6 +164,7 @@ class CameraStatus:
     last_alert: SiteAlert | None = None
     last_news: float | None = None  # wall clock of the last message that was not a retained replay
     messages: int = 0
+    created: float = field(default_factory=time.time)  # when the tab first heard of it (or read it in site.toml)
 
     @property
     def people_in_view(self) -> int:
@@ -342,15 +342,17 @@ class SiteState:
             return
         if status.last_alert is not None and status.last_alert.ts > ts:
             return  # an older event (from the database, or late): the newer alert stands
-        snapshot = event.get("snapshot")
+        snapshot, box = event.get("snapshot"), event.get("box")
+        box = tuple(_number(v) for v in box) if isinstance(box, list) and len(box) == 4 else None
         status.last_alert = SiteAlert("mask_off" if kind == "label_changed" else label, ts, track,
-                                      snapshot if isinstance(snapshot, str) and snapshot else None)
+                                      snapshot if isinstance(snapshot, str) and snapshot else None,
+                                      box if box is not None and None not in box else None)
 
     # -- reading ------------------------------------------------------------------------------
     def quiet_for(self, name: str, now: float) -> float:
         """Seconds since the camera's last news (or since the connect, when that is later)."""
         status = self.cameras[name]
-        since = max(t for t in (status.last_news, self.connected_at, 0.0) if t is not None)
+        since = max(t for t in (status.last_news, self.connected_at, status.created) if t is not None)
         return max(0.0, now - since)
 
     def grey_reason(self, name: str, now: float, timeout_s: float) -> str | None:
@@ -435,10 +437,8 @@ class _Client:
 
 
 def _state_color(state: str | None) -> str:
-    try:
-        from maskwatch.gui.side_panel import STATE_COLORS
-    except ImportError:  # pragma: no cover
-        STATE_COLORS = {}
+    from maskwatch.gui.side_panel import STATE_COLORS
+
     rgb = STATE_COLORS.get(state or "idle", (110, 116, 128))
     return f"rgb({rgb[0]},{rgb[1]},{rgb[2]})"
 
@@ -478,11 +478,13 @@ class CameraTile(QFrame):
         self.pill = QLabel("—")
         self.pill.setObjectName("statePill")
         self.pill.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.pill.setSizePolicy(QSizePolicy.Policy.Minimum, QSizePolicy.Policy.Fixed)
         head.addWidget(self.name_label, 1)
         head.addWidget(self.pill)
         outer.addLayout(head)
         self.state_label = QLabel("")
         self.state_label.setObjectName("muted")
+        self.state_label.setWordWrap(True)
         outer.addWidget(self.state_label)
         self.in_view_label = QLabel("")
         self.in_view_label.setTextFormat(Qt.TextFormat.RichText)
@@ -523,7 +525,7 @@ class CameraTile(QFrame):
         if status.state_since is not None:
             since = duration_text(now - status.state_since)
             self.state_label.setText(f"{state} for {'' if status.state_exact else '≥ '}{since}"
-                                     + (f" · {grey}" if grey else f" · heard {duration_text(quiet_s)} ago"))
+                                     + (f"\n{grey}" if grey else f" · heard {duration_text(quiet_s)} ago"))
         else:
             self.state_label.setText(grey or "no state yet")
         if status.in_view:
@@ -561,17 +563,25 @@ class CameraTile(QFrame):
             text += "\nno snapshot"
             self._set_thumb(None)
         elif Path(path).is_file():
-            self._set_thumb(path)
+            self._set_thumb(path, alert.box)
         else:
             text += "\nsnapshot not on this machine"
             self._set_thumb(None)
         self.alert_label.setText(text)
 
-    def _set_thumb(self, path: str | None) -> None:
+    def _set_thumb(self, path: str | None, box=None) -> None:
         if path == self._thumb_path:
             return
         self._thumb_path = path
         pixmap = QPixmap(path) if path else QPixmap()
+        if not pixmap.isNull() and box is not None:  # the person's face, with some room around it
+            x1, y1, x2, y2 = box
+            side = max(x2 - x1, y2 - y1) * 1.6
+            cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+            left, top = max(0, int(cx - side / 2)), max(0, int(cy - side / 2))
+            right, bottom = min(pixmap.width(), int(cx + side / 2)), min(pixmap.height(), int(cy + side / 2))
+            if right - left >= 8 and bottom - top >= 8:
+                pixmap = pixmap.copy(left, top, right - left, bottom - top)
         if pixmap.isNull():
             self.thumb.clear()
             self.thumb.setVisible(False)
@@ -695,6 +705,7 @@ class SiteTab(QWidget):
         self.site = None  # the opened SiteConfig (or None)
         self.site_db: tuple[str, str] | None = None  # (database URL, shown URL) of the opened config
         self.site_path: Path | None = None
+        self._site_note = ""  # " · site config ...: N cameras, history ..." once one is opened
         self.connection = "disconnected"  # disconnected, connecting, connected, refused, unreachable, lost
         self._client: _Client | None = None
         self._generation = 0
@@ -860,9 +871,7 @@ class SiteTab(QWidget):
             return False
         self._save_fields()
         if settings.prefix != self.state.prefix:
-            self._clear_tiles()
-            self.state = SiteState(settings.prefix)
-            self._seed_from_history()
+            self._set_prefix(settings.prefix)
         self._generation += 1
         try:
             client = _Client(settings, self._bridge, self._generation)
@@ -899,7 +908,7 @@ class SiteTab(QWidget):
         self.connection = what
         if what == "connected":
             self.state.connected()
-            self._say(f"connected to {address}, topics {self.state.prefix}/#")
+            self._say(f"connected to {address}, topics {self.state.prefix}/#{self._site_note}")
         elif what == "refused":
             self._say(f"broker {address} refused the connection: {detail} (check user and password); retrying",
                       error=True)
@@ -953,6 +962,8 @@ class SiteTab(QWidget):
         self.settings.q.setValue("site/config_dir", str(path.parent))
         self.settings.q.sync()
         if mqtt is not None:
+            if mqtt.prefix != self.state.prefix:
+                self._set_prefix(mqtt.prefix, seed=False)
             self.host_edit.setText(mqtt.host)
             self.port_spin.setValue(mqtt.port)
             self.prefix_edit.setText(mqtt.prefix)
@@ -966,6 +977,7 @@ class SiteTab(QWidget):
         seeded = self._seed_from_history()
         from maskwatch.sources.spec import display_path
 
+        self._site_note = f" · {display_path(path)}: {len(site.cameras) if site else '?'} cameras, history {db[1]}"
         self._say(f"site config {display_path(path)}: {len(site.cameras) if site else '?'} cameras, "
                   f"history {db[1]}{seeded}{note}", error=bool(note))
         self.refresh()
@@ -1014,9 +1026,20 @@ class SiteTab(QWidget):
             self._relayout()
         return tile
 
+    def _set_prefix(self, prefix: str, seed: bool = True) -> None:
+        """Another site (topic prefix): start over, keeping the opened config's cameras."""
+        self._clear_tiles()
+        self.state = SiteState(prefix)
+        if self.site is not None:
+            for camera in self.site.cameras:
+                self._tile(camera.name)
+        if seed:
+            self._seed_from_history()
+
     def _clear_tiles(self) -> None:
         for tile in self.tiles.values():
             self.grid.removeWidget(tile)
+            tile.setParent(None)
             tile.deleteLater()
         self.tiles.clear()
         self._columns = 0
