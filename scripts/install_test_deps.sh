@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Debian packages the tests need: ffmpeg, Xvfb (GUI tests), the GStreamer RTSP test server
 # (python3-gi + gst-rtsp-server + plugins, run by /usr/bin/python3), the X/xcb libraries PyQt6 loads,
-# the mosquitto MQTT broker and a PostgreSQL server (the site tests start their own on a free port).
+# the mosquitto MQTT broker and a PostgreSQL server (the site tests start their own on a free port),
+# desktop-file-validate (desktop-file-utils) and systemd-analyze (systemd) for the shipped desktop entry
+# and systemd unit (tests/test_packaging.py; installing systemd in a container only adds its tools).
 # Idempotent: does nothing at all when every package is already installed; otherwise needs root
 # (or sudo) and runs apt-get update + apt-get install -y.
 #   bash scripts/install_test_deps.sh
@@ -16,6 +18,7 @@ PACKAGES=(
     libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1
     libegl1 libgl1 libfontconfig1 libdbus-1-3
     mosquitto mosquitto-clients postgresql
+    desktop-file-utils systemd
 )
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
