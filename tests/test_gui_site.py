@@ -283,25 +283,26 @@ def test_broker_password_is_refused_or_used_and_never_stored_or_shown(qtbot, tmp
 # -- under Xvfb: a real broker and a real serve with two cameras -------------------------------------------
 
 
-def _repeated_clip(path: Path, seconds: float, fps: int = 5) -> Path:
-    """The two-people clip of conftest (a masked person, nobody, an unmasked one), at half size and
-    ``fps``, repeated for ``seconds``: a file camera that stays live for the whole scenario."""
+def _repeated_clip(path: Path, source: Path, seconds: float, fps: int = 10, shift: int = 0) -> Path:
+    """``source`` at half size and ``fps``, repeated for ``seconds`` (from frame ``shift`` on): a file
+    camera that stays live for the whole scenario."""
     import cv2
 
-    from conftest import write_known_faces_clip
-
-    base = write_known_faces_clip(path.with_name("known.mp4"), fps=fps)["path"]
-    cap = cv2.VideoCapture(str(base))
-    frames = []
+    cap = cv2.VideoCapture(str(source))
+    step = max(1, round((cap.get(cv2.CAP_PROP_FPS) or fps) / fps))
+    frames, index = [], 0
     while True:
         ok, frame = cap.read()
         if not ok:
             break
-        frames.append(cv2.resize(frame, (320, 180), interpolation=cv2.INTER_AREA))
+        if index % step == 0:
+            frames.append(cv2.resize(frame, (frame.shape[1] // 2 // 2 * 2, frame.shape[0] // 2 // 2 * 2),
+                                     interpolation=cv2.INTER_AREA) if frame.shape[1] > 640 else frame)
+        index += 1
     cap.release()
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (320, 180))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, frames[0].shape[1::-1])
     for i in range(int(seconds * fps)):
-        writer.write(frames[i % len(frames)])
+        writer.write(frames[(i + shift) % len(frames)])
     writer.release()
     return path
 
@@ -334,7 +335,12 @@ def scenario(out: Path, screenshot: Path | None) -> dict:
     lines: list[str] = []
     try:
         model = SHIPPED_MODEL if SHIPPED_MODEL.is_file() else TINY_MODEL
-        clips = {name: _repeated_clip(out / f"{name}.avi", 240) for name in ("door", "hall")}
+        from conftest import write_known_faces_clip
+        from maskwatch.paths import demo_clip
+
+        known = write_known_faces_clip(out / "known.mp4", fps=10)["path"]  # a masked person, nobody, an unmasked one
+        clips = {"door": _repeated_clip(out / "door.avi", demo_clip(), 240),  # the demo corridor, masked walker
+                 "hall": _repeated_clip(out / "hall.avi", known, 240, shift=20)}
         (out / "snaps").mkdir()
         site = out / "site.toml"
         site.write_text(f"""
@@ -390,8 +396,10 @@ discovery = false
 
         result["both_live_s"] = _wait(app, lambda: live("door") and live("hall"), 240)
         result["timeout_s"] = {name: tab.timeout_s(name) for name in ("door", "hall")}
-        # a moment more for people in view and an alert with its snapshot (the screenshot's sake)
-        _wait(app, lambda: any(t.thumbnail_shown for t in tab.tiles.values()), 25)
+        # a moment more for decided people and an alert with its snapshot (the screenshot's sake)
+        _wait(app, lambda: all(s.today_rate(time.time())[1] >= 2 for s in tab.state.cameras.values())
+              and any(t.thumbnail_shown for t in tab.tiles.values()), 45)
+        result["tile_names"] = sorted(t.name for t in tab.findChildren(type(tab.tiles["door"])))
         tab.refresh()
         app.processEvents()
         result["tiles_live"] = {n: {"pill": t.pill.text(), "stale": t.stale, "state": t.state_label.text(),
@@ -410,6 +418,8 @@ discovery = false
         result["door_grey_s"] = _wait(app, lambda: tab.tiles["door"].stale, 60)
         result["door_grey_reason"] = tab.tiles["door"].grey_reason
         result["hall_live_while_door_grey"] = live("hall")
+        _wait(app, lambda: False, 0.3)  # let the layouts catch up before the grab
+        tab.grab().save(str(out / "door_grey.png"))  # to look at: one grey tile, one live
         os.kill(serve.pid, signal.SIGKILL)  # serve dies: no goodbye; the broker sends its last will
         result["hall_grey_s"] = _wait(app, lambda: tab.tiles["hall"].stale, 60)
         result["hall_grey_reason"] = tab.tiles["hall"].grey_reason
@@ -468,6 +478,7 @@ def test_site_tab_follows_a_real_serve_under_xvfb(tmp_path):
     assert result["both_live_s"] is not None, log  # the tiles of both cameras went live from the broker
     assert result["timeout_s"] == {"door": 12.0, "hall": 12.0}  # interval 1 s in site.toml: 2 x 1 s + 10 s
     assert all(t["pill"] == "LIVE" and not t["stale"] for t in result["tiles_live"].values()), result["tiles_live"]
+    assert result["tile_names"] == ["door", "hall"]  # one tile each
     # the hung camera is grey within its timeout (+ the tab's 1 s refresh and the last row's own second)
     assert result["door_grey_s"] is not None and result["door_grey_s"] <= 12.0 + 3.0, result
     assert result["door_grey_reason"].startswith("nothing heard for")

@@ -524,8 +524,9 @@ class CameraTile(QFrame):
         self.pill.setStyleSheet(f"background: {_state_color(None if grey else status.state)};")
         if status.state_since is not None:
             since = duration_text(now - status.state_since)
-            self.state_label.setText(f"{state} for {'' if status.state_exact else '≥ '}{since}"
-                                     + (f"\n{grey}" if grey else f" · heard {duration_text(quiet_s)} ago"))
+            since = f"{'' if status.state_exact else '≥ '}{since}"
+            self.state_label.setText(f"last known: {state} for {since}\n{grey}" if grey
+                                     else f"{state} for {since} · heard {duration_text(quiet_s)} ago")
         else:
             self.state_label.setText(grey or "no state yet")
         if status.in_view:
