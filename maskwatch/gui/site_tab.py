@@ -510,6 +510,7 @@ class CameraTile(QFrame):
         outer.addLayout(alert)
         outer.addStretch(1)
         self._thumb_path: str | None = None
+        self.alerts_since = "since connected"  # "today" once the site's database was read
         self.stale = False
         self.grey_reason: str | None = None
 
@@ -553,7 +554,7 @@ class CameraTile(QFrame):
 
     def _show_alert(self, alert: SiteAlert | None) -> None:
         if alert is None:
-            self.alert_label.setText("no alert since connected")
+            self.alert_label.setText(f"no alert {self.alerts_since}")
             self._set_thumb(None)
             return
         when = datetime.fromtimestamp(alert.ts).strftime("%H:%M:%S")
@@ -1011,7 +1012,9 @@ class SiteTab(QWidget):
             if status is not None:
                 self.state.add_event(status, event)
         for name in self.state.cameras:
-            self._tile(name)
+            tile = self._tile(name)
+            if tile is not None:
+                tile.alerts_since = "today"
         return f", {len(rows)} interval rows of today"
 
     # -- tiles --------------------------------------------------------------------------------------------
