@@ -47,6 +47,7 @@ from pathlib import Path
 from PyQt6.QtCore import QObject, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QPixmap
 from PyQt6.QtWidgets import (
+    QApplication,
     QCheckBox,
     QDialog,
     QDialogButtonBox,
@@ -719,6 +720,9 @@ class SiteTab(QWidget):
         self._timer.setInterval(1000)
         self._timer.timeout.connect(self.refresh)
         self._timer.start()
+        app = QApplication.instance()
+        if app is not None:  # the app quitting without shutdown(): paho's thread still ends
+            app.aboutToQuit.connect(self.shutdown)
         self.refresh()
 
     # -- settings (never the password) ------------------------------------------------------------
