@@ -68,7 +68,7 @@ def _path_or_none(text: str) -> Path | None:
 class ControlsDialog(QDialog):
     def __init__(self, settings: GuiSettings, base: Config, parent: QWidget | None = None):
         super().__init__(parent)
-        self.setWindowTitle("maskwatch — settings")
+        self.setWindowTitle("Settings")  # Qt adds " — maskwatch"
         self.settings = settings
         self.base = base
         form = QFormLayout(self)
