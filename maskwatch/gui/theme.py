@@ -112,8 +112,6 @@ QProgressBar::chunk {{ background: {accent}; border-radius: 4px; }}
 QGroupBox {{ border: 1px solid {line}; border-radius: 6px; margin-top: 10px; padding-top: 6px; }}
 QGroupBox::title {{ color: {muted}; subcontrol-origin: margin; left: 8px; }}
 #reviewGrid {{ background: {sunken}; color: {text}; border: none; }}
-#siteTile {{ background: {card}; border: 1px solid {line}; border-radius: 8px; }}
-#siteTile[stale="true"] {{ background: {sunken}; border-color: {line}; }}
 """
 
 STYLE = STYLE_TEMPLATE.format(**COLORS)
