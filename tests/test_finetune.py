@@ -368,3 +368,114 @@ def test_rows_matched_by_relative_path_then_base_name(tmp_path):
     boxes = {Path(c.path).name: c.box for c in crops}
     assert boxes == {"a__x.png": (10.0, 10.0, 30.0, 30.0), "x.png": None, "y.png": (2.0, 2.0, 20.0, 20.0)}
     assert "1 matched by path relative to the collect folder, 1 by base name only" in notes[0]
+
+
+# --------------------------------------------------------------------------- issue 18: defaults, one class, progress
+
+
+def test_default_model_resolves_from_any_folder(tmp_path, monkeypatch):
+    """--model's default is the shipped float model found through maskwatch.paths, not a path relative to the cwd."""
+    from maskwatch.paths import models_dir
+    from train.cli import build_parser
+    from train.finetune import FinetuneConfig
+
+    monkeypatch.delenv("MASKWATCH_MODELS", raising=False)
+    monkeypatch.chdir(tmp_path)
+    default = FinetuneConfig(data="d", out="o").model
+    assert Path(default).is_absolute() and Path(default).is_file()
+    assert Path(default) == (models_dir() / "mask_classifier.keras").resolve()
+    args = build_parser().parse_args(["finetune", "--data", "d", "--out", "o"])
+    assert args.model == default
+    monkeypatch.setenv("MASKWATCH_MODELS", str(tmp_path / "mine"))
+    assert FinetuneConfig(data="d", out="o").model == str((tmp_path / "mine" / "mask_classifier.keras").resolve())
+
+
+def test_a_missing_model_is_one_line_error(tmp_path, capsys):
+    from train.cli import main
+
+    site = _site_folder(tmp_path / "site")
+    rc = main(["finetune", "--data", str(site), "--out", str(tmp_path / "run"), "--model", str(tmp_path / "no.keras")])
+    err = capsys.readouterr().err.strip()
+    assert rc != 0 and len(err.splitlines()) == 1 and "--model: no float model at" in err and "no.keras" in err
+    assert not (tmp_path / "run").exists()
+
+
+def _one_track_folder(root: Path, label: str = "with_mask", n: int = 15) -> Path:
+    """``n`` collector-named crops of one track (``000001_t7.png`` ...): one person, so nothing can be held out."""
+    files = sorted((FIXTURES / "with_mask").glob("*.jpg"))
+    dst = root / "labelled" / label
+    dst.mkdir(parents=True)
+    for i in range(n):
+        img = cv2.imread(str(files[i % len(files)]))
+        img = cv2.copyMakeBorder(img, 8, 8, 8, 8, cv2.BORDER_REPLICATE)
+        cv2.imwrite(str(dst / f"{i + 1:06d}_t7.png"), cv2.flip(img, 1) if i % 2 else img)
+    return root
+
+
+def test_single_class_is_refused_without_replay_in_one_line(tmp_path, tiny_model, capsys):
+    from train.cli import main
+
+    site = _site_folder(tmp_path / "site", per_class=15)
+    for name in ("without_mask", "mask_weared_incorrect"):
+        shutil.rmtree(site / name)
+    rc = main(["finetune", "--data", str(site), "--out", str(tmp_path / "run"), "--model", str(tiny_model)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1
+    assert "all 15 labelled crops are with_mask" in err and "--allow-single-class" in err and "--replay" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_single_class_with_replay_is_a_warning(tmp_path):
+    from train.finetune import FinetuneConfig, preflight
+
+    site = _site_folder(tmp_path / "site", per_class=15)
+    for name in ("without_mask", "mask_weared_incorrect"):
+        shutil.rmtree(site / name)
+    pre = preflight(FinetuneConfig(data=str(site), out=str(tmp_path / "run"), replay=str(_replay_manifest(tmp_path))))
+    assert pre.single_class == "with_mask" and pre.held.sum() == 3  # 15 images: a fifth held out
+    assert any(w.startswith("single class: all 15 labelled crops are with_mask") and "replay faces" in w
+               for w in pre.warnings)
+    assert pre.replay_note.startswith("replay: 900 training faces of ")
+
+
+def test_nothing_held_out_is_a_warning(tmp_path):
+    from train.finetune import FinetuneConfig, preflight
+
+    site = _one_track_folder(tmp_path / "site", "with_mask", 6)
+    _one_track_folder(tmp_path / "site", "without_mask", 6)  # the same track number: one group in all
+    pre = preflight(FinetuneConfig(data=str(site), out=str(tmp_path / "run")))
+    assert not pre.held.any() and pre.single_class is None
+    assert [w for w in pre.warnings if w.startswith("nothing held out: 12 crops are too few to hold any out")]
+    pre0 = preflight(FinetuneConfig(data=str(_site_folder(tmp_path / "three")), out="o", holdout=0))
+    assert [w for w in pre0.warnings if w.startswith("nothing held out (--holdout 0)")]
+    assert pre0.replay_note.startswith("no replay: only these site crops train")
+
+
+def test_single_class_allowed_warns_and_prints_progress_lines(tmp_path, tiny_model, capsys):
+    """15 crops of one person, one class, --allow-single-class: it trains, and says so in one line each:
+    single class, nothing held out, no replay; --progress-lines prints @progress and @result JSON."""
+    from train.cli import main
+
+    site = _one_track_folder(tmp_path / "site")
+    run = tmp_path / "run"
+    rc = main(["finetune", "--data", str(site), "--out", str(run), "--model", str(tiny_model), "--epochs", "2",
+               "--batch-size", "4", "--calib-size", "4", "--allow-single-class", "--progress-lines"])
+    assert rc == 0
+    lines = capsys.readouterr().out.splitlines()
+    plain = [ln for ln in lines if not ln.startswith("@")]
+    assert [ln for ln in plain if ln.startswith("warning: single class: all 15 labelled crops are with_mask")]
+    assert [ln for ln in plain if ln.startswith("warning: nothing held out: 15 crops are too few")]
+    assert [ln for ln in plain if ln.startswith("no replay: ")]
+    assert "no site crops held out (too few to hold any out): no before/after" in plain
+    progress = [json.loads(ln.removeprefix("@progress ")) for ln in lines if ln.startswith("@progress ")]
+    fractions = [p["fraction"] for p in progress]
+    assert fractions == sorted(fractions) and fractions[0] == 0.0 and fractions[-1] == 1.0
+    stages = [p["stage"] for p in progress]
+    assert stages[0] == "checking" and "training" in stages and "exporting" in stages and stages[-1] == "done"
+    assert any(p["detail"] == "top epoch 1/1" for p in progress)
+    [result] = [json.loads(ln.removeprefix("@result ")) for ln in lines if ln.startswith("@result ")]
+    assert result["model"] == str(run / "mask_classifier.tflite") and Path(result["model"]).is_file()
+    assert result["held_out"] == 0 and any(w.startswith("single class") for w in result["warnings"])
+    report = json.loads((run / "finetune.json").read_text())
+    assert report["site_crops"] == {"with_mask": 15, "without_mask": 0, "mask_worn_incorrectly": 0}
+    assert any(w.startswith("nothing held out") for w in report["warnings"])
