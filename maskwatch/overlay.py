@@ -3,6 +3,9 @@
 The GUI, the snapshots and ``maskwatch --headless --show`` style previews use the same colours:
 ``COLORS`` (BGR, for OpenCV) and ``COLORS_RGB`` / :func:`color_rgb` (for Qt).
 
+:func:`annotate` is the one way a frame is saved with its overlay (faces blurred first as
+``blur_faces`` says): the snapshot sink, the video sink and the desktop app's Ctrl+S call it.
+
 >>> import numpy as np
 >>> from maskwatch.faces import Faces
 >>> img = np.zeros((240, 320, 3), np.uint8)
@@ -21,6 +24,7 @@ import cv2
 import numpy as np
 
 from maskwatch import LABELS
+from maskwatch.blur import blur_faces, faces_to_blur
 from maskwatch.faces import Faces
 
 UNDECIDED = "undecided"
@@ -124,6 +128,37 @@ def draw(image_bgr: np.ndarray, faces: Faces, labels=LABELS, show_track_ids: boo
         cv2.rectangle(out, (tx, ty - th - pad), (tx + tw + 2 * pad, ty + base), color, cv2.FILLED)
         cv2.putText(out, text, (tx + pad, ty), font, font_scale, _text_color(color), 1, cv2.LINE_AA)
     return out
+
+
+def annotate(image_bgr: np.ndarray, faces: Faces, *, blur: str = "off", trigger: int | None = None,
+             labels=LABELS, show_track_ids: bool = True) -> np.ndarray:
+    """The frame as it is saved: faces blurred as ``blur`` says, then the overlay of :func:`draw`.
+
+    ``blur`` is a ``Config.blur_faces`` mode: ``"off"``; ``"others"`` blurs every face but the
+    one of track ``trigger`` (the person a snapshot is about; with no ``trigger``, as in a video or
+    the app's Ctrl+S, every face); ``"all"``. Blurring comes first, so boxes and labels stay
+    readable. Always a new image: ``image_bgr`` is left alone.
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> img = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
+    >>> faces = Faces(xyxy=np.array([[20, 40, 100, 140], [180, 40, 260, 140]], np.float32),
+    ...               score=np.array([0.9, 0.9]), probs=np.array([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1]]),
+    ...               track_id=np.array([3, 7]), track_label=np.array([0, 1]))
+    >>> def smooth(out, x):  # the inside of a face box: blurred (noise gone) or not
+    ...     return bool(out[80:100, x:x + 20].std() < img[80:100, x:x + 20].std() / 3)
+    >>> out = annotate(img, faces, blur="others", trigger=7)  # a snapshot about track 7
+    >>> smooth(out, 50), smooth(out, 210), bool((annotate(img, faces) == draw(img, faces)).all())
+    (True, False, True)
+    >>> out = annotate(img, faces, blur="others")  # no trigger: every face
+    >>> smooth(out, 50), smooth(out, 210)
+    (True, True)
+    """
+    keep = faces_to_blur(blur, faces.track_id, trigger)
+    if keep is not None and len(faces):
+        blurred = blur_faces(image_bgr, faces.xyxy, keep)  # a copy: the overlay is drawn into it
+        return draw(blurred, faces, labels, show_track_ids, copy=False)
+    return draw(image_bgr, faces, labels, show_track_ids)
 
 
 def draw_status(image_bgr: np.ndarray, stats, totals, copy: bool = False) -> np.ndarray:

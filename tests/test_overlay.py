@@ -8,7 +8,7 @@ import pytest
 from maskwatch import LABELS
 from maskwatch.faces import Faces
 from maskwatch.frames import SourceState
-from maskwatch.overlay import COLORS, COLORS_RGB, color_rgb, draw, draw_status, label_names
+from maskwatch.overlay import COLORS, COLORS_RGB, annotate, color_rgb, draw, draw_status, label_names
 from maskwatch.results import Stats, Totals
 
 
@@ -96,3 +96,102 @@ def test_draw_status_hud():
     assert np.array_equal(out[200:], img[200:])  # rest of frame untouched
     empty = draw_status(img.copy(), Stats(), Totals())
     assert not np.array_equal(empty, img)
+
+
+# -- annotate: the one drawing of a saved frame (snapshot sink, video sink, the app's Ctrl+S) ---------
+
+
+def _crowd():
+    """Three faces: track 3 decided, track 7 undecided, one untracked (a single image's face)."""
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
+    faces = Faces(xyxy=np.array([[20, 30, 90, 110], [150, 40, 220, 120], [240, 100, 300, 200]], np.float32),
+                  score=np.array([0.9, 0.8, 0.7], np.float32),
+                  probs=np.array([[0.1, 0.85, 0.05], [0.7, 0.2, 0.1], [0.2, 0.2, 0.6]], np.float32),
+                  track_id=np.array([3, 7, -1]), track_label=np.array([1, -1, -1]))
+    return image, faces
+
+
+def _old_snapshot(image, faces, blur, trigger):
+    """``SnapshotSaver._encode``'s drawing before annotate (blur as faces_to_blur says, then draw)."""
+    from maskwatch.blur import blur_faces, faces_to_blur
+
+    keep = faces_to_blur(blur, faces.track_id, trigger)
+    if keep is not None and len(faces):
+        image = blur_faces(image, faces.xyxy, keep)
+    return draw(image, faces)
+
+
+def _old_video(image, faces, blur, show_track_ids):
+    """``VideoSink.on_result``'s drawing before annotate (every face blurred unless "off")."""
+    from maskwatch.blur import blur_faces
+
+    if blur != "off" and len(faces):
+        image = blur_faces(image, faces.xyxy)
+    return draw(image, faces, show_track_ids=show_track_ids)
+
+
+@pytest.mark.parametrize("blur", ["off", "others", "all"])
+def test_annotate_gives_the_snapshot_sinks_pixels(tmp_path, blur):
+    import cv2
+
+    from maskwatch.sinks.snapshots import SnapshotSaver
+
+    image, faces = _crowd()
+    saver = SnapshotSaver(tmp_path, blur=blur)
+    for trigger in (3, 7, 99):
+        expected = _old_snapshot(image, faces, blur, trigger)
+        assert np.array_equal(annotate(image, faces, blur=blur, trigger=trigger), expected)
+        jpeg = cv2.imencode(".jpg", expected, [cv2.IMWRITE_JPEG_QUALITY, saver.jpeg_quality])[1]
+        assert saver._encode(image, faces, trigger).tobytes() == jpeg.tobytes()
+    if blur == "others":  # the trigger's own face stays, the bystanders go
+        kept = annotate(image, faces, blur=blur, trigger=7)
+        assert np.array_equal(kept[70:100, 170:200], draw(image, faces)[70:100, 170:200])
+        assert not np.array_equal(kept[60:90, 40:70], draw(image, faces)[60:90, 40:70])
+
+
+@pytest.mark.parametrize("blur", ["off", "others", "all"])
+@pytest.mark.parametrize("show_track_ids", [True, False])
+def test_annotate_gives_the_video_sinks_pixels(tmp_path, blur, show_track_ids):
+    from maskwatch.frames import Frame
+    from maskwatch.results import FrameResult
+    from maskwatch.sinks.video import VideoSink
+
+    image, faces = _crowd()
+    expected = _old_video(image, faces, blur, show_track_ids)
+    assert np.array_equal(annotate(image, faces, blur=blur, show_track_ids=show_track_ids), expected)
+    sink = VideoSink(tmp_path / "out.mp4", blur=blur, show_track_ids=show_track_ids)
+    frame = Frame(image.copy(), 0, 0.0, 0.0)
+    try:
+        sink.on_result(FrameResult(frame, faces, Stats(), Totals()))
+        assert np.array_equal(sink._pending[0][0], expected)  # held back until the frame rate is known
+        assert np.array_equal(frame.image, image)  # the frame itself is never drawn on
+    finally:
+        sink.close()
+
+
+@pytest.mark.parametrize("blur", ["off", "others", "all"])
+def test_annotate_gives_the_apps_snapshot_pixels(blur):
+    """Ctrl+S has no triggering person: "others" blurs every face, as a video does."""
+    image, faces = _crowd()
+    before = image.copy()
+    out = annotate(image, faces, blur=blur)
+    assert np.array_equal(out, _old_snapshot(image, faces, blur, None))
+    assert np.array_equal(image, before) and out is not image
+    if blur != "off":
+        assert np.array_equal(out, annotate(image, faces, blur="all"))
+
+
+def test_annotate_without_faces_is_a_copy_of_the_frame():
+    image, _ = _crowd()
+    for blur in ("off", "others", "all"):
+        out = annotate(image, Faces.empty(), blur=blur, trigger=3)
+        assert out is not image and np.array_equal(out, image)
+
+
+def test_the_blur_helpers_are_core_and_still_importable_from_the_sinks():
+    import maskwatch.blur as core
+    import maskwatch.sinks.blur as sinks
+
+    assert sinks.blur_faces is core.blur_faces and sinks.faces_to_blur is core.faces_to_blur
+    assert (sinks.GROW, sinks.BLOCKS) == (core.GROW, core.BLOCKS)

@@ -61,11 +61,10 @@ from maskwatch.gui.source_picker import SourcePicker
 from maskwatch.gui.theme import apply_theme
 from maskwatch.gui.video_view import VideoView
 from maskwatch.gui.worker import Delivery, MonitorWorker
-from maskwatch.overlay import draw
+from maskwatch.overlay import annotate
 from maskwatch.paths import assets_dir
 from maskwatch.results import FrameResult, Totals
 from maskwatch.site.retention import purge_gui_outputs
-from maskwatch.sinks.blur import blur_faces, faces_to_blur
 from maskwatch.sinks.video import VideoSink
 from maskwatch.sources.spec import parse, redact
 
@@ -539,13 +538,9 @@ class MainWindow(QMainWindow):
         try:
             folder.mkdir(parents=True, exist_ok=True)
             path = unused_name(folder, ".png")
-            faces = self.last_result.faces
             blur = (self.run_config or self.settings.apply(self.base_config)).blur_faces
-            keep = faces_to_blur(blur, faces.track_id)  # no trigger: every face
-            image = self.last_result.frame.image
-            if keep is not None and len(faces):
-                image = blur_faces(image, faces.xyxy, keep)
-            image = draw(image, faces)
+            # no trigger: "others" blurs every face
+            image = annotate(self.last_result.frame.image, self.last_result.faces, blur=blur)
             # encoded in memory, written by Python: OpenCV crashes on a file name that is not UTF-8
             ok, data = cv2.imencode(".png", image)
             if not ok:

@@ -14,14 +14,14 @@ import numpy as np
 from maskwatch import LABELS
 from maskwatch.errors import MaskwatchError
 from maskwatch.faces import Faces
-from maskwatch.overlay import draw
+from maskwatch.overlay import annotate
 from maskwatch.results import FrameResult
 from maskwatch.sinks.appended import writable_folder
 from maskwatch.sinks.base import BaseSink
-from maskwatch.sinks.blur import blur_faces, check_blur_mode, faces_to_blur
+from maskwatch.sinks.blur import check_blur_mode
 
 NAME_PATTERN = re.compile(r"\d{8}T\d{6}[+-]\d{4}_track\d+_(?:" + "|".join(LABELS) + r")\.jpg")
-"""The names :class:`SnapshotSaver` writes (what :mod:`maskwatch.site.retention` may delete)."""
+"""The names :class:`SnapshotSaver` writes (what :mod:`maskwatch.sinks.retention` may delete)."""
 
 
 class SnapshotSaver(BaseSink):
@@ -36,7 +36,7 @@ class SnapshotSaver(BaseSink):
 
     ``blur``: ``"off"``, ``"others"`` (every face but the decided person's is blurred before the
     overlay is drawn: the snapshot shows whom it is about, not the bystanders) or ``"all"``
-    (:mod:`maskwatch.sinks.blur`).
+    (:func:`maskwatch.overlay.annotate`).
     """
 
     def __init__(self, folder: str | Path, labels=("without_mask", "mask_worn_incorrectly"), jpeg_quality: int = 90,
@@ -86,10 +86,8 @@ class SnapshotSaver(BaseSink):
 
     def _encode(self, image: np.ndarray, faces: Faces, trigger: int) -> np.ndarray:
         """The JPEG of ``image`` with the overlay, faces blurred first as ``blur`` says."""
-        keep = faces_to_blur(self.blur, faces.track_id, trigger)
-        if keep is not None and len(faces):
-            image = blur_faces(image, faces.xyxy, keep)
-        ok, data = cv2.imencode(".jpg", draw(image, faces), [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
+        annotated = annotate(image, faces, blur=self.blur, trigger=trigger)
+        ok, data = cv2.imencode(".jpg", annotated, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
         if not ok:
             raise MaskwatchError("cannot encode snapshot JPEG")
         return data

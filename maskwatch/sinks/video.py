@@ -1,7 +1,7 @@
 """``VideoSink``: every processed frame, with the app's overlay, into a video file.
 
 ``maskwatch --headless --save-video out.mp4`` and the desktop app's Record button use it. Frames
-are drawn with :func:`maskwatch.overlay.draw` (boxes coloured by class, label, confidence, track
+are drawn with :func:`maskwatch.overlay.annotate` (boxes coloured by class, label, confidence, track
 id) and written with OpenCV's ``cv2.VideoWriter``: ``.mp4`` / ``.m4v`` / ``.mov`` / ``.mkv`` as
 MPEG-4 Part 2 (``mp4v``, which every OpenCV wheel can write), ``.avi`` as Motion-JPEG.
 
@@ -10,7 +10,7 @@ frames carry their media position, so this is exactly the file's frame rate; a l
 the capture time, so a camera processed at 12 fps gives a 12 fps video that plays in real time).
 ``fps`` overrides it. Frames of another size (a camera reconnecting at another resolution) are
 resized to the first frame's size. With ``blur`` (``Config.blur_faces``) other than ``"off"``
-every face is blurred before the overlay is drawn (:mod:`maskwatch.sinks.blur`). The file is
+every face is blurred before the overlay is drawn (:mod:`maskwatch.blur`). The file is
 finalised by :meth:`VideoSink.close`, which the monitor calls however the run ends (end of
 source, stop, SIGINT/SIGTERM, error).
 
@@ -53,10 +53,10 @@ import numpy as np
 from maskwatch.errors import MaskwatchError
 from maskwatch.opencv_paths import opencv_path
 from maskwatch.sinks.appended import new_file_mode
-from maskwatch.overlay import draw
+from maskwatch.overlay import annotate
 from maskwatch.results import FrameResult
 from maskwatch.sinks.base import BaseSink
-from maskwatch.sinks.blur import blur_faces, check_blur_mode
+from maskwatch.sinks.blur import check_blur_mode
 
 log = logging.getLogger("maskwatch.sinks.video")
 
@@ -185,10 +185,8 @@ class VideoSink(BaseSink):
     def on_result(self, result: FrameResult) -> None:
         if result.frame is None:
             return
-        image = result.frame.image
-        if self.blur != "off" and len(result.faces):
-            image = blur_faces(image, result.faces.xyxy)  # before the overlay: boxes and labels stay readable
-        image = draw(image, result.faces, show_track_ids=self.show_track_ids, copy=image is result.frame.image)
+        # no trigger: "others" and "all" blur every face, before the overlay (boxes and labels stay readable)
+        image = annotate(result.frame.image, result.faces, blur=self.blur, show_track_ids=self.show_track_ids)
         with self._lock:
             if self._closed:
                 return
