@@ -361,7 +361,7 @@ def single_class_problem(counts: Counter) -> str | None:
     """The text about a set whose crops are all one class, or None.
 
     >>> single_class_problem(Counter(with_mask=15))
-    'all 15 labelled crops are with_mask: trained on one class alone, a model learns to call every face with_mask'
+    'all 15 labelled crops are with_mask: trained on one class alone, the model drifts towards calling every face with_mask, and a hold-out of that class alone cannot show it'
     >>> single_class_problem(Counter(with_mask=15, without_mask=1)) is None
     True
     """
@@ -369,7 +369,8 @@ def single_class_problem(counts: Counter) -> str | None:
     if len(present) != 1:
         return None
     lab, n = present[0]
-    return f"all {n} labelled crops are {lab}: trained on one class alone, a model learns to call every face {lab}"
+    return (f"all {n} labelled crops are {lab}: trained on one class alone, the model drifts towards calling every "
+            f"face {lab}, and a hold-out of that class alone cannot show it")
 
 
 def preflight(cfg: FinetuneConfig) -> Preflight:
@@ -695,7 +696,7 @@ def finetune(cfg: FinetuneConfig, progress: bool = True, say=print, events=None)
         before = _report(y_hold, p0)
     say(f"site crops: {len(crops)} (" + ", ".join(f"{lab} {counts.get(lab, 0)}" for lab in LABELS) + f"); "
         f"training on {len(x_site_tr)} (x{repeat}) + {len(x_rep)} replay, holding out {len(x_hold)}"
-        + (f"; left out: " + ", ".join(f"{k} {v}" for k, v in ignored.items()) if ignored else ""))
+        + ("; left out: " + ", ".join(f"{k} {v}" for k, v in ignored.items()) if ignored else ""))
     for n in notes:
         say("  " + n)
     for line in pre.lines():

@@ -638,8 +638,8 @@ class ReviewTab(QWidget):
             lab = pre.single_class
             if not self.ask("Fine-tune on one class?",
                             f"Every labelled crop is {lab} ({pre.counts[lab]}), and there is no replay of the "
-                            f"original training faces.\n\nTrained on one class alone, the model learns to call "
-                            f"every face {lab}. Label faces of the other classes first (recommended), or train "
+                            f"original training faces.\n\nTrained on one class alone, the model drifts towards "
+                            f"calling every face {lab}, and the held-out crops (all {lab}) cannot show it. Label faces of the other classes first (recommended), or train "
                             f"anyway?"):
                 self.message.setText(f"Not fine-tuned: every labelled crop is {lab}; label faces of the other "
                                      f"classes too")
