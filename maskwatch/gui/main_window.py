@@ -2,16 +2,16 @@
 
 The pipeline runs in :class:`~maskwatch.gui.worker.MonitorWorker` (the same ``Monitor`` as
 ``maskwatch --headless``, so the CSV log, JSONL events and snapshots are written exactly as
-there). The window only displays what the worker delivers.
+there). The window only displays what the worker delivers. Its toolbar, its size (kept within the
+screen) and full screen come from its base, :class:`~maskwatch.gui.window_frame.WindowFrame`.
 
 Alerts come in the worker's deliveries, raised by the same Qt-free
 :class:`~maskwatch.sinks.alerts.AlertSink` that writes them to the JSONL log; the window shows
 them (banner, optional beep, alert log).
 
-Record (Ctrl+R) adds a :class:`~maskwatch.sinks.video.VideoSink` to the running monitor: every
-processed frame with its boxes, labels and track ids goes to ``maskwatch_<date>_<time>.mp4`` in the
-recordings folder (the button's menu picks it; default: the system's Videos folder /
-``maskwatch``), until Record is pressed again or the run ends.
+Record (Ctrl+R) and Snapshot (Ctrl+S) belong to :class:`~maskwatch.gui.recording.RecordingController`
+(the annotated video to ``maskwatch_<date>_<time>.mp4`` in the recordings folder, the annotated
+frame as PNG in the snapshot folder); the window's methods of the same names call it.
 
 The Review tab (:mod:`maskwatch.gui.review`) labels the face crops collected by the
 ``Collect uncertain faces`` setting (or ``maskwatch --collect``); a model fine-tuned on them is
@@ -29,21 +29,14 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import cv2
-from PyQt6.QtCore import QSize, QStandardPaths, Qt, QTimer, pyqtSignal
-from PyQt6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
+from PyQt6.QtCore import Qt, QTimer, pyqtSignal
+from PyQt6.QtGui import QAction, QCloseEvent, QKeySequence
 from PyQt6.QtWidgets import (
-    QApplication,
-    QFileDialog,
     QFrame,
     QLabel,
-    QMainWindow,
-    QMenu,
     QScrollArea,
     QSplitter,
     QTabWidget,
-    QToolBar,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -53,41 +46,21 @@ from maskwatch.errors import MaskwatchError
 from maskwatch.frames import SourceState
 from maskwatch.gui.alerts import AlertBanner, play_alert_sound
 from maskwatch.gui.controls import ControlsDialog
+from maskwatch.gui.icons import icon
+from maskwatch.gui.recording import RECORDINGS_KEY, RecordingController, unused_name  # noqa: F401 - importable from here
 from maskwatch.gui.review import ReviewTab
 from maskwatch.gui.settings import GuiSettings
 from maskwatch.gui.side_panel import SidePanel, elapsed_text
 from maskwatch.gui.site_tab import SiteTab
-from maskwatch.gui.source_picker import SourcePicker
 from maskwatch.gui.theme import apply_theme
 from maskwatch.gui.video_view import VideoView
+from maskwatch.gui.window_frame import WindowFrame
 from maskwatch.gui.worker import Delivery, MonitorWorker
-from maskwatch.overlay import annotate
-from maskwatch.paths import assets_dir
 from maskwatch.results import FrameResult, Totals
-from maskwatch.site.retention import purge_gui_outputs
-from maskwatch.sinks.video import VideoSink
 from maskwatch.sources.spec import parse, redact
 
-RECORDINGS_KEY = "output/recordings"
-"""The settings key of the folder Record writes to."""
 
-
-
-def icon(name: str) -> QIcon:
-    path = assets_dir() / "icons" / f"{name}.svg"
-    return QIcon(str(path)) if path.is_file() else QIcon()
-
-
-def unused_name(folder: Path, suffix: str) -> Path:
-    """``folder/maskwatch_<date>_<time><suffix>``, with ``_1``, ``_2`` ... if that file exists."""
-    stem = time.strftime("maskwatch_%Y%m%d_%H%M%S")
-    path, n = folder / f"{stem}{suffix}", 1
-    while path.exists():
-        path, n = folder / f"{stem}_{n}{suffix}", n + 1
-    return path
-
-
-class MainWindow(QMainWindow):
+class MainWindow(WindowFrame):
     """Signals: ``delivered()`` after each delivery is shown, ``run_finished(str)`` with the final
     state ("ended", "stopped" or "error")."""
 
@@ -103,7 +76,6 @@ class MainWindow(QMainWindow):
         self.worker.result_available.connect(self._on_result_available)
         self.worker.failed.connect(self._on_failed)
         self.worker.finished.connect(self._on_finished)
-        self.worker.sink_failed.connect(self._on_sink_failed)
         self.run_config: Config | None = None  # the config of the current/last run (with password)
         self.last_result: FrameResult | None = None
         self.last_error: str | None = None
@@ -113,10 +85,7 @@ class MainWindow(QMainWindow):
         self._source_name = ""
         self._shown_spec: str | None = None
         self._shown_once = False
-        self.snapshots_saved: list[Path] = []
-        self.recorder: VideoSink | None = None  # the recording in progress
-        self.recordings: list[Path] = []  # recordings finished in this session
-        self._recording_since: float | None = None
+        self.outputs = RecordingController(self)  # Record and Snapshot
         self.freeze_display = False  # True: leave results in the mailbox (screenshot in progress)
         self.realtime_override: bool | None = None  # play files at their speed; None: the saved setting
 
@@ -151,113 +120,7 @@ class MainWindow(QMainWindow):
             self.resize(1280, 780)
         self._fit_to_screen()
 
-    # --- size ---------------------------------------------------------------------------------------
-    def _fit_to_screen(self) -> None:
-        """Never larger than the screen's free area (a 1280x720 laptop, a geometry saved on a
-        bigger monitor): the status bar and the bottom of the side panel stay in view."""
-        screen = self.screen() or QApplication.primaryScreen()
-        if screen is None:
-            return
-        free = screen.availableGeometry()
-        # the window manager's frame (title bar, borders): known once the window is mapped
-        extra_w = max(0, self.frameGeometry().width() - self.geometry().width()) or 2
-        extra_h = max(0, self.frameGeometry().height() - self.geometry().height()) or 30
-        width, height = min(self.width(), free.width() - extra_w), min(self.height(), free.height() - extra_h)
-        if (width, height) != (self.width(), self.height()):
-            self.resize(width, height)
-        frame = self.frameGeometry()
-        if self.isVisible() and not free.contains(frame):  # a position saved on another screen
-            self.move(max(free.left(), min(frame.left(), free.right() - frame.width())),
-                      max(free.top(), min(frame.top(), free.bottom() - frame.height())))
-
-    def _fit_toolbar(self) -> None:
-        """Text beside the icons while they fit, icons only (with their tooltips) when the window is
-        narrower: no action ever goes into the toolbar's overflow menu."""
-        if not hasattr(self, "_toolbar_widths"):
-            widths = {}
-            for style in (Qt.ToolButtonStyle.ToolButtonTextBesideIcon, Qt.ToolButtonStyle.ToolButtonIconOnly):
-                self.toolbar.setToolButtonStyle(style)
-                widths[style] = self._toolbar_need()
-            self._toolbar_widths = widths
-            self.setMinimumWidth(widths[Qt.ToolButtonStyle.ToolButtonIconOnly])
-        text = Qt.ToolButtonStyle.ToolButtonTextBesideIcon
-        style = text if self.width() >= self._toolbar_widths[text] else Qt.ToolButtonStyle.ToolButtonIconOnly
-        if self.toolbar.toolButtonStyle() != style:
-            self.toolbar.setToolButtonStyle(style)
-
-    def _toolbar_need(self) -> int:
-        """The width the toolbar needs with every action shown (the source box at its minimum)."""
-        layout = self.toolbar.layout()
-        need = layout.contentsMargins().left() + layout.contentsMargins().right() + 24  # + the handle/extension slack
-        for action in self.toolbar.actions():
-            widget = self.toolbar.widgetForAction(action)
-            if widget is None or not action.isVisible():
-                continue
-            hint = widget.minimumSizeHint() if widget is self.picker else widget.sizeHint()
-            need += hint.width() + layout.spacing()
-        return need
-
-    def showEvent(self, event) -> None:  # noqa: N802 - Qt name
-        super().showEvent(event)
-        if not self._shown_once:  # Space starts at once: the editable source box must not take it
-            self._shown_once = True
-            self.video.setFocus(Qt.FocusReason.OtherFocusReason)
-            QTimer.singleShot(0, self._fit_to_screen)  # again with the window manager's frame known
-
-    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt name
-        super().resizeEvent(event)
-        self._fit_toolbar()
-
-    # --- construction ------------------------------------------------------------------------------
-    def _build_toolbar(self) -> None:
-        bar = QToolBar("Source")
-        bar.setObjectName("sourceBar")
-        bar.setMovable(False)
-        bar.setIconSize(QSize(18, 18))
-        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        self.addToolBar(bar)
-        self.toolbar = bar
-        self.picker = SourcePicker(self.settings.recent_sources())
-        self.picker.activated.connect(self.start)
-        # an entry picked from the list (not typed): the focus leaves the text box, so Space starts it
-        self.picker.combo.activated.connect(lambda _i: self.video.setFocus(Qt.FocusReason.OtherFocusReason))
-        bar.addWidget(self.picker)
-
-        self.start_action = QAction(icon("start"), "Start", self)
-        self.start_action.setToolTip("Start / stop watching (Space)")
-        self.start_action.triggered.connect(self.toggle_running)
-        bar.addAction(self.start_action)
-        self.start_button = bar.widgetForAction(self.start_action)
-        self.start_button.setObjectName("startButton")
-
-        self.snapshot_action = QAction(icon("snapshot"), "Snapshot", self)
-        self.snapshot_action.setToolTip("Save the annotated frame (Ctrl+S)")
-        self.snapshot_action.setEnabled(False)
-        self.snapshot_action.triggered.connect(self.save_snapshot)
-        bar.addAction(self.snapshot_action)
-
-        self.record_action = QAction(icon("record"), "Record", self)
-        self.record_action.setToolTip("Record the annotated video to a file (Ctrl+R; when idle it starts watching "
-                                      "too); the arrow picks the folder")
-        self.record_action.triggered.connect(self.toggle_recording)
-        bar.addAction(self.record_action)
-        self.record_button = bar.widgetForAction(self.record_action)
-        self.record_button.setObjectName("recordButton")
-        record_menu = QMenu(self)
-        record_menu.addAction("Record to folder…", self.choose_recording_folder)
-        self.record_button.setMenu(record_menu)
-        self.record_button.setPopupMode(QToolButton.ToolButtonPopupMode.MenuButtonPopup)
-
-        self.fullscreen_action = QAction(icon("fullscreen"), "Full screen", self)
-        self.fullscreen_action.setToolTip("Video only, full screen (F11; Esc leaves)")
-        self.fullscreen_action.triggered.connect(self.toggle_fullscreen)
-        bar.addAction(self.fullscreen_action)
-
-        self.settings_action = QAction(icon("settings"), "Settings", self)
-        self.settings_action.setToolTip("Detector, thresholds, log file, snapshots (Ctrl+,)")
-        self.settings_action.triggered.connect(self.open_settings)
-        bar.addAction(self.settings_action)
-
+    # --- construction (the toolbar: WindowFrame._build_toolbar) ---------------------------------------
     def _build_body(self) -> None:
         central = QWidget()
         central.setObjectName("central")
@@ -440,9 +303,6 @@ class MainWindow(QMainWindow):
             self.video.set_badge("")
             self.side.show_result(d.result, skipped)
             self.snapshot_action.setEnabled(True)
-            totals = d.result.totals
-        else:
-            totals = self.last_result.totals if self.last_result is not None else Totals()
         if d.status is not None:
             self.side.show_stats(d.status, skipped)
             down = d.status.source_state in (SourceState.RECONNECTING, SourceState.CONNECTING)
@@ -476,7 +336,7 @@ class MainWindow(QMainWindow):
         self.worker.join(5.0)
         saved = None
         if self.recorder is not None:  # the monitor closed (finalised) it with the run
-            saved = self._recording_ended()
+            saved = self.outputs.recording_ended()
         if self.last_error is not None:
             state = "error"
             if self.last_result is None:
@@ -509,157 +369,39 @@ class MainWindow(QMainWindow):
     def _tick(self) -> None:
         if self._started_at is not None:
             self.status_right.setText(f"{self._source_name} · running {elapsed_text(time.monotonic() - self._started_at)}")
-        if self._recording_since is not None:
-            self.record_label.setText(f"● REC {elapsed_text(time.monotonic() - self._recording_since)}")
+        self.outputs.tick()
 
-    # --- actions ---------------------------------------------------------------------------------------
+    # --- Record and Snapshot: maskwatch.gui.recording.RecordingController ------------------------------
+    snapshots_saved = property(lambda self: self.outputs.snapshots_saved, doc="Ctrl+S files of this session")
+    recorder = property(lambda self: self.outputs.recorder, doc="The recording in progress (or None)")
+    recordings = property(lambda self: self.outputs.recordings, doc="Recordings finished in this session")
+    recording = property(lambda self: self.outputs.recording, doc="Whether Record is on")
+
     def snapshot_folder(self) -> Path:
-        cfg = self.run_config or self.settings.apply(self.base_config)
-        if cfg.snapshots is not None:
-            return Path(cfg.snapshots)
-        pictures = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.PicturesLocation)
-        return Path(pictures or Path.home()) / "maskwatch"
-
-    def _purge_old_outputs(self) -> None:
-        """``retain_days``: the app's own Record videos and Ctrl+S snapshots older than that go (the
-        run's sinks purge the headless snapshots and recordings; maskwatch.site.retention)."""
-        cfg = self.run_config or self.settings.apply(self.base_config)
-        purge_gui_outputs([self.recording_folder(), self.snapshot_folder()], cfg.retain_days)
-
-    def save_snapshot(self) -> Path | None:
-        """Save the current frame with its boxes (the overlay the headless snapshots use) as PNG.
-
-        With ``blur_faces`` every face is blurred first, as the snapshot sink does: a manual
-        snapshot has no triggering person, so ``"others"`` blurs every face too (as a video does)."""
-        if self.last_result is None:
-            self.statusBar().showMessage("No frame to save yet", 4000)
-            return None
-        folder = self.snapshot_folder()
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            path = unused_name(folder, ".png")
-            blur = (self.run_config or self.settings.apply(self.base_config)).blur_faces
-            # no trigger: "others" blurs every face
-            image = annotate(self.last_result.frame.image, self.last_result.faces, blur=blur)
-            # encoded in memory, written by Python: OpenCV crashes on a file name that is not UTF-8
-            ok, data = cv2.imencode(".png", image)
-            if not ok:
-                raise OSError("could not encode the image")
-            path.write_bytes(data.tobytes())
-        except OSError as e:
-            self.banner.show_message(f"Cannot save snapshot in {folder}: {e.strerror or e}", "error")
-            return None
-        self.snapshots_saved.append(path)
-        self.statusBar().showMessage(f"Snapshot saved: {path}", 6000)
-        return path
-
-    # --- recording ---------------------------------------------------------------------------------
-    @property
-    def recording(self) -> bool:
-        return self.recorder is not None
+        return self.outputs.snapshot_folder()
 
     def recording_folder(self) -> Path:
-        saved = self.settings.q.value(RECORDINGS_KEY, "")
-        if saved:
-            return Path(str(saved))
-        movies = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.MoviesLocation)
-        return Path(movies or Path.home()) / "maskwatch"
+        return self.outputs.recording_folder()
 
     def choose_recording_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Record to folder", str(self.recording_folder()))
-        if folder:
-            self.settings.set_value(RECORDINGS_KEY, folder)
-            self.statusBar().showMessage(f"Recordings go to {folder}", 6000)
+        self.outputs.choose_recording_folder()
+
+    def _purge_old_outputs(self) -> None:
+        self.outputs.purge_old_outputs()
+
+    def save_snapshot(self) -> Path | None:
+        return self.outputs.save_snapshot()
 
     def toggle_recording(self) -> None:
-        if self.recording:
-            self.stop_recording()
-        else:
-            self.start_recording()
+        self.outputs.toggle_recording()
 
     def start_recording(self) -> Path | None:
-        """Record the running monitor's annotated frames to a new file; its path, or ``None``."""
-        if self.recording:
-            return self.recorder.path
-        if not self.running:  # Record when idle: start watching the chosen source, recording from its first frame
-            self.start()
-            if not self.running:
-                return None
-        folder = self.recording_folder()
-        self._purge_old_outputs()
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            path = unused_name(folder, ".mp4")
-            sink = VideoSink(path, blur=self.run_config.blur_faces)  # blur_faces from the TOML (privacy)
-        except OSError as e:
-            self.banner.show_message(f"Cannot record in {folder}: {e.strerror or e}", "error")
-            return None
-        except MaskwatchError as e:
-            self.banner.show_message(self._redact(str(e)), "error")
-            return None
-        if not self.worker.add_sink(sink):
-            self.statusBar().showMessage("The run has ended: nothing to record", 4000)
-            return None
-        self.recorder = sink
-        self._recording_since = time.monotonic()
-        self._set_recording_ui(True)
-        self.record_label.setText("● REC 0:00:00")
-        self.statusBar().showMessage(f"Recording to {path}")
-        return path
+        return self.outputs.start_recording()
 
     def stop_recording(self) -> Path | None:
-        """Finalise the recording; the file's path (``None`` when no frame was recorded)."""
-        if self.recorder is None:
-            return None
-        self.worker.remove_sink(self.recorder)  # closes it: the file is complete when this returns
-        return self._recording_ended()
+        return self.outputs.stop_recording()
 
-    def _recording_ended(self, error: str | None = None) -> Path | None:
-        sink, self.recorder = self.recorder, None
-        self._recording_since = None
-        self._set_recording_ui(False)
-        self.record_label.setText("")
-        if error is not None:
-            self.banner.show_message(f"Recording stopped: {error}", "error")
-        if sink.frames_written and sink.path.exists():
-            self.recordings.append(sink.path)
-            if error is None:
-                self.statusBar().showMessage(f"Recording saved: {sink.path} ({sink.frames_written} frames)", 8000)
-            return sink.path
-        if error is None:
-            self.statusBar().showMessage("Recording stopped: no frame was recorded", 6000)
-        return None
-
-    def _on_sink_failed(self, sink, message: str) -> None:
-        if sink is self.recorder:
-            self._recording_ended(self._redact(message))
-
-    def _set_recording_ui(self, recording: bool) -> None:
-        self.record_action.setText("Stop recording" if recording else "Record")
-        self.record_action.setIcon(icon("stop" if recording else "record"))
-        self.record_button.setProperty("recording", "true" if recording else "false")
-        self.record_button.style().unpolish(self.record_button)
-        self.record_button.style().polish(self.record_button)
-
-    def toggle_fullscreen(self) -> None:
-        if self.isFullScreen():
-            self.leave_fullscreen()
-        else:
-            self.toolbar.hide()
-            self.tabs.tabBar().hide()
-            self.side_scroll.hide()
-            self.statusBar().hide()
-            self.showFullScreen()
-
-    def leave_fullscreen(self) -> None:
-        if not self.isFullScreen():
-            return
-        self.showNormal()
-        self.toolbar.show()
-        self.tabs.tabBar().show()
-        self.side_scroll.show()
-        self.statusBar().show()
-
+    # --- settings, tabs, models --------------------------------------------------------------------
     def open_settings(self) -> None:
         dialog = ControlsDialog(self.settings, self.base_config, self)
         if dialog.exec():
