@@ -450,3 +450,26 @@ def test_finetune_on_these_end_to_end(qtbot, tmp_path, tiny_keras):
     # the run is not reviewed as crops when the folder is reopened
     assert tab.open_folder(site)
     assert not [c.file for c in tab.session.crops if c.file.startswith(("finetuned/", "labelled/"))]
+
+
+def test_a_failing_fine_tune_is_one_line(qtbot, tmp_path):
+    """The subprocess's one-line error is the reason shown; nothing is offered (no TensorFlow needed:
+    it stops at its checks)."""
+    from maskwatch.gui.finetune_runner import FinetuneRunner
+
+    site = _labelled_folder(tmp_path / "site", per_class=2)
+    runner = FinetuneRunner()
+    with qtbot.waitSignal(runner.finished, timeout=60_000) as finished:
+        runner.start(site / "labelled", tmp_path / "run")
+    state, tflite, message = finished.args
+    assert state == "failed" and tflite == "" and not runner.running
+    assert message.startswith("too few labelled crops: ") and "\n" not in message
+    # in the tab: a folder the checks refuse is said in one line before anything starts
+    (site / "labelled" / "cats").mkdir()
+    tab = ReviewTab()
+    qtbot.addWidget(tab)
+    tab.open_folder(site)
+    if _has_tensorflow():
+        assert tab.start_finetune() is False
+        assert tab.message.text().startswith("Not fine-tuned: unknown class folders") and "cats" in tab.message.text()
+        assert not tab.runner.running
