@@ -30,7 +30,7 @@ from maskwatch.errors import MaskwatchError
 from maskwatch.gui.icons import icon
 from maskwatch.gui.side_panel import elapsed_text
 from maskwatch.overlay import annotate
-from maskwatch.site.retention import purge_gui_outputs
+from maskwatch.sinks.retention import purge_gui_outputs
 from maskwatch.sinks.video import VideoSink
 
 if TYPE_CHECKING:
