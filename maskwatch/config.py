@@ -15,23 +15,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from maskwatch.detection.registry import DEFAULT_MODE, MIN_SCORES
+from maskwatch.detection.config import MODE_MIN_SCORE, DetectorConfig  # noqa: F401 - re-exported
 from maskwatch.errors import MaskwatchError
 from maskwatch.paths import demo_clip, models_dir
+from maskwatch.sources.options import SourceConfig  # noqa: F401 - re-exported: each stage owns its config
 from maskwatch.sources.spec import display_path as _shown
-
-
-@dataclass
-class SourceConfig:
-    realtime: bool = False  # files: pace to the file's fps
-    # the times below are at least 0.1 s (Config.validate says why)
-    open_timeout_s: float = 10.0  # network: give up one open attempt after this
-    read_timeout_s: float = 5.0  # network: a read that blocks longer is a failure
-    stall_timeout_s: float = 5.0  # network: no new frame for this long -> reconnect
-    backoff_initial_s: float = 0.5  # the first wait before a reconnect, doubled up to backoff_max_s
-    backoff_max_s: float = 30.0
-    max_reconnects: int | None = None  # None = forever
-
+from maskwatch.tracking.config import TrackerConfig  # noqa: F401 - re-exported
 
 BLUR_MODES: tuple[str, ...] = ("off", "others", "all")
 """``Config.blur_faces`` values: which faces saved snapshots and videos blur (``true`` in a TOML file
@@ -40,68 +29,6 @@ means ``"others"``, ``false`` ``"off"``).
 >>> Config().with_overrides(blur_faces=True).blur_faces
 'others'
 """
-
-MODE_MIN_SCORE: Mapping[str, float] = MIN_SCORES
-"""Each detector mode's default ``min_score`` (benchmarks/results/face_recall.md): choosing a mode
-without a score (``--detector dense``, ``mode = "dense"`` in TOML, the GUI's mode list) gets it.
-Read from the detector registry (each mode's options class says it), without loading a detector."""
-
-
-@dataclass
-class DetectorConfig:
-    mode: str = DEFAULT_MODE  # the registry's modes: maskwatch.detection.registry
-    # the default mode's own score (retina 0.7: on the shared scenes it keeps recall 0.826, 0.879 for
-    # 16-32 px faces, with 0.33 unmatched boxes per image, against 0.870 / 0.62 at 0.5,
-    # benchmarks/results/face_recall.md; the tracker's min_hits removes most of the remaining
-    # short-lived false faces from the counts)
-    min_score: float = MIN_SCORES[DEFAULT_MODE]
-    every_n: int = 1  # run the detector every N frames (tracker predicts in between)
-    # the mode's options (its options class in maskwatch.detection.options), e.g. {"max_pixels": 1280 * 736} for
-    # `retina` on a 4K camera with tiny faces; TOML: a [detector.options] table
-    options: dict = field(default_factory=dict)
-    # regions where faces are not people (a painting, a poster, a screen showing faces): a face whose
-    # centre is inside one is dropped before anything else sees it. Each is [x1, y1, x2, y2] as
-    # fractions of the frame's width and height, e.g. [[0.45, 0.1, 0.56, 0.32]]
-    ignore: list = field(default_factory=list)
-
-    def with_mode(self, mode: str) -> "DetectorConfig":
-        """This config for ``mode``, with that mode's default ``min_score`` if it has another mode.
-
-        >>> DetectorConfig().with_mode("dense").min_score, DetectorConfig(min_score=0.4).with_mode("retina").min_score
-        (0.6, 0.4)
-        """
-        if mode == self.mode:
-            return self
-        return dataclasses.replace(self, mode=mode, min_score=MODE_MIN_SCORE.get(mode, self.min_score))
-
-
-@dataclass
-class TrackerConfig:
-    vote_window: int = 15  # a track's label is the majority over its last N classified frames
-    # classified frames before a track's label is decided: 10 (not 5) so that a few bad early crops
-    # (a torso boxed as a face while the person is far away) cannot decide the label alone
-    min_votes: int = 10
-    # detector matches a track needs before it counts as a person: short-lived false faces (a
-    # scribble in a photo's background, wall texture) last a few frames, people much longer
-    min_hits: int = 10
-    max_age: int = 30  # frames a track survives unseen
-    kind: str = "reid"  # which tracker (maskwatch.tracking.TRACKER_KINDS); "centroid": without camera motion and re-link
-    # a decided label changes only once another label has led the vote for this long (frame time):
-    # a mask pulled down is reported a few seconds later, one held up for a second changes nothing
-    change_after_s: float = 3.0
-    # kinds "reid" and "byte": move tracks with the camera (pan, zoom, shake) before matching
-    # (maskwatch.tracking.motion): true, false, or "auto" (byte: measured only while the camera is
-    # seen to move, probed every 10 frames otherwise; reid: on)
-    camera_motion: bool | str = "auto"
-    # kind "reid": a person unseen for longer than max_age is kept this long (frame time) to be re-linked
-    relink_s: float = 5.0
-    # kind "byte": detector boxes down to this score go to the tracker to keep a confirmed person's
-    # track (a turned head, blur); they never start one and only those matched to a person are
-    # classified (>= detector.min_score: no low boxes)
-    low_score: float = 0.3
-    # kind "byte": a lost person is matched by motion for max_age frames, or this many seconds of
-    # frame time when that is longer (0: frames only)
-    lost_s: float = 0.0
 
 
 @dataclass
@@ -129,7 +56,7 @@ class Config:
     # privacy: faces blurred in saved snapshots and videos: "off", "others" (every face but the one
     # whose event triggered the snapshot; in videos every face), "all" (maskwatch.sinks.blur)
     blur_faces: str = "off"
-    # snapshots and recordings older than this many days are deleted (maskwatch.site.retention); None = kept
+    # snapshots and recordings older than this many days are deleted (maskwatch.sinks.retention); None = kept
     retain_days: float | None = None
     alert_compliance_below: float = 0.8
     sources: SourceConfig = field(default_factory=SourceConfig)

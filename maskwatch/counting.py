@@ -76,8 +76,9 @@ from maskwatch.votes import LabelDecision
 class _Interval:
     """What is being accumulated for the open interval."""
 
-    def __init__(self, start: float, end: float, dropped_base: int, state: SourceState):
+    def __init__(self, start: float, end: float, dropped_base: int, state: SourceState, model: str | None = None):
         self.start = start
+        self.models: list[str] = [model] if model else []  # the classifiers that labelled it, in order
         self.end = end
         self.frames = 0
         self.last_ts = start  # latest frame timestamp counted
@@ -111,6 +112,7 @@ class _Interval:
             source_state=self.state,
             person_s={k: round(v, 3) for k, v in self.person_s.items()},
             label_changes=self.label_changes,
+            model=" -> ".join(self.models) or None,
         )
 
 
@@ -153,6 +155,8 @@ class Counter:
         self._last_box: dict[int, tuple[float, float, float, float]] = {}  # of counted tracks
         self._seen_label: dict[int, int] = {}  # without decisions: the last track_label read per id
         self._interval: _Interval | None = None
+        self.model: str | None = None  # the classifier labelling now (use_model); stamped on each summary
+        self._next_model: str | None = None  # set by use_model, joins the interval of the next frame or tick
         self._dropped = 0  # last cumulative stats.dropped_frames
         self._prev_ts: float | None = None
         self._updates = 0
@@ -173,6 +177,7 @@ class Counter:
         (without them, read from ``faces.track_label``).
         """
         closed = self._advance(timestamp, stats)
+        self._take_next_model()
         iv = self._interval
         now = self.clock()
         if iv.first_clock is None:
@@ -287,6 +292,39 @@ class Counter:
         horizon = timestamp - self.PENDING_S
         self._pending = {k: d for k, d in self._pending.items() if d.timestamp >= horizon}
 
+    def use_model(self, description: str | None) -> None:
+        """The mask classifier labels with ``description`` (``"name version (sha256 8 hex)"``) from
+        the next frame (or tick) on: each summary names the classifiers of its interval, in order
+        (``"A -> B"`` when it was swapped during the interval). The first call (before any frame)
+        names the model of the first interval.
+
+        >>> from maskwatch.results import Stats
+        >>> c = Counter(interval_s=10.0); c.use_model("m 1")
+        >>> _ = c.update(Faces.empty(), 0.0, 0, Stats()); c.use_model("m 2")
+        >>> c.update(Faces.empty(), 12.0, 1, Stats())[1].model  # swapped on the frame that closes [0, 10)
+        'm 1'
+        >>> c.use_model("m 3"); c.update(Faces.empty(), 21.0, 2, Stats())[1].model
+        'm 2'
+        >>> c.flush(22.0, Stats()).model  # the interval opened by that frame: the new model only
+        'm 3'
+        >>> c = Counter(interval_s=10.0); c.use_model("m 1"); _ = c.update(Faces.empty(), 0.0, 0, Stats())
+        >>> c.use_model("m 2"); _ = c.update(Faces.empty(), 5.0, 1, Stats()); c.flush(8.0, Stats()).model
+        'm 1 -> m 2'
+        """
+        if self._interval is None:
+            self.model = description
+        else:
+            self._next_model = description
+
+    def _take_next_model(self) -> None:
+        """After the frame or tick has closed what it closed: a swapped-in model joins the open interval."""
+        if self._next_model is None:
+            return
+        self.model, self._next_model = self._next_model, None
+        iv = self._interval
+        if iv is not None and self.model and (not iv.models or iv.models[-1] != self.model):
+            iv.models.append(self.model)
+
     def tick(self, timestamp: float, stats: Stats) -> IntervalSummary | None:
         """Close the open interval if ``timestamp`` has passed its end, without counting a frame.
 
@@ -294,13 +332,15 @@ class Counter:
         (empty, state ``reconnecting``) summary per elapsed interval.
         """
         if self._interval is None or timestamp < self._interval.end:
+            self._take_next_model()
             return None
         self._interval.state = stats.source_state
         self._dropped = max(int(stats.dropped_frames), self._dropped)
         self._interval.dropped_last = self._dropped
         iv = self._interval
         summary = iv.summary(iv.end)
-        self._interval = _Interval(iv.end, iv.end + self.interval_s, self._dropped, stats.source_state)
+        self._interval = _Interval(iv.end, iv.end + self.interval_s, self._dropped, stats.source_state, self._next_model or self.model)
+        self._take_next_model()
         return summary
 
     def flush(self, timestamp: float, stats: Stats) -> IntervalSummary | None:
@@ -332,18 +372,18 @@ class Counter:
             if self.align_to_clock:  # on the local clock: hourly rows start on the hour in +05:30 too
                 off = datetime.fromtimestamp(timestamp).astimezone().utcoffset().total_seconds()
                 start = math.floor((timestamp + off) / self.interval_s) * self.interval_s - off
-            self._interval = _Interval(start, start + self.interval_s, self._dropped, stats.source_state)
+            self._interval = _Interval(start, start + self.interval_s, self._dropped, stats.source_state, self._next_model or self.model)
             return None
         if timestamp < iv.start - self.interval_s and iv.frames:
             # the clock went back by more than an interval (system clock set back, a source
             # restarted its timestamps): close what we have, start again from the new time
             summary = iv.summary(max(iv.last_ts, iv.start))
-            self._interval = _Interval(timestamp, timestamp + self.interval_s, self._dropped, stats.source_state)
+            self._interval = _Interval(timestamp, timestamp + self.interval_s, self._dropped, stats.source_state, self._next_model or self.model)
             return summary
         if timestamp < iv.end:
             return None
         k = math.floor((timestamp - iv.start) / self.interval_s)
         new_start = iv.start + k * self.interval_s
         summary = iv.summary(new_start)
-        self._interval = _Interval(new_start, new_start + self.interval_s, self._dropped, stats.source_state)
+        self._interval = _Interval(new_start, new_start + self.interval_s, self._dropped, stats.source_state, self._next_model or self.model)
         return summary

@@ -43,10 +43,8 @@ short transaction that starts with its write.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
-import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -60,16 +58,23 @@ from sqlalchemy.dialects import sqlite as sa_sqlite
 
 from maskwatch import LABELS
 from maskwatch.errors import MaskwatchError
-from maskwatch.sinks.timestamps import iso_time
+from maskwatch.records import (  # noqa: F401 - re-exported: the record shapes live in maskwatch.records
+    EVENT_FIELDS,
+    EVENT_TYPES,
+    INTERVAL_FIELDS,
+    TIME_FIELDS,
+    RowRejected,
+    checked_row as _checked,
+    event_payload,
+    interval_payload,
+    new_id,
+    payload_time,
+)
 
 if TYPE_CHECKING:
     from maskwatch.results import Event, IntervalSummary
 
 log = logging.getLogger(__name__)
-
-EVENT_TYPES: dict[str, str] = {"person_seen": "new", "label_decided": "update", "label_changed": "update",
-                               "track_ended": "end"}
-"""Counter event kind -> the ``type`` of its payload (Frigate's event types)."""
 
 KINDS = ("interval", "event")
 """The two kinds of rows (``pending`` returns them, ``upsert`` takes them)."""
@@ -84,25 +89,6 @@ class DatabaseUnavailable(MaskwatchError):
     write may succeed later (:class:`~maskwatch.sinks.database.DatabaseSink` keeps the row and tries
     again; ``maskwatch aggregate`` retries before giving up)."""
 
-
-class RowRejected(MaskwatchError):
-    """This row cannot be stored (a value of the wrong type, too large, not finite, a constraint):
-    writing it again would fail again, so a consumer logs it and moves on."""
-
-TIME_FIELDS: tuple[str, ...] = (*(f"{label}_s" for label in LABELS), "masked_time_share", "label_changes")
-"""The time-weighted interval keys (person-seconds by label, masked share of person-time, label changes);
-``null`` in rows written before they existed."""
-
-INTERVAL_FIELDS: tuple[str, ...] = (
-    "id", "camera", "start", "end", "start_ts", "end_ts", "frames", "faces", "people_seen",
-    *LABELS, "compliance_rate", "fps", "dropped_frames", "source_state", "model", *TIME_FIELDS,
-)
-"""The keys of an interval payload, in order."""
-
-EVENT_FIELDS: tuple[str, ...] = (
-    "id", "type", "camera", "track_id", "label", "time", "ts", "confidence", "box", "snapshot", "previous",
-)
-"""The keys of an event payload, in order (``previous``: the label before a change, else ``null``)."""
 
 ADDED_COLUMNS: dict[str, tuple[str, ...]] = {"intervals": TIME_FIELDS, "events": ("previous",)}
 """Columns added after the first release: a database without them gets them when it is opened."""
@@ -154,100 +140,6 @@ events_table = sa.Table(
 
 _TABLES = {"interval": intervals_table, "event": events_table}
 _FIELDS = {"interval": INTERVAL_FIELDS, "event": EVENT_FIELDS}
-
-
-# -- payloads ------------------------------------------------------------------------------------
-
-
-def payload_time(epoch: float) -> str:
-    """Local ISO 8601 time with its offset, like the CSV's; milliseconds only if the time has them.
-
-    >>> from datetime import datetime
-    >>> len(payload_time(1e9)), len(payload_time(1e9 + 0.25))  # 2001-09-09T01:46:40+00:00 (in UTC)
-    (25, 29)
-    >>> datetime.fromisoformat(payload_time(1e9 + 0.25)).timestamp()
-    1000000000.25
-    """
-    whole = round(float(epoch) * 1000) % 1000 == 0
-    return iso_time(float(epoch), "seconds" if whole else "milliseconds")
-
-
-def new_id() -> str:
-    """A row id: uuid4 hex, made once when the row is written (a republished row keeps it)."""
-    return uuid.uuid4().hex
-
-
-def _finite(value) -> float | None:
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def interval_payload(camera: str, summary: IntervalSummary, id: str | None = None) -> dict:
-    """The JSON-ready payload of one closed interval of ``camera`` (the MQTT ``intervals`` body).
-
-    >>> from maskwatch.frames import SourceState
-    >>> from maskwatch.results import IntervalSummary
-    >>> p = interval_payload("door", IntervalSummary(0.0, 60.0, 10, 12, 2, {"with_mask": 1,
-    ...     "without_mask": 1, "mask_worn_incorrectly": 0}, 9.5, 0, SourceState.RECONNECTING), id="x")
-    >>> {k: p[k] for k in ("id", "camera", "start_ts", "end_ts", "with_mask", "compliance_rate", "source_state")}
-    {'id': 'x', 'camera': 'door', 'start_ts': 0.0, 'end_ts': 60.0, 'with_mask': 1, 'compliance_rate': 0.5, 'source_state': 'reconnecting'}
-    >>> tuple(p) == INTERVAL_FIELDS
-    True
-    """
-    state = summary.source_state
-    return {
-        "id": id or new_id(),
-        "camera": str(camera),
-        "start": payload_time(summary.start),
-        "end": payload_time(summary.end),
-        "start_ts": float(summary.start),
-        "end_ts": float(summary.end),
-        "frames": int(summary.frames),
-        "faces": int(summary.faces),
-        "people_seen": int(summary.people_seen),
-        **{label: int(summary.by_label.get(label, 0)) for label in LABELS},
-        "compliance_rate": _finite(summary.compliance_rate),
-        "fps": _finite(summary.fps) or 0.0,
-        "dropped_frames": int(summary.dropped_frames),
-        "source_state": str(getattr(state, "value", state)),
-        "model": getattr(summary, "model", None),
-        **{f"{label}_s": round(float(summary.person_s.get(label, 0.0)), 3) for label in LABELS},
-        "masked_time_share": _finite(summary.masked_time_share),
-        "label_changes": int(summary.label_changes),
-    }
-
-
-def event_payload(camera: str, event: Event, snapshot: str | os.PathLike | None = None, id: str | None = None) -> dict:
-    """The JSON-ready payload of one counter event of ``camera`` (the MQTT ``events`` body).
-
-    ``type``: ``new`` (person seen), ``update`` (label decided, or changed: then ``previous`` is the
-    label before), ``end`` (track ended).
-
-    >>> from maskwatch.results import Event
-    >>> p = event_payload("door", Event("label_decided", 7, 1e9, 3, label="with_mask", confidence=0.9,
-    ...                                 box=(1, 2, 3, 4)), id="y")
-    >>> p["type"], p["track_id"], p["label"], p["box"], p["snapshot"], tuple(p) == EVENT_FIELDS
-    ('update', 7, 'with_mask', [1.0, 2.0, 3.0, 4.0], None, True)
-    """
-    try:
-        kind = EVENT_TYPES[event.kind]
-    except KeyError:
-        raise MaskwatchError(f"unknown event kind {event.kind!r} (known: {', '.join(EVENT_TYPES)})") from None
-    return {
-        "id": id or new_id(),
-        "type": kind,
-        "camera": str(camera),
-        "track_id": int(event.track_id),
-        "label": event.label,
-        "time": payload_time(event.timestamp),
-        "ts": float(event.timestamp),
-        "confidence": _finite(event.confidence),
-        "box": None if event.box is None else [float(v) for v in event.box],
-        "snapshot": None if snapshot is None else os.fspath(snapshot),
-        "previous": event.previous if event.kind == "label_changed" else None,
-    }
 
 
 # -- URLs --------------------------------------------------------------------------------------
@@ -599,106 +491,3 @@ def _sqlite_pragmas(dbapi_connection, busy_timeout_ms: int = BUSY_TIMEOUT_MS) ->
         cursor.execute("PRAGMA synchronous = FULL")  # a committed row survives a power cut
     finally:
         cursor.close()
-
-
-_INT_RANGE = (-(2**31), 2**31 - 1)
-"""Every integer column is a 32-bit INTEGER (PostgreSQL's bound; SQLite takes more, but one rule)."""
-
-
-def _checked(kind: str, payload) -> dict:
-    """A received payload made into a complete row, or a one-line :class:`RowRejected`.
-
-    Every value the database would refuse, or that would break a later step, is refused here with
-    the key's name: a required key missing or null, a number that is not finite (JSON's ``1e400``
-    is infinity), a string where a number belongs or the other way round, a count that is negative
-    or beyond 32 bits, a ``box`` that is not four numbers.
-
-    >>> _checked("event", {"id": "e1", "type": "new", "camera": "door", "track_id": 3, "ts": 1e9})["time"][:4]
-    '2001'
-    >>> _checked("interval", {"id": "i1", "camera": "door", "start_ts": 1.0, "end_ts": float("inf")})
-    Traceback (most recent call last):
-    ...
-    maskwatch.site.history.RowRejected: interval payload has no valid 'end_ts' (a finite number), got inf
-    """
-    if not isinstance(payload, dict):
-        raise RowRejected(f"{kind} payload is not a JSON object")
-
-    def bad(key: str, what: str) -> RowRejected:
-        value = repr(payload.get(key))
-        return RowRejected(f"{kind} payload has no valid {key!r} ({what}), got {value[:60]}")
-
-    def text(key: str, required: bool, limit: int | None = None) -> str | None:
-        value = payload.get(key)
-        if value is None and not required:
-            return None
-        if not isinstance(value, str) or not value or (limit is not None and len(value) > limit):
-            raise bad(key, "text" + (f" of at most {limit} characters" if limit else ""))
-        return value
-
-    def number(key: str, required: bool, default: float | None = None) -> float | None:
-        value = payload.get(key)
-        if value is None and not required:
-            return default
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad(key, "a finite number")
-        try:
-            value = float(value)
-        except OverflowError:  # an int too large for a float
-            raise bad(key, "a finite number") from None
-        if not math.isfinite(value):
-            raise bad(key, "a finite number")
-        return value
-
-    def integer(key: str, required: bool, low: int = 0) -> int:
-        value = payload.get(key)
-        if value is None and not required:
-            return 0
-        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int) or not max(low, _INT_RANGE[0]) <= value <= _INT_RANGE[1]:
-            raise bad(key, "a whole number" + (" >= 0" if low == 0 else ""))
-        return value
-
-    row: dict[str, Any] = {"id": text("id", True, 32), "camera": text("camera", True)}
-    if kind == "interval":
-        row["start_ts"], row["end_ts"] = number("start_ts", True), number("end_ts", True)
-        for key in ("start", "end"):
-            row[key] = text(key, False) or _time_or_rejected(kind, key, row[f"{key}_ts"])
-        for key in ("frames", "faces", "people_seen", *LABELS, "dropped_frames"):
-            row[key] = integer(key, False)
-        row["fps"] = number("fps", False, 0.0)
-        row["compliance_rate"] = number("compliance_rate", False)
-        row["source_state"] = text("source_state", False) or "live"
-        row["model"] = text("model", False)
-        for label in LABELS:  # absent in payloads of earlier versions: stored as null
-            row[f"{label}_s"] = number(f"{label}_s", False)
-        row["masked_time_share"] = number("masked_time_share", False)
-        row["label_changes"] = integer("label_changes", False) if payload.get("label_changes") is not None else None
-    else:
-        row["type"] = text("type", True)
-        if row["type"] not in EVENT_TYPES.values():
-            raise RowRejected(f"event payload has an unknown type {row['type'][:40]!r}")
-        row["track_id"] = integer("track_id", True, low=_INT_RANGE[0])
-        row["ts"] = number("ts", True)
-        row["time"] = text("time", False) or _time_or_rejected(kind, "time", row["ts"])
-        row["label"] = text("label", False)
-        row["confidence"] = number("confidence", False)
-        box = payload.get("box")
-        if box is not None:
-            if (not isinstance(box, list) or len(box) != 4
-                    or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in box)
-                    or not all(math.isfinite(float(v)) for v in box)):
-                raise RowRejected("event payload 'box' is not [x1, y1, x2, y2] (four finite numbers)")
-            box = [float(v) for v in box]
-        row["box"] = box
-        row["snapshot"] = text("snapshot", False)
-        row["previous"] = text("previous", False)
-    return row
-
-
-def _time_or_rejected(kind: str, key: str, epoch: float) -> str:
-    """The ISO time of ``epoch`` for a payload without ``key``; a time no calendar holds is refused."""
-    try:
-        return payload_time(epoch)
-    except (ArithmeticError, ValueError, OSError):
-        raise RowRejected(f"{kind} payload has no valid {key!r}: {epoch!r} is no time") from None

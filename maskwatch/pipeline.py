@@ -155,6 +155,7 @@ class Pipeline:
 
                 counter = Counter(config.interval_s, min_hits=config.tracker.min_hits, end_events=True)
             self.counter = counter
+            self.counter.use_model(self.model_description)  # the counter stamps it on each summary
             if source is None:
                 from maskwatch.sources import open_source
 
@@ -169,7 +170,6 @@ class Pipeline:
         self._last_frame: Frame | None = None
         self._continuity: tuple | None = None  # (frame shape, source reconnects) of the last frame
         self._last_done: float | None = None  # perf_counter at the end of the previous frame
-        self._interval_models: list[str] = [m for m in (self.model_description,) if m]
 
     # -- public ------------------------------------------------------------------------------------
 
@@ -246,7 +246,7 @@ class Pipeline:
         try:
             self._frame_state = None  # the last row reports the source's state now (ended, for a finished file)
             self._refresh_source_stats()
-            self._final = self._with_model(self.counter.flush(self._end_timestamp(), self.stats))
+            self._final = self.counter.flush(self._end_timestamp(), self.stats)
         finally:
             self._close_stages()
         return self._final
@@ -286,26 +286,12 @@ class Pipeline:
         old = self.model_description
         self.classifier = new
         self.swaps += 1
+        self.counter.use_model(self.model_description)
         log.info("mask classifier swapped: %s -> %s", old, self.model_description)
         return True
 
-    def _with_model(self, summary: IntervalSummary | None, swapped: bool = False) -> IntervalSummary | None:
-        """``summary`` (closed before this frame counted) with the model(s) that labelled its
-        interval; the next interval starts with the model in use. ``swapped``: the model changed
-        for this frame, which belongs to the interval still open."""
-        if summary is not None:
-            if summary.model is None and self._interval_models:
-                summary.model = " -> ".join(self._interval_models)
-            current = self.model_description
-            self._interval_models = [current] if current else []
-        elif swapped:  # most frames: neither, and nothing to describe
-            current = self.model_description
-            if current and (not self._interval_models or self._interval_models[-1] != current):
-                self._interval_models.append(current)
-        return summary
-
     def _process(self, frame: Frame, decode_ms: float) -> FrameResult:
-        swapped = self._apply_swap()
+        self._apply_swap()
         ms = {"decode": decode_ms, "detect": 0.0, "classify": 0.0, "track": 0.0}
         seq = self.frames_processed  # our own frame counter: monotonic even if a source restarts its index
         self._check_continuity(frame)
@@ -347,7 +333,7 @@ class Pipeline:
             faces, timestamp, frame.index, self._stats_copy(), track_update=update, labels=decisions
         )
         return FrameResult(frame=frame, faces=faces, stats=self._stats_copy(), totals=self.totals,
-                           events=events, summary=self._with_model(summary, swapped))
+                           events=events, summary=summary)
 
     def _check_continuity(self, frame: Frame) -> None:
         """A reconnect or a new frame size breaks what depends on consecutive frames: the tracker
@@ -401,8 +387,8 @@ class Pipeline:
         """No frame this tick (a live source connecting or reconnecting): state, and elapsed intervals."""
         summary = None
         if self.is_live:
-            swapped = self._apply_swap()
-            summary = self._with_model(self.counter.tick(time.time(), self._stats_copy()), swapped)
+            self._apply_swap()
+            summary = self.counter.tick(time.time(), self._stats_copy())
         self.stats.stage_ms = {}
         return FrameResult(frame=None, faces=Faces.empty(), stats=self._stats_copy(), totals=self.totals,
                            summary=summary)

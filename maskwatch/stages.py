@@ -16,7 +16,7 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from maskwatch.detection.base import Detector
@@ -80,3 +80,6 @@ class Counter(Protocol):
     def tick(self, timestamp: float, stats: Stats) -> IntervalSummary | None: ...
 
     def flush(self, timestamp: float, stats: Stats) -> IntervalSummary | None: ...
+
+    def use_model(self, description: str | None) -> None:
+        """The classifier that labels from the next frame on: stamped on the summaries it labels."""

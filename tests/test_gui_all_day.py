@@ -22,10 +22,8 @@ from PyQt6.QtTest import QTest  # noqa: E402
 from PyQt6.QtWidgets import QApplication  # noqa: E402
 
 from conftest import REPO, TINY_MODEL, cli_env  # noqa: E402
-from maskwatch.config import Config  # noqa: E402
 from maskwatch.frames import SourceState  # noqa: E402
 from maskwatch.gui import theme  # noqa: E402
-from maskwatch.gui.main_window import MainWindow  # noqa: E402
 from maskwatch.paths import demo_clip  # noqa: E402
 from test_gui import isolated_settings, make_settings, model, run_to_end, window  # noqa: E402,F401 - fixtures
 

@@ -3,7 +3,6 @@ abort and core dump; a source given on the command line is watched at once."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys

@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 
 import maskwatch
-from conftest import REPO, cli_env, run_cli
+from conftest import REPO, cli_env
 from maskwatch import desktop, doctor
 from maskwatch.errors import MaskwatchError
 from services import Mosquitto, free_port

@@ -16,7 +16,7 @@ from maskwatch.errors import MaskwatchError
 from maskwatch.faces import Faces
 from maskwatch.frames import Frame
 from maskwatch.results import Event, FrameResult, Stats, Totals
-from maskwatch.site.retention import RetentionSink, purge
+from maskwatch.sinks.retention import RetentionSink, purge
 from maskwatch.sinks import SnapshotSaver, VideoSink, sinks_from_config
 
 PEOPLE = Path(__file__).resolve().parent / "fixtures" / "people"
@@ -157,7 +157,7 @@ def test_retention_runs_from_the_configured_sinks_and_logs(tmp_path, caplog):
     snaps = tmp_path / "snaps"
     old = age(snaps / "20250101T080000+0100_track4_without_mask.jpg", 3)
     config = Config(snapshots=snaps, retain_days=2)
-    caplog.set_level("INFO", logger="maskwatch.site.retention")
+    caplog.set_level("INFO", logger="maskwatch.sinks.retention")
     sinks = sinks_from_config(config)
     try:
         retention = [s for s in sinks if isinstance(s, RetentionSink)]
@@ -227,7 +227,7 @@ def test_the_apps_recordings_and_snapshots_go_after_retain_days(qtbot, tmp_path,
     old_snap = age(snaps / "maskwatch_20250101_080001.png", 10)
     new_video = age(videos / "maskwatch_20261101_080000.mp4", 1)
     foreign = age(videos / "wedding.mp4", 100)
-    caplog.set_level("INFO", logger="maskwatch.site.retention")
+    caplog.set_level("INFO", logger="maskwatch.sinks.retention")
     window = _gui_window(qtbot, tmp_path, monkeypatch, Config(model=TINY_MODEL, retain_days=7))
     try:
         window._purge_old_outputs()  # what start() and start_recording() call

@@ -23,6 +23,7 @@ from maskwatch.frames import SourceState
 from maskwatch.gui.alerts import AlertLog
 from maskwatch.gui.theme import LABEL_TEXT
 from maskwatch.overlay import DISPLAY_NAMES, UNDECIDED, color_rgb, label_names
+from maskwatch.records import state_text
 from maskwatch.results import FrameResult, IntervalSummary, Stats, Totals
 
 STATE_COLORS = {
@@ -181,7 +182,7 @@ class SidePanel(QWidget):
         self.state_label.setStyleSheet(f"background: {_rgb(STATE_COLORS.get(state, (110, 116, 128)))};")
 
     def show_stats(self, stats: Stats, ui_skipped: int) -> None:
-        self.set_state(getattr(stats.source_state, "value", str(stats.source_state)), stats.reconnect_in)
+        self.set_state(state_text(stats.source_state), stats.reconnect_in)
         self.fps_label.setText(f"{stats.fps:.1f} fps")
         stages = [(k, stats.stage_ms[k]) for k in STAGE_ORDER if k in stats.stage_ms]
         stages += [(k, v) for k, v in stats.stage_ms.items() if k not in STAGE_ORDER and k != "total"]

@@ -42,7 +42,7 @@ import numpy as np
 
 from maskwatch.results import Event, FrameResult, IntervalSummary, Totals
 from maskwatch.sinks.base import BaseSink
-from maskwatch.sinks.timestamps import iso_time
+from maskwatch.records import alert_record  # noqa: F401 - re-exported (maskwatch.records)
 
 PERSON_ALERT_LABELS: tuple[str, ...] = ("without_mask", "mask_worn_incorrectly")
 """Decided labels that raise an alert for the person."""
@@ -130,26 +130,6 @@ def alert_worthy(e: Event, labels: tuple[str, ...] = PERSON_ALERT_LABELS) -> boo
     if e.kind == "label_decided":
         return e.label in labels
     return e.kind == "label_changed" and e.previous == "with_mask" and e.label in labels
-
-
-def alert_record(alert: Alert) -> dict:
-    """The JSON object written to the event log for one alert (keys: see the module docstring)."""
-    when = alert.timestamp if alert.timestamp is not None else alert.at
-    return {
-        "kind": "alert",
-        "alert": alert.kind,
-        "message": alert.message,
-        "track_id": None if alert.track_id is None else int(alert.track_id),
-        "label": alert.label,
-        "confidence": None if alert.confidence is None else round(float(alert.confidence), 4),
-        "time": iso_time(when, timespec="milliseconds"),
-        "epoch": round(float(when), 3),
-        "frame_index": None if alert.frame_index is None else int(alert.frame_index),
-        "box": None if alert.box is None else [round(float(v), 1) for v in alert.box],
-        "compliance": None if alert.compliance is None else round(float(alert.compliance), 4),
-        "threshold": alert.threshold,
-        "interval_start": None if alert.interval_start is None else iso_time(alert.interval_start, "milliseconds"),
-    }
 
 
 AlertListener = Callable[[Alert], None]

@@ -68,7 +68,7 @@ from maskwatch.crop import padded_region, square_box
 from maskwatch.errors import MaskwatchError
 from maskwatch.results import FrameResult
 from maskwatch.sinks.appended import AppendedFile, read_our_csv, rewrite_csv, writable_folder
-from maskwatch.sinks.timestamps import iso_time
+from maskwatch.records import iso_time
 
 log = logging.getLogger("maskwatch.collect")
 

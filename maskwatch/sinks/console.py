@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, TextIO
 
 from maskwatch import LABELS
 from maskwatch.frames import SourceState
+from maskwatch.records import iso_time, state_text
 from maskwatch.sinks.base import BaseSink
-from maskwatch.sinks.timestamps import iso_time
 
 if TYPE_CHECKING:  # keeps ``import maskwatch.cli`` (which imports this module) free of numpy
     from maskwatch.results import FrameResult, IntervalSummary, Stats
@@ -40,7 +40,7 @@ def _pct(rate) -> str:
 
 def format_summary(summary: IntervalSummary, timespec: str = "seconds") -> str:
     """One human line per interval row (``timespec`` as the CSV log's: see ``timespec_for``)."""
-    state = getattr(summary.source_state, "value", str(summary.source_state))
+    state = state_text(summary.source_state)
     labels = "  ".join(f"{k} {summary.by_label.get(k, 0)}" for k in LABELS)
     end = iso_time(summary.end, timespec)
     n = summary.label_changes
@@ -124,5 +124,5 @@ class ConsoleSink(BaseSink):
         state = stats.source_state
         if self._last_state is not None and state != self._last_state and not self.quiet:
             extra = f" (next attempt in {stats.reconnect_in:.1f} s)" if stats.reconnect_in else ""
-            print(f"{PROG}: source {getattr(state, 'value', state)}{extra}", file=self.err, flush=True)
+            print(f"{PROG}: source {state_text(state)}{extra}", file=self.err, flush=True)
         self._last_state = state

@@ -32,28 +32,16 @@ import csv
 import os
 from pathlib import Path
 
-from maskwatch import LABELS
 from maskwatch.errors import MaskwatchError
+from maskwatch.records import (  # noqa: F401 - re-exported: the record shapes live in maskwatch.records
+    CSV_COLUMNS,
+    LEGACY_COLUMNS,
+    OLDER_HEADERS,
+    TIME_COLUMNS,
+    interval_csv_row,
+)
 from maskwatch.results import IntervalSummary
 from maskwatch.sinks.appended import AppendedFile, open_append, sync
-from maskwatch.sinks.timestamps import iso_time
-
-TIME_COLUMNS: tuple[str, ...] = (*(f"{k}_s" for k in LABELS), "masked_time_share", "label_changes")
-"""The time-weighted columns (person-seconds by label, masked share of person-time, label changes)."""
-
-CSV_COLUMNS: tuple[str, ...] = (
-    "start", "end", "frames", "faces", "people_seen",
-    "with_mask", "without_mask", "mask_worn_incorrectly",
-    "compliance_rate", "fps", "dropped_frames", "source_state", "model", *TIME_COLUMNS,
-)
-"""The interval log's header, in order."""
-
-LEGACY_COLUMNS: tuple[str, ...] = CSV_COLUMNS[:12]
-"""The header of logs written before the ``model`` column: still appended to, in their shape."""
-
-OLDER_HEADERS: tuple[tuple[str, ...], ...] = (CSV_COLUMNS[:13], LEGACY_COLUMNS)
-"""Headers of logs written by earlier versions (before the time columns; before ``model``)."""
-
 
 def check_log_file(path: str | Path) -> tuple[str, bool] | None:
     """(first line, ends with a newline) of an existing non-empty interval log at ``path``, ``None``
@@ -117,26 +105,8 @@ class IntervalCsvLog(AppendedFile):
 
     @staticmethod
     def row(summary: IntervalSummary, timespec: str = "seconds", columns: tuple[str, ...] = CSV_COLUMNS) -> list[str]:
-        """The CSV fields of one summary, in ``CSV_COLUMNS`` order (an older header: its first columns)."""
-        rate = summary.compliance_rate
-        share = summary.masked_time_share
-        state = getattr(summary.source_state, "value", str(summary.source_state))
-        return [
-            iso_time(summary.start, timespec),
-            iso_time(summary.end, timespec),
-            str(summary.frames),
-            str(summary.faces),
-            str(summary.people_seen),
-            *(str(summary.by_label.get(k, 0)) for k in LABELS),
-            "" if rate is None else f"{rate:.3f}",
-            f"{summary.fps:.1f}",
-            str(summary.dropped_frames),
-            state,
-            summary.model or "",
-            *(f"{summary.person_s.get(k, 0.0):.1f}" for k in LABELS),
-            "" if share is None else f"{share:.3f}",
-            str(summary.label_changes),
-        ][:len(columns)]
+        """The CSV fields of one summary (:func:`maskwatch.records.interval_csv_row`)."""
+        return interval_csv_row(summary, timespec, columns)
 
     def write(self, summary: IntervalSummary) -> None:
         if self._fh is None:

@@ -1,10 +1,10 @@
 """``DatabaseSink``: one camera's interval rows and events into the history database (the MQTT outbox).
 
 Each closed interval becomes an ``intervals`` row and each counter event an ``events`` row of
-:class:`~maskwatch.site.history.History`, written (committed) before anything publishes it.
+:class:`~maskwatch.history.History`, written (committed) before anything publishes it.
 
 A database that is away for a while (PostgreSQL restarting, an SQLite file locked by another
-writer beyond its busy timeout: :class:`~maskwatch.site.history.DatabaseUnavailable`) does not end
+writer beyond its busy timeout: :class:`~maskwatch.history.DatabaseUnavailable`) does not end
 the run: the row (its payload, with its ``id``, made once) waits in a bounded in-memory queue, in
 order, and later calls try the queue again (first after ``retry_initial_s``, the wait doubling up to
 ``retry_max_s``); one warning when the outage starts, one when the queue is written. Rows keep their
@@ -28,7 +28,7 @@ ends is written by :meth:`close`.
 
 >>> import tempfile, pathlib
 >>> from maskwatch.results import Event
->>> from maskwatch.site.history import History
+>>> from maskwatch.history import History
 >>> history = History(pathlib.Path(tempfile.mkdtemp()) / "history.db")
 >>> written = []
 >>> sink = DatabaseSink(history, "door", on_write=lambda kind, payload: written.append((kind, payload["type"])))
@@ -52,7 +52,7 @@ from maskwatch.sinks.base import BaseSink
 
 if TYPE_CHECKING:
     from maskwatch.results import Event, FrameResult, IntervalSummary
-    from maskwatch.site.history import History
+    from maskwatch.history import History
     from maskwatch.sinks.snapshots import SnapshotSaver
 
 log = logging.getLogger("maskwatch.sinks.database")
@@ -97,7 +97,7 @@ class DatabaseSink(BaseSink):
         return len(self._queue)
 
     def on_interval(self, summary: IntervalSummary) -> None:
-        from maskwatch.site.history import interval_payload
+        from maskwatch.records import interval_payload
 
         self._store("interval", interval_payload(self.camera, summary))
 
@@ -151,13 +151,13 @@ class DatabaseSink(BaseSink):
                 raise
 
     def _add_event(self, event: Event, snapshot: str | None) -> None:
-        from maskwatch.site.history import event_payload
+        from maskwatch.records import event_payload
 
         self._store("event", event_payload(self.camera, event, snapshot))
 
     def _store(self, kind: str, payload: dict) -> None:
         """Write the row now, or queue it behind the rows that wait (their order is kept)."""
-        from maskwatch.site.history import DatabaseUnavailable
+        from maskwatch.history import DatabaseUnavailable
 
         if self._queue:
             self._enqueue(kind, payload)
@@ -193,7 +193,7 @@ class DatabaseSink(BaseSink):
     def _flush(self) -> bool:
         """Write the waiting rows, oldest first; ``True`` when none is left. A row the database
         refuses for its values (it would never be written) is logged and dropped."""
-        from maskwatch.site.history import DatabaseUnavailable, RowRejected
+        from maskwatch.history import DatabaseUnavailable, RowRejected
 
         while self._queue:
             kind, payload = self._queue[0]

@@ -12,58 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Iterable
 from pathlib import Path
 
 from maskwatch.errors import MaskwatchError
+from maskwatch.records import event_record, model_record  # noqa: F401 - re-exported (maskwatch.records)
 from maskwatch.results import Event
 from maskwatch.sinks.appended import AppendedFile, open_append, sync
-from maskwatch.sinks.timestamps import iso_time
-
-
-def event_record(event: Event, model: str | None = None) -> dict:
-    """The JSON object written for one event (``model``: the classifier in use, described).
-
-    >>> event_record(Event("label_decided", 4, 0.0, 12, label="with_mask", confidence=0.8,
-    ...                    box=(1.0, 2.0, 3.0, 4.0)))["box"]
-    [1.0, 2.0, 3.0, 4.0]
-    """
-    return {
-        "kind": event.kind,
-        "track_id": int(event.track_id),
-        "label": event.label,
-        "confidence": None if event.confidence is None else round(float(event.confidence), 4),
-        "time": iso_time(event.timestamp, timespec="milliseconds"),
-        "epoch": round(float(event.timestamp), 3),
-        "frame_index": int(event.frame_index),
-        "box": None if event.box is None else [round(float(v), 1) for v in event.box],
-        "model": model,
-        **({"previous": event.previous} if event.kind == "label_changed" else {}),
-    }
-
-
-def model_record(info, previous: str | None, epoch: float | None = None) -> dict:
-    """The record written when the mask classifier is swapped during a run.
-
-    >>> from pathlib import Path
-    >>> from maskwatch.classification import ModelInfo
-    >>> info = ModelInfo("m", "2", "ab" * 32, Path("/runs/site/mask_classifier.tflite"), 0.2, 96)
-    >>> r = model_record(info, "m 1 (sha256 cdcdcdcd)", epoch=0.0)
-    >>> r["kind"], r["model"], r["previous"], r["path"]
-    ('model_swapped', 'm 2 (sha256 abababab)', 'm 1 (sha256 cdcdcdcd)', 'site/mask_classifier.tflite')
-    """
-    epoch = time.time() if epoch is None else float(epoch)
-    return {
-        "kind": "model_swapped",
-        "time": iso_time(epoch, timespec="milliseconds"),
-        "epoch": round(epoch, 3),
-        "model": info.describe(),
-        "previous": previous,
-        "version": info.version,
-        "sha256": info.sha256,
-        "path": info.short_path(),
-    }
 
 
 FIRST_LINE_LIMIT = 64 * 1024

@@ -16,7 +16,7 @@ from maskwatch.sinks.base import Sink
 from maskwatch.sinks.csv_log import IntervalCsvLog, check_log_file
 from maskwatch.sinks.events import EventJsonl, check_events_file
 from maskwatch.sinks.snapshots import SnapshotSaver
-from maskwatch.sinks.timestamps import timespec_for
+from maskwatch.records import timespec_for
 from maskwatch.sinks.video import VideoSink, check_video_path
 
 
@@ -193,8 +193,8 @@ def sinks_from_config(
             sinks.append(SnapshotSaver(config.snapshots, blur=config.blur_faces))
         if save_video is not None:
             sinks.append(VideoSink(save_video, blur=config.blur_faces))
-        if config.retain_days is not None:  # old snapshots and recordings go (maskwatch.site.retention)
-            from maskwatch.site.retention import RetentionSink
+        if config.retain_days is not None:  # old snapshots and recordings go (maskwatch.sinks.retention)
+            from maskwatch.sinks.retention import RetentionSink
 
             sinks.append(RetentionSink(config))
         if collect is not None:  # the review loop's uncertain crops (maskwatch.sinks.collect)

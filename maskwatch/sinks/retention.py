@@ -17,7 +17,7 @@ collector has the file open.
 :class:`RetentionSink` runs :func:`purge` when it is opened and then every ``every_s`` seconds
 (an hour) from the monitor's loop; :func:`maskwatch.sinks.sinks_from_config` adds it when
 ``retain_days`` is set, so ``maskwatch --headless`` and every ``maskwatch serve`` worker keep
-their own outputs trimmed. Each deleted file is logged (``maskwatch.site.retention``, INFO).
+their own outputs trimmed. Each deleted file is logged (``maskwatch.sinks.retention``, INFO).
 
 >>> import os, tempfile, time
 >>> from pathlib import Path
@@ -41,7 +41,7 @@ from pathlib import Path
 
 from maskwatch.sinks.base import BaseSink
 
-log = logging.getLogger("maskwatch.site.retention")
+log = logging.getLogger(__name__)
 
 EVERY_S = 3600.0
 """How often a running camera purges its folders."""

@@ -1,29 +1,8 @@
-"""Local ISO 8601 times for the logs, and how precise they must be for an interval length.
+"""Moved to :mod:`maskwatch.records` (one time rule for every record); kept so that imports written
+against earlier versions still work.
 
->>> timespec_for(60), timespec_for(1), timespec_for(0.5), timespec_for(2.5)
-('seconds', 'seconds', 'milliseconds', 'milliseconds')
->>> iso_time(1e9 + 0.25, timespec_for(0.5))[19:23]
-'.250'
+>>> timespec_for(0.5), iso_time(1e9 + 0.25, "milliseconds")[19:23]
+('milliseconds', '.250')
 """
 
-from __future__ import annotations
-
-from datetime import datetime
-
-
-def iso_time(epoch: float, timespec: str = "seconds") -> str:
-    """Local time with its UTC offset, ISO 8601.
-
-    >>> datetime.fromisoformat(iso_time(1e9)).timestamp()
-    1000000000.0
-    """
-    return datetime.fromtimestamp(epoch).astimezone().isoformat(timespec=timespec)
-
-
-def timespec_for(interval_s: float) -> str:
-    """``"seconds"`` for intervals of whole seconds, else ``"milliseconds"``.
-
-    Interval rows start ``interval_s`` apart: with ``--interval 0.5`` (or 2.5) second-resolution
-    times would repeat or jump, so such logs get millisecond times (every row of the file alike).
-    """
-    return "seconds" if float(interval_s).is_integer() else "milliseconds"
+from maskwatch.records import iso_time, timespec_for  # noqa: F401 - re-exported

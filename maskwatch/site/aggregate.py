@@ -143,7 +143,7 @@ class Aggregator:
             return self._skip(topic, "not JSON")
         if kind == "interval" and isinstance(payload, dict) and topic.split("/")[-2] != payload.get("camera"):
             return self._skip(topic, f"camera {payload.get('camera')!r} is not the topic's")
-        from maskwatch.site.history import RowRejected
+        from maskwatch.history import RowRejected
 
         for wait in (*DB_RETRIES_S, None):
             try:
@@ -178,7 +178,7 @@ class Aggregator:
 
 
 def run(args, stop_signals) -> int:
-    from maskwatch.site.history import History
+    from maskwatch.history import History
 
     from maskwatch.site.config import SiteConfig
 

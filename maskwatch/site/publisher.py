@@ -52,10 +52,11 @@ from typing import TYPE_CHECKING, Any
 
 from maskwatch import LABELS, __version__
 from maskwatch.errors import MaskwatchError
+from maskwatch.records import state_text
 from maskwatch.site.secrets import resolve_secret, secret_keys
 
 if TYPE_CHECKING:
-    from maskwatch.site.history import History
+    from maskwatch.history import History
 
 log = logging.getLogger(__name__)
 
@@ -360,7 +361,7 @@ class MqttPublisher:
 
     def set_state(self, camera: str, state: str) -> None:
         """``<prefix>/<camera>/state`` (retained). ``state``: one of :data:`STATES` (a SourceState works)."""
-        state = getattr(state, "value", state)
+        state = state_text(state)
         if state not in STATES:
             raise ValueError(f"unknown camera state {state!r} (one of {', '.join(STATES)})")
         self._check_camera(camera)

@@ -35,7 +35,7 @@ from pathlib import Path
 from maskwatch import LABELS
 from maskwatch.errors import MaskwatchError
 from maskwatch.sinks.appended import rewrite_atomic
-from maskwatch.sinks.timestamps import iso_time
+from maskwatch.records import iso_time
 
 BY = ("day", "hour")
 OUTAGE_STATES = ("reconnecting", "connecting")
@@ -448,7 +448,7 @@ def run(args, stop_signals=None) -> int:
         stop_signals.restore()  # a short read: Ctrl+C simply interrupts it
     from rich.console import Console
 
-    from maskwatch.site.history import History
+    from maskwatch.history import History
 
     now = time.time()
     since = parse_since(args.since, now=now)

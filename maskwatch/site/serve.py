@@ -51,6 +51,7 @@ from pathlib import Path
 
 from maskwatch import LABELS
 from maskwatch.errors import MaskwatchError
+from maskwatch.records import state_text
 from maskwatch.sinks.base import BaseSink
 
 log = logging.getLogger("maskwatch.serve")
@@ -196,7 +197,7 @@ class Supervisor:
     # -- the loop ----------------------------------------------------------------------------------
 
     def run(self) -> None:
-        from maskwatch.site.history import History
+        from maskwatch.history import History
 
         history = History(self.site.db_url)  # creates the tables once, before the workers race to
         try:
@@ -482,7 +483,7 @@ class StatusSink(BaseSink):
         self._next_stats = time.monotonic() + stats_every_s
 
     def on_result(self, result) -> None:
-        state = getattr(result.stats.source_state, "value", str(result.stats.source_state))
+        state = state_text(result.stats.source_state)
         if state != self._state:
             self._state = state
             self.send(("state", self.camera, state))
@@ -563,7 +564,7 @@ def _worker_run(camera: str, config, db_url: str, send: _Sender, holder: dict, s
     try:
         from maskwatch.mediapipe_import import import_mediapipe_without_tensorflow
         from maskwatch.monitor import Monitor
-        from maskwatch.site.history import History
+        from maskwatch.history import History
         from maskwatch.sinks import sinks_from_config
         from maskwatch.sinks.database import DatabaseSink
         from maskwatch.sinks.snapshots import SnapshotSaver
@@ -608,7 +609,7 @@ def _worker_run(camera: str, config, db_url: str, send: _Sender, holder: dict, s
             history.close()
         return 0
     except MaskwatchError as e:
-        from maskwatch.site.history import DatabaseUnavailable
+        from maskwatch.history import DatabaseUnavailable
 
         permanent = permanent and not isinstance(e, DatabaseUnavailable)  # an outage passes: restart
         send(("error", camera, redact(str(e)), permanent))

@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from maskwatch.config import SourceConfig
+from maskwatch.sources.options import SourceConfig
 from maskwatch.errors import MaskwatchError
 from maskwatch.frames import Frame, SourceState
 from maskwatch.opencv_paths import opencv_path

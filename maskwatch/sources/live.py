@@ -21,7 +21,7 @@ from typing import Callable, Protocol
 import cv2
 import numpy as np
 
-from maskwatch.config import SourceConfig
+from maskwatch.sources.options import SourceConfig
 from maskwatch.errors import MaskwatchError
 from maskwatch.frames import Frame, SourceState
 from maskwatch.sources.base import Source

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from maskwatch.config import SourceConfig
+from maskwatch.sources.options import SourceConfig
 from maskwatch.sources.base import Source
 from maskwatch.sources.files import FileSource, ImageFolderSource
 from maskwatch.sources.live import LiveSource

@@ -60,7 +60,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from maskwatch.config import DetectorConfig, TrackerConfig
+from maskwatch.detection.config import DetectorConfig
+from maskwatch.tracking.config import TrackerConfig
 from maskwatch.faces import Faces
 from maskwatch.tracking.appearance import Appearance
 from maskwatch.tracking.base import TrackUpdate

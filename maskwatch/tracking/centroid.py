@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from maskwatch.config import TrackerConfig
+from maskwatch.tracking.config import TrackerConfig
 from maskwatch.faces import Faces
 from maskwatch.tracking.base import TrackUpdate
 from maskwatch.tracking.matching import gated_cost

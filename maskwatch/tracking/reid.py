@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from maskwatch.config import TrackerConfig
+from maskwatch.tracking.config import TrackerConfig
 from maskwatch.faces import Faces
 from maskwatch.tracking.appearance import Appearance, distance
 from maskwatch.tracking.base import TrackUpdate
