@@ -276,6 +276,7 @@ class LiveSource(Source):
     def _supervise(self) -> None:
         failures = 0  # consecutive failed attempts since frames last flowed
         number = 0
+        warned = None  # the reason last logged as a warning in this outage
         try:
             while True:
                 with self._cond:
@@ -308,7 +309,14 @@ class LiveSource(Source):
                 if give_up:
                     log.error("%s: %s; giving up after %d reconnects", self.name, self.last_error, self.reconnects)
                     return
-                log.warning("%s: %s; reconnecting in %.1f s", self.name, self.last_error, delay)
+                if self.last_error != warned or failures == 1:
+                    log.warning("%s: %s; reconnecting in %.1f s", self.name, self.last_error, delay)
+                    warned = self.last_error
+                elif failures & (failures - 1) == 0 and failures >= 16:  # a reminder at 16, 32, 64... tries
+                    log.warning("%s: still %s after %d tries; retrying every %.0f s", self.name, self.last_error,
+                                failures, self.config.backoff_max_s)
+                else:  # the same reason again: said once per outage, not on every retry
+                    log.debug("%s: %s; reconnecting in %.1f s", self.name, self.last_error, delay)
                 with self._cond:
                     self._cond.wait_for(lambda: self._closing, timeout=delay)
                     if self._closing:
