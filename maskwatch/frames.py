@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # numpy stays out of the light imports (config, CLI parser, option checks)
+    import numpy as np
 
 
 class SourceState(str, enum.Enum):

@@ -1,4 +1,4 @@
-"""Where the shipped model files and assets live.
+"""Where the shipped model files and assets live, and how a path is shown (:func:`display_path`).
 
 The repository keeps them at its top level (``models/``, ``assets/``); a built wheel or sdist carries
 them inside the package (``maskwatch/models``, ``maskwatch/assets``: see ``setup.py``). Each resolver
@@ -41,3 +41,13 @@ DEMO_CLIP_NAME = "demo.mp4"
 
 def demo_clip() -> Path:
     return assets_dir() / DEMO_CLIP_NAME
+
+
+def display_path(path) -> str:
+    """A path as text that can always be printed: bytes that are not UTF-8 (a file name from
+    another system) are shown as ``\\xNN`` escapes instead of crashing ``print``.
+
+    >>> display_path(os.fsdecode(b"caf\\xe9.jpg"))
+    'caf\\\\xe9.jpg'
+    """
+    return os.fsencode(os.fspath(path)).decode("utf-8", "backslashreplace")

@@ -28,8 +28,9 @@ good. ``source.read(timeout)`` returns the next frame, or ``None`` when no frame
 ``timeout`` seconds or the source has ended (check ``source.state``); a consumer that must keep
 working while a camera is down (interval logging, a GUI) uses ``read`` with a timeout.
 
-Modules: ``spec`` (parsing, redaction; no OpenCV), ``base`` (``Source``), ``files``, ``live``,
-``opener`` (``open_source``).
+Modules: ``spec`` (parsing), ``urls`` (URL text, redaction), ``credentials`` (the desktop app's
+password field): no OpenCV; ``base`` (``Source``), ``files``, ``live``, ``opener`` (``open_source``),
+``read_ahead`` (``ReadAhead``: a file read ahead in a thread).
 """
 
 import importlib
