@@ -357,6 +357,7 @@ def _camera_config(tmp_path, source: str, **keys):
 def test_a_network_camera_with_a_broken_model_is_permanent_not_restarted_forever(tmp_path, monkeypatch):
     from services import free_port
 
+    from maskwatch.site.messages import WorkerError
     from maskwatch.site.serve import EXIT_PERMANENT, _worker_run
 
     monkeypatch.setenv("MW_TEST_SERVE_PW", PASSWORD)
@@ -365,8 +366,8 @@ def test_a_network_camera_with_a_broken_model_is_permanent_not_restarted_forever
     sent = []
     code = _worker_run("cam", config, str(tmp_path / "site.db"), sent.append, {"stop": False}, 5.0)
     assert code == EXIT_PERMANENT  # was EXIT_RETRY: restarted with backoff for ever
-    errors = [m for m in sent if m[0] == "error"]
-    assert len(errors) == 1 and errors[0][3] is True and "broken." in errors[0][2], sent
+    errors = [m for m in sent if isinstance(m, WorkerError)]
+    assert len(errors) == 1 and errors[0].permanent and "broken." in errors[0].text, sent
 
 
 def test_serve_reports_a_network_cameras_broken_model_once_and_does_not_restart_it(tmp_path, monkeypatch):
@@ -387,6 +388,7 @@ def test_a_database_away_when_a_worker_starts_is_retried_not_permanent(tmp_path)
     """A file camera's worker restarted while PostgreSQL restarts: History() fails; that passes."""
     from services import free_port
 
+    from maskwatch.site.messages import WorkerError
     from maskwatch.site.serve import EXIT_RETRY, _worker_run
 
     config = _camera_config(tmp_path, str(FIXTURES / "clip_320x240.mp4"))
@@ -394,8 +396,8 @@ def test_a_database_away_when_a_worker_starts_is_retried_not_permanent(tmp_path)
     db_url = f"postgresql+psycopg://mw:s3cret-db@127.0.0.1:{free_port()}/site"  # nobody listens there
     code = _worker_run("cam", config, db_url, sent.append, {"stop": False}, 5.0)
     assert code == EXIT_RETRY  # was EXIT_PERMANENT: the camera was given up
-    errors = [m for m in sent if m[0] == "error"]
-    assert len(errors) == 1 and errors[0][3] is False and "s3cret-db" not in errors[0][2], sent
+    errors = [m for m in sent if isinstance(m, WorkerError)]
+    assert len(errors) == 1 and not errors[0].permanent and "s3cret-db" not in errors[0].text, sent
 
 
 def test_nobody_is_in_view_once_a_worker_ends_or_serve_stops(tmp_path, mosquitto):
@@ -403,6 +405,7 @@ def test_nobody_is_in_view_once_a_worker_ends_or_serve_stops(tmp_path, mosquitto
 
     from maskwatch import LABELS
     from maskwatch.site.config import SiteConfig
+    from maskwatch.site.messages import InView
     from maskwatch.site.publisher import MqttPublisher
     from maskwatch.site.serve import Supervisor
 
@@ -412,8 +415,8 @@ def test_nobody_is_in_view_once_a_worker_ends_or_serve_stops(tmp_path, mosquitto
     try:
         door, hall = supervisor.workers
         for worker in (door, hall):
-            supervisor._handle(worker, ("in_view", worker.name, {"with_mask": 2, "without_mask": 1,
-                                                                  "mask_worn_incorrectly": 0}))
+            supervisor._handle(worker, InView(worker.name, {"with_mask": 2, "without_mask": 1,
+                                                            "mask_worn_incorrectly": 0}))
         deadline = time.monotonic() + 20
         while retained(mosquitto, "site/+/with_mask", settle=0.3) != {"site/door/with_mask": "2",
                                                                         "site/hall/with_mask": "2"}:
