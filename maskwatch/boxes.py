@@ -1,7 +1,8 @@
 """Box maths on ``(N, 4)`` xyxy pixel boxes: overlap, merging, moving, clipping to the image.
 
 The one place for it: the detector back-ends merge and clip with it, the tracker matches with
-:func:`box_iou`, the benchmarks score with it.
+:func:`box_iou`, the benchmarks score with it, training matches annotations to detections with
+:func:`box_ios`.
 
 >>> import numpy as np
 >>> box_iou(np.array([[0, 0, 10, 10]]), np.array([[5, 0, 15, 10], [20, 20, 30, 30]]), np.float64).round(3).tolist()
@@ -36,6 +37,28 @@ def box_iou(a: np.ndarray, b: np.ndarray, dtype=np.float32) -> np.ndarray:
     union = area_a[:, None] + area_b[None, :] - inter
     return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
 
+
+
+def box_ios(a: np.ndarray, b: np.ndarray, dtype=np.float32) -> np.ndarray:
+    """Intersection over the smaller box's area, matrix (len(a), len(b)) of xyxy boxes, in ``dtype``.
+
+    1 where one box lies inside the other whatever their sizes (their IoU can be small): how well an
+    annotated face box and a detection cover each other (``train.data`` matches them with it). Areas
+    are taken as given (not clipped); the smaller one is floored at 1e-6.
+
+    >>> box_ios(np.array([[0, 0, 10, 10]]), np.array([[2, 2, 6, 6], [5, 0, 15, 10], [20, 20, 30, 30]])).round(3).tolist()
+    [[1.0, 0.5, 0.0]]
+    """
+    a = np.asarray(a, dtype).reshape(-1, 4)
+    b = np.asarray(b, dtype).reshape(-1, 4)
+    ix1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    iy1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    ix2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    iy2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(np.minimum(area_a[:, None], area_b[None, :]), 1e-6)
 
 def weighted_nms(xyxy: np.ndarray, score: np.ndarray, keypoints: np.ndarray, iou: float, contained: float = 0.6):
     """MediaPipe-style weighted NMS: each kept face is the score-weighted mean of its cluster.

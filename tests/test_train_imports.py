@@ -22,8 +22,15 @@ def train_imports(path: Path) -> set[str]:
     return found
 
 
+def module_name(path: Path) -> str:
+    """``train/data/loading.py`` -> ``train.data.loading``; a package's ``__init__.py`` is the package."""
+    parts = path.relative_to(TRAIN.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
 def import_graph() -> dict[str, set[str]]:
-    return {f"train.{p.stem}": train_imports(p) for p in TRAIN.glob("*.py") if p.stem != "__init__"}
+    """Every module of train/ (sub-packages too: train.data, train.synthesis) -> the train modules it imports."""
+    return {module_name(p): train_imports(p) for p in TRAIN.rglob("*.py") if p != TRAIN / "__init__.py"}
 
 
 def test_lite0_weights_does_not_import_models():
