@@ -38,7 +38,6 @@ def box_iou(a: np.ndarray, b: np.ndarray, dtype=np.float32) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
 
 
-
 def box_ios(a: np.ndarray, b: np.ndarray, dtype=np.float32) -> np.ndarray:
     """Intersection over the smaller box's area, matrix (len(a), len(b)) of xyxy boxes, in ``dtype``.
 
@@ -59,6 +58,7 @@ def box_ios(a: np.ndarray, b: np.ndarray, dtype=np.float32) -> np.ndarray:
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     return inter / np.maximum(np.minimum(area_a[:, None], area_b[None, :]), 1e-6)
+
 
 def weighted_nms(xyxy: np.ndarray, score: np.ndarray, keypoints: np.ndarray, iou: float, contained: float = 0.6):
     """MediaPipe-style weighted NMS: each kept face is the score-weighted mean of its cluster.

@@ -131,7 +131,7 @@ def test_synthesize_writes_tagged_train_faces_through_compose(tmp_path, keypoint
         calls.append((donor.path, donor.flipped, top))
         return real_compose(img, kps, donor, top, *a, **kw)
 
-    monkeypatch.setattr(S, "compose", spy)
+    monkeypatch.setattr(S.generator, "compose", spy)   # where synthesize looks it up
     data = _manifest(tmp_path, keypoints)
     out = tmp_path / "synth"
     rep = S.synthesize(data, out, per_target=4, seed=3, control=1.0, donor_source="any",
