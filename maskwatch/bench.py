@@ -23,6 +23,7 @@ import time
 
 import numpy as np
 
+from maskwatch.classification import MaskClassifier
 from maskwatch.config import Config
 from maskwatch.errors import MaskwatchError
 from maskwatch.pipeline import STAGES, Pipeline
@@ -97,8 +98,6 @@ def run(config: Config, frames: int | None = None, warmup: int = 5, pipeline: Pi
     if t_start is None:  # warmup == 0
         t_start = t_end - sum(times["total"]) / 1000.0
     wall = max(t_end - t_start, 1e-9)
-    from maskwatch.classification import MaskClassifier  # loaded by the pipeline already
-
     return {
         # the source is a stages.FrameSource: its name is redacted by contract, and once more here
         # (a test double or a new source may not), so a camera password never reaches a report

@@ -34,7 +34,6 @@ import argparse
 import contextlib
 import functools
 import importlib
-import json
 import logging
 import os
 import signal
@@ -42,13 +41,11 @@ import sys
 import traceback
 from pathlib import Path
 
-from maskwatch import LABELS, __version__
+from maskwatch import __version__
+from maskwatch.cli_text import PROG, error_line
+from maskwatch.config import Config
+from maskwatch.detection import registry as detection_registry
 from maskwatch.errors import MaskwatchError
-from maskwatch.mediapipe_import import import_mediapipe_without_tensorflow
-from maskwatch.sinks.console import format_totals
-
-PROG = "maskwatch"
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -102,14 +99,11 @@ def _probability(text: str) -> float:
 
 
 def _detector_modes() -> tuple[str, ...]:
-    from maskwatch.detection.registry import modes  # the registry alone: no model runtime for --help
-
-    return modes()
+    return detection_registry.modes()  # the registry alone: no model runtime for --help
 
 
 def _detector_help() -> str:
-    from maskwatch.detection import registry
-
+    registry = detection_registry
     return "face detector mode: " + "; ".join(registry.get(mode).describe() for mode in registry.modes())
 
 
@@ -185,8 +179,6 @@ def _bench_parser() -> argparse.ArgumentParser:
 def build_config(args: argparse.Namespace):
     """Defaults, then the TOML file (``--config``), then the flags that were given, checked:
     :meth:`maskwatch.config.Config.load` (the one merge; a bad value is one line naming it)."""
-    from maskwatch.config import Config
-
     get = lambda name: getattr(args, name, None)  # noqa: E731
     flags = {
         "source": get("source"),
@@ -208,13 +200,6 @@ def build_config(args: argparse.Namespace):
 
 
 # -- output helpers -------------------------------------------------------------------------------
-
-
-def _redact(text: str) -> str:
-    """``text`` with every credential-looking part hidden (``maskwatch.sources.spec.redact``)."""
-    from maskwatch.sources.spec import redact
-
-    return redact(text)
 
 
 @contextlib.contextmanager
@@ -239,157 +224,6 @@ def _native_stderr_hidden(enabled: bool):
         os.dup2(saved, 2)
         sys.stderr = old
         real.close()
-
-
-def _error(message: str) -> None:
-    line = " ".join(_redact(str(message)).split()) or "unknown error"
-    print(f"{PROG}: error: {line}", file=sys.stderr, flush=True)
-
-
-def _warn(message: str) -> None:
-    print(f"{PROG}: warning: {' '.join(_redact(str(message)).split())}", file=sys.stderr, flush=True)
-
-
-# -- commands -------------------------------------------------------------------------------------
-
-
-def _run_headless(args, stop_signals: "_StopSignals") -> int:
-    from maskwatch.monitor import Monitor
-    from maskwatch.sinks import ConsoleSink, check_sinks_config, sinks_from_config, timespec_for
-
-    config = build_config(args)
-    check_sinks_config(config)  # a bad output path fails now, before seconds of model loading
-    # Until the first frame, trouble with the source ends in ONE error line (unreachable camera,
-    # corrupt file), so the source's own warnings are held back; afterwards they are shown.
-    console = ConsoleSink(sys.stdout, sys.stderr, quiet=args.quiet, timespec=timespec_for(config.interval_s),
-                          hold_source_warnings=not args.debug)
-    # the files are opened once the models are loaded and the source is open
-    monitor = Monitor(config, sinks=lambda: sinks_from_config(config, console=console))
-    stop_signals.attach(monitor)  # a signal that came during start-up stops the run before it starts
-    try:
-        if not monitor.stopped:
-            import_mediapipe_without_tensorflow()
-        totals = monitor.run()
-    finally:
-        console.close()  # also when the run never opened its sinks
-    print(format_totals(totals), file=sys.stdout, flush=True)
-    return 0
-
-
-def _run_gui(args) -> int:
-    config = build_config(args)
-    if sys.platform.startswith("linux") and not (
-        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM")
-    ):
-        raise MaskwatchError("no display found (DISPLAY is not set); use 'maskwatch --headless' to run without a window")
-    import_mediapipe_without_tensorflow()
-    try:
-        from maskwatch.gui import run_app
-    except ImportError as e:
-        raise MaskwatchError(f"the desktop app cannot start ({e}); use 'maskwatch --headless'") from None
-    # a source named on the command line is what the user wants watched: start at once
-    return int(run_app(config, autostart=args.source is not None) or 0)
-
-
-def iter_images(paths: list[str]):
-    """(path, exists) for each image file named or found (recursively, sorted) in named folders.
-
-    A folder without any image is yielded itself with ``exists`` False (``detect`` reports it,
-    instead of printing nothing and succeeding). Names that are not valid UTF-8 are fine here.
-    """
-    for raw in paths:
-        p = Path(raw)
-        if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                yield p, False
-            yield from ((f, True) for f in found)
-        else:
-            yield p, p.is_file()
-
-
-def detect_record(image_path: str, faces) -> dict:
-    """The ``maskwatch detect --json`` object of one image (see the module docstring)."""
-    out = []
-    for i in range(len(faces)):
-        probs = faces.probs[i]
-        label = int(probs.argmax())
-        out.append({
-            "box": [round(float(v), 1) for v in faces.xyxy[i]],
-            "label": LABELS[label],
-            "score": round(float(probs[label]), 4),
-            "probs": {k: round(float(probs[j]), 4) for j, k in enumerate(LABELS)},
-        })
-    return {"image": image_path, "faces": out}
-
-
-def _run_detect(args) -> int:
-    """Faces and labels of each image. An image that cannot be read (or a path that is not
-    there, a folder without images) is a warning line and the run goes on with the next; if any
-    failed, the last line is one error and the exit status is 1. Images are read as bytes
-    (``maskwatch.sources.load_image``): a file name that is not valid UTF-8 never reaches OpenCV
-    as text (which crashes it), and is printed with ``\\xNN`` escapes (also in ``--json``)."""
-    from maskwatch.classification import MaskClassifier
-    from maskwatch.detection import FaceDetector
-    from maskwatch.sources import display_path, load_image
-
-    config = build_config(args)
-    import_mediapipe_without_tensorflow()
-    classifier = MaskClassifier(config.model)
-    detector = FaceDetector.from_config(config.detector)
-    failures = read = 0
-    try:
-        for path, exists in iter_images(args.paths):
-            shown = display_path(path)
-            if not exists:
-                _warn(f"no images in folder {shown}" if path.is_dir() else f"no such file or folder: {shown}")
-                failures += 1
-                continue
-            image = load_image(path)
-            if image is None:
-                _warn(f"cannot read image: {shown}")
-                failures += 1
-                continue
-            read += 1
-            faces = detector.detect(image)
-            if len(faces):
-                faces.probs = classifier.classify_faces(image, faces.xyxy)
-            record = detect_record(shown, faces)
-            if args.json:
-                print(json.dumps(record), flush=True)
-            else:
-                h, w = image.shape[:2]
-                print(f"{shown}  ({w}x{h}, {len(faces)} face{'s' if len(faces) != 1 else ''})", flush=True)
-                for f in record["faces"]:
-                    x1, y1, x2, y2 = f["box"]
-                    print(f"  [{x1:7.1f} {y1:7.1f} {x2:7.1f} {y2:7.1f}]  {f['label']:<22} {f['score']:.2f}", flush=True)
-    finally:
-        detector.close()
-    if failures:
-        what = f"{failures} image{'s' if failures != 1 else ''} could not be read"
-        _error(what if read else f"{what} (no image was read)")
-        return 1
-    return 0
-
-
-def _run_bench(args) -> int:
-    from maskwatch import bench
-
-    config = build_config(args)
-    import_mediapipe_without_tensorflow()
-    if args.streams:
-        report = bench.run_streams(config, args.streams, frames=args.frames, warmup=args.warmup)
-        print(bench.format_streams(report), flush=True)
-    else:
-        report = bench.run(config, frames=args.frames, warmup=args.warmup)
-        print(bench.format_report(report), flush=True)
-    if args.json:
-        try:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(report, indent=2) + "\n")
-        except OSError as e:
-            raise MaskwatchError(f"cannot write {args.json}: {e.strerror or e}") from None
-    return 0
 
 
 class _StopSignals:
@@ -469,17 +303,26 @@ def _site_command(name: str, stop_signals: _StopSignals):
     return module.build_parser(_Parser, f"{PROG} {name}"), functools.partial(module.run, stop_signals=stop_signals)
 
 
+def _command(name: str, **kwargs):
+    """The command function ``name`` of :mod:`maskwatch.commands`, called with the parsed args and
+    the config they make (:func:`build_config`)."""
+
+    def run(args):
+        from maskwatch import commands  # lazy: numpy, OpenCV and the model runtimes load to run, not for --help
+
+        return getattr(commands, commands.COMMANDS[name])(args, build_config(args), **kwargs)
+
+    return run
+
+
 def _main(argv: list[str] | None, stop_signals: _StopSignals) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     site_command = bool(argv) and argv[0] in SITE_COMMANDS
     if site_command:
         parser, command = _site_command(argv[0], stop_signals)
         argv = argv[1:]
-    elif argv and argv[0] == "detect":
-        parser, command = _detect_parser(), _run_detect
-        argv = argv[1:]
-    elif argv and argv[0] == "bench":
-        parser, command = _bench_parser(), _run_bench
+    elif argv and argv[0] in ("detect", "bench"):
+        parser, command = (_detect_parser if argv[0] == "detect" else _bench_parser)(), argv[0]
         argv = argv[1:]
     else:
         parser, command = _main_parser(), None
@@ -487,11 +330,11 @@ def _main(argv: list[str] | None, stop_signals: _StopSignals) -> int:
     if site_command:
         pass  # the command handles signals itself (stop_signals is installed, or restored by it)
     elif command is None and args.headless:
-        command = functools.partial(_run_headless, stop_signals=stop_signals)
+        command = _command("headless", stop_signals=stop_signals)
     else:
         if command is None and args.save_video is not None:  # before the app starts
             parser.error("--save-video is for --headless runs; in the desktop app use Record (Ctrl+R)")
-        command = command or _run_gui
+        command = _command(command or "gui")
         stop_signals.restore()  # detect, bench and the app handle signals their own way
         if stop_signals.received is not None:  # asked to stop while starting: nothing done yet
             return 128 + stop_signals.received
@@ -504,7 +347,7 @@ def _main(argv: list[str] | None, stop_signals: _StopSignals) -> int:
         try:
             return command(args)
         except MaskwatchError as e:
-            _error(e)
+            print(error_line(e), file=sys.stderr, flush=True)
             return getattr(e, "exit_code", 2) or 2
         except KeyboardInterrupt:
             return 130
@@ -516,7 +359,8 @@ def _main(argv: list[str] | None, stop_signals: _StopSignals) -> int:
         except Exception as e:  # unexpected: one line, the traceback only when debugging
             if debug:
                 traceback.print_exc(file=sys.stderr)
-            _error(f"unexpected {type(e).__name__}: {e}" + ("" if debug else " (run with --debug for the traceback)"))
+            print(error_line(f"unexpected {type(e).__name__}: {e}" + ("" if debug else " (run with --debug for the traceback)")),
+                  file=sys.stderr, flush=True)
             return 1
         finally:
             for handler, stream in zip(handlers, streams):

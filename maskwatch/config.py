@@ -15,12 +15,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from maskwatch.detection import registry as detection_registry
+from maskwatch.detection import (
+    validate_mode_options,  # the registry: no model, numpy or OpenCV
+)
 from maskwatch.detection.config import MODE_MIN_SCORE, DetectorConfig  # noqa: F401 - re-exported
 from maskwatch.errors import MaskwatchError
 from maskwatch.paths import demo_clip, models_dir
 from maskwatch.sources.options import SourceConfig  # noqa: F401 - re-exported: each stage owns its config
 from maskwatch.sources.spec import display_path as _shown
 from maskwatch.tracking.config import TrackerConfig  # noqa: F401 - re-exported
+from maskwatch.tracking.registry import (
+    TRACKER_KINDS,  # names only: no tracker is imported
+)
 
 BLUR_MODES: tuple[str, ...] = ("off", "others", "all")
 """``Config.blur_faces`` values: which faces saved snapshots and videos blur (``true`` in a TOML file
@@ -128,8 +135,6 @@ class Config:
         if src.backoff_initial_s > src.backoff_max_s:
             _fail(where, f"sources.backoff_initial_s must be <= sources.backoff_max_s ({src.backoff_max_s:g}), "
                          f"got {src.backoff_initial_s:g}")
-        from maskwatch.detection import validate_mode_options  # the registry: no model, numpy or OpenCV
-
         try:
             validate_mode_options(det.mode, det.options)
         except MaskwatchError as e:
@@ -292,14 +297,11 @@ def _source(value) -> str | None:
 
 
 def _detector_mode(value) -> str | None:
-    from maskwatch.detection import DETECTOR_MODES
-
-    return None if isinstance(value, str) and value in DETECTOR_MODES else f"must be one of {', '.join(DETECTOR_MODES)}"
+    modes = detection_registry.modes()  # read now: a mode registered after import counts
+    return None if isinstance(value, str) and value in modes else f"must be one of {', '.join(modes)}"
 
 
 def _tracker_kind(value) -> str | None:
-    from maskwatch.tracking.registry import TRACKER_KINDS  # names only: no tracker is imported
-
     return None if isinstance(value, str) and value in TRACKER_KINDS else f"must be one of {', '.join(TRACKER_KINDS)}"
 
 

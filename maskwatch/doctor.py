@@ -25,7 +25,9 @@ import time
 from pathlib import Path
 
 from maskwatch import __version__
+from maskwatch.errors import MaskwatchError
 from maskwatch.paths import PACKAGE_DIR, assets_dir, demo_clip, models_dir
+from maskwatch.site.config import SiteConfig
 
 DISTRIBUTIONS = (
     "numpy", "opencv-contrib-python", "mediapipe", "ai-edge-litert", "onnxruntime", "PyQt6", "PyQt6-Qt6",
@@ -134,9 +136,9 @@ def check_models(r: Report) -> None:
             r.problem(f"model file missing: {folder / name}")
     classifier = folder / "mask_classifier.tflite"
     if classifier.is_file():
-        from maskwatch.classification import MaskClassifier
-        from maskwatch.errors import MaskwatchError
-
+        from maskwatch.classification import (
+            MaskClassifier,  # lazy: a broken model runtime is reported, not fatal
+        )
         try:
             model = MaskClassifier(classifier)
         except MaskwatchError as e:
@@ -278,7 +280,9 @@ def check_database(r: Report, url: str, shown: str) -> None:
 
 def check_mqtt(r: Report, settings) -> None:
     """TCP connect, then an MQTT CONNECT with the site's login: 'reachable' means the broker accepted us."""
-    from maskwatch.site.publisher import make_client
+    from maskwatch.site.publisher import (
+        make_client,  # lazy: a broken paho-mqtt install is reported, not fatal
+    )
 
     login = "username and password set" if settings.password else ("username set" if settings.username else "none")
     r.line("mqtt", f"{settings.address}{' (TLS)' if settings.tls else ''}, login: {login}")
@@ -329,8 +333,6 @@ def run(args, stop_signals=None, out=None) -> int:
         stop_signals.restore()  # Ctrl-C simply stops the checks
     site = None
     if args.config is not None:  # first: a bad file is one error line (exit 2) before anything is printed
-        from maskwatch.site.config import SiteConfig
-
         site = SiteConfig.load(args.config)
     r = Report(out)
     check_versions(r)

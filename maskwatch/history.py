@@ -64,12 +64,15 @@ from maskwatch.records import (  # noqa: F401 - re-exported: the record shapes l
     INTERVAL_FIELDS,
     TIME_FIELDS,
     RowRejected,
-    checked_row as _checked,
     event_payload,
     interval_payload,
     new_id,
     payload_time,
 )
+from maskwatch.records import (
+    checked_row as _checked,
+)
+from maskwatch.sources.spec import redact
 
 if TYPE_CHECKING:
     from maskwatch.results import Event, IntervalSummary
@@ -169,8 +172,6 @@ def database_url(url: str | os.PathLike | sa.URL) -> sa.URL:
     try:
         parsed = sa.make_url(str(url))
     except (sa_exc.ArgumentError, ValueError):
-        from maskwatch.sources.spec import redact
-
         raise MaskwatchError(
             f"not a database URL: {redact(url)!r} (give an SQLAlchemy URL such as sqlite:///maskwatch.db"
             " or postgresql+psycopg://user@host/db, or a file path)") from None
@@ -467,8 +468,6 @@ class History:
 
     def _reason(self, error: BaseException) -> str:
         """The driver's own first line (no SQL, no parameters), with any password hidden."""
-        from maskwatch.sources.spec import redact
-
         cause = getattr(error, "orig", None) or error
         lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
         text = lines[0] if lines else type(cause).__name__

@@ -35,8 +35,12 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 
+from maskwatch.classification import MaskClassifier
 from maskwatch.config import Config
+from maskwatch.errors import MaskwatchError
+from maskwatch.pipeline import Pipeline
 from maskwatch.results import FrameResult, Totals
+from maskwatch.sinks import sinks_from_config
 
 log = logging.getLogger("maskwatch.monitor")
 
@@ -48,9 +52,6 @@ def load_checked_classifier(path):
     blank face once: a model that loads but cannot run fails here, before it replaces one that
     works. Every problem is a one-line ``MaskwatchError``."""
     import numpy as np
-
-    from maskwatch.classification import MaskClassifier
-    from maskwatch.errors import MaskwatchError
 
     if path is None or not str(path).strip():
         raise MaskwatchError("no model file given")
@@ -132,8 +133,6 @@ class Monitor:
         self._lock = threading.RLock()  # re-entrant: swap_model may run in a signal handler of the run's thread
         if sinks is None:
             def sinks():
-                from maskwatch.sinks import sinks_from_config
-
                 return sinks_from_config(config)
         self._open_sinks = sinks if callable(sinks) else None
         self._entries: list[tuple[object, SinkErrorHandler | None]] = [] if callable(sinks) else [(s, None) for s in sinks]
@@ -225,8 +224,6 @@ class Monitor:
         error: BaseException | None = None
         try:
             if self.pipeline is None and not self._stop.is_set():
-                from maskwatch.pipeline import Pipeline
-
                 built = Pipeline(self.config, classifier=self._classifier)
                 with self._lock:
                     self.pipeline = built

@@ -62,12 +62,18 @@ import time
 from collections.abc import Iterator
 
 from maskwatch.boxes import outside_regions
+from maskwatch.classification import MaskClassifier
 from maskwatch.config import Config
+from maskwatch.counting import Counter as IntervalCounter
+from maskwatch.detection import FaceDetector
 from maskwatch.errors import MaskwatchError
 from maskwatch.faces import Faces
 from maskwatch.frames import Frame, SourceState
 from maskwatch.results import FrameResult, IntervalSummary, Stats, Totals
+from maskwatch.sources import open_source
+from maskwatch.sources.spec import parse
 from maskwatch.stages import Classifier, Counter, Detector, FrameSource, Tracker
+from maskwatch.tracking import make_tracker
 from maskwatch.votes import LabelVotes
 
 log = logging.getLogger("maskwatch.pipeline")
@@ -125,13 +131,9 @@ class Pipeline:
             precheck_source(config.source)  # a typo'd path fails before any model is loaded
         try:
             if classifier is None:
-                from maskwatch.classification import MaskClassifier
-
                 classifier = MaskClassifier(config.model)
             self.classifier = classifier
             if tracker is None:
-                from maskwatch.tracking import make_tracker
-
                 tracker = make_tracker(config.tracker)
             self.tracker = tracker
             # a tracker that takes low-score boxes (byte) gets them down to its low_score, for
@@ -141,8 +143,6 @@ class Pipeline:
             if hasattr(tracker, "high_score"):
                 tracker.high_score = config.detector.min_score
             if detector is None:
-                from maskwatch.detection import FaceDetector
-
                 det_config = config.detector
                 if self.low_score is not None:
                     det_config = dataclasses.replace(det_config, min_score=self.low_score)
@@ -151,14 +151,10 @@ class Pipeline:
             self.detector = detector
             self.votes = LabelVotes.from_config(config.tracker)
             if counter is None:
-                from maskwatch.counting import Counter
-
-                counter = Counter(config.interval_s, min_hits=config.tracker.min_hits, end_events=True)
+                counter = IntervalCounter(config.interval_s, min_hits=config.tracker.min_hits, end_events=True)
             self.counter = counter
             self.counter.use_model(self.model_description)  # the counter stamps it on each summary
             if source is None:
-                from maskwatch.sources import open_source
-
                 source = open_source(config.source, config.sources)
             self.source = source
         except BaseException:
@@ -427,8 +423,6 @@ def precheck_source(spec) -> None:
     """Cheap checks of a source spec before models are loaded: a camera URL must parse, a path
     must exist (:meth:`SourceSpec.check`). Opening (and every deeper check) is
     ``maskwatch.sources.open_source``'s job."""
-    from maskwatch.sources.spec import parse
-
     parse(spec).check()
 
 
@@ -439,8 +433,6 @@ def is_photos(spec) -> bool:
     >>> is_photos("rtsp://cam/live"), is_photos("0")
     (False, False)
     """
-    from maskwatch.sources.spec import parse
-
     try:
         return parse(spec).resolve().kind in ("image", "images")
     except MaskwatchError:  # not there: the source's own check says so, in its words

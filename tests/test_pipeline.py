@@ -134,10 +134,10 @@ def test_detect_every_n_tracks_in_between(known_faces_clip):
 
 
 def test_a_bad_model_fails_before_the_source_is_opened(tmp_path, monkeypatch):
-    import maskwatch.sources
+    import maskwatch.pipeline
 
     opened = []
-    monkeypatch.setattr(maskwatch.sources, "open_source", lambda *a, **k: opened.append(a))
+    monkeypatch.setattr(maskwatch.pipeline, "open_source", lambda *a, **k: opened.append(a))
     with pytest.raises(MaskwatchError, match="model file not found"):
         Pipeline(Config(source=str(demo_clip()), model=tmp_path / "missing.tflite"))
     with pytest.raises(MaskwatchError, match="source not found"):  # checked before any model is loaded

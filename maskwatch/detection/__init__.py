@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import importlib
 
+from maskwatch.detection import registry
 from maskwatch.detection.base import Detector, DetectorOptions, option
 from maskwatch.detection.registry import (
     DEFAULT_MODE,
@@ -73,8 +74,6 @@ __all__ = [
 def __getattr__(name: str):
     # The mode list is read from the registry on each access, so a mode registered later shows
     # (each mode's options and their defaults: maskwatch.detection.registry.mode_options()).
-    from maskwatch.detection import registry
-
     if name == "DETECTOR_MODES":
         return registry.modes()
     if name in _LAZY:

@@ -18,7 +18,13 @@ import cv2
 import numpy as np
 
 from maskwatch.boxes import calibrate_boxes, clipped_faces, nms_indices
-from maskwatch.detection.loading import default_threads, first_line, model_path, read_model
+from maskwatch.detection.loading import (
+    default_threads,
+    first_line,
+    model_path,
+    read_model,
+)
+from maskwatch.detection.motion import MotionGatedDetector
 from maskwatch.detection.options import RetinaOptions
 from maskwatch.errors import MaskwatchError
 from maskwatch.faces import Faces
@@ -190,7 +196,5 @@ def retina_backend(options: RetinaOptions, min_score: float, model_dir: Path | N
     detector = RetinaDetector(options, min_score, model_dir)
     if not options.motion:
         return detector
-    from maskwatch.detection.motion import MotionGatedDetector
-
     return MotionGatedDetector(detector, full_every=options.full_every, region_scale=options.region_scale,
                                width=options.motion_width, max_pixels=options.max_pixels)

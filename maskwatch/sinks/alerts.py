@@ -40,9 +40,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from maskwatch.records import alert_record  # noqa: F401 - re-exported (maskwatch.records)
 from maskwatch.results import Event, FrameResult, IntervalSummary, Totals
 from maskwatch.sinks.base import BaseSink
-from maskwatch.records import alert_record  # noqa: F401 - re-exported (maskwatch.records)
 
 PERSON_ALERT_LABELS: tuple[str, ...] = ("without_mask", "mask_worn_incorrectly")
 """Decided labels that raise an alert for the person."""

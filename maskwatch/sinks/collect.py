@@ -66,9 +66,16 @@ import numpy as np
 from maskwatch import LABELS
 from maskwatch.crop import padded_region, square_box
 from maskwatch.errors import MaskwatchError
-from maskwatch.results import FrameResult
-from maskwatch.sinks.appended import AppendedFile, read_our_csv, rewrite_csv, writable_folder
 from maskwatch.records import iso_time
+from maskwatch.results import FrameResult
+from maskwatch.sinks.appended import (
+    AppendedFile,
+    read_our_csv,
+    rewrite_csv,
+    writable_folder,
+)
+from maskwatch.sources.files import list_images
+from maskwatch.sources.spec import parse, redact
 
 log = logging.getLogger("maskwatch.collect")
 
@@ -152,9 +159,6 @@ def check_collect_folder(folder: str | Path) -> None:
 def _source_image_names(source) -> list[str] | None:
     """The image file names of an image-folder (or single image) source, in the order the source
     reads them (``frame.index`` is the position); ``None`` for videos and cameras."""
-    from maskwatch.sources.files import list_images
-    from maskwatch.sources.spec import parse
-
     try:
         spec = parse(source).resolve()
     except MaskwatchError:
@@ -178,8 +182,6 @@ class CollectSink(AppendedFile):
 
     def __init__(self, config, *, source=None, vote_window: int = 15, model=None, fsync: bool = False,
                  retain_days: float | None = None):
-        from maskwatch.sources.spec import redact
-
         if config.folder is None:
             raise MaskwatchError("collect: no folder given")
         self.folder = Path(config.folder)

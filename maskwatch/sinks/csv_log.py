@@ -43,6 +43,7 @@ from maskwatch.records import (  # noqa: F401 - re-exported: the record shapes l
 from maskwatch.results import IntervalSummary
 from maskwatch.sinks.appended import AppendedFile, open_append, sync
 
+
 def check_log_file(path: str | Path) -> tuple[str, bool] | None:
     """(first line, ends with a newline) of an existing non-empty interval log at ``path``, ``None``
     if it is missing or empty; one-line ``MaskwatchError`` if it is something else (another

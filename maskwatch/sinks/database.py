@@ -48,11 +48,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from maskwatch.errors import MaskwatchError
+from maskwatch.history import DatabaseUnavailable, History, RowRejected
+from maskwatch.records import event_payload, interval_payload
+from maskwatch.sinks.alerts import alert_worthy
 from maskwatch.sinks.base import BaseSink
 
 if TYPE_CHECKING:
     from maskwatch.results import Event, FrameResult, IntervalSummary
-    from maskwatch.history import History
     from maskwatch.sinks.snapshots import SnapshotSaver
 
 log = logging.getLogger("maskwatch.sinks.database")
@@ -97,8 +99,6 @@ class DatabaseSink(BaseSink):
         return len(self._queue)
 
     def on_interval(self, summary: IntervalSummary) -> None:
-        from maskwatch.records import interval_payload
-
         self._store("interval", interval_payload(self.camera, summary))
 
     def on_event(self, event: Event) -> None:
@@ -136,8 +136,6 @@ class DatabaseSink(BaseSink):
     # -- internals ------------------------------------------------------------------------------
 
     def _may_have_snapshot(self, event: Event) -> bool:
-        from maskwatch.sinks.alerts import alert_worthy
-
         return self.snapshots is not None and alert_worthy(event, tuple(getattr(self.snapshots, "labels", ())))
 
     def _write_waiting(self, paths: dict) -> None:
@@ -151,14 +149,10 @@ class DatabaseSink(BaseSink):
                 raise
 
     def _add_event(self, event: Event, snapshot: str | None) -> None:
-        from maskwatch.records import event_payload
-
         self._store("event", event_payload(self.camera, event, snapshot))
 
     def _store(self, kind: str, payload: dict) -> None:
         """Write the row now, or queue it behind the rows that wait (their order is kept)."""
-        from maskwatch.history import DatabaseUnavailable
-
         if self._queue:
             self._enqueue(kind, payload)
             if time.monotonic() >= self._next_try:
@@ -193,8 +187,6 @@ class DatabaseSink(BaseSink):
     def _flush(self) -> bool:
         """Write the waiting rows, oldest first; ``True`` when none is left. A row the database
         refuses for its values (it would never be written) is logged and dropped."""
-        from maskwatch.history import DatabaseUnavailable, RowRejected
-
         while self._queue:
             kind, payload = self._queue[0]
             try:

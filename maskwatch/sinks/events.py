@@ -20,7 +20,6 @@ from maskwatch.records import event_record, model_record  # noqa: F401 - re-expo
 from maskwatch.results import Event
 from maskwatch.sinks.appended import AppendedFile, open_append, sync
 
-
 FIRST_LINE_LIMIT = 64 * 1024
 """An events file's first line is one record (well under a kilobyte); a longer one is not ours."""
 

@@ -10,14 +10,18 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from maskwatch.classification import model_info
 from maskwatch.errors import MaskwatchError
+from maskwatch.records import timespec_for
 from maskwatch.sinks.alerts import AlertListener, AlertPolicy, AlertSink, jsonl_listener
 from maskwatch.sinks.base import Sink
+from maskwatch.sinks.collect import CollectSink, check_collect_folder
 from maskwatch.sinks.csv_log import IntervalCsvLog, check_log_file
 from maskwatch.sinks.events import EventJsonl, check_events_file
+from maskwatch.sinks.retention import RetentionSink
 from maskwatch.sinks.snapshots import SnapshotSaver
-from maskwatch.records import timespec_for
 from maskwatch.sinks.video import VideoSink, check_video_path
+from maskwatch.sources.spec import parse
 
 
 def _resolved(path) -> Path:
@@ -64,8 +68,6 @@ def check_output_paths(*, log=None, events=None, snapshots=None, save_video=None
 
 def source_file(source) -> Path | None:
     """The file a source text names (a video or an image), ``None`` for cameras, URLs, folders."""
-    from maskwatch.sources.spec import parse
-
     try:
         spec = parse(source)
     except MaskwatchError:
@@ -117,8 +119,6 @@ def check_sinks_config(config) -> None:
         check_video_path(save_video)
     collect = getattr(getattr(config, "collect", None), "folder", None)
     if collect is not None:
-        from maskwatch.sinks.collect import check_collect_folder
-
         if config.snapshots is not None and _same_file(collect, config.snapshots):
             raise MaskwatchError(f"collect and snapshots are the same folder ({collect}): give each its own folder")
         check_writable(collect, "collect", folder=True)
@@ -153,8 +153,6 @@ class _NewPaths:
 
 def _model_info(path):
     """The configured model's identity (the monitor tells sinks when it changes), ``None`` if unreadable."""
-    from maskwatch.classification import model_info
-
     try:
         return model_info(path)
     except (MaskwatchError, OSError):
@@ -194,12 +192,8 @@ def sinks_from_config(
         if save_video is not None:
             sinks.append(VideoSink(save_video, blur=config.blur_faces))
         if config.retain_days is not None:  # old snapshots and recordings go (maskwatch.sinks.retention)
-            from maskwatch.sinks.retention import RetentionSink
-
             sinks.append(RetentionSink(config))
         if collect is not None:  # the review loop's uncertain crops (maskwatch.sinks.collect)
-            from maskwatch.sinks.collect import CollectSink
-
             sinks.append(CollectSink(config.collect, source=config.source, vote_window=config.tracker.vote_window,
                                      model=_model_info(config.model), retain_days=config.retain_days))
         listeners: list[AlertListener] = []

@@ -40,6 +40,8 @@ import time
 from pathlib import Path
 
 from maskwatch.sinks.base import BaseSink
+from maskwatch.sinks.snapshots import NAME_PATTERN
+from maskwatch.sinks.video import PART_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +53,6 @@ DAY_S = 86400.0
 
 def snapshot_names() -> re.Pattern:
     """The snapshot names (and their ``.part`` leftovers) :class:`SnapshotSaver` writes."""
-    from maskwatch.sinks.snapshots import NAME_PATTERN
-
     return re.compile(f"(?:{NAME_PATTERN.pattern})(?:\\.part)?")
 
 
@@ -64,8 +64,6 @@ def recording_names(save_video: Path) -> re.Pattern:
     >>> bool(recording_names(Path("v/door.mp4")).fullmatch("door-party.mp4"))
     False
     """
-    from maskwatch.sinks.video import PART_PREFIX
-
     stem, suffix = re.escape(save_video.stem), re.escape(save_video.suffix)
     return re.compile(
         f"{stem}(?:-\\d{{8}}T\\d{{6}})?(?:-\\d{{1,2}})?{suffix}|{re.escape(PART_PREFIX)}[A-Za-z0-9_]+{suffix}")

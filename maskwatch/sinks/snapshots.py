@@ -16,6 +16,7 @@ from maskwatch.errors import MaskwatchError
 from maskwatch.faces import Faces
 from maskwatch.overlay import annotate
 from maskwatch.results import FrameResult
+from maskwatch.sinks.alerts import alert_worthy
 from maskwatch.sinks.appended import writable_folder
 from maskwatch.sinks.base import BaseSink
 from maskwatch.sinks.blur import check_blur_mode
@@ -60,8 +61,6 @@ class SnapshotSaver(BaseSink):
     def maybe_save(self, frame_image_bgr: np.ndarray, faces: Faces, events) -> list[Path]:
         """Save one JPEG per qualifying event (a first decision with one of ``labels``, once per
         track; a change from with_mask to one of them); returns the paths written."""
-        from maskwatch.sinks.alerts import alert_worthy
-
         todo = [e for e in events if alert_worthy(e, self.labels)
                 and (e.kind == "label_changed" or e.track_id not in self._saved)]
         if not todo:

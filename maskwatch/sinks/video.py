@@ -52,9 +52,9 @@ import numpy as np
 
 from maskwatch.errors import MaskwatchError
 from maskwatch.opencv_paths import opencv_path
-from maskwatch.sinks.appended import new_file_mode
 from maskwatch.overlay import annotate
 from maskwatch.results import FrameResult
+from maskwatch.sinks.appended import new_file_mode
 from maskwatch.sinks.base import BaseSink
 from maskwatch.sinks.blur import check_blur_mode
 

@@ -61,13 +61,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from maskwatch.detection.config import DetectorConfig
-from maskwatch.tracking.config import TrackerConfig
 from maskwatch.faces import Faces
 from maskwatch.tracking.appearance import Appearance
 from maskwatch.tracking.base import TrackUpdate
+from maskwatch.tracking.config import TrackerConfig
 from maskwatch.tracking.kalman import BoxKalman, cxcywh_to_xyxy, xyxy_to_cxcywh
 from maskwatch.tracking.matching import assign, gated_cost
-from maskwatch.tracking.motion import AutoCameraMotion, CameraMotion
+from maskwatch.tracking.motion import AutoCameraMotion, CameraMotion, warp_boxes
 
 SMALL_WIDTH = 320
 """The frame is read at this width for the camera motion and the colours (one resize per frame)."""
@@ -328,8 +328,6 @@ class ByteTracker:
             t.mean, t.cov = mm, cc
         lost = list(self._lost.values())
         if lost:
-            from maskwatch.tracking.motion import warp_boxes
-
             for t, b in zip(lost, warp_boxes(m, np.stack([t.box for t in lost]))):
                 t.box = b
 
