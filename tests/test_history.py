@@ -382,7 +382,10 @@ def frame_result(events, image=None, summary_=None) -> FrameResult:
                        stats=Stats(), totals=Totals(), events=list(events), summary=summary_)
 
 
-def test_database_sink_records_rows_events_and_the_snapshot_path(tmp_path):
+@pytest.mark.parametrize("database_first", [False, True], ids=["saver-first", "database-first"])
+def test_database_sink_records_rows_events_and_the_snapshot_path(tmp_path, database_first):
+    """The snapshot paths are handed over explicitly (SnapshotSaver.on_saved): the order of the
+    sinks in the list does not matter."""
     from maskwatch.monitor import fan_out
     from maskwatch.sinks import DatabaseSink, IntervalCsvLog
     from maskwatch.sinks.snapshots import SnapshotSaver
@@ -390,9 +393,9 @@ def test_database_sink_records_rows_events_and_the_snapshot_path(tmp_path):
     written = []
     with History(tmp_path / "history.db") as history:
         saver = SnapshotSaver(tmp_path / "snaps")
-        sinks = [IntervalCsvLog(tmp_path / "counts.csv"), saver,
-                 DatabaseSink(history, "door", on_write=lambda kind, p: written.append((kind, p["id"])),
-                              snapshots=saver)]
+        database = DatabaseSink(history, "door", on_write=lambda kind, p: written.append((kind, p["id"])),
+                                snapshots=saver)
+        sinks = [IntervalCsvLog(tmp_path / "counts.csv"), *([database, saver] if database_first else [saver, database])]
         events = [Event("person_seen", 5, 1e9 + 1, 10, box=(20, 20, 60, 70)),
                   Event("label_decided", 5, 1e9 + 1, 10, label="without_mask", confidence=0.9, box=(20, 20, 60, 70))]
         assert fan_out(frame_result(events, summary_=summary(1e9 - 59)), sinks) is None

@@ -19,12 +19,12 @@ one-line ``MaskwatchError``: the monitor gives every other sink its turn (the CS
 the row) and then ends the run, so a row is never dropped silently.
 
 Snapshots: the snapshot sink saves its JPEG in ``on_result``, after every sink's ``on_event``
-(:func:`maskwatch.monitor.fan_out`). Given that sink (``snapshots=``, placed before this one in the
-sink list), an event it may save a JPEG for (``label_decided`` with a flagged label, or a
-``label_changed`` from with_mask to one: the mask taken off) is written in this sink's
-``on_result`` of the same frame, with the path the snapshot sink reports
-(:attr:`~maskwatch.sinks.snapshots.SnapshotSaver.written`); an event still waiting when the run
-ends is written by :meth:`close`.
+(:func:`maskwatch.monitor.fan_out`). Given that sink (``snapshots=``; its place in the sink list
+does not matter), an event it may save a JPEG for (``label_decided`` with a flagged label, or a
+``label_changed`` from with_mask to one: the mask taken off) waits until the snapshot sink hands
+over the paths it saved for that frame (:meth:`~maskwatch.sinks.snapshots.SnapshotSaver.on_saved`)
+and is written then, with its JPEG's path; an event still waiting when the run ends is written by
+:meth:`close`.
 
 >>> import tempfile, pathlib
 >>> from maskwatch.results import Event
@@ -92,6 +92,8 @@ class DatabaseSink(BaseSink):
         self._outage_dropped = 0
         self._retry_wait = self.retry_initial_s
         self._next_try = 0.0
+        if snapshots is not None:
+            snapshots.on_saved(self._snapshots_saved)  # the explicit hand-over of the JPEG paths
 
     @property
     def queued(self) -> int:
@@ -110,8 +112,6 @@ class DatabaseSink(BaseSink):
     def on_result(self, result: FrameResult) -> None:
         if self._queue and time.monotonic() >= self._next_try:
             self._flush()
-        if self._waiting:
-            self._write_waiting(getattr(self.snapshots, "written", None) or {})
 
     def close(self) -> None:
         if self._waiting:  # the run ended between an event and its frame's results
@@ -136,7 +136,12 @@ class DatabaseSink(BaseSink):
     # -- internals ------------------------------------------------------------------------------
 
     def _may_have_snapshot(self, event: Event) -> bool:
-        return self.snapshots is not None and alert_worthy(event, tuple(getattr(self.snapshots, "labels", ())))
+        return self.snapshots is not None and alert_worthy(event, self.snapshots.labels)
+
+    def _snapshots_saved(self, paths: dict) -> None:
+        """The snapshot sink is done with a frame: write the events that waited for its JPEGs."""
+        if self._waiting:
+            self._write_waiting(paths)
 
     def _write_waiting(self, paths: dict) -> None:
         waiting, self._waiting = self._waiting, []

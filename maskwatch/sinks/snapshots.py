@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -32,8 +33,11 @@ class SnapshotSaver(BaseSink):
 
     File names: ``<local time, e.g. 20261121T235959+0100>_track<id>_<label>.jpg`` in ``folder``
     (created if missing). As a sink it reads ``on_result`` (the decision and its frame together).
-    ``written``: the paths saved for the last result's events, by track id (the history database
-    records them: :class:`~maskwatch.sinks.database.DatabaseSink`). Names match :data:`NAME_PATTERN`.
+    ``written``: the paths saved for the last result's events, by track id. A sink that records
+    them (the history database's :class:`~maskwatch.sinks.database.DatabaseSink`) is handed them
+    explicitly: :meth:`on_saved` registers a listener, called once at the end of every
+    ``on_result`` (also when nothing was saved, or saving failed), whatever the order of the sinks.
+    Names match :data:`NAME_PATTERN`.
 
     ``blur``: ``"off"``, ``"others"`` (every face but the decided person's is blurred before the
     overlay is drawn: the snapshot shows whom it is about, not the bystanders) or ``"all"``
@@ -51,12 +55,21 @@ class SnapshotSaver(BaseSink):
         self.jpeg_quality = int(jpeg_quality)
         self._saved: set[int] = set()
         self.written: dict[int, Path] = {}
+        self._listeners: list[Callable[[dict[int, Path]], None]] = []
         writable_folder(self.folder, "snapshot folder")
+
+    def on_saved(self, listener: Callable[[dict[int, Path]], None]) -> None:
+        """Call ``listener(paths)`` after each result: the JPEGs saved for its events, by track id."""
+        self._listeners.append(listener)
 
     def on_result(self, result: FrameResult) -> None:
         self.written = {}
-        if result.events and result.frame is not None:
-            self.maybe_save(result.frame.image, result.faces, result.events)
+        try:
+            if result.events and result.frame is not None:
+                self.maybe_save(result.frame.image, result.faces, result.events)
+        finally:
+            for listener in self._listeners:
+                listener(dict(self.written))
 
     def maybe_save(self, frame_image_bgr: np.ndarray, faces: Faces, events) -> list[Path]:
         """Save one JPEG per qualifying event (a first decision with one of ``labels``, once per
