@@ -211,7 +211,7 @@ def test_last_will_says_offline_when_the_process_dies(mosquitto):
 
 
 def test_broker_killed_mid_run_every_row_arrives_after_the_restart(mosquitto, history, caplog):
-    caplog.set_level(logging.INFO, logger="maskwatch.site.publisher")
+    caplog.set_level(logging.INFO, logger="maskwatch.site.mqtt")
     live = MqttRecorder(mosquitto, "maskwatch/#").connect()
     publisher = MqttPublisher(settings(mosquitto), history, ["entrance"]).start()
     try:
@@ -255,7 +255,7 @@ def test_broker_killed_mid_run_every_row_arrives_after_the_restart(mosquitto, hi
 
 
 def test_broker_down_at_start_is_not_fatal(tmp_path, history, caplog):
-    caplog.set_level(logging.INFO, logger="maskwatch.site.publisher")
+    caplog.set_level(logging.INFO, logger="maskwatch.site.mqtt")
     broker = Mosquitto(tmp_path / "broker")  # not started
     ids = [history.add_interval("door", summary(i))["id"] for i in range(5)]
     ids.append(history.add_event("door", Event("person_seen", 1, T0, 0))["id"])
@@ -280,7 +280,7 @@ def test_broker_down_at_start_is_not_fatal(tmp_path, history, caplog):
 
 
 def test_unknown_host_is_logged_once(history, caplog):
-    caplog.set_level(logging.INFO, logger="maskwatch.site.publisher")
+    caplog.set_level(logging.INFO, logger="maskwatch.site.mqtt")
     s = MqttSettings.from_table({"host": "no-such-host.invalid", "port": 1883})
     with MqttPublisher(s, history, ["door"]) as publisher:
         wait_until(lambda: publisher.connect_failures >= 2, what="two failed tries")  # retried, not just tried
@@ -335,7 +335,7 @@ class FlakyHistory(History):
 
 
 def test_a_failing_database_is_logged_once_and_rows_go_out_when_it_works(mosquitto, tmp_path, caplog):
-    caplog.set_level(logging.INFO, logger="maskwatch.site.publisher")
+    caplog.set_level(logging.INFO, logger="maskwatch.site.mqtt")
     history = FlakyHistory(tmp_path / "history.db")
     history.broken = True
     ids = {history.add_interval("door", summary(i))["id"] for i in range(3)}
@@ -407,10 +407,10 @@ def test_a_state_set_while_connecting_is_not_overwritten_by_an_older_copy(mosqui
 
 
 def test_rows_the_broker_refuses_stay_pending_and_are_logged_once(tmp_path, history, caplog, monkeypatch):
-    import maskwatch.site.publisher as publisher_module
+    import maskwatch.site.mqtt.outbox as outbox_module
 
-    caplog.set_level(logging.INFO, logger="maskwatch.site.publisher")
-    monkeypatch.setattr(publisher_module, "REFUSED_RETRY_S", 0.3)  # retried often within the test
+    caplog.set_level(logging.INFO, logger="maskwatch.site.mqtt")
+    monkeypatch.setattr(outbox_module, "REFUSED_RETRY_S", 0.3)  # retried often within the test
     acl = ["topic readwrite #", "topic deny maskwatch/+/intervals"]
     broker = Mosquitto(tmp_path / "broker", acl=acl).start()
     refused_ids = {history.add_interval("door", summary(i))["id"] for i in range(3)}

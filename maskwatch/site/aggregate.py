@@ -28,6 +28,9 @@ import threading
 from pathlib import Path
 
 from maskwatch.errors import MaskwatchError
+from maskwatch.records import RowRejected
+from maskwatch.site.config import SiteConfig
+from maskwatch.site.mqtt.client import ConnectionLog, make_client
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +67,6 @@ class Aggregator:
     """The subscriber: topics -> :meth:`History.upsert`. ``stop()`` is what a signal calls."""
 
     def __init__(self, settings, history, client_id: str) -> None:
-        from maskwatch.site.publisher import ConnectionLog
-
         self.settings, self.history, self.client_id = settings, history, client_id
         self.intervals_topic = f"{settings.prefix}/+/intervals"
         self.events_topic = f"{settings.prefix}/events"
@@ -79,8 +80,6 @@ class Aggregator:
         self.stopped.set()
 
     def run(self) -> None:
-        from maskwatch.site.publisher import make_client
-
         client = make_client(self.settings, client_id=self.client_id, clean_session=False, manual_ack=True)
         client.on_connect = self._on_connect
         client.on_connect_fail = lambda c, u: self._conn_log.connect_failed()
@@ -143,8 +142,6 @@ class Aggregator:
             return self._skip(topic, "not JSON")
         if kind == "interval" and isinstance(payload, dict) and topic.split("/")[-2] != payload.get("camera"):
             return self._skip(topic, f"camera {payload.get('camera')!r} is not the topic's")
-        from maskwatch.history import RowRejected
-
         for wait in (*DB_RETRIES_S, None):
             try:
                 new = self.history.upsert(kind, payload)
@@ -178,9 +175,9 @@ class Aggregator:
 
 
 def run(args, stop_signals) -> int:
+    # lazy: maskwatch.history imports SQLAlchemy (~0.6 s); `maskwatch aggregate --help` and a bad
+    # argument do not wait for it
     from maskwatch.history import History
-
-    from maskwatch.site.config import SiteConfig
 
     mqtt, db_url, _shown_db = SiteConfig.load_broker_and_db(args.config)
     if args.db is not None:

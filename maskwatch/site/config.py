@@ -16,7 +16,7 @@
     url = "postgresql+psycopg://maskwatch@db/maskwatch"
     password_file = "/run/secrets/db"
 
-    [mqtt]                          # absent: no MQTT (maskwatch.site.publisher.MqttSettings)
+    [mqtt]                          # absent: no MQTT (MqttSettings, below; the client: maskwatch.site.mqtt)
     host = "127.0.0.1"
 
     [serve]                         # the supervisor (maskwatch.site.serve)
@@ -31,6 +31,22 @@ camera's own keys, checked by :meth:`~maskwatch.config.Config.validate`. Every e
 naming the file and the key (``config file site.toml: camera 'entrance': interval_s must be ...``);
 passwords (from the file, the environment or a secrets file, :mod:`maskwatch.site.secrets`) are
 put into the source or database URL only here and never reach a message.
+
+``MqttSettings`` (the ``[mqtt]`` table) and :func:`topic_safe` live here, with the rest of the site
+file; they were in ``maskwatch.site.publisher``, which re-exports them. The MQTT client, outbox,
+retained state and Home Assistant discovery are :mod:`maskwatch.site.mqtt`.
+
+>>> s = MqttSettings.from_table({"host": "broker.lan", "prefix": "site1"}, "[mqtt]")
+>>> (s.host, s.port, s.prefix, s.keepalive, s.discovery, s.discovery_prefix)
+('broker.lan', 1883, 'site1', 30, True, 'homeassistant')
+>>> MqttSettings.from_table({"host": "b", "prefix": "a/#"}, "[mqtt]")
+Traceback (most recent call last):
+...
+maskwatch.errors.MaskwatchError: [mqtt]: prefix 'a/#' must be topic levels of letters, digits, '_' or '-' joined by '/'
+>>> MqttSettings.from_table({"host": "b", "qos": 2}, "[mqtt]")
+Traceback (most recent call last):
+...
+maskwatch.errors.MaskwatchError: [mqtt]: unknown key 'qos' (known: host, port, prefix, client_id, username, password, password_env, password_file, keepalive, tls, ca_certs, discovery, discovery_prefix)
 """
 
 from __future__ import annotations
@@ -41,11 +57,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from maskwatch.config import Config, read_toml
 from maskwatch.errors import MaskwatchError
 from maskwatch.site.secrets import resolve_secret, secret_keys
 from maskwatch.sources.spec import display_path as _shown
+from maskwatch.sources.spec import is_network_url, parse, split_credentials, with_password
 
 CAMERA_NAME = re.compile(r"[A-Za-z0-9_-]+")
 """A camera name: a single MQTT topic level and a safe file name (no ``/``, ``+``, ``#``, spaces)."""
@@ -55,6 +73,113 @@ DEFAULT_DB_FILE = "maskwatch.db"
 
 OUTPUT_KEYS = ("log", "events", "save_video")
 """Per-camera output files: two cameras writing one of them is an error."""
+
+TOPIC_LEVEL = re.compile(r"[A-Za-z0-9_-]+")
+"""One topic level we write: no wildcards (``+``, ``#``), no ``/``, nothing a shell or HA trips on."""
+
+
+def topic_safe(value: str) -> bool:
+    """Whether ``value`` can be one MQTT topic level here.
+
+    >>> topic_safe("entrance_1"), topic_safe("a/b"), topic_safe("+"), topic_safe("")
+    (True, False, False, False)
+    """
+    return isinstance(value, str) and TOPIC_LEVEL.fullmatch(value) is not None
+
+
+def _prefix_safe(value: str) -> bool:
+    return isinstance(value, str) and all(topic_safe(level) for level in value.split("/"))
+
+
+@dataclass(frozen=True)
+class MqttSettings:
+    """The ``[mqtt]`` table of ``site.toml``. ``password`` is never shown (``repr`` hides it)."""
+
+    host: str
+    port: int = 1883
+    prefix: str = "maskwatch"
+    client_id: str | None = None  # None: paho makes a random one
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    keepalive: int = 30
+    tls: bool = False
+    ca_certs: Path | None = None  # None with tls: the system's CA store
+    discovery: bool = True
+    discovery_prefix: str = "homeassistant"
+
+    KEYS = ("host", "port", "prefix", "client_id", "username", *secret_keys("password"), "keepalive", "tls",
+            "ca_certs", "discovery", "discovery_prefix")
+
+    @property
+    def address(self) -> str:
+        """``host:port``, for messages (no credentials in it)."""
+        return f"{self.host}:{self.port}"
+
+    @classmethod
+    def from_table(cls, table: Mapping[str, Any], where: str = "[mqtt]",
+                   environ: Mapping[str, str] | None = None) -> "MqttSettings":
+        """Parse and check the table; a bad value is a one-line :class:`MaskwatchError` naming ``where``."""
+        if not isinstance(table, Mapping):
+            raise MaskwatchError(f"{where} must be a table")
+        for key in table:
+            if key not in cls.KEYS:
+                raise MaskwatchError(f"{where}: unknown key {key!r} (known: {', '.join(cls.KEYS)})")
+
+        def text(key: str, default: str | None) -> str | None:
+            value = table.get(key, default)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise MaskwatchError(f"{where}: {key} must be a non-empty string")
+            return value
+
+        def integer(key: str, default: int, low: int, high: int) -> int:
+            value = table.get(key, default)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise MaskwatchError(f"{where}: {key} must be a whole number from {low} to {high}, not {value!r}")
+            return value
+
+        def flag(key: str, default: bool) -> bool:
+            value = table.get(key, default)
+            if not isinstance(value, bool):
+                raise MaskwatchError(f"{where}: {key} must be true or false, not {value!r}")
+            return value
+
+        host = text("host", None)
+        if host is None:
+            raise MaskwatchError(f"{where}: host is missing (the MQTT broker's name or address)")
+        host = host.strip()
+        prefix = text("prefix", "maskwatch")
+        if not _prefix_safe(prefix):
+            raise MaskwatchError(
+                f"{where}: prefix {prefix!r} must be topic levels of letters, digits, '_' or '-' joined by '/'")
+        discovery_prefix = text("discovery_prefix", "homeassistant")
+        if not _prefix_safe(discovery_prefix):
+            raise MaskwatchError(f"{where}: discovery_prefix {discovery_prefix!r} must be topic levels of letters, "
+                                 "digits, '_' or '-' joined by '/'")
+        username = text("username", None)
+        password = resolve_secret(table, "password", where, environ=environ)
+        if password is not None and username is None:
+            raise MaskwatchError(f"{where}: a password needs a username")
+        ca_certs = text("ca_certs", None)
+        tls = flag("tls", False)
+        if ca_certs is not None:
+            if not tls:
+                raise MaskwatchError(f"{where}: ca_certs is for tls = true")
+            ca_path = Path(ca_certs).expanduser()
+            if not ca_path.is_file():
+                raise MaskwatchError(f"{where}: ca_certs {ca_path} is not a file")
+        return cls(
+            host=host,
+            port=integer("port", 1883, 1, 65535),
+            prefix=prefix,
+            client_id=text("client_id", None),
+            username=username,
+            password=password,
+            keepalive=integer("keepalive", 30, 5, 3600),
+            tls=tls,
+            ca_certs=Path(ca_certs).expanduser() if ca_certs is not None else None,
+            discovery=flag("discovery", True),
+            discovery_prefix=discovery_prefix,
+        )
 
 
 @dataclass(frozen=True)
@@ -104,7 +229,7 @@ class SiteConfig:
     cameras: tuple[CameraConfig, ...]
     db_url: str = field(repr=False)  # with its password, if one was given: show shown_db_url
     shown_db_url: str
-    mqtt: object | None = None  # maskwatch.site.publisher.MqttSettings, None without [mqtt]
+    mqtt: MqttSettings | None = None  # None without [mqtt]
     serve: ServeSettings = field(default_factory=ServeSettings)
 
     @classmethod
@@ -142,8 +267,6 @@ class SiteConfig:
         db_url, shown_db = _db_url(_table(data, "db", where), base, f"{where}: [db]")
         mqtt = None
         if "mqtt" in data:
-            from maskwatch.site.publisher import MqttSettings
-
             mqtt = MqttSettings.from_table(_secret_file_anchored(_table(data, "mqtt", where), base), f"{where}: [mqtt]")
         serve = ServeSettings.from_table(_table(data, "serve", where), f"{where}: [serve]")
         return cls(path=path, cameras=tuple(cameras), db_url=db_url, shown_db_url=shown_db, mqtt=mqtt, serve=serve)
@@ -153,8 +276,6 @@ class SiteConfig:
         """(``MqttSettings``, database URL, shown database URL) of ``path``'s ``[mqtt]`` and ``[db]``
         only, by the same rules as :meth:`load` (``maskwatch aggregate`` runs where the cameras are not,
         so their tables are not checked). No ``[mqtt]`` is a one-line error: aggregating needs a broker."""
-        from maskwatch.site.publisher import MqttSettings
-
         path = Path(path).expanduser()
         where = f"config file {_shown(path)}"
         data = read_toml(path, where)
@@ -218,8 +339,6 @@ def _check_camera_keys(table: Mapping, where: str) -> None:
 
 def _source_with_password(source, password: str | None, where: str) -> str:
     """``source`` with ``password`` put into it (a camera URL only)."""
-    from maskwatch.sources.spec import is_network_url, split_credentials, with_password
-
     if password is None:
         return source
     if not isinstance(source, str) or not is_network_url(source):
@@ -242,8 +361,6 @@ def _camera(table: Mapping, index: int, defaults: Mapping, base: Path, where: st
     if source is None:
         raise MaskwatchError(f"{here}: source is missing")
     if isinstance(source, str) and source.strip() and not re.fullmatch(r"\d+", source.strip()):
-        from maskwatch.sources.spec import is_network_url
-
         if not is_network_url(source):
             source = str(_relative_to(base, source))
     source = _source_with_password(source, resolve_secret(_secret_file_anchored(table, base), "password", here), here)
@@ -264,12 +381,12 @@ def _camera(table: Mapping, index: int, defaults: Mapping, base: Path, where: st
               .validate(where=here))
     shown = source
     if isinstance(source, str):
-        from maskwatch.sources.spec import parse
-
         try:
             shown = parse(source).name  # also teaches redact() this password, wherever it may appear
         except MaskwatchError as e:
             raise MaskwatchError(f"{here}: source: {e}") from None
+    # lazy: maskwatch.sinks.from_config imports the video and snapshot sinks (OpenCV, NumPy: ~0.5 s);
+    # the desktop app, doctor and aggregate read site.toml's other tables without them
     from maskwatch.sinks.from_config import check_output_paths, source_file
 
     try:

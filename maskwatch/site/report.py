@@ -448,6 +448,8 @@ def run(args, stop_signals=None) -> int:
         stop_signals.restore()  # a short read: Ctrl+C simply interrupts it
     from rich.console import Console
 
+    # lazy: maskwatch.history imports SQLAlchemy (~0.6 s): `maskwatch report --help` and the desktop
+    # app's history view (which imports summarize) do not need it
     from maskwatch.history import History
 
     now = time.time()

@@ -45,7 +45,7 @@ from maskwatch import LABELS
 from maskwatch.history import History
 from maskwatch.site.messages import (InView, LogLine, Message, OutboxWritten, RunTotals, StateChanged, Stats,
                                      WorkerError)
-from maskwatch.site.publisher import MqttPublisher
+from maskwatch.site.mqtt import MqttPublisher
 from maskwatch.site.worker import EXIT_PERMANENT, EXIT_RETRY, STATS_EVERY_S, worker_main
 
 log = logging.getLogger("maskwatch.serve")
