@@ -26,10 +26,14 @@ class Frame:
     ``image`` is BGR uint8 (H, W, 3) as OpenCV decodes it. ``index`` counts frames delivered by the
     source (for files: the frame number in the file). ``timestamp`` is seconds: for files the media
     position (index / fps), for live sources ``time.time()`` at capture. ``captured_at`` is always
-    ``time.monotonic()`` when the frame was read, for capture-to-label latency.
+    ``time.monotonic()`` when the frame was read, for capture-to-label latency. ``origin`` says
+    where it came from: for image sources the image's file name (so a sink that names the image,
+    the review loop's collector, need not list the folder again), for a video file the file's name,
+    for a camera its name with every credential hidden; empty when unknown (a made-up frame).
     """
 
     image: np.ndarray
     index: int
     timestamp: float
     captured_at: float
+    origin: str = ""

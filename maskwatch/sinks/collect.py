@@ -74,7 +74,6 @@ from maskwatch.sinks.appended import (
     rewrite_csv,
     writable_folder,
 )
-from maskwatch.sources.files import list_images
 from maskwatch.sources.spec import parse, redact
 
 log = logging.getLogger("maskwatch.collect")
@@ -156,21 +155,13 @@ def check_collect_folder(folder: str | Path) -> None:
     read_collected(folder)
 
 
-def _source_image_names(source) -> list[str] | None:
-    """The image file names of an image-folder (or single image) source, in the order the source
-    reads them (``frame.index`` is the position); ``None`` for videos and cameras."""
+def _is_image_source(source) -> bool:
+    """An image folder or a single image (each face is saved; the ``image`` column is the frame's
+    :attr:`~maskwatch.frames.Frame.origin`), not a video or a camera."""
     try:
-        spec = parse(source).resolve()
+        return parse(source).resolve().kind in ("image", "images")
     except MaskwatchError:
-        return None
-    if spec.kind == "image" and spec.path is not None:
-        return [spec.path.name]
-    if spec.kind == "images" and spec.path is not None:
-        try:
-            return [p.name for p in list_images(spec.path)]
-        except OSError:
-            return []
-    return None
+        return False
 
 
 class CollectSink(AppendedFile):
@@ -193,8 +184,7 @@ class CollectSink(AppendedFile):
         self.vote_window = max(int(vote_window), 1)
         self.fsync = fsync
         self.camera = "" if source is None else redact(str(source))
-        self._image_names = _source_image_names(source) if source is not None else None
-        self.per_face = self._image_names is not None
+        self.per_face = source is not None and _is_image_source(source)
         self.model = model
         self.retain_s = None if retain_days is None else float(retain_days) * 86400.0
         self.saved = 0  # crops written by this sink
@@ -314,9 +304,7 @@ class CollectSink(AppendedFile):
                 raise MaskwatchError(f"cannot write collected crop {self.folder / name}: {e.strerror or e}") from None
         probs = faces.probs[i]
         guess = int(np.argmax(probs))
-        image = ""
-        if self._image_names is not None and 0 <= frame.index < len(self._image_names):
-            image = self._image_names[frame.index]
+        image = frame.origin if self.per_face else ""
         ox, oy = saved[0], saved[1]
         row = {
             "file": name,

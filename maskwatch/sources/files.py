@@ -63,6 +63,7 @@ class FileSource(Source):
     def __init__(self, path: str | Path, config: SourceConfig | None = None):
         super().__init__(display_path(path))
         self.path = Path(path)
+        self._origin = display_path(self.path.name)  # each Frame's origin
         self.config = config or SourceConfig()
         try:
             with opencv_path(self.path) as usable:
@@ -109,7 +110,8 @@ class FileSource(Source):
                 if delay > 0:
                     time.sleep(delay)
             self._note_frame(image)
-            return Frame(image=image, index=index, timestamp=index / self.fps, captured_at=time.monotonic())
+            return Frame(image=image, index=index, timestamp=index / self.fps, captured_at=time.monotonic(),
+                         origin=self._origin)
 
     def _finish(self) -> None:
         if self.frame_count and self._next_index < 0.9 * self.frame_count:
@@ -230,7 +232,8 @@ class ImageFolderSource(Source):
                 self.last_path = self.paths[index]
                 self.delivered += 1
                 self._note_frame(image)
-                return Frame(image=image, index=index, timestamp=float(index), captured_at=time.monotonic())
+                return Frame(image=image, index=index, timestamp=float(index), captured_at=time.monotonic(),
+                             origin=self.last_path.name)
             if not self.delivered and self.skipped:
                 self._raise_nothing_readable()
             self._state = SourceState.ENDED

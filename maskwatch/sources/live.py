@@ -254,7 +254,7 @@ class LiveSource(Source):
                 return
             if self._slot is not None:
                 self.dropped += 1
-            self._slot = Frame(image=image, index=self._seq, timestamp=now_wall, captured_at=now)
+            self._slot = Frame(image=image, index=self._seq, timestamp=now_wall, captured_at=now, origin=self.name)
             self._seq += 1
             conn.last_frame_at = now
             conn.frames += 1
