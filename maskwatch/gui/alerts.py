@@ -25,12 +25,16 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from maskwatch.overlay import DISPLAY_NAMES, color_rgb
+from maskwatch.gui.theme import (  # noqa: F401 - re-exported: the colours moved to the theme, which checks them
+    BANNER_COLORS,
+    SEVERITY_COLORS,
+    banner_color,
+    banner_text_color,
+)
+from maskwatch.gui.video_view import to_qimage
+from maskwatch.overlay import DISPLAY_NAMES
 from maskwatch.sinks.alerts import Alert, AlertPolicy  # noqa: F401 - re-exported (moved out of Qt)
 
-SEVERITY_COLORS = {"without_mask": color_rgb("without_mask"), "mask_worn_incorrectly": color_rgb("mask_worn_incorrectly"),
-                   "mask_off": color_rgb("without_mask"),
-                   "compliance": color_rgb("without_mask"), "interval_compliance": color_rgb("without_mask")}
 KIND_NAMES = {"mask_off": "mask taken off", "compliance": "compliance", "interval_compliance": "interval compliance"}
 """Tooltip names of the alert kinds that are not labels (labels use ``DISPLAY_NAMES``)."""
 COMPLIANCE_KINDS = ("compliance", "interval_compliance")
@@ -81,32 +85,8 @@ class AlertBanner(QFrame):
             self._timer.start(self._timeout_ms)
 
 
-BANNER_COLORS = {"error": (150, 40, 40), "without_mask": (190, 35, 35), "mask_off": (190, 35, 35),
-                 "compliance": (190, 35, 35), "interval_compliance": (190, 35, 35), "info": (50, 92, 150)}
-"""Banner backgrounds: the severity colour, darkened where white text on it would be under 4.5:1."""
-
-
-def banner_color(kind: str) -> tuple[int, int, int]:
-    """The alert banner's background for an alert of ``kind`` (or ``"error"``)."""
-    return BANNER_COLORS.get(kind) or SEVERITY_COLORS.get(kind, (90, 90, 90))
-
-
-def banner_text_color(rgb) -> str:
-    """White or near-black, whichever reads better on ``rgb`` (WCAG contrast).
-
-    >>> banner_text_color((255, 170, 0)), banner_text_color((150, 40, 40))
-    ('#111111', '#ffffff')
-    """
-    from maskwatch.gui.theme import contrast, hex_color
-
-    bg = hex_color(rgb)
-    return max(("#ffffff", "#111111"), key=lambda fg: contrast(fg, bg))
-
-
 def thumbnail_icon(image_rgb: np.ndarray | None, color: tuple[int, int, int], size: int = 56, mark: str = "!") -> QIcon:
     """A square icon of a face crop (RGB) framed in ``color`` (or ``mark`` on ``color`` when there is none)."""
-    from maskwatch.gui.video_view import to_qimage
-
     pix = QPixmap(size, size)
     pix.fill(QColor(*color))
     p = QPainter(pix)

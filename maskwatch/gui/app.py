@@ -19,7 +19,10 @@ import time
 from pathlib import Path
 
 from maskwatch.config import Config
+from maskwatch.errors import MaskwatchError
 from maskwatch.gui.qt_env import QtEnvironmentReport, check_platform_libraries, prepare_qt_environment
+from maskwatch.mediapipe_import import import_mediapipe_without_tensorflow
+from maskwatch.sources.spec import redact
 
 
 class ScreenshotTaker:
@@ -151,12 +154,12 @@ def run_app(config: Config, *, autostart: bool = False, screenshot: str | Path |
     """
     env = prepare_qt_environment()  # before any QApplication: PyQt6's own plugins, not cv2's
     check_platform_libraries()  # one line naming the packages, not Qt's abort and core dump
-    from maskwatch.mediapipe_import import import_mediapipe_without_tensorflow
-
     import_mediapipe_without_tensorflow()  # seconds of start-up and hundreds of MiB saved; no-op if done
     from PyQt6.QtCore import QSettings
     from PyQt6.QtWidgets import QApplication
 
+    # lazy: Qt widgets (and through the window OpenCV, numpy, the stages) load only after the Qt environment
+    # above is prepared, and `import maskwatch.gui` (the CLI's --help, --headless) stays free of them
     from maskwatch.gui.main_window import MainWindow
     from maskwatch.gui.settings import APPLICATION, ORGANISATION, GuiSettings
 
@@ -204,9 +207,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settings-file", metavar="INI", help="keep settings in this INI file, not the user's")
     parser.add_argument("--realtime", choices=("on", "off"), help="play files at their speed (saved setting otherwise)")
     args = parser.parse_args(argv)
-    from maskwatch.errors import MaskwatchError
-    from maskwatch.sources.spec import redact
-
     try:  # the CLI's merge and checks (Config.load): a bad flag or TOML value is one line, exit 2
         config = Config.load(args.config, {
             "source": args.source or None,

@@ -41,6 +41,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
+from maskwatch.classification import model_info
 from maskwatch.config import Config
 from maskwatch.errors import MaskwatchError
 from maskwatch.frames import SourceState
@@ -465,8 +466,6 @@ class MainWindow(WindowFrame):
 
     def _show_model(self, path) -> None:
         """The model in use in the status bar: name, version, hash and its folder/file (not the whole path)."""
-        from maskwatch.classification import model_info
-
         self._model_path = Path(path)
         try:
             info = model_info(path)

@@ -21,6 +21,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from maskwatch.errors import MaskwatchError
+
 # Qt variables that may point at plugin or font folders (path lists use os.pathsep).
 QT_PATH_VARIABLES = ("QT_QPA_PLATFORM_PLUGIN_PATH", "QT_PLUGIN_PATH", "QT_QPA_FONTDIR")
 
@@ -224,8 +226,6 @@ def check_platform_libraries() -> None:
             return  # this one loads (or it cannot be told): Qt starts with it
         refused.append((platform, missing))
     if refused:
-        from maskwatch.errors import MaskwatchError
-
         # name the xcb plugin's packages when it is among them (the fallback everywhere; its packages are known)
         platform, missing = next((r for r in refused if r[0] == "xcb"), refused[0])
         raise MaskwatchError(platform_libraries_error(missing, platform))

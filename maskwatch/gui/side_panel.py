@@ -21,20 +21,11 @@ from PyQt6.QtWidgets import (
 from maskwatch import LABELS
 from maskwatch.frames import SourceState
 from maskwatch.gui.alerts import AlertLog
-from maskwatch.gui.theme import LABEL_TEXT
+from maskwatch.gui.theme import LABEL_TEXT, STATE_COLORS  # noqa: F401 - STATE_COLORS re-exported
 from maskwatch.overlay import DISPLAY_NAMES, UNDECIDED, color_rgb, label_names
 from maskwatch.records import state_text
 from maskwatch.results import FrameResult, IntervalSummary, Stats, Totals
 
-STATE_COLORS = {
-    "idle": (110, 116, 128),
-    SourceState.CONNECTING.value: (40, 100, 190),
-    SourceState.LIVE.value: (30, 125, 66),
-    SourceState.RECONNECTING.value: (160, 92, 10),
-    SourceState.ENDED.value: (110, 116, 128),
-    "stopped": (110, 116, 128),
-    "error": (210, 60, 60),
-}
 STAGE_ORDER = ("decode", "detect", "classify", "track")
 
 

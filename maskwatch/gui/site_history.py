@@ -11,6 +11,7 @@ from PyQt6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QTableWidget, QTa
 from maskwatch import LABELS
 from maskwatch.errors import MaskwatchError
 from maskwatch.gui.site_state import ALERT_TEXT, SHORT_LABEL, CameraStatus, SiteState, duration_text, rate_text
+from maskwatch.site.report import summarize
 
 
 class HistoryDialog(QDialog):
@@ -43,8 +44,7 @@ class HistoryDialog(QDialog):
         self.load(camera, db_url, shown_url, time.time() if now is None else now)
 
     def load(self, camera: str, db_url: str, shown_url: str, now: float) -> None:
-        from maskwatch.history import History
-        from maskwatch.site.report import summarize
+        from maskwatch.history import History  # lazy: SQLAlchemy (~0.3 s) only once a history is opened
 
         try:
             history = History(db_url, create=False)  # a viewer never creates a database

@@ -38,6 +38,8 @@ from maskwatch.gui.site_state import (ALERT_TEXT, DEFAULT_INTERVAL_S, MAX_CAMERA
                                       local_midnight, log, rate_text, timeout_for)
 from maskwatch.gui.site_tile import (ERROR_TEXT, LINE, MUTED, STALE_STYLE, SUNKEN, TILE_HEIGHT,  # noqa: F401 - re-exported
                                      TILE_WIDTH, CameraTile)
+from maskwatch.site.config import SiteConfig
+from maskwatch.sources.spec import display_path, redact
 
 __all__ = [  # the names of site_tab.py before it was split by idea
     "ALERT_TEXT", "DEFAULT_INTERVAL_S", "ERROR_TEXT", "LINE", "MAX_CAMERAS", "MAX_PAYLOAD", "MAX_TODAY_ROWS", "MUTED",
@@ -309,8 +311,6 @@ class SiteTab(QWidget):
 
         A config whose cameras cannot be read here (a camera password from an environment variable
         this app does not have, ...) still gives the broker and the database, with the reason shown."""
-        from maskwatch.site.config import SiteConfig
-
         path = Path(path).expanduser()
         note = ""
         try:
@@ -341,8 +341,6 @@ class SiteTab(QWidget):
                 self._tile(camera.name)
         self._relayout()
         seeded = self._seed_from_history()
-        from maskwatch.sources.spec import display_path
-
         self._site_note = f" · {display_path(path)}: {len(site.cameras) if site else '?'} cameras, history {db[1]}"
         self._say(f"site config {display_path(path)}: {len(site.cameras) if site else '?'} cameras, "
                   f"history {db[1]}{seeded}{note}", error=bool(note))
@@ -353,7 +351,7 @@ class SiteTab(QWidget):
         """Today's intervals and alerts from the opened site's database (" (today from the database)")."""
         if self.site_db is None:
             return ""
-        from maskwatch.history import History
+        from maskwatch.history import History  # lazy: SQLAlchemy (~0.3 s) only once a site's database is opened
 
         midnight = local_midnight(time.time())
         try:
@@ -448,8 +446,6 @@ class SiteTab(QWidget):
         self.changed.emit()
 
     def _say(self, text: str, error: bool = False) -> None:
-        from maskwatch.sources.spec import redact
-
         text = " ".join(redact(text).split())  # no message here is built with the password in it
         if text != self._message:  # a retry that fails the same way again is not news
             (log.warning if error else log.info)("site tab: %s", text)

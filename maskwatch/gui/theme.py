@@ -20,6 +20,10 @@ True
 
 from __future__ import annotations
 
+from maskwatch.frames import SourceState
+from maskwatch.overlay import color_rgb
+from maskwatch.paths import assets_dir
+
 COLORS = {
     # surfaces
     "window": "#16181d",      # main window, side panel, tab pages
@@ -146,9 +150,6 @@ def contrast(fg: str, bg: str) -> float:
 def text_pairs() -> list[tuple[str, str, str]]:
     """Every (text colour, surface colour, where) pair the app draws: :data:`TEXT_ON`, the label
     colours on the cards and lists, and white on the state pill's and alert banner's colours."""
-    from maskwatch.gui.alerts import SEVERITY_COLORS, banner_color, banner_text_color
-    from maskwatch.gui.side_panel import STATE_COLORS
-
     pairs = [(COLORS[fg], COLORS[bg], f"{fg} on {bg}") for fg, bgs in TEXT_ON.items() for bg in bgs]
     pairs += [(c, COLORS[bg], f"{name} text on {bg}") for name, c in LABEL_TEXT.items()
               for bg in ("window", "sunken", "card")]
@@ -167,10 +168,48 @@ def hex_color(rgb) -> str:
     return "#%02x%02x%02x" % tuple(int(c) for c in rgb[:3])
 
 
+# The alert log's, the alert banner's and the state pill's colours (:mod:`maskwatch.gui.alerts`,
+# :mod:`maskwatch.gui.side_panel` re-export them): here, so :func:`text_pairs` checks them without
+# importing those widget modules (which import this one).
+
+SEVERITY_COLORS = {"without_mask": color_rgb("without_mask"), "mask_worn_incorrectly": color_rgb("mask_worn_incorrectly"),
+                   "mask_off": color_rgb("without_mask"),
+                   "compliance": color_rgb("without_mask"), "interval_compliance": color_rgb("without_mask")}
+"""The alert log's colour of each alert kind (its thumbnails' frames)."""
+
+BANNER_COLORS = {"error": (150, 40, 40), "without_mask": (190, 35, 35), "mask_off": (190, 35, 35),
+                 "compliance": (190, 35, 35), "interval_compliance": (190, 35, 35), "info": (50, 92, 150)}
+"""Banner backgrounds: the severity colour, darkened where white text on it would be under 4.5:1."""
+
+STATE_COLORS = {
+    "idle": (110, 116, 128),
+    SourceState.CONNECTING.value: (40, 100, 190),
+    SourceState.LIVE.value: (30, 125, 66),
+    SourceState.RECONNECTING.value: (160, 92, 10),
+    SourceState.ENDED.value: (110, 116, 128),
+    "stopped": (110, 116, 128),
+    "error": (210, 60, 60),
+}
+"""The state pill's background per source state (white text on it)."""
+
+
+def banner_color(kind: str) -> tuple[int, int, int]:
+    """The alert banner's background for an alert of ``kind`` (or ``"error"``)."""
+    return BANNER_COLORS.get(kind) or SEVERITY_COLORS.get(kind, (90, 90, 90))
+
+
+def banner_text_color(rgb) -> str:
+    """White or near-black, whichever reads better on ``rgb`` (WCAG contrast).
+
+    >>> banner_text_color((255, 170, 0)), banner_text_color((150, 40, 40))
+    ('#111111', '#ffffff')
+    """
+    bg = hex_color(rgb)
+    return max(("#ffffff", "#111111"), key=lambda fg: contrast(fg, bg))
+
+
 def stylesheet() -> str:
     """:data:`STYLE` with the icon folder filled in."""
-    from maskwatch.paths import assets_dir
-
     return STYLE.replace("@ICONS@", (assets_dir() / "icons").as_posix())
 
 

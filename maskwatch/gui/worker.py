@@ -32,7 +32,9 @@ from PyQt6.QtCore import QObject, pyqtSignal
 from maskwatch.config import Config
 from maskwatch.crop import crop_face
 from maskwatch.errors import MaskwatchError
+from maskwatch.monitor import Monitor
 from maskwatch.results import Event, FrameResult, IntervalSummary, Stats
+from maskwatch.sinks import sinks_from_config
 from maskwatch.sinks.alerts import PERSON_ALERT_LABELS, Alert
 from maskwatch.sinks.base import BaseSink
 
@@ -154,9 +156,6 @@ class ResultMailbox(BaseSink):
 
 def _default_monitor_factory(config: Config, mailbox: ResultMailbox):
     """The headless mode's ``Monitor`` with the config's sinks, plus the mailbox (and alerts to it)."""
-    from maskwatch.monitor import Monitor
-    from maskwatch.sinks import sinks_from_config
-
     def open_sinks():
         sinks = sinks_from_config(config, alert_listeners=[mailbox.on_alert], alert_thumbnail=person_thumbnail)
         return [*sinks, mailbox]
