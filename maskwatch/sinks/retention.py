@@ -1,8 +1,8 @@
 """Retention: snapshots and recordings older than ``retain_days`` are deleted (a site keeps faces).
 
 Only files maskwatch wrote are touched, recognised by name: in the ``snapshots`` folder the
-:class:`~maskwatch.sinks.snapshots.SnapshotSaver` names (``20261121T235959+0100_track7_without_mask.jpg``,
-:data:`~maskwatch.sinks.snapshots.NAME_PATTERN`) and their ``.part`` leftovers; next to
+:class:`~maskwatch.sinks.snapshots.SnapshotSaver` names (``20261121T235959+0100_track7_without_mask.jpg``;
+every name and its pattern are made in :mod:`maskwatch.sinks.names`) and their ``.part`` leftovers; next to
 ``save_video`` (``out/door.mp4``) the video itself, its numbered variants (``door-1.mp4``), the
 per-run recordings of ``maskwatch serve`` (``door-20261121T235959.mp4``) and abandoned temporary
 recordings (``.maskwatch-recording-*.mp4``); in the desktop app's folders, its Record videos
@@ -40,8 +40,7 @@ import time
 from pathlib import Path
 
 from maskwatch.sinks.base import BaseSink
-from maskwatch.sinks.snapshots import NAME_PATTERN
-from maskwatch.sinks.video import PART_PREFIX
+from maskwatch.sinks.names import GUI_NAMES, recording_names, snapshot_names  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
 
@@ -49,29 +48,6 @@ EVERY_S = 3600.0
 """How often a running camera purges its folders."""
 
 DAY_S = 86400.0
-
-
-def snapshot_names() -> re.Pattern:
-    """The snapshot names (and their ``.part`` leftovers) :class:`SnapshotSaver` writes."""
-    return re.compile(f"(?:{NAME_PATTERN.pattern})(?:\\.part)?")
-
-
-def recording_names(save_video: Path) -> re.Pattern:
-    """The recordings of ``save_video`` (see the module docstring).
-
-    >>> bool(recording_names(Path("v/door.mp4")).fullmatch("door-20261121T235959-2.mp4"))
-    True
-    >>> bool(recording_names(Path("v/door.mp4")).fullmatch("door-party.mp4"))
-    False
-    """
-    stem, suffix = re.escape(save_video.stem), re.escape(save_video.suffix)
-    return re.compile(
-        f"{stem}(?:-\\d{{8}}T\\d{{6}})?(?:-\\d{{1,2}})?{suffix}|{re.escape(PART_PREFIX)}[A-Za-z0-9_]+{suffix}")
-
-
-GUI_NAMES = re.compile(r"maskwatch_\d{8}_\d{6}(?:_\d+)?\.(?:mp4|png)")
-"""What the desktop app's Record (Ctrl+R) and Snapshot (Ctrl+S) name their files
-(:func:`maskwatch.gui.main_window.unused_name`)."""
 
 
 def purge_folder(folder: Path, names: re.Pattern, max_age_s: float, now: float | None = None) -> list[Path]:

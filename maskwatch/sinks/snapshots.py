@@ -4,9 +4,7 @@ and of each mask taken off (a label change from ``with_mask`` to a flagged label
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 
 import cv2
@@ -21,9 +19,10 @@ from maskwatch.sinks.alerts import alert_worthy
 from maskwatch.sinks.appended import writable_folder
 from maskwatch.sinks.base import BaseSink
 from maskwatch.sinks.blur import check_blur_mode
+from maskwatch.sinks.names import PART_SUFFIX, SNAPSHOT_PATTERN, snapshot_name
 
-NAME_PATTERN = re.compile(r"\d{8}T\d{6}[+-]\d{4}_track\d+_(?:" + "|".join(LABELS) + r")\.jpg")
-"""The names :class:`SnapshotSaver` writes (what :mod:`maskwatch.sinks.retention` may delete)."""
+NAME_PATTERN = SNAPSHOT_PATTERN
+"""The names :class:`SnapshotSaver` writes (:func:`maskwatch.sinks.names.snapshot_name`; what retention may delete)."""
 
 
 class SnapshotSaver(BaseSink):
@@ -83,9 +82,8 @@ class SnapshotSaver(BaseSink):
         for e in todo:
             if data is None or self.blur == "others":  # "others": each snapshot keeps its own person
                 data = self._encode(frame_image_bgr, faces, e.track_id)
-            stamp = datetime.fromtimestamp(e.timestamp).astimezone().strftime("%Y%m%dT%H%M%S%z")
-            path = self.folder / f"{stamp}_track{e.track_id}_{e.label}.jpg"
-            part = path.with_name(path.name + ".part")
+            path = self.folder / snapshot_name(e.timestamp, e.track_id, e.label)
+            part = path.with_name(path.name + PART_SUFFIX)
             try:  # a reader (the GUI's gallery) never sees half a JPEG
                 part.write_bytes(data.tobytes())
                 os.replace(part, path)

@@ -57,6 +57,7 @@ from maskwatch.results import FrameResult
 from maskwatch.sinks.appended import new_file_mode
 from maskwatch.sinks.base import BaseSink
 from maskwatch.sinks.blur import check_blur_mode
+from maskwatch.sinks.names import PART_PREFIX, numbered_variants  # noqa: F401 - PART_PREFIX re-exported
 
 log = logging.getLogger("maskwatch.sinks.video")
 
@@ -114,8 +115,6 @@ def check_video_path(path: str | Path, *, overwrite: bool = False) -> Path:
     return path
 
 
-PART_PREFIX = ".maskwatch-recording-"
-"""The temporary file's name starts so (then random letters and the real extension)."""
 
 
 def _publish(part: Path, path: Path, overwrite: bool) -> Path:
@@ -125,8 +124,7 @@ def _publish(part: Path, path: Path, overwrite: bool) -> Path:
     if overwrite:
         os.replace(part, path)
         return path
-    candidates = [path] + [path.with_name(f"{path.stem}-{n}{path.suffix}") for n in range(1, 100)]
-    for target in candidates:
+    for target in numbered_variants(path):
         try:
             os.link(part, target)  # fails if target exists: no race with another writer
         except FileExistsError:

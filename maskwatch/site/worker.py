@@ -23,9 +23,7 @@ import os
 import signal
 import threading
 import time
-from datetime import datetime
 from multiprocessing.connection import Connection
-from pathlib import Path
 
 from maskwatch import LABELS
 from maskwatch.errors import MaskwatchError
@@ -37,6 +35,7 @@ from maskwatch.site.messages import InView, LogLine, Message, OutboxWritten, Run
 from maskwatch.sinks import sinks_from_config
 from maskwatch.sinks.base import BaseSink
 from maskwatch.sinks.database import DatabaseSink
+from maskwatch.sinks.names import stamped_recording  # noqa: F401 - re-exported (serve imports it from here)
 from maskwatch.sinks.snapshots import SnapshotSaver
 from maskwatch.sources.spec import parse, redact
 
@@ -140,13 +139,6 @@ class StatusSink(BaseSink):
 
     def close(self) -> None:
         self.send(self.totals())
-
-
-def stamped_recording(path: Path) -> Path:
-    """``path`` with this run's start time: each worker run records its own file (a restarted
-    worker must not find its predecessor's video in the way; retention knows the pattern)."""
-    stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
-    return path.with_name(f"{path.stem}-{stamp}{path.suffix}")
 
 
 def worker_main(camera: str, config, db_url: str, conn: Connection, debug: bool,
