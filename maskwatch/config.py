@@ -8,6 +8,7 @@ checks every field and says in one line which one is wrong (and in which file).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import tomllib
@@ -23,7 +24,9 @@ from maskwatch.detection.config import MODE_MIN_SCORE, DetectorConfig  # noqa: F
 from maskwatch.errors import MaskwatchError
 from maskwatch.paths import demo_clip, models_dir
 from maskwatch.sources.options import SourceConfig  # noqa: F401 - re-exported: each stage owns its config
+from maskwatch.sources.spec import SourceSpec
 from maskwatch.sources.spec import display_path as _shown
+from maskwatch.sources.spec import parse as parse_source
 from maskwatch.tracking.config import TrackerConfig  # noqa: F401 - re-exported
 from maskwatch.tracking.registry import (
     TRACKER_KINDS,  # names only: no tracker is imported
@@ -139,7 +142,23 @@ class Config:
             validate_mode_options(det.mode, det.options)
         except MaskwatchError as e:
             _fail(where, f"detector.options: {e}")
+        try:
+            self.spec  # noqa: B018 - parsed here, once: every later reader gets the same SourceSpec
+        except MaskwatchError as e:
+            _fail(where, f"source: {e}")
         return self
+
+    @functools.cached_property
+    def spec(self) -> SourceSpec:
+        """``source`` parsed (:func:`maskwatch.sources.spec.parse`), once per config: the pipeline,
+        the sinks, the collector and ``serve``'s workers read this one :class:`SourceSpec` instead
+        of parsing the text again. :meth:`validate` parses it; a config changed with
+        :meth:`with_overrides` (or ``dataclasses.replace``) is a new object with its own.
+
+        >>> Config(source="rtsp://admin:pw@cam/live").spec.name
+        'rtsp://admin:***@cam/live'
+        """
+        return parse_source(self.source)
 
 
 # -- merging ---------------------------------------------------------------------------------------

@@ -128,7 +128,7 @@ class Pipeline:
         self.detector = None
         self.source = None
         if source is None:
-            precheck_source(config.source)  # a typo'd path fails before any model is loaded
+            precheck_source(config.spec)  # a typo'd path fails before any model is loaded
         try:
             if classifier is None:
                 classifier = MaskClassifier(config.model)
@@ -147,7 +147,7 @@ class Pipeline:
                 if self.low_score is not None:
                     det_config = dataclasses.replace(det_config, min_score=self.low_score)
                 # frames of one camera: motion gating; photos (an image folder) are not frames of one scene
-                detector = FaceDetector.from_config(det_config, video=not is_photos(config.source))
+                detector = FaceDetector.from_config(det_config, video=not is_photos(config.spec))
             self.detector = detector
             self.votes = LabelVotes.from_config(config.tracker)
             if counter is None:
@@ -155,7 +155,7 @@ class Pipeline:
             self.counter = counter
             self.counter.use_model(self.model_description)  # the counter stamps it on each summary
             if source is None:
-                source = open_source(config.source, config.sources)
+                source = open_source(config.spec, config.sources)
             self.source = source
         except BaseException:
             self._close_stages()

@@ -183,7 +183,7 @@ class CollectSink(AppendedFile):
         self.max_bytes = int(float(config.max_mb) * 1e6)
         self.vote_window = max(int(vote_window), 1)
         self.fsync = fsync
-        self.camera = "" if source is None else redact(str(source))
+        self.camera = "" if source is None else redact(parse(source).text)  # the text as given, credentials hidden
         self.per_face = source is not None and _is_image_source(source)
         self.model = model
         self.retain_s = None if retain_days is None else float(retain_days) * 86400.0

@@ -106,7 +106,7 @@ def check_sinks_config(config) -> None:
     event log must be one (never rows appended to another file), a video must be new."""
     save_video = getattr(config, "save_video", None)
     check_output_paths(log=config.log, events=config.events, snapshots=config.snapshots, save_video=save_video,
-                       source=source_file(config.source) if getattr(config, "source", None) is not None else None)
+                       source=source_file(config.spec) if getattr(config, "source", None) is not None else None)
     if config.log is not None:
         check_writable(config.log, "log")
         check_log_file(config.log)
@@ -194,7 +194,7 @@ def sinks_from_config(
         if config.retain_days is not None:  # old snapshots and recordings go (maskwatch.sinks.retention)
             sinks.append(RetentionSink(config))
         if collect is not None:  # the review loop's uncertain crops (maskwatch.sinks.collect)
-            sinks.append(CollectSink(config.collect, source=config.source, vote_window=config.tracker.vote_window,
+            sinks.append(CollectSink(config.collect, source=config.spec, vote_window=config.tracker.vote_window,
                                      model=_model_info(config.model), retain_days=config.retain_days))
         listeners: list[AlertListener] = []
         if events is not None:

@@ -37,7 +37,7 @@ from maskwatch.sinks.base import BaseSink
 from maskwatch.sinks.database import DatabaseSink
 from maskwatch.sinks.names import stamped_recording  # noqa: F401 - re-exported (serve imports it from here)
 from maskwatch.sinks.snapshots import SnapshotSaver
-from maskwatch.sources.spec import parse, redact
+from maskwatch.sources.spec import redact
 
 EXIT_PERMANENT = 3
 """A worker's exit status: the camera cannot work as configured; do not restart it."""
@@ -175,7 +175,7 @@ def worker_main(camera: str, config, db_url: str, conn: Connection, debug: bool,
 def _worker_run(camera: str, config, db_url: str, send: _Sender, holder: dict, stats_every_s: float) -> int:
     permanent = True
     try:
-        permanent = parse(config.source).kind != "network" if isinstance(config.source, str) else True
+        permanent = config.spec.kind != "network" if isinstance(config.source, str) else True
     except MaskwatchError:
         pass
     parent = os.getppid()
