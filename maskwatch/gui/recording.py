@@ -32,21 +32,14 @@ from maskwatch.gui.side_panel import elapsed_text
 from maskwatch.overlay import annotate
 from maskwatch.sinks.retention import purge_gui_outputs
 from maskwatch.sinks.video import VideoSink
+from maskwatch.sinks.names import gui_output_path
+from maskwatch.sinks.names import gui_output_path as unused_name  # noqa: F401 - the old name, still importable
 
 if TYPE_CHECKING:
     from maskwatch.gui.main_window import MainWindow
 
 RECORDINGS_KEY = "output/recordings"
 """The settings key of the folder Record writes to."""
-
-
-def unused_name(folder: Path, suffix: str) -> Path:
-    """``folder/maskwatch_<date>_<time><suffix>``, with ``_1``, ``_2`` ... if that file exists."""
-    stem = time.strftime("maskwatch_%Y%m%d_%H%M%S")
-    path, n = folder / f"{stem}{suffix}", 1
-    while path.exists():
-        path, n = folder / f"{stem}_{n}{suffix}", n + 1
-    return path
 
 
 class RecordingController(QObject):
@@ -109,7 +102,7 @@ class RecordingController(QObject):
         folder = self.snapshot_folder()
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            path = unused_name(folder, ".png")
+            path = gui_output_path(folder, ".png")
             # no trigger: "others" blurs every face
             image = annotate(w.last_result.frame.image, w.last_result.faces, blur=self._config().blur_faces)
             # encoded in memory, written by Python: OpenCV crashes on a file name that is not UTF-8
@@ -148,7 +141,7 @@ class RecordingController(QObject):
         self.purge_old_outputs()
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            path = unused_name(folder, ".mp4")
+            path = gui_output_path(folder, ".mp4")
             sink = VideoSink(path, blur=w.run_config.blur_faces)  # blur_faces from the TOML (privacy)
         except OSError as e:
             w.banner.show_message(f"Cannot record in {folder}: {e.strerror or e}", "error")
