@@ -177,10 +177,15 @@ def test_double_click_opens_the_source_from_site_toml_or_the_history_from_its_da
     monkeypatch.setenv("MW_TEST_SITE_CAM_PW", CAMERA_PASSWORD)
     db = tmp_path / "site.db"
     now = time.time()
+    # three rows of today, all before now, also in the first minutes after midnight (local time)
+    midnight = time.mktime(time.localtime(now)[:3] + (0, 0, 0, 0, 0, -1))
+    start = max(now - 300, midnight + 1)
+    length = min(60.0, (now - start) / 3)
     with History(db) as history:  # today's rows and an alert of a camera on another host
         for i in range(3):
-            history.upsert("interval", json.loads(_interval("annex", now - 300 + 60 * i, with_mask=1, without_mask=1)))
-        history.upsert("event", json.loads(_event("annex", now - 100, "without_mask", None)))
+            history.upsert("interval", json.loads(_interval("annex", start + length * i, length, with_mask=1,
+                                                            without_mask=1)))
+        history.upsert("event", json.loads(_event("annex", max(now - 100, start), "without_mask", None)))
     (tmp_path / "site.toml").write_text(f"""
 [db]
 url = "{db}"

@@ -27,18 +27,52 @@ import time
 from pathlib import Path
 
 from PyQt6.QtCore import Qt, QTimer, pyqtSignal
-from PyQt6.QtWidgets import (QApplication, QCheckBox, QFileDialog, QFrame, QGridLayout, QHBoxLayout, QLabel, QLineEdit,
-                             QPushButton, QScrollArea, QSpinBox, QVBoxLayout, QWidget)
+from PyQt6.QtWidgets import (
+    QApplication,
+    QCheckBox,
+    QFileDialog,
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from maskwatch.errors import MaskwatchError
 from maskwatch.gui.site_history import HistoryDialog
 from maskwatch.gui.site_mqtt import Bridge, BrokerClient
-from maskwatch.gui.site_state import (ALERT_TEXT, DEFAULT_INTERVAL_S, MAX_CAMERAS, MAX_PAYLOAD,  # noqa: F401 - re-exported
-                                      MAX_TODAY_ROWS, SHORT_LABEL, CameraStatus, SiteAlert, SiteState, duration_text,
-                                      local_midnight, log, rate_text, timeout_for)
-from maskwatch.gui.site_tile import (ERROR_TEXT, LINE, MUTED, STALE_STYLE, SUNKEN, TILE_HEIGHT,  # noqa: F401 - re-exported
-                                     TILE_WIDTH, CameraTile)
-from maskwatch.site.config import SiteConfig
+from maskwatch.gui.site_state import (  # noqa: F401 - re-exported
+    ALERT_TEXT,
+    DEFAULT_INTERVAL_S,
+    MAX_CAMERAS,
+    MAX_PAYLOAD,
+    MAX_TODAY_ROWS,
+    SHORT_LABEL,
+    CameraStatus,
+    SiteAlert,
+    SiteState,
+    duration_text,
+    local_midnight,
+    log,
+    rate_text,
+    timeout_for,
+)
+from maskwatch.gui.site_tile import (  # noqa: F401 - re-exported
+    ERROR_TEXT,
+    LINE,
+    MUTED,
+    STALE_STYLE,
+    SUNKEN,
+    TILE_HEIGHT,
+    TILE_WIDTH,
+    CameraTile,
+)
+from maskwatch.site.config import MqttSettings, SiteConfig
 from maskwatch.sources.spec import display_path, redact
 
 __all__ = [  # the names of site_tab.py before it was split by idea
@@ -212,8 +246,6 @@ class SiteTab(QWidget):
 
     def broker_settings(self):
         """The fields as :class:`MqttSettings` (a :class:`MaskwatchError` line when one is wrong)."""
-        from maskwatch.site.publisher import MqttSettings
-
         table = {"host": self.host_edit.text().strip() or None, "port": int(self.port_spin.value()),
                  "prefix": self.prefix_edit.text().strip() or "maskwatch", "tls": bool(self.tls_box.isChecked()),
                  "discovery": False}
@@ -351,7 +383,9 @@ class SiteTab(QWidget):
         """Today's intervals and alerts from the opened site's database (" (today from the database)")."""
         if self.site_db is None:
             return ""
-        from maskwatch.history import History  # lazy: SQLAlchemy (~0.3 s) only once a site's database is opened
+        from maskwatch.history import (
+            History,  # lazy: SQLAlchemy (~0.3 s) only once a site's database is opened
+        )
 
         midnight = local_midnight(time.time())
         try:

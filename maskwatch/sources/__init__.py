@@ -65,6 +65,7 @@ _LAZY = {
     "network_capture": "maskwatch.sources.live",
     "webcam_capture": "maskwatch.sources.live",
     "open_source": "maskwatch.sources.opener",
+    "ReadAhead": "maskwatch.sources.read_ahead",
 }
 
 
@@ -86,6 +87,7 @@ __all__ = [
     "ImageFolderSource",
     "LiveSource",
     "NETWORK_SCHEMES",
+    "ReadAhead",
     "SECRET_KEYS",
     "Source",
     "SourceSpec",
