@@ -9,7 +9,7 @@ camera, and memory over a long run on a looping RTSP stream.
 
 ``throughput`` is ``maskwatch bench`` (every frame processed, per-stage mean/p95 ms, end-to-end fps,
 faces per frame, peak RSS). ``latency`` and ``memory`` serve the clip with the real GStreamer RTSP
-server of the tests (``tests/rtsp.py``; Debian ``/usr/bin/python3`` + gst-rtsp-server) on
+server of the tests (``tests/support/rtsp.py``; Debian ``/usr/bin/python3`` + gst-rtsp-server) on
 127.0.0.1 and run the real pipeline on ``rtsp://127.0.0.1:PORT/stream``. Latency is measured from
 the moment the source's reader thread has the decoded frame (``Frame.captured_at``) to the moment
 its faces are labelled and counted: it includes waiting in the newest-frame slot, detection,
@@ -32,7 +32,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))  # tests/rtsp.py: the RTSP test server
+sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "tests" / "support"))  # tests/support/rtsp.py: the RTSP test server
 
 from maskwatch import bench  # noqa: E402
 from maskwatch.mediapipe_import import import_mediapipe_without_tensorflow  # noqa: E402

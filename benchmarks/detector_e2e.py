@@ -96,6 +96,7 @@ def ab(baseline: Path, clip: Path, variants: list[tuple[str, dict]], rounds: int
 
 def counts(variants: list[tuple[str, dict]], baseline: Path | None) -> dict:
     sys.path.insert(0, str(HERE / "tests"))
+    sys.path.insert(0, str(HERE / "tests" / "support"))
     from conftest import write_known_faces_clip  # noqa: E402
 
     from maskwatch.paths import demo_clip

@@ -1,10 +1,10 @@
 """How many cameras one box holds under ``maskwatch serve``: N cameras x ``detect_every``.
 
 Each configuration runs a real ``maskwatch serve`` (one worker process per camera) against the
-RTSP test server (``scripts/rtsp_server.py`` through tests/rtsp.py: every camera is its own RTSP
+RTSP test server (``scripts/rtsp_server.py`` through tests/support/rtsp.py: every camera is its own RTSP
 session of a looping clip in which two people walk across, 640x360 at 15 fps), the shipped
 classifier and the default detector, a SQLite history database and a real Mosquitto broker
-(tests/services.py). After every camera is live and a warm-up, it measures for ``--seconds``:
+(tests/support/services.py). After every camera is live and a warm-up, it measures for ``--seconds``:
 
 - per-camera fps: frames processed in the window / its length (the workers' own frame counts);
 - capture-to-label latency: ``Stats.latency_ms`` of the frames sampled every ``[serve] stats_every_s``;
@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "support")]
 
 from conftest import cli_env, write_known_faces_clip  # noqa: E402
 from rtsp import RtspServer, rtsp_server_missing  # noqa: E402

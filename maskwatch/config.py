@@ -408,7 +408,7 @@ def _fields_and_rules(obj, prefix: str = ""):
             yield from _fields_and_rules(value, f"{name}.")
             continue
         rule = _RULES.get(name) or _rule_for_type(f.type)
-        if rule is None:  # a new field needs a line in _RULES (tests/test_config.py checks every field)
+        if rule is None:  # a new field needs a line in _RULES (tests/app/test_config.py checks every field)
             raise TypeError(f"no check for config field {name} ({f.type})")
         yield name, value, rule
 

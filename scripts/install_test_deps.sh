@@ -3,7 +3,7 @@
 # (python3-gi + gst-rtsp-server + plugins, run by /usr/bin/python3), the X/xcb libraries PyQt6 loads,
 # the mosquitto MQTT broker and a PostgreSQL server (the site tests start their own on a free port),
 # desktop-file-validate (desktop-file-utils) and systemd-analyze (systemd) for the shipped desktop entry
-# and systemd unit (tests/test_packaging.py; installing systemd in a container only adds its tools).
+# and systemd unit (tests/app/test_packaging.py; installing systemd in a container only adds its tools).
 # Idempotent: does nothing at all when every package is already installed; otherwise needs root
 # (or sudo) and runs apt-get update + apt-get install -y.
 #   bash scripts/install_test_deps.sh

@@ -113,4 +113,4 @@ def start_cli(*args, cwd: Path | None = None) -> subprocess.Popen:
     )
 
 
-from services import mosquitto  # noqa: E402,F401  (a real MQTT broker for the site tests; see tests/services.py)
+from services import mosquitto  # noqa: E402,F401  (a real MQTT broker for the site tests; see tests/support/services.py)

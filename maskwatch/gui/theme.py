@@ -9,7 +9,7 @@ only the widgets the stylesheet names.
 Readable by rule: every text colour on every surface it is drawn on has a contrast of at least
 4.5:1 (WCAG 2.x AA for normal text). :data:`TEXT_ON` lists those pairs: a stylesheet rule's own
 ``color``/``background`` pair, and for rules that set only one of them, the surfaces its text sits
-on. ``tests/test_gui_all_day.py`` reads :data:`STYLE` back, checks that every ``color`` and
+on. ``tests/gui/test_gui_all_day.py`` reads :data:`STYLE` back, checks that every ``color`` and
 ``background`` in it belongs to a pair here, and that each pair passes.
 
 >>> round(contrast("#ffffff", "#000000"), 1), contrast("#777777", "#777777")
