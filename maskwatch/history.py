@@ -93,7 +93,7 @@ class DatabaseUnavailable(MaskwatchError):
     again; ``maskwatch aggregate`` retries before giving up)."""
 
 
-ADDED_COLUMNS: dict[str, tuple[str, ...]] = {"intervals": TIME_FIELDS, "events": ("previous",)}
+ADDED_COLUMNS: dict[str, tuple[str, ...]] = {"intervals": TIME_FIELDS, "events": ("previous", "frame_index")}
 """Columns added after the first release: a database without them gets them when it is opened."""
 
 metadata = sa.MetaData()
@@ -135,6 +135,7 @@ events_table = sa.Table(
     sa.Column("box", sa.JSON, nullable=True),
     sa.Column("snapshot", sa.Text, nullable=True),
     sa.Column("previous", sa.Text, nullable=True),
+    sa.Column("frame_index", sa.BigInteger, nullable=True),
     sa.Column("published", sa.Boolean, nullable=False, default=False),
     sa.Column("written_at", sa.Float, nullable=False),
     sa.Index("ix_events_camera_ts", "camera", "ts"),

@@ -41,9 +41,10 @@ from maskwatch.errors import MaskwatchError
 if TYPE_CHECKING:
     from maskwatch.results import Event, IntervalSummary
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """1: the first release; 2: ``model`` (CSV column, interval key, JSONL key); 3: the time-weighted
-interval keys (:data:`TIME_FIELDS`) and an event's ``previous``."""
+interval keys (:data:`TIME_FIELDS`) and an event's ``previous``; 4: an event payload's
+``frame_index`` (the JSONL record had it; the MQTT body and the database row now too)."""
 
 
 # -- time ------------------------------------------------------------------------------------------
@@ -92,8 +93,11 @@ INTERVAL_FIELDS: tuple[str, ...] = (
 
 EVENT_FIELDS: tuple[str, ...] = (
     "id", "type", "camera", "track_id", "label", "time", "ts", "confidence", "box", "snapshot", "previous",
+    "frame_index",
 )
-"""The keys of an event payload, in order (``previous``: the label before a change, else ``null``)."""
+"""The keys of an event payload, in order (``previous``: the label before a change, else ``null``;
+``frame_index``: the frame of the source the event happened on, as in the JSONL record; ``null``
+in payloads of earlier versions)."""
 
 
 # -- intervals: the CSV log -------------------------------------------------------------------------
@@ -238,6 +242,7 @@ def event_payload(camera: str, event: Event, snapshot: str | os.PathLike | None 
         "box": None if event.box is None else [float(v) for v in event.box],
         "snapshot": None if snapshot is None else os.fspath(snapshot),
         "previous": event.previous if event.kind == "label_changed" else None,
+        "frame_index": int(event.frame_index),
     }
 
 
@@ -360,13 +365,13 @@ def checked_row(kind: str, payload) -> dict:
             raise bad(key, "a finite number")
         return value
 
-    def integer(key: str, required: bool, low: int = 0) -> int:
+    def integer(key: str, required: bool, low: int = 0, high: int = _INT_RANGE[1]) -> int:
         value = payload.get(key)
         if value is None and not required:
             return 0
         if isinstance(value, float) and math.isfinite(value) and value.is_integer():
             value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int) or not max(low, _INT_RANGE[0]) <= value <= _INT_RANGE[1]:
+        if isinstance(value, bool) or not isinstance(value, int) or not max(low, _INT_RANGE[0]) <= value <= high:
             raise bad(key, "a whole number" + (" >= 0" if low == 0 else ""))
         return value
 
@@ -404,6 +409,8 @@ def checked_row(kind: str, payload) -> dict:
         row["box"] = box
         row["snapshot"] = text("snapshot", False)
         row["previous"] = text("previous", False)
+        row["frame_index"] = (integer("frame_index", False, high=2**63 - 1)  # BigInteger: years of frames
+                              if payload.get("frame_index") is not None else None)
     return row
 
 def _time_or_rejected(kind: str, key: str, epoch: float) -> str:

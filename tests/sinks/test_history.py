@@ -628,6 +628,7 @@ def test_label_changes_and_person_seconds_are_stored_and_an_older_database_is_up
     for col in ("with_mask_s", "without_mask_s", "mask_worn_incorrectly_s", "masked_time_share", "label_changes"):
         con.execute(f"ALTER TABLE intervals DROP COLUMN {col}")
     con.execute("ALTER TABLE events DROP COLUMN previous")
+    con.execute("ALTER TABLE events DROP COLUMN frame_index")
     con.commit()
     con.close()
 
@@ -644,4 +645,23 @@ def test_label_changes_and_person_seconds_are_stored_and_an_older_database_is_up
     assert (rows[1]["with_mask_s"], rows[1]["without_mask_s"], rows[1]["masked_time_share"], rows[1]["label_changes"]) == \
         (40.0, 20.0, pytest.approx(2 / 3), 1)
     assert events == [change] and change["type"] == "update" and change["previous"] == "with_mask"
+    assert change["frame_index"] == 5  # schema 4: the frame, as in the JSONL record
     assert new["masked_time_share"] == pytest.approx(2 / 3)
+
+
+def test_an_event_payload_names_its_frame_and_one_of_an_earlier_version_still_stores(tmp_path):
+    """Schema 4: the MQTT body and the database row carry the event's frame_index (the JSONL
+    record always had it); a payload from an earlier publisher (no frame_index) stores it as null,
+    and a frame index beyond 32 bits (a camera running for years) is kept, not refused."""
+    from maskwatch.records import SCHEMA_VERSION, event_record
+
+    event = Event("label_decided", 4, 1e9, 123, label="with_mask", confidence=0.9)
+    payload = event_payload("door", event)
+    assert payload["frame_index"] == 123 == event_record(event)["frame_index"] and SCHEMA_VERSION == 4
+    older = {k: v for k, v in event_payload("door", event).items() if k != "frame_index"}
+    later = {**event_payload("door", event), "frame_index": 2**40}
+    with History(tmp_path / "history.db") as h:
+        for p in (payload, older, later):
+            h.upsert("event", p)
+        stored = {e["id"]: e["frame_index"] for e in h.events()}
+    assert stored == {payload["id"]: 123, older["id"]: None, later["id"]: 2**40}
