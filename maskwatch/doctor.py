@@ -136,9 +136,8 @@ def check_models(r: Report) -> None:
             r.problem(f"model file missing: {folder / name}")
     classifier = folder / "mask_classifier.tflite"
     if classifier.is_file():
-        from maskwatch.classification import (
-            MaskClassifier,  # lazy: a broken model runtime is reported, not fatal
-        )
+        # lazy: a broken model runtime is reported, not fatal
+        from maskwatch.classification import MaskClassifier
         try:
             model = MaskClassifier(classifier)
         except MaskwatchError as e:
@@ -280,9 +279,8 @@ def check_database(r: Report, url: str, shown: str) -> None:
 
 def check_mqtt(r: Report, settings) -> None:
     """TCP connect, then an MQTT CONNECT with the site's login: 'reachable' means the broker accepted us."""
-    from maskwatch.site.publisher import (
-        make_client,  # lazy: a broken paho-mqtt install is reported, not fatal
-    )
+    # lazy: a broken paho-mqtt install is reported, not fatal
+    from maskwatch.site.mqtt import make_client
 
     login = "username and password set" if settings.password else ("username set" if settings.username else "none")
     r.line("mqtt", f"{settings.address}{' (TLS)' if settings.tls else ''}, login: {login}")

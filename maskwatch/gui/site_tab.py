@@ -28,49 +28,19 @@ from pathlib import Path
 
 from PyQt6.QtCore import Qt, QTimer, pyqtSignal
 from PyQt6.QtWidgets import (
-    QApplication,
-    QCheckBox,
-    QFileDialog,
-    QFrame,
-    QGridLayout,
-    QHBoxLayout,
-    QLabel,
-    QLineEdit,
-    QPushButton,
-    QScrollArea,
-    QSpinBox,
-    QVBoxLayout,
-    QWidget,
+    QApplication, QCheckBox, QFileDialog, QFrame, QGridLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton,
+    QScrollArea, QSpinBox, QVBoxLayout, QWidget,
 )
 
 from maskwatch.errors import MaskwatchError
 from maskwatch.gui.site_history import HistoryDialog
 from maskwatch.gui.site_mqtt import Bridge, BrokerClient
 from maskwatch.gui.site_state import (  # noqa: F401 - re-exported
-    ALERT_TEXT,
-    DEFAULT_INTERVAL_S,
-    MAX_CAMERAS,
-    MAX_PAYLOAD,
-    MAX_TODAY_ROWS,
-    SHORT_LABEL,
-    CameraStatus,
-    SiteAlert,
-    SiteState,
-    duration_text,
-    local_midnight,
-    log,
-    rate_text,
-    timeout_for,
+    ALERT_TEXT, DEFAULT_INTERVAL_S, MAX_CAMERAS, MAX_PAYLOAD, MAX_TODAY_ROWS, SHORT_LABEL, CameraStatus, SiteAlert,
+    SiteState, duration_text, local_midnight, log, rate_text, timeout_for,
 )
 from maskwatch.gui.site_tile import (  # noqa: F401 - re-exported
-    ERROR_TEXT,
-    LINE,
-    MUTED,
-    STALE_STYLE,
-    SUNKEN,
-    TILE_HEIGHT,
-    TILE_WIDTH,
-    CameraTile,
+    ERROR_TEXT, LINE, MUTED, STALE_STYLE, SUNKEN, TILE_HEIGHT, TILE_WIDTH, CameraTile,
 )
 from maskwatch.site.config import MqttSettings, SiteConfig
 from maskwatch.sources.spec import display_path, redact
@@ -383,9 +353,8 @@ class SiteTab(QWidget):
         """Today's intervals and alerts from the opened site's database (" (today from the database)")."""
         if self.site_db is None:
             return ""
-        from maskwatch.history import (
-            History,  # lazy: SQLAlchemy (~0.3 s) only once a site's database is opened
-        )
+        # lazy: SQLAlchemy (~0.3 s) only once a site's database is opened
+        from maskwatch.history import History
 
         midnight = local_midnight(time.time())
         try:
