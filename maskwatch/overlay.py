@@ -26,6 +26,7 @@ import numpy as np
 from maskwatch import LABELS
 from maskwatch.blur import blur_faces, faces_to_blur
 from maskwatch.faces import Faces
+from maskwatch.records import state_text
 
 UNDECIDED = "undecided"
 
@@ -168,7 +169,7 @@ def draw_status(image_bgr: np.ndarray, stats, totals, copy: bool = False) -> np.
     """
     out = image_bgr.copy() if copy else image_bgr
     rate = totals.compliance_rate
-    state = getattr(stats.source_state, "value", str(stats.source_state))
+    state = state_text(stats.source_state)
     parts = [f"{stats.fps:.1f} fps", f"{totals.people_seen} people",
              "compliance -" if rate is None else f"compliance {rate:.0%}", state]
     if stats.dropped_frames:
