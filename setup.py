@@ -19,5 +19,7 @@ setup(
         "maskwatch.models": ["*.tflite", "*.onnx", "*.json", "*.keras", "*.npz", "*.md", "LICENSE*"],
         # the demo clip, the window's icons, the desktop entry, app icons and the systemd unit
         "maskwatch.assets": ["*.mp4", "*.md", "*.desktop", "*.service", "icons/*.svg", "icons/hicolor/*/apps/*"],
+        # the label corrections maskwatch-train prepare applies by default (train.data.corrections)
+        "train": ["label_corrections.csv"],
     },
 )

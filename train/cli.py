@@ -19,6 +19,7 @@ import logging
 import os
 import shlex
 import sys
+from pathlib import Path
 
 from maskwatch.errors import MaskwatchError
 
@@ -32,12 +33,17 @@ def _quiet_tensorflow() -> None:
 
 def _cmd_prepare(args) -> int:
     from train.data import prepare
+    from train.data.corrections import CORRECTIONS_FILE
+
+    if args.corrections is None:
+        args.corrections = CORRECTIONS_FILE
 
     report = prepare(args.inputs, args.out, size=args.size, margin=args.margin, redetect=args.redetect,
                      min_face=args.min_face, val=args.val, test=args.test, seed=args.seed,
                      min_score=args.min_score, drop_distance=args.dup_distance, group_distance=args.group_distance,
                      write_crops=not args.no_crops, drop_undetected=not args.keep_undetected,
-                     progress=not args.no_progress, label_map=args.label_map)
+                     progress=not args.no_progress, label_map=args.label_map,
+                     corrections=None if args.no_corrections else args.corrections)
     d = report.as_dict()
     print(f"faces kept: {d['faces']} from {d['images']} images "
           f"(unreadable skipped: {d['n_corrupt']}, no face found: {d['no_face']}, smaller than {args.min_face:g} px: "
@@ -50,6 +56,9 @@ def _cmd_prepare(args) -> int:
     if d["unknown_labels"]:
         print("  ignored folders (not a class name): " + ", ".join(f"{k} ({v})" for k, v in d["unknown_labels"].items())
               + "; to keep one: --label-map NAME=LABEL")
+    for source, n in d["corrected"].items():
+        print(f"  label corrections: {n} face{'s' if n != 1 else ''} of {source} relabelled "
+              f"({'none' if args.no_corrections else args.corrections}; each with its reason)")
     if d["ignored_labels"]:
         print("  dropped by --label-map: " + ", ".join(f"{k} ({v})" for k, v in d["ignored_labels"].items()))
     if d["unlabelled_images"] or d["bad_label_lines"]:
@@ -133,6 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-crops", action="store_true", help="write only the manifest")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--corrections", type=Path, default=None, metavar="CSV",
+                   help="label corrections applied to the sources they name (default: the repository's "
+                        "train/label_corrections.csv: source,image,box,from,to,reason)")
+    p.add_argument("--no-corrections", action="store_true", help="apply no label corrections")
     p.set_defaults(func=_cmd_prepare)
 
     from train.fit import add_fit_arguments

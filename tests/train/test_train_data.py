@@ -1,6 +1,7 @@
 """prepare / load_split on the fixtures: ImageFolder + VOC, aliases, dedup, grouped split, errors."""
 
 import csv
+import io
 import shutil
 from pathlib import Path
 
@@ -327,3 +328,38 @@ def test_sources_keep_distinct_names(tmp_path):
     shutil.copytree(voc, other)
     with pytest.raises(MaskwatchError, match="have the same folder name 'voc'"):
         prepare([voc, other], tmp_path / "o2", size=32, redetect="none", progress=False)
+
+
+def test_label_corrections_are_applied_at_prepare_with_their_reason_and_a_stale_one_fails(tmp_path):
+    """Issue 21: a re-checked label is corrected at prepare (the dataset stays as it is); the
+    manifest keeps the name the dataset wrote; a correction that no longer fits is one line."""
+    from train.data import CORRECTIONS_FILE, load_corrections, read_corrections
+
+    _, voc = make_sources(tmp_path)
+    fixes = tmp_path / "fixes.csv"
+    fixes.write_text("source,image,box,from,to,reason\n"
+                     "voc,images/maksssksksss250.jpg,1,without_mask,with_mask,a mask over nose and mouth\n"
+                     "other,images/x.jpg,all,without_mask,with_mask,another source: not applied here\n")
+    report = prepare([voc], tmp_path / "fixed", size=32, redetect="none", val=0.0, test=0.0, progress=False,
+                     corrections=fixes)
+    rows = load_manifest(tmp_path / "fixed" / "manifest.csv")
+    prepare([voc], tmp_path / "plain", size=32, redetect="none", val=0.0, test=0.0, progress=False, corrections=None)
+    plain = load_manifest(tmp_path / "plain" / "manifest.csv")
+    assert report.corrected == {"voc": 1}
+    assert sorted(r["label"] for r in plain).count("without_mask") == 2
+    assert sorted(r["label"] for r in rows).count("without_mask") == 1
+    changed = [r for r in rows if r["label"] != r["source_label"] and r["source_label"] == "without_mask"]
+    assert len(changed) == 1 and changed[0]["label"] == "with_mask"
+
+    fixes.write_text("source,image,box,from,to,reason\n"
+                     "voc,images/maksssksksss250.jpg,0,without_mask,with_mask,object 0 is annotated with_mask\n")
+    with pytest.raises(MaskwatchError, match="object 0 is annotated with_mask, not without_mask") as e:
+        prepare([voc], tmp_path / "stale", size=32, redetect="none", progress=False, corrections=fixes)
+    assert "\n" not in str(e.value) and not (tmp_path / "stale").exists()  # refused before anything is written
+    fixes.write_text("source,image,box,from,to,reason\nvoc,images/gone.jpg,all,without_mask,with_mask,x\n")
+    with pytest.raises(MaskwatchError, match="has no annotated image images/gone.jpg"):
+        prepare([voc], tmp_path / "stale", size=32, redetect="none", progress=False, corrections=fixes)
+    with pytest.raises(MaskwatchError, match="line 2: to must be one of"):
+        read_corrections(io.StringIO("source,image,box,from,to,reason\nvoc,a.jpg,0,without_mask,masked,x\n"))
+    shipped = load_corrections(CORRECTIONS_FILE)  # the repository's own file reads, each with a reason
+    assert shipped and all(c.reason and c.source == "ilc2021-scenes" for c in shipped)

@@ -33,9 +33,13 @@ The package, one module an idea (every name is importable from ``train.data`` it
 :mod:`~train.data.labels` (class names, aliases, the label map), :mod:`~train.data.records` (the
 records and manifest columns), :mod:`~train.data.detector` (the app's detector), :mod:`~train.data.sources`
 (reading VOC, YOLO and ImageFolder folders), :mod:`~train.data.split` (de-duplication and the grouped
-split), :mod:`~train.data.prepare` (``prepare``), :mod:`~train.data.loading` (manifests and crops).
+split), :mod:`~train.data.corrections` (label corrections applied at ``prepare``),
+:mod:`~train.data.prepare` (``prepare``), :mod:`~train.data.loading` (manifests and crops).
 """
 
+from train.data.corrections import (  # noqa: F401
+    CORRECTIONS_FILE, Correction, apply_corrections, load_corrections, read_corrections,
+)
 from train.data.detector import _Detector  # noqa: F401 - re-exported: the old train.data names stay importable
 from train.data.labels import (  # noqa: F401
     _ALIASES, IGNORE, _map_key, canonical_label, parse_label_map, resolve_label, suggest_label, unknown_names_error,

@@ -15,6 +15,7 @@ import numpy as np
 from maskwatch import LABELS
 from maskwatch.crop import DEFAULT_MARGIN
 from maskwatch.errors import MaskwatchError
+from train.data.corrections import CORRECTIONS_FILE, apply_corrections, load_corrections
 from train.data.detector import _Detector
 from train.data.labels import IGNORE, parse_label_map, unknown_names_error
 from train.data.loading import _progress, crop_rows
@@ -30,7 +31,8 @@ def prepare(inputs: list[str | Path], out: str | Path, size: int = 64, margin: f
             redetect: str = "all", min_face: float = 8.0, val: float = 0.15, test: float = 0.15,
             seed: int = 0, min_score: float = 0.5, drop_distance: int = 3, group_distance: int = 8,
             write_crops: bool = True, drop_undetected: bool = True, progress: bool = True,
-            label_map: list[str] | dict[str, str] | None = None) -> PrepareReport:
+            label_map: list[str] | dict[str, str] | None = None,
+            corrections: str | Path | None = CORRECTIONS_FILE) -> PrepareReport:
     """Ingest ``inputs`` (ImageFolder trees, VOC and YOLO folders), write the manifest and crop folders.
 
     ``redetect``: ``all`` re-detects faces with the app's detector everywhere (VOC/YOLO boxes are
@@ -42,13 +44,16 @@ def prepare(inputs: list[str | Path], out: str | Path, size: int = 64, margin: f
     its ``source`` in the manifest, so two inputs may not share a folder name.
 
     Unknown class names in VOC/YOLO annotations fail before any detection, with the fix
-    (:func:`unknown_names_error`).
+    (:func:`unknown_names_error`). ``corrections``: a label-corrections CSV
+    (:mod:`train.data.corrections`; by default the repository's ``train/label_corrections.csv``,
+    ``None`` for none), applied to the VOC and YOLO sources it names.
     """
     import json
 
     if redetect not in ("all", "crops", "none"):
         raise MaskwatchError(f"--redetect must be all, crops or none, not {redetect!r}")
     lmap = parse_label_map(label_map)
+    fixes = load_corrections(corrections)
     out = Path(out)
     report = PrepareReport()
     bar = _progress(progress)
@@ -79,6 +84,11 @@ def prepare(inputs: list[str | Path], out: str | Path, size: int = 64, margin: f
             unknown[source] = names
     if unknown:   # before any detection: a typo should not cost minutes
         raise unknown_names_error(unknown)
+    for root, source, _, items in plan:  # before any detection too: a stale correction is an error
+        if items is not None:
+            n = apply_corrections(items, root, source, fixes, lmap)
+            if n:
+                report.corrected[source] = n
     detector = None if redetect == "none" else _Detector(min_score)
     faces: list[Face] = []
     for root, source, kind, items in plan:
@@ -131,5 +141,6 @@ def prepare(inputs: list[str | Path], out: str | Path, size: int = 64, margin: f
     (out / "prepare.json").write_text(json.dumps(
         {"inputs": [str(i) for i in inputs], "size": size, "margin": margin, "redetect": redetect,
          "min_face": min_face, "drop_undetected": drop_undetected, "val": val, "test": test, "seed": seed,
-         "label_map": lmap, "report": report.as_dict()}, indent=2))
+         "label_map": lmap, "corrections": None if corrections is None else str(corrections),
+         "report": report.as_dict()}, indent=2))
     return report

@@ -42,6 +42,7 @@ class Annotated:
     objects: list[tuple[str, tuple[float, float, float, float]]]
     normalized: bool = False  # YOLO: boxes are (cx, cy, w, h) in 0..1 of the image size
     scene: str = ""
+    corrected: dict[int, str] = field(default_factory=dict)  # object index -> label (train.data.corrections)
 
 
 @dataclass
@@ -64,6 +65,7 @@ class PrepareReport:
     per_split: dict = field(default_factory=dict)
     per_source: dict = field(default_factory=dict)   # source -> {label: faces kept}
     sources: dict = field(default_factory=dict)      # source -> {"path": ..., "kind": voc|yolo|imagefolder}
+    corrected: dict = field(default_factory=dict)    # source -> faces whose label a correction changed
 
     def as_dict(self) -> dict:
         d = asdict(self)

@@ -188,8 +188,8 @@ def _faces_from_annotations(items: list[Annotated], source: str, detector, repor
     faces = []
     for item in progress(items, desc=f"{source} ({kind})", unit="img"):
         labelled = []
-        for name, box in item.objects:
-            lab = resolve_label(name, label_map)
+        for k, (name, box) in enumerate(item.objects):
+            lab = item.corrected.get(k) or resolve_label(name, label_map)
             if lab == IGNORE:
                 report.ignored_labels[name] += 1
             elif lab is None:
