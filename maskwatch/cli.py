@@ -308,9 +308,10 @@ def _command(name: str, **kwargs):
     the config they make (:func:`build_config`)."""
 
     def run(args):
+        config = build_config(args)  # first: a bad flag or TOML is one line before anything heavy loads
         from maskwatch import commands  # lazy: numpy, OpenCV and the model runtimes load to run, not for --help
 
-        return getattr(commands, commands.COMMANDS[name])(args, build_config(args), **kwargs)
+        return getattr(commands, commands.COMMANDS[name])(args, config, **kwargs)
 
     return run
 

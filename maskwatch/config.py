@@ -160,6 +160,21 @@ class Config:
         """
         return parse_source(self.source)
 
+    def __getstate__(self) -> dict:
+        """Pickled (to a ``serve`` worker process) without the parsed :attr:`spec`: the receiving
+        process parses the source itself, which also teaches *its* :func:`redact` the password (a
+        password no pattern can find is hidden only in a process that parsed it)."""
+        state = dict(self.__dict__)
+        state.pop("spec", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        try:
+            self.spec  # noqa: B018 - parsed here, in this process (see __getstate__)
+        except MaskwatchError:
+            pass  # a config that was never valid: its own checks say so where it is used
+
 
 # -- merging ---------------------------------------------------------------------------------------
 

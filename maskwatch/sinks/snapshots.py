@@ -3,6 +3,7 @@ and of each mask taken off (a label change from ``with_mask`` to a flagged label
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,8 @@ from maskwatch.sinks.appended import writable_folder
 from maskwatch.sinks.base import BaseSink
 from maskwatch.sinks.blur import check_blur_mode
 from maskwatch.sinks.names import PART_SUFFIX, SNAPSHOT_PATTERN, snapshot_name
+
+log = logging.getLogger("maskwatch.sinks.snapshots")
 
 NAME_PATTERN = SNAPSHOT_PATTERN
 """The names :class:`SnapshotSaver` writes (:func:`maskwatch.sinks.names.snapshot_name`; what retention may delete)."""
@@ -66,9 +69,19 @@ class SnapshotSaver(BaseSink):
         try:
             if result.events and result.frame is not None:
                 self.maybe_save(result.frame.image, result.faces, result.events)
-        finally:
-            for listener in self._listeners:
+        except BaseException:
+            self._hand_over(quiet=True)  # the listeners still get this frame's paths ...
+            raise  # ... and the snapshot's own error is the one raised
+        self._hand_over()
+
+    def _hand_over(self, quiet: bool = False) -> None:
+        for listener in self._listeners:
+            try:
                 listener(dict(self.written))
+            except Exception as e:  # noqa: BLE001 - only while the snapshot's own error is raised
+                if not quiet:
+                    raise
+                log.error("after a failed snapshot, handing over its paths failed too: %s", e)
 
     def maybe_save(self, frame_image_bgr: np.ndarray, faces: Faces, events) -> list[Path]:
         """Save one JPEG per qualifying event (a first decision with one of ``labels``, once per

@@ -18,6 +18,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+EXIT_PERMANENT = 3
+"""A worker's exit status: the camera cannot work as configured; do not restart it."""
+EXIT_RETRY = 4
+"""A worker's exit status: the camera failed (unreachable at start); restart it with backoff."""
+STATS_EVERY_S = 5.0
+"""How often a worker sends its speed (fps, capture-to-label latency) to the supervisor, unless
+``[serve] stats_every_s`` says (then the supervisor logs it as an ordinary line, else in --debug)."""
+
 
 @dataclass(frozen=True)
 class StateChanged:

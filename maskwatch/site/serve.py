@@ -16,27 +16,27 @@ workers, which reload their classifier model from disk.
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import importlib
 import logging
 import os
 import sys
 from pathlib import Path
 
-from maskwatch.errors import MaskwatchError
 from maskwatch.site.config import SiteConfig
-from maskwatch.site.supervisor import Supervisor, reload_on_sighup
-from maskwatch.site.worker import (  # noqa: F401 - re-exported: tests and earlier code import them from here
-    EXIT_PERMANENT,
-    EXIT_RETRY,
-    STATS_EVERY_S,
-    StatusSink,
-    _worker_run,
-    in_view,
-    stamped_recording,
-    worker_main,
-)
-from maskwatch.sinks.from_config import check_sinks_config
+from maskwatch.site.messages import EXIT_PERMANENT, EXIT_RETRY, STATS_EVERY_S  # noqa: F401 - re-exported
 from maskwatch.sources.spec import redact
+
+_MOVED = {  # importable from here as before, loaded on first use (they bring the camera runtime)
+    "Supervisor": "maskwatch.site.supervisor", "reload_on_sighup": "maskwatch.site.supervisor",
+    "StatusSink": "maskwatch.site.worker", "_worker_run": "maskwatch.site.worker", "in_view": "maskwatch.site.worker",
+    "worker_main": "maskwatch.site.worker", "stamped_recording": "maskwatch.sinks.names",
+}
+
+
+def __getattr__(name: str):
+    if name in _MOVED:
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def build_parser(parser_class, prog: str) -> argparse.ArgumentParser:
@@ -48,15 +48,11 @@ def build_parser(parser_class, prog: str) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace, stop_signals) -> int:
+    # lazy: the supervisor brings SQLAlchemy, paho-mqtt and the sinks (OpenCV): not for --help or a bad argument
+    from maskwatch.site.supervisor import Supervisor, check_outputs, reload_on_sighup
+
     site = SiteConfig.load(args.config)
-    for camera in site.cameras:
-        config = camera.config
-        if config.save_video is not None:  # each worker run records its own file (see stamped_recording)
-            config = dataclasses.replace(config, save_video=stamped_recording(config.save_video))
-        try:
-            check_sinks_config(config)  # a bad output path fails now, in one line
-        except MaskwatchError as e:
-            raise MaskwatchError(f"camera {camera.name!r}: {e}") from None
+    check_outputs(site)  # a bad output path fails now, in one line
     debug = bool(getattr(args, "debug", False) or os.environ.get("MASKWATCH_DEBUG", "") not in ("", "0"))
     handler = _setup_logging(debug)
     try:

@@ -32,6 +32,7 @@ classifier model from disk.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -42,11 +43,14 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 
 from maskwatch import LABELS
+from maskwatch.errors import MaskwatchError
 from maskwatch.history import History
-from maskwatch.site.messages import (InView, LogLine, Message, OutboxWritten, RunTotals, StateChanged, Stats,
-                                     WorkerError)
+from maskwatch.site.messages import (EXIT_PERMANENT, EXIT_RETRY, STATS_EVERY_S, InView, LogLine, Message, OutboxWritten,
+                                     RunTotals, StateChanged, Stats, WorkerError)
 from maskwatch.site.mqtt import MqttPublisher
-from maskwatch.site.worker import EXIT_PERMANENT, EXIT_RETRY, STATS_EVERY_S, worker_main
+from maskwatch.site.spawn import worker_process
+from maskwatch.sinks.from_config import check_sinks_config
+from maskwatch.sinks.names import stamped_recording
 
 log = logging.getLogger("maskwatch.serve")
 
@@ -208,7 +212,7 @@ class Supervisor:
 
     def _start(self, worker: _Worker) -> None:
         receive, send = self._context.Pipe(duplex=False)
-        process = self._context.Process(target=worker_main, name=f"maskwatch-{worker.name}",
+        process = self._context.Process(target=worker_process, name=f"maskwatch-{worker.name}",
                                         args=(worker.name, worker.config, self.site.db_url, send, self.debug,
                                               self.settings.stats_every_s or STATS_EVERY_S))
         # The child starts with SIGINT/SIGTERM/SIGHUP blocked (the mask survives fork and exec): a
@@ -326,6 +330,19 @@ def _exit_text(code: int | None) -> str:
         except ValueError:
             return f"killed by signal {-code}"
     return f"exit code {code}"
+
+
+def check_outputs(site) -> None:
+    """Every camera's outputs can be written (a one-line ``MaskwatchError`` naming the camera),
+    checked before any worker starts; each worker run records its own video (``stamped_recording``)."""
+    for camera in site.cameras:
+        config = camera.config
+        if config.save_video is not None:
+            config = dataclasses.replace(config, save_video=stamped_recording(config.save_video))
+        try:
+            check_sinks_config(config)
+        except MaskwatchError as e:
+            raise MaskwatchError(f"camera {camera.name!r}: {e}") from None
 
 
 @contextlib.contextmanager

@@ -31,7 +31,10 @@ from maskwatch.history import DatabaseUnavailable, History
 from maskwatch.mediapipe_import import import_mediapipe_without_tensorflow
 from maskwatch.monitor import Monitor, load_checked_classifier
 from maskwatch.records import state_text
-from maskwatch.site.messages import InView, LogLine, Message, OutboxWritten, RunTotals, StateChanged, Stats, WorkerError
+from maskwatch.site.messages import (  # noqa: F401 - the exit statuses and STATS_EVERY_S re-exported
+    EXIT_PERMANENT, EXIT_RETRY, STATS_EVERY_S, InView, LogLine, Message, OutboxWritten, RunTotals, StateChanged, Stats,
+    WorkerError,
+)
 from maskwatch.sinks import sinks_from_config
 from maskwatch.sinks.base import BaseSink
 from maskwatch.sinks.database import DatabaseSink
@@ -39,13 +42,6 @@ from maskwatch.sinks.names import stamped_recording  # noqa: F401 - re-exported 
 from maskwatch.sinks.snapshots import SnapshotSaver
 from maskwatch.sources.spec import redact
 
-EXIT_PERMANENT = 3
-"""A worker's exit status: the camera cannot work as configured; do not restart it."""
-EXIT_RETRY = 4
-"""A worker's exit status: the camera failed (unreachable at start); restart it with backoff."""
-STATS_EVERY_S = 5.0
-"""How often a worker sends its speed (fps, capture-to-label latency) to the supervisor, unless
-``[serve] stats_every_s`` says (then the supervisor logs it as an ordinary line, else in --debug)."""
 
 
 class _Sender:

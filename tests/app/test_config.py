@@ -268,3 +268,20 @@ def test_ignore_regions_are_checked_and_read_from_toml(tmp_path):
         toml.write_text(f"[detector]\nignore = {bad}\n")
         with pytest.raises(MaskwatchError, match=r"detector.ignore must be a list of \[x1, y1, x2, y2\] regions"):
             Config.from_toml(toml)
+
+
+def test_a_config_pickled_to_another_process_hides_its_camera_password_there():
+    """serve hands each camera's Config to a spawned worker: the parsed source is not pickled, so
+    the worker parses it and its redact() learns the password, even one no pattern can find."""
+    import pickle
+    import subprocess
+    import sys
+
+    config = Config(source="rtsp://admin:x://y@z@cam/live").validate()
+    assert config.spec.password == "x://y@z"
+    code = ("import pickle, sys\nfrom maskwatch.sources.spec import redact\n"
+            "c = pickle.loads(sys.stdin.buffer.read())\n"
+            "print(redact('cannot open rtsp://admin:x://y@z@cam/live'), c.spec.password == 'x://y@z')")
+    out = subprocess.run([sys.executable, "-c", code], input=pickle.dumps(config), capture_output=True, timeout=60)
+    assert out.returncode == 0, out.stderr.decode()
+    assert out.stdout.decode().split() == ["cannot", "open", "rtsp://admin:***@cam/live", "True"]

@@ -435,3 +435,30 @@ def test_nobody_is_in_view_once_a_worker_ends_or_serve_stops(tmp_path, mosquitto
     for camera in ("door", "hall"):
         assert {label: values.get(f"site/{camera}/{label}") for label in LABELS} == {label: "0" for label in LABELS}
         assert values[f"site/{camera}/state"] == "ended"
+
+
+def test_a_worker_that_cannot_import_its_runtime_says_so_in_one_line_and_is_not_restarted():
+    """The spawn entry (maskwatch.site.spawn) imports the worker inside a try: a broken install is a
+    permanent WorkerError line, not a child's traceback and a restart every few seconds."""
+    code = """
+import os, sys
+from multiprocessing import Pipe
+from maskwatch.site.spawn import worker_process
+receive, send = Pipe(duplex=False)
+pid = os.fork()
+if pid == 0:
+    sys.modules["maskwatch.site.worker"] = None  # as a broken install: importing it raises ImportError
+    worker_process("gate", None, "sqlite://", send, False)
+send.close()
+message = receive.recv()
+_, status = os.waitpid(pid, 0)
+print(type(message).__name__, message.camera, message.permanent, os.waitstatus_to_exitcode(status))
+print(message.text)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    first, text = out.stdout.splitlines()
+    from maskwatch.site.messages import EXIT_PERMANENT
+
+    assert first == f"WorkerError gate True {EXIT_PERMANENT}"
+    assert text.startswith("cannot start the camera's worker: ModuleNotFoundError") and out.stderr == ""

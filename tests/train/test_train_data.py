@@ -356,6 +356,7 @@ def test_label_corrections_are_applied_at_prepare_with_their_reason_and_a_stale_
     with pytest.raises(MaskwatchError, match="object 0 is annotated with_mask, not without_mask") as e:
         prepare([voc], tmp_path / "stale", size=32, redetect="none", progress=False, corrections=fixes)
     assert "\n" not in str(e.value) and not (tmp_path / "stale").exists()  # refused before anything is written
+    assert str(fixes) in str(e.value) and "--no-corrections" in str(e.value)  # which file, and the way out
     fixes.write_text("source,image,box,from,to,reason\nvoc,images/gone.jpg,all,without_mask,with_mask,x\n")
     with pytest.raises(MaskwatchError, match="has no annotated image images/gone.jpg"):
         prepare([voc], tmp_path / "stale", size=32, redetect="none", progress=False, corrections=fixes)

@@ -51,6 +51,7 @@ class Correction:
     to_label: str
     reason: str
     line: int = 0  # in the corrections file, for error messages
+    where: str = "label corrections"  # the file
 
 
 def read_corrections(fh, where: str = "label corrections") -> list[Correction]:
@@ -72,7 +73,7 @@ def read_corrections(fh, where: str = "label corrections") -> list[Correction]:
             raise MaskwatchError(f"{where} line {n}: box must be an object's position (0, 1, ...) or all, got {box!r}")
         if not (source and image and reason) or frm == to:
             raise MaskwatchError(f"{where} line {n}: source, image and a reason are needed, and from differs from to")
-        out.append(Correction(source, image, None if box == "all" else int(box), frm, to, reason, n))
+        out.append(Correction(source, image, None if box == "all" else int(box), frm, to, reason, n, where))
     return out
 
 
@@ -101,21 +102,22 @@ def apply_corrections(items: list[Annotated], root: Path, source: str, correctio
         except ValueError:
             continue
     changed = 0
+    fix = "fix or remove that line, or prepare with --no-corrections"
     for c in mine:
         item = by_image.get(c.image)
         if item is None:
-            raise MaskwatchError(f"label correction (line {c.line}): {source} has no annotated image {c.image}")
+            raise MaskwatchError(f"{c.where} line {c.line}: {source} has no annotated image {c.image} ({fix})")
         indices = range(len(item.objects)) if c.box is None else [c.box]
         for i in indices:
             if not 0 <= i < len(item.objects):
-                raise MaskwatchError(f"label correction (line {c.line}): {source}/{c.image} has no object {i} "
-                                     f"({len(item.objects)} annotated)")
+                raise MaskwatchError(f"{c.where} line {c.line}: {source}/{c.image} has no object {i} "
+                                     f"({len(item.objects)} annotated; {fix})")
             label = resolve_label(item.objects[i][0], label_map)
             if c.box is None and label != c.from_label:
                 continue  # "all": every face annotated ``from``
             if label != c.from_label:
-                raise MaskwatchError(f"label correction (line {c.line}): {source}/{c.image} object {i} is annotated "
-                                     f"{label}, not {c.from_label}: the correction no longer fits the data")
+                raise MaskwatchError(f"{c.where} line {c.line}: {source}/{c.image} object {i} is annotated "
+                                     f"{label}, not {c.from_label}: the correction no longer fits the data ({fix})")
             item.corrected[i] = c.to_label
             changed += 1
     return changed
