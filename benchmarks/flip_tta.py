@@ -39,34 +39,31 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from maskwatch import LABELS  # noqa: E402
 from maskwatch.classification import MaskClassifier  # noqa: E402
 from train.data import load_split  # noqa: E402
+from train.evaluate import classification_metrics  # noqa: E402
 
 WITH, WITHOUT, INCORRECT = (LABELS.index(k) for k in ("with_mask", "without_mask", "mask_worn_incorrectly"))
 
 
 def scores(y: np.ndarray, probs: np.ndarray, two_class_masked: bool) -> dict:
-    pred = probs.argmax(1)
-    present = [c for c in range(len(LABELS)) if (y == c).any()]
-    correct = pred == y
-    if two_class_masked:  # a masked face called incorrectly-worn is not wrong: the source cannot tell
-        correct = correct | ((y == WITH) & (pred == INCORRECT))
-    recall = {LABELS[c]: float(np.mean(pred[y == c] == c)) for c in present}
-    f1 = []
-    for c in present:
-        tp = float(np.sum((pred == c) & (y == c)))
-        fp, fn = float(np.sum((pred == c) & (y != c))), float(np.sum((pred != c) & (y == c)))
-        f1.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
-    two = (y == WITH) | (y == WITHOUT)
-    decided = np.where(probs[:, WITH] >= probs[:, WITHOUT], WITH, WITHOUT)
-    unmasked = y == WITHOUT
+    """The targets' figures, read off :func:`train.evaluate.classification_metrics` (the metrics
+    ``maskwatch-train evaluate`` reports): macro F1 over the classes the source has."""
+    m = classification_metrics(y, probs)
+    cm = np.asarray(m["confusion_matrix"]["matrix"], float)  # rows true, columns predicted
+    present = [c for c in range(len(LABELS)) if cm[c].sum()]
+    correct = np.trace(cm) + (cm[WITH, INCORRECT] if two_class_masked else 0.0)  # the source cannot tell those
+
+    def share(true: int, pred: int) -> float | None:
+        return float(cm[true, pred] / cm[true].sum()) if cm[true].sum() else None
+
     return {
-        "n": int(len(y)),
-        "accuracy": float(np.mean(correct)),
-        "macro_f1_3class": float(np.mean(f1)),
-        "recall": recall,
-        "two_class_accuracy": float(np.mean(decided[two] == y[two])) if two.any() else None,
-        "unmasked_called_with_mask": float(np.mean(pred[unmasked] == WITH)) if unmasked.any() else None,
-        "unmasked_called_incorrect": float(np.mean(pred[unmasked] == INCORRECT)) if unmasked.any() else None,
-        "masked_called_without": float(np.mean(pred[y == WITH] == WITHOUT)) if (y == WITH).any() else None,
+        "n": m["n"],
+        "accuracy": float(correct / cm.sum()),
+        "macro_f1_3class": float(np.mean([m["per_class"][LABELS[c]]["f1-score"] for c in present])),
+        "recall": {LABELS[c]: m["per_class"][LABELS[c]]["recall"] for c in present},
+        "two_class_accuracy": m["two_class"]["accuracy"],
+        "unmasked_called_with_mask": share(WITHOUT, WITH),
+        "unmasked_called_incorrect": share(WITHOUT, INCORRECT),
+        "masked_called_without": share(WITH, WITHOUT),
     }
 
 

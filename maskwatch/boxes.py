@@ -16,6 +16,15 @@ import numpy as np
 from maskwatch.faces import Faces
 
 
+def _intersections(a: np.ndarray, b: np.ndarray, dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``a`` and ``b`` as (N, 4) xyxy arrays of ``dtype``, and their intersection areas (len(a), len(b))."""
+    a = np.asarray(a, dtype).reshape(-1, 4)
+    b = np.asarray(b, dtype).reshape(-1, 4)
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    return a, b, np.clip(rb - lt, 0, None).prod(axis=2)
+
+
 def box_iou(a: np.ndarray, b: np.ndarray, dtype=np.float32) -> np.ndarray:
     """IoU matrix (len(a), len(b)) of xyxy boxes, computed in ``dtype``.
 
@@ -27,11 +36,7 @@ def box_iou(a: np.ndarray, b: np.ndarray, dtype=np.float32) -> np.ndarray:
     >>> box_iou(np.zeros((0, 4)), np.array([[0, 0, 1, 1]])).shape
     (0, 1)
     """
-    a = np.asarray(a, dtype).reshape(-1, 4)
-    b = np.asarray(b, dtype).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(axis=2)
+    a, b, inter = _intersections(a, b, dtype)
     area_a = (a[:, 2:] - a[:, :2]).clip(0).prod(axis=1)
     area_b = (b[:, 2:] - b[:, :2]).clip(0).prod(axis=1)
     union = area_a[:, None] + area_b[None, :] - inter
@@ -48,13 +53,7 @@ def box_ios(a: np.ndarray, b: np.ndarray, dtype=np.float32) -> np.ndarray:
     >>> box_ios(np.array([[0, 0, 10, 10]]), np.array([[2, 2, 6, 6], [5, 0, 15, 10], [20, 20, 30, 30]])).round(3).tolist()
     [[1.0, 0.5, 0.0]]
     """
-    a = np.asarray(a, dtype).reshape(-1, 4)
-    b = np.asarray(b, dtype).reshape(-1, 4)
-    ix1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    iy1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    ix2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    iy2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
+    a, b, inter = _intersections(a, b, dtype)
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     return inter / np.maximum(np.minimum(area_a[:, None], area_b[None, :]), 1e-6)
@@ -93,9 +92,7 @@ def weighted_nms(xyxy: np.ndarray, score: np.ndarray, keypoints: np.ndarray, iou
     # by ``iou`` or lies mostly (``contained``) inside it.
     keep = np.ones(len(score), bool)
     overlap = box_iou(xyxy, xyxy)
-    lt = np.maximum(xyxy[:, None, :2], xyxy[None, :, :2])
-    rb = np.minimum(xyxy[:, None, 2:], xyxy[None, :, 2:])
-    inside = np.clip(rb - lt, 0, None).prod(axis=2) / np.maximum((xyxy[:, 2:] - xyxy[:, :2]).prod(axis=1), 1e-9)[None, :]
+    inside = _intersections(xyxy, xyxy, xyxy.dtype)[2] / np.maximum((xyxy[:, 2:] - xyxy[:, :2]).prod(axis=1), 1e-9)[None, :]
     for i in range(len(score)):
         if keep[i]:
             later = np.arange(len(score)) > i

@@ -103,8 +103,8 @@ def _detector_modes() -> tuple[str, ...]:
 
 
 def _detector_help() -> str:
-    registry = detection_registry
-    return "face detector mode: " + "; ".join(registry.get(mode).describe() for mode in registry.modes())
+    return "face detector mode: " + "; ".join(detection_registry.get(mode).describe()
+                                              for mode in detection_registry.modes())
 
 
 def _add_pipeline_options(p: argparse.ArgumentParser, source_help: str) -> None:
@@ -311,7 +311,7 @@ def _command(name: str, **kwargs):
         config = build_config(args)  # first: a bad flag or TOML is one line before anything heavy loads
         from maskwatch import commands  # lazy: numpy, OpenCV and the model runtimes load to run, not for --help
 
-        return getattr(commands, commands.COMMANDS[name])(args, config, **kwargs)
+        return commands.COMMANDS[name](args, config, **kwargs)
 
     return run
 

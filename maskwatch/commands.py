@@ -24,11 +24,7 @@ from maskwatch.monitor import Monitor
 from maskwatch.sinks import ConsoleSink, check_sinks_config, sinks_from_config, timespec_for
 from maskwatch.sinks.console import format_totals
 from maskwatch.sources import display_path, load_image
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-
-COMMANDS = {"headless": "run_headless", "gui": "run_gui", "detect": "run_detect", "bench": "run_bench"}
-"""The CLI's name of each command -> its function here."""
+from maskwatch.sources.spec import IMAGE_SUFFIXES
 
 
 def run_headless(args, config: Config, *, stop_signals) -> int:
@@ -159,3 +155,7 @@ def run_bench(args, config: Config) -> int:
         except OSError as e:
             raise MaskwatchError(f"cannot write {args.json}: {e.strerror or e}") from None
     return 0
+
+
+COMMANDS = {"headless": run_headless, "gui": run_gui, "detect": run_detect, "bench": run_bench}
+"""The CLI's name of each command -> its function."""

@@ -16,10 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from maskwatch.detection import registry as detection_registry
-from maskwatch.detection import (
-    validate_mode_options,  # the registry: no model, numpy or OpenCV
-)
+from maskwatch.detection import registry as detection_registry  # the registry: no model, numpy or OpenCV
+from maskwatch.detection import validate_mode_options
 from maskwatch.detection.config import MODE_MIN_SCORE, DetectorConfig  # noqa: F401 - re-exported
 from maskwatch.errors import MaskwatchError
 from maskwatch.paths import demo_clip, models_dir
@@ -28,9 +26,7 @@ from maskwatch.sources.spec import SourceSpec
 from maskwatch.sources.spec import display_path as _shown
 from maskwatch.sources.spec import parse as parse_source
 from maskwatch.tracking.config import TrackerConfig  # noqa: F401 - re-exported
-from maskwatch.tracking.registry import (
-    TRACKER_KINDS,  # names only: no tracker is imported
-)
+from maskwatch.tracking.registry import TRACKER_KINDS  # names only: no tracker is imported
 
 BLUR_MODES: tuple[str, ...] = ("off", "others", "all")
 """``Config.blur_faces`` values: which faces saved snapshots and videos blur (``true`` in a TOML file

@@ -72,7 +72,7 @@ from maskwatch.frames import Frame, SourceState
 from maskwatch.results import FrameResult, IntervalSummary, Stats, Totals
 from maskwatch.sources import open_source
 from maskwatch.sources.read_ahead import ReadAhead  # noqa: F401 - importable from here, as before
-from maskwatch.sources.spec import parse
+from maskwatch.sources.spec import is_photos, parse  # noqa: F401 - is_photos importable from here, as before
 from maskwatch.stages import Classifier, Counter, Detector, FrameSource, Tracker
 from maskwatch.tracking import make_tracker
 from maskwatch.votes import LabelVotes
@@ -426,15 +426,3 @@ def precheck_source(spec) -> None:
     ``maskwatch.sources.open_source``'s job."""
     parse(spec).check()
 
-
-def is_photos(spec) -> bool:
-    """Whether a source is still images (an image or a folder of them): their detector must not
-    carry faces from one picture to the next, as motion gating does between frames of one camera.
-
-    >>> is_photos("rtsp://cam/live"), is_photos("0")
-    (False, False)
-    """
-    try:
-        return parse(spec).resolve().kind in ("image", "images")
-    except MaskwatchError:  # not there: the source's own check says so, in its words
-        return False

@@ -68,13 +68,8 @@ from maskwatch.crop import padded_region, square_box
 from maskwatch.errors import MaskwatchError
 from maskwatch.records import iso_time
 from maskwatch.results import FrameResult
-from maskwatch.sinks.appended import (
-    AppendedFile,
-    read_our_csv,
-    rewrite_csv,
-    writable_folder,
-)
-from maskwatch.sources.spec import parse, redact
+from maskwatch.sinks.appended import AppendedFile, read_our_csv, rewrite_csv, writable_folder
+from maskwatch.sources.spec import is_photos, parse, redact
 
 log = logging.getLogger("maskwatch.collect")
 
@@ -155,15 +150,6 @@ def check_collect_folder(folder: str | Path) -> None:
     read_collected(folder)
 
 
-def _is_image_source(source) -> bool:
-    """An image folder or a single image (each face is saved; the ``image`` column is the frame's
-    :attr:`~maskwatch.frames.Frame.origin`), not a video or a camera."""
-    try:
-        return parse(source).resolve().kind in ("image", "images")
-    except MaskwatchError:
-        return False
-
-
 class CollectSink(AppendedFile):
     """Saves uncertain face crops into ``config.folder`` with a ``collected.csv`` row each (see the
     module docstring). ``config``: a :class:`~maskwatch.config.CollectConfig`; ``source``: the
@@ -184,7 +170,7 @@ class CollectSink(AppendedFile):
         self.vote_window = max(int(vote_window), 1)
         self.fsync = fsync
         self.camera = "" if source is None else redact(parse(source).text)  # the text as given, credentials hidden
-        self.per_face = source is not None and _is_image_source(source)
+        self.per_face = source is not None and is_photos(source)  # the image column: frame.origin
         self.model = model
         self.retain_s = None if retain_days is None else float(retain_days) * 86400.0
         self.saved = 0  # crops written by this sink

@@ -115,8 +115,6 @@ def check_video_path(path: str | Path, *, overwrite: bool = False) -> Path:
     return path
 
 
-
-
 def _publish(part: Path, path: Path, overwrite: bool) -> Path:
     """Move the finished ``part`` to ``path``; the name used. Without ``overwrite`` never over a
     file that appeared during the recording: then ``path`` with ``-1``, ``-2`` ... before the

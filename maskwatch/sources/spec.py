@@ -95,6 +95,7 @@ __all__ = [
     "SourceSpec",
     "display_path",
     "is_network_url",
+    "is_photos",
     "parse",
     "redact",
     "redact_url",
@@ -221,3 +222,17 @@ def _parse_url(text: str, parts: _UrlParts) -> SourceSpec:
     url = f"{parts.head}{url_userinfo}{url_rest}"
     kind = "network" if parts.scheme.lower() in NETWORK_SCHEMES else "url"
     return SourceSpec(kind, redact(name), text, url=url, password=password or next(iter(secrets), ""))
+
+
+def is_photos(spec) -> bool:
+    """Whether a source is still images (an image or a folder of them), not frames of one scene:
+    the pipeline's detector must not carry faces from one picture to the next (motion gating), and
+    the review loop's collector saves each face and names its image.
+
+    >>> is_photos("rtsp://cam/live"), is_photos("0")
+    (False, False)
+    """
+    try:
+        return parse(spec).resolve().kind in ("image", "images")
+    except MaskwatchError:  # not there: the source's own check says so, in its words
+        return False
